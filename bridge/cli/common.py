@@ -1,0 +1,52 @@
+"""What several commands share: loading settings and opening the store."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bridge.cli.output import err
+from bridge.errors import SettingsError
+from bridge.settings_loader import LoadedSettings, read_settings
+from bridge.store import SQLiteStore, open_store
+
+T = TypeVar("T")
+Commands = Any  # argparse's private _SubParsersAction
+
+
+def add_command(
+    commands: Commands, name: str, summary: str, example: str, run: Callable[..., int]
+) -> argparse.ArgumentParser:
+    """Add a subcommand whose help ends with ``example``."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog="example:\n" + textwrap.indent(example.strip(), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def load(args: argparse.Namespace) -> LoadedSettings | None:
+    """Settings from ``--config``; on problems print them all and return None."""
+    try:
+        return read_settings(Path(args.config))
+    except SettingsError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False)
+        return None
+
+
+async def with_store(loaded: LoadedSettings, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+    """Open the configured store for one command and close it afterwards."""
+    store = open_store(loaded.settings.store)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()

@@ -1,0 +1,110 @@
+"""``bridge replay``: requeue dead deliveries by id or by filter."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from rich.progress import Progress
+
+from bridge.cli.common import Commands, add_command, load, with_store
+from bridge.cli.events import add_filter_options
+from bridge.cli.output import FAILURE, OK, USAGE, fail, out, print_json
+from bridge.errors import NotFound
+from bridge.filters import FilterError, parse_filter
+from bridge.store import SQLiteStore
+from bridge.store.records import EventFilter, ReplayResult, Status
+from bridge.views import replay_view
+
+CHUNK = 500
+
+
+def register(commands: Commands) -> None:
+    """Add ``replay``."""
+    parser = add_command(
+        commands,
+        "replay",
+        "requeue deliveries by id (evt_/dlv_) or by filter; history records the replay",
+        "bridge replay evt_42 dlv_7\n"
+        "bridge replay --status dead --target retailcrm --since 1d --dry-run",
+        run,
+    )
+    parser.add_argument(
+        "ids", nargs="*", help="event ids (replays their dead deliveries) or delivery ids"
+    )
+    add_filter_options(parser, status_default=None)
+    parser.add_argument("--dry-run", action="store_true", help="show what would be requeued")
+    parser.add_argument("--yes", action="store_true", help="do not ask before a bulk replay")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay by ids, or by filter with confirmation."""
+    bulk = any(getattr(args, k) for k in ("status", "source", "target", "since", "until"))
+    if not args.ids and not bulk:
+        return fail("give ids, or --status dead with filters (see bridge replay --help)", USAGE)
+    if args.ids and bulk:
+        return fail("give ids or filters, not both", USAGE)
+    flt: EventFilter | None = None
+    if bulk:
+        if args.status not in (Status.DEAD.value, Status.DONE.value):
+            return fail("a bulk replay needs --status dead (or --status done)", USAGE)
+        try:
+            flt = parse_filter(
+                {k: getattr(args, k) for k in ("status", "source", "target", "since", "until")},
+                default_limit=1_000_000,
+            )
+        except FilterError as exc:
+            return fail(f"--{exc}", USAGE)
+    loaded = load(args)
+    if loaded is None:
+        return FAILURE
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        plan = asyncio.run(
+            with_store(loaded, lambda store: store.replay(args.ids, flt, actor, dry_run=True))
+        )
+    except NotFound as exc:
+        return fail(str(exc), USAGE)
+    if args.dry_run or not plan.requeued:
+        _report(plan, dry_run=True, as_json=args.json)
+        return OK if plan.requeued or args.dry_run else FAILURE
+    if flt is not None and not args.yes:
+        if not sys.stdin.isatty():
+            return fail(f"{len(plan.requeued)} deliveries match; add --yes to requeue them", USAGE)
+        answer = input(f"Requeue {len(plan.requeued)} deliveries? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            out.print("Nothing requeued.")
+            return FAILURE
+    done = asyncio.run(with_store(loaded, lambda store: _requeue(store, plan, actor, args.json)))
+    _report(ReplayResult(done, plan.skipped), dry_run=False, as_json=args.json)
+    return OK
+
+
+async def _requeue(store: SQLiteStore, plan: ReplayResult, actor: str, quiet: bool) -> list[str]:
+    """Requeue the planned deliveries in chunks, with a progress bar for long runs."""
+    done: list[str] = []
+    with Progress(transient=True, disable=quiet or len(plan.requeued) <= CHUNK) as bar:
+        task = bar.add_task("requeueing", total=len(plan.requeued))
+        for start in range(0, len(plan.requeued), CHUNK):
+            chunk = plan.requeued[start : start + CHUNK]
+            result = await store.replay(chunk, None, actor, dry_run=False)
+            done += result.requeued
+            bar.advance(task, len(chunk))
+    return done
+
+
+def _report(result: ReplayResult, *, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json(replay_view(result, dry_run))
+        return
+    verb = "would requeue" if dry_run else "requeued"
+    out.print(f"{verb} {len(result.requeued)} deliveries", markup=False)
+    for delivery in result.requeued[:20]:
+        out.print(f"  {delivery}", markup=False)
+    if len(result.requeued) > 20:
+        out.print(f"  … and {len(result.requeued) - 20} more", markup=False)
+    for ref, why in result.skipped.items():
+        out.print(f"skipped {ref}: {why}", markup=False)

@@ -1,0 +1,91 @@
+"""What the core asks of a connector: small protocols a connector implements as it can.
+
+A connector package registers a :class:`ConnectorType` under the ``bridge.connectors``
+entry-point group (name = the ``type:`` in config). The core meets it only through these
+protocols, so ``bridge/`` never imports a concrete system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from bridge.settings import SystemSettings
+from bridge.store.records import EventRecord, InboundEvent
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An authenticated webhook as the parser sees it."""
+
+    system: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    content_type: str
+    body: bytes
+
+
+class WebhookRejected(Exception):
+    """The body is not a change we understand; ``reason`` is kept with the stored body."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """One attempt to bring an entity's latest state to a target."""
+
+    delivery_id: str
+    operation_key: str  # stable across retries and replays: the target's idempotency key
+    target: str
+    source: str
+    entity: str
+    entity_id: str
+    attempt: int
+    events: tuple[EventRecord, ...]  # the coalesced changes, oldest first
+
+
+@runtime_checkable
+class WebhookParser(Protocol):
+    """Turns an inbound webhook body into changes; raises WebhookRejected when it cannot."""
+
+    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        """Parse one authenticated webhook."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Writes an entity's latest state into the system; raises DeliveryError subclasses."""
+
+    async def deliver(self, job: DeliveryJob) -> None:
+        """Apply the job idempotently (the same operation key must not apply twice)."""
+        ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Connectors holding sessions or pools open them here and close them on shutdown."""
+
+    async def start(self) -> None:
+        """Open sessions; may raise to refuse start-up."""
+        ...
+
+    async def close(self) -> None:
+        """Release what start() opened."""
+        ...
+
+
+class ConnectorType(Protocol):
+    """The entry-point object: validates options and builds a connector for one system."""
+
+    options_model: type[BaseModel]
+
+    def create(self, name: str, system: SystemSettings, options: Any) -> object:
+        """A connector for system ``name``; ``options`` is an ``options_model`` instance."""
+        ...

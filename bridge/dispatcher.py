@@ -1,0 +1,221 @@
+"""The dispatcher: claims due deliveries per target and runs attempts, bounded per target.
+
+Per-entity order comes from the store's claim (a delivery is not due while an older one
+of the same entity waits or is in flight); coalescing happens at intake. Here we bound
+concurrency per target, time each attempt out, classify the outcome with
+:func:`bridge.retry.decide_retry`, and record every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bridge.connector import DeliveryJob, Sink
+from bridge.errors import DeliveryError, ErrorClass, StoreError, TransientError
+from bridge.logs import get_logger
+from bridge.metrics import Metrics
+from bridge.retry import decide_retry
+from bridge.settings import DeliverySettings
+from bridge.store.protocol import Store
+from bridge.store.records import AttemptOutcome, Claimed, Status
+
+log = get_logger("bridge.dispatcher")
+
+IDLE_POLL_SECONDS = 1.0  # picks up replays made by the CLI in another process
+STORE_ERROR_PAUSE = 1.0
+
+
+@dataclass
+class TargetLane:
+    """One target's sink, its limits and its wake-up flag."""
+
+    name: str
+    sink: Sink
+    settings: DeliverySettings
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Dispatcher:
+    """Runs one lane per target until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        lanes: dict[str, tuple[Sink, DeliverySettings]],
+        owner: str,
+        *,
+        lease_seconds: float,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        unit_random: Callable[[], float] = random.random,
+        shutdown_grace: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._lanes = {name: TargetLane(name, sink, cfg) for name, (sink, cfg) in lanes.items()}
+        self.owner = owner
+        self._lease_seconds = lease_seconds
+        self._metrics = metrics
+        self._clock = clock
+        self._random = unit_random
+        self._grace = shutdown_grace
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self, target: str) -> None:
+        """Tell a lane that new work may be due (called after intake commits)."""
+        lane = self._lanes.get(target)
+        if lane is not None:
+            lane.wakeup.set()
+
+    async def start(self) -> None:
+        """Take over leases of a previous process, then start one loop per target."""
+        released = await self._store.release_expired_leases(owner=self.owner)
+        if released:
+            log.warning("deliveries_recovered", count=released)
+        for lane in self._lanes.values():
+            self._tasks.append(asyncio.create_task(self._run_lane(lane), name=f"lane-{lane.name}"))
+        self._tasks.append(asyncio.create_task(self._sweep_leases(), name="lease-sweeper"))
+
+    async def stop(self) -> None:
+        """Stop claiming, let attempts in flight finish within the grace period."""
+        self._stopping.set()
+        for lane in self._lanes.values():
+            lane.wakeup.set()
+        running = [t for lane in self._lanes.values() for t in lane.running]
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=self._grace)
+            for task in pending:  # left in_flight; the next start takes the lease over
+                task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run_lane(self, lane: TargetLane) -> None:
+        while not self._stopping.is_set():
+            lane.wakeup.clear()
+            free = lane.settings.concurrency - len(lane.running)
+            claimed: list[Claimed] = []
+            try:
+                if free > 0:
+                    claimed = await self._store.claim_due(lane.name, self.owner, free)
+                for item in claimed:
+                    task = asyncio.create_task(self._attempt(lane, item))
+                    lane.running.add(task)
+                    task.add_done_callback(functools.partial(self._finished, lane))
+                if claimed and len(claimed) == free:
+                    continue  # there may be more due work; claim again once a slot frees
+                timeout = await self._idle_timeout(lane)
+            except StoreError as exc:
+                log.warning("store_unavailable", target=lane.name, error=str(exc))
+                timeout = STORE_ERROR_PAUSE
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.wakeup.wait(), timeout)
+
+    def _finished(self, lane: TargetLane, task: asyncio.Task[None]) -> None:
+        lane.running.discard(task)
+        lane.wakeup.set()
+
+    async def _idle_timeout(self, lane: TargetLane) -> float:
+        if len(lane.running) >= lane.settings.concurrency:
+            return IDLE_POLL_SECONDS  # a finishing attempt wakes us sooner
+        now = self._clock()
+        due = await self._store.next_due_at(lane.name, now)
+        if due is None:
+            return IDLE_POLL_SECONDS
+        return max(0.0, min(IDLE_POLL_SECONDS, due - now))
+
+    async def _attempt(self, lane: TargetLane, claimed: Claimed) -> None:
+        d = claimed.delivery
+        job = DeliveryJob(
+            delivery_id=d.id,
+            operation_key=f"bridge-{d.id}",
+            target=d.target,
+            source=d.source,
+            entity=d.entity,
+            entity_id=d.entity_id,
+            attempt=claimed.attempt,
+            events=tuple(claimed.events),
+        )
+        started = time.monotonic()
+        error: DeliveryError | None = None
+        try:
+            await asyncio.wait_for(lane.sink.deliver(job), lane.settings.timeout_seconds)
+        except DeliveryError as exc:
+            error = exc
+        except TimeoutError:
+            error = TransientError(f"timed out after {lane.settings.timeout_seconds:g} s")
+        except Exception as exc:  # a connector bug must not kill the lane
+            error = TransientError(f"unexpected {type(exc).__name__}: {exc}")
+            error.error_class = ErrorClass.UNEXPECTED
+            log.warning(
+                "delivery_unexpected_error", delivery_id=d.id, target=d.target, exc_info=True
+            )
+        duration_ms = (time.monotonic() - started) * 1000
+        outcome = self._outcome(claimed, error, duration_ms)
+        if self._metrics is not None:
+            self._metrics.observe_attempt(d.target, outcome.status, duration_ms / 1000)
+        try:
+            held = await self._store.finish_attempt(claimed, self.owner, outcome)
+        except StoreError as exc:
+            # Not recorded: the lease expires and the delivery is tried again (at least once).
+            log.warning("delivery_result_not_recorded", delivery_id=d.id, error=str(exc))
+            return
+        if not held:
+            log.warning("delivery_lease_lost", delivery_id=d.id, target=d.target)
+
+    def _outcome(
+        self, claimed: Claimed, error: DeliveryError | None, duration_ms: float
+    ) -> AttemptOutcome:
+        d = claimed.delivery
+        fields = {
+            "delivery_id": d.id,
+            "target": d.target,
+            "entity": d.entity,
+            "entity_id": d.entity_id,
+            "attempt": claimed.attempt,
+        }
+        if error is None:
+            log.info("delivery_done", duration_ms=round(duration_ms, 1), **fields)
+            return AttemptOutcome(Status.DONE, duration_ms=duration_ms)
+        lane = self._lanes[d.target]
+        decision = decide_retry(claimed.attempt, error, lane.settings.retry, self._random())
+        error_class = str(error.error_class)
+        if decision.retry:
+            log.info(
+                "delivery_retry_scheduled",
+                error_class=error_class,
+                error=str(error),
+                delay_s=round(decision.delay, 2),
+                **fields,
+            )
+            return AttemptOutcome(
+                Status.RETRY, self._clock() + decision.delay, error_class, str(error), duration_ms
+            )
+        message = f"{error} ({decision.reason})"
+        log.error("event_dead_lettered", error_class=error_class, error=message, **fields)
+        return AttemptOutcome(Status.DEAD, None, error_class, message, duration_ms)
+
+    async def _sweep_leases(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._lease_seconds / 2)
+            if self._stopping.is_set():
+                return
+            try:
+                released = await self._store.release_expired_leases()
+            except StoreError as exc:
+                log.warning("store_unavailable", error=str(exc))
+                continue
+            if released:
+                log.warning("deliveries_recovered", count=released, reason="lease_expired")
+            for lane in self._lanes.values():
+                lane.wakeup.set()

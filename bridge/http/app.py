@@ -1,0 +1,104 @@
+"""The aiohttp application: routes, the problem/metrics middleware, health and readiness."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from bridge.errors import StoreError
+from bridge.http import admin, hooks
+from bridge.http.auth import ClientAuth
+from bridge.http.problems import Problem, json_response, problem_response
+from bridge.http.state import AUTH, RUNTIME
+from bridge.logs import get_logger
+from bridge.runtime import Runtime
+
+log = get_logger("bridge.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problems_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error becomes problem+json; every answer is counted and timed."""
+    started = time.perf_counter()
+    route = request.match_info.route.resource
+    route_name = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except Problem as exc:
+        response = problem_response(exc)
+    except web.HTTPException as exc:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        response = problem_response(Problem(exc.status, code, exc.reason))
+    except StoreError as exc:
+        log.warning("store_unavailable", path=request.path, error=str(exc))
+        response = problem_response(
+            Problem(
+                503,
+                "store_unavailable",
+                "the event store is not available; retry",
+                headers={"Retry-After": "5"},
+            )
+        )
+    except Exception:
+        log.exception("request_failed", path=request.path, method=request.method)
+        response = problem_response(Problem(500, "internal_error", "an internal error occurred"))
+    request.app[RUNTIME].metrics.observe_request(
+        route_name, request.method, response.status, time.perf_counter() - started
+    )
+    return response
+
+
+async def health(_request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: the store answers (connector breaker states join with the connectors)."""
+    rt = request.app[RUNTIME]
+    checks: dict[str, str] = {}
+    try:
+        await rt.store.ping()
+        checks["store"] = "ok"
+    except StoreError as exc:
+        checks["store"] = f"unavailable: {exc}"
+    ok = all(v == "ok" for v in checks.values())
+    systems = dict.fromkeys(rt.connectors.by_system, "configured")
+    return json_response({"ready": ok, "checks": checks, "systems": systems}, 200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    rt = request.app[RUNTIME]
+    body = await rt.metrics.render(rt.store)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Application:
+    """The app; with ``manage_runtime`` the runtime starts and stops with it."""
+    app = web.Application(
+        middlewares=[problems_and_metrics],
+        client_max_size=runtime.settings.http.max_body_bytes,
+    )
+    app[RUNTIME] = runtime
+    app[AUTH] = ClientAuth(runtime.settings.clients)
+    if manage_runtime:
+
+        async def lifecycle(_app: web.Application):  # type: ignore[no-untyped-def]
+            await runtime.start()
+            yield
+            await runtime.stop()
+
+        app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/hooks/{system}", hooks.receive_webhook)
+    app.router.add_get("/api/v1/events", admin.list_events)
+    app.router.add_get("/api/v1/events/{id}", admin.show_event)
+    app.router.add_post("/api/v1/events/replay", admin.replay)
+    return app

@@ -1,0 +1,64 @@
+"""Logging: structlog for our events, stdlib loggers (aiohttp, zeep) routed through it.
+
+Output is console in a terminal and JSON lines otherwise (``log.format``), always on stderr.
+Every record passes :func:`bridge.redact.redact_event` before it is rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from bridge.redact import redact_event
+from bridge.settings import LogFormat, LogSettings
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    redact_event,
+]
+
+
+def configure_logging(settings: LogSettings, stream: Any = None) -> None:
+    """Configure structlog and the stdlib root logger once for this process."""
+    stream = stream or sys.stderr
+    use_json = settings.format is LogFormat.JSON or (
+        settings.format is LogFormat.AUTO and not stream.isatty()
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    level = getattr(logging, settings.level.upper())
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_SHARED],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_event,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp.access logs every request line; our metrics count requests instead.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger; event names are stable snake_case (support greps for them)."""
+    return structlog.get_logger(name)

@@ -1,0 +1,101 @@
+"""Finding connectors through the ``bridge.connectors`` entry-point group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.connector import ConnectorType, Sink, WebhookParser
+from bridge.settings import Settings
+
+GROUP = "bridge.connectors"
+
+
+def installed_types() -> dict[str, ConnectorType]:
+    """Every connector type installed in this environment, by its ``type:`` name."""
+    found: dict[str, ConnectorType] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name not in found:
+            found[ep.name] = ep.load()
+    return found
+
+
+@dataclass
+class Connectors:
+    """The connector built for each configured, enabled system."""
+
+    by_system: dict[str, object] = field(default_factory=dict)
+
+    def sink(self, system: str) -> Sink | None:
+        """The system's sink, if its connector writes."""
+        obj = self.by_system.get(system)
+        return obj if isinstance(obj, Sink) else None
+
+    def parser(self, system: str) -> WebhookParser | None:
+        """The system's webhook parser, if its connector takes webhooks."""
+        obj = self.by_system.get(system)
+        return obj if isinstance(obj, WebhookParser) else None
+
+
+@dataclass
+class ConnectorProblem:
+    """A problem found while building connectors, with the config key it concerns."""
+
+    path: tuple[str | int, ...]
+    message: str
+
+
+def build_connectors(
+    settings: Settings, types: dict[str, ConnectorType] | None = None
+) -> tuple[Connectors, list[ConnectorProblem]]:
+    """Build every enabled system's connector and check that routes can use them."""
+    types = installed_types() if types is None else types
+    built = Connectors()
+    problems: list[ConnectorProblem] = []
+    for name, system in settings.systems.items():
+        if not system.enabled:
+            continue
+        ctype = types.get(system.type)
+        if ctype is None:
+            known = ", ".join(sorted(types)) or "none"
+            message = f"no connector of type {system.type!r} is installed (installed: {known})"
+            problems.append(ConnectorProblem(("systems", name, "type"), message))
+            continue
+        try:
+            options: Any = ctype.options_model.model_validate(system.options)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                path = ("systems", name, "options", *err["loc"])
+                message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(ConnectorProblem(path, message))
+            continue
+        built.by_system[name] = ctype.create(name, system, options)
+    problems += _route_problems(settings, built)
+    return built, problems
+
+
+def _route_problems(settings: Settings, built: Connectors) -> list[ConnectorProblem]:
+    problems = []
+    for i, route in enumerate(settings.mirror.routes):
+        for j, target in enumerate(route.targets):
+            system = settings.systems.get(target)
+            if system is None or target not in built.by_system:
+                if system is not None and not system.enabled:
+                    problems.append(
+                        ConnectorProblem(
+                            ("mirror", "routes", i, "targets", j), f"system {target!r} is disabled"
+                        )
+                    )
+                continue
+            if built.sink(target) is None:
+                problems.append(
+                    ConnectorProblem(
+                        ("mirror", "routes", i, "targets", j),
+                        f"the {system.type} connector cannot write,"
+                        f" so {target!r} cannot be a target",
+                    )
+                )
+    return problems

@@ -1,0 +1,206 @@
+"""The shape of ``config.yaml``: pydantic models, every one ``extra="forbid"``.
+
+Reading the file (line numbers, ``${VAR}`` interpolation, ``BRIDGE__*`` overrides) lives in
+``settings_loader.py``; this module only says what a valid configuration is.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SCOPES = frozenset({"bonus:read", "bonus:reserve", "admin"})
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Synchronous(StrEnum):
+    """SQLite ``synchronous`` levels we allow; FULL survives power loss after the ack."""
+
+    FULL = "full"
+    NORMAL = "normal"
+
+
+class StoreSettings(Strict):
+    """Where events live. ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``."""
+
+    url: str = "sqlite:///var/bridge.db"
+    synchronous: Synchronous = Synchronous.FULL
+    lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("the PostgreSQL store is not available in this version yet")
+        if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
+            raise ValueError("must be sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        return value
+
+
+class HttpSettings(Strict):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+
+
+class LogFormat(StrEnum):
+    """``auto`` is console in a terminal and JSON otherwise."""
+
+    AUTO = "auto"
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class LogSettings(Strict):
+    """Logging; output goes to stderr."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: LogFormat = LogFormat.AUTO
+
+
+class ClientSettings(Strict):
+    """An API client: one bearer token and the scopes it grants."""
+
+    token: SecretStr
+    scopes: list[str] = Field(min_length=1)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scope(s) {unknown}; allowed: {sorted(SCOPES)}")
+        return value
+
+
+class WebhookAuth(StrEnum):
+    """How a system proves it is the sender of ``POST /hooks/{system}``."""
+
+    BEARER = "bearer"  # Authorization: Bearer <token>
+    QUERY = "query"  # ?token=<token>, for senders that cannot set headers
+    HMAC = "hmac"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
+    CONNECTOR = "connector"  # the connector's parser checks a token inside the body
+
+
+class WebhookSettings(Strict):
+    """Inbound webhook of one system."""
+
+    auth: WebhookAuth = WebhookAuth.BEARER
+    token: SecretStr | None = None
+    secret: SecretStr | None = None
+    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _credential_present(self) -> WebhookSettings:
+        needs_token = self.auth in (WebhookAuth.BEARER, WebhookAuth.QUERY, WebhookAuth.CONNECTOR)
+        if needs_token and (self.token is None or len(self.token.get_secret_value()) < 16):
+            raise ValueError(f"auth '{self.auth}' needs a token of at least 16 characters")
+        if self.auth is WebhookAuth.HMAC:
+            secret = self.secret.get_secret_value() if self.secret else ""
+            if not secret.startswith("whsec_") or len(secret) < 16:
+                raise ValueError("auth 'hmac' needs a secret of the form whsec_<base64>")
+        return self
+
+
+class RetrySettings(Strict):
+    """Capped exponential backoff with jitter for one target."""
+
+    base_seconds: float = Field(default=1.0, gt=0)
+    cap_seconds: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=15, ge=1, le=1000)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> RetrySettings:
+        if self.cap_seconds < self.base_seconds:
+            raise ValueError("cap_seconds must not be below base_seconds")
+        return self
+
+
+class DeliverySettings(Strict):
+    """How deliveries to one system are dispatched."""
+
+    concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    retry: RetrySettings = RetrySettings()
+
+
+class SystemSettings(Strict):
+    """One external system; ``type`` names an installed connector."""
+
+    type: str
+    enabled: bool = True
+    webhook: WebhookSettings | None = None
+    delivery: DeliverySettings = DeliverySettings()
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Route(Strict):
+    """Events of ``entity`` from ``source`` go to every system in ``targets``."""
+
+    source: str
+    entity: str
+    targets: list[str] = Field(min_length=1)
+    mapping: str | None = None
+
+
+class MirrorSettings(Strict):
+    """Order and customer mirroring."""
+
+    routes: list[Route] = Field(default_factory=list)
+
+
+class SandboxSettings(Strict):
+    """In-process emulators for a fresh clone; never enable in production."""
+
+    enabled: bool = False
+
+
+class Settings(Strict):
+    """The whole ``config.yaml``."""
+
+    store: StoreSettings = StoreSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+    clients: dict[str, ClientSettings] = Field(default_factory=dict)
+    systems: dict[str, SystemSettings] = Field(default_factory=dict)
+    mirror: MirrorSettings = MirrorSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+
+    @field_validator("systems")
+    @classmethod
+    def _system_names(cls, value: dict[str, SystemSettings]) -> dict[str, SystemSettings]:
+        for name in value:
+            if not SYSTEM_NAME.match(name):
+                raise ValueError(f"system name {name!r} must match {SYSTEM_NAME.pattern}")
+        return value
+
+    @field_validator("clients")
+    @classmethod
+    def _distinct_tokens(cls, value: dict[str, ClientSettings]) -> dict[str, ClientSettings]:
+        seen: dict[str, str] = {}
+        for name, client in value.items():
+            token = client.token.get_secret_value()
+            if token in seen:
+                raise ValueError(f"clients {seen[token]!r} and {name!r} share one token")
+            seen[token] = name
+        return value

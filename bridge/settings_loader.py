@@ -1,0 +1,245 @@
+"""Read ``config.yaml`` into :class:`Settings`, reporting every problem with file and line.
+
+Steps: compose the YAML (keeping each node's line), substitute ``${VAR}`` and
+``${VAR:-default}`` from the environment, apply ``BRIDGE__SECTION__KEY`` overrides, validate
+with pydantic, then run the checks that span sections. Every step adds to one list of
+problems, so an integrator sees all mistakes in one run of ``bridge check``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bridge.errors import SettingsError
+from bridge.settings import Settings
+
+ENV_PREFIX = "BRIDGE__"
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class Problem:
+    """One finding: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    path: KeyPath
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = format_path(self.path) or "(top level)"
+        return f"{where}: {key}: {self.message}"
+
+
+@dataclass
+class Document:
+    """A loaded YAML document: plain data plus the line of every key path."""
+
+    file: str
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    origins: dict[KeyPath, str] = field(default_factory=dict)
+
+    def problem(self, path: KeyPath, message: str) -> Problem:
+        """Build a problem at ``path``, pointing at the closest line we know."""
+        origin = self.origins.get(path)
+        if origin:
+            return Problem(f"environment {origin}", None, path, message)
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        return Problem(self.file, self.lines.get(probe), path, message)
+
+
+def format_path(path: KeyPath) -> str:
+    """Render ``("systems", "onec", "type")`` as ``systems.onec.type`` and ints as ``[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_document(path: Path) -> tuple[Document, list[Problem]]:
+    """Parse a YAML file keeping lines; syntax errors and duplicate keys become problems."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return Document(name, None), [Problem(name, None, (), f"cannot read: {exc.strerror}")]
+    except UnicodeDecodeError:
+        return Document(name, None), [Problem(name, None, (), "is not UTF-8 text")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        return Document(name, None), [Problem(name, line, (), f"YAML syntax: {exc.problem}")]
+    doc = Document(name, None)
+    problems: list[Problem] = []
+    doc.data = _construct(node, (), doc, problems) if node is not None else {}
+    return doc, problems
+
+
+def _construct(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Problem]) -> Any:
+    doc.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            child = (*path, key)
+            if key in out:
+                doc.lines[child] = key_node.start_mark.line + 1
+                problems.append(doc.problem(child, "duplicate key"))
+            out[key] = _construct(value_node, child, doc, problems)
+            doc.lines[child] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), doc, problems) for i, item in enumerate(node.value)]
+    # A scalar: the safe constructor resolves ints, bools and nulls as YAML 1.1 does.
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def interpolate(doc: Document, env: Mapping[str, str]) -> list[Problem]:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+    problems: list[Problem] = []
+
+    def substitute(value: Any, path: KeyPath) -> Any:
+        if isinstance(value, dict):
+            return {k: substitute(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substitute(v, (*path, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "$" not in value:
+            return value
+
+        def one(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(doc.problem(path, f"environment variable {name} is not set"))
+            return ""
+
+        return _VAR.sub(one, value)
+
+    doc.data = substitute(doc.data, ())
+    return problems
+
+
+def apply_env_overrides(doc: Document, env: Mapping[str, str]) -> list[Problem]:
+    """Apply ``BRIDGE__HTTP__PORT=9000`` style overrides; values are parsed as YAML scalars."""
+    problems: list[Problem] = []
+    if not isinstance(doc.data, dict):
+        return problems
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(parts):
+            problems.append(Problem(f"environment {name}", None, (), "empty key segment"))
+            continue
+        try:
+            value = yaml.safe_load(env[name]) if env[name] else ""
+        except yaml.YAMLError:
+            value = env[name]
+        node: Any = doc.data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+        doc.origins[tuple(parts)] = name
+    return problems
+
+
+def validation_problems(doc: Document, error: ValidationError) -> list[Problem]:
+    """Turn pydantic's errors into problems that name the key path and its line."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc: KeyPath = tuple(item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        problems.append(doc.problem(loc, message))
+    return problems
+
+
+def cross_checks(doc: Document) -> list[Problem]:
+    """Checks that span sections (routes must name configured systems), on the raw data.
+
+    They run even when pydantic found problems elsewhere, so one run reports everything.
+    """
+    problems: list[Problem] = []
+    data = _as_dict(doc.data)
+    systems = _as_dict(data.get("systems"))
+    routes = _as_dict(data.get("mirror")).get("routes")
+    if not isinstance(routes, list):
+        routes = []
+    for i, route in enumerate(routes):
+        if not isinstance(route, dict):
+            continue
+        base: KeyPath = ("mirror", "routes", i)
+        source = route.get("source")
+        if isinstance(source, str) and source not in systems:
+            problems.append(doc.problem((*base, "source"), f"unknown system {source!r}"))
+        targets = route.get("targets")
+        if not isinstance(targets, list):
+            targets = []
+        for j, target in enumerate(targets):
+            if not isinstance(target, str):
+                continue
+            if target not in systems:
+                problems.append(doc.problem((*base, "targets", j), f"unknown system {target!r}"))
+            elif target == source:
+                message = "a route cannot target its own source"
+                problems.append(doc.problem((*base, "targets", j), message))
+    return problems
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class LoadedSettings:
+    """Settings plus the document they came from (for line numbers in later checks)."""
+
+    settings: Settings
+    document: Document
+
+
+def read_settings(path: Path, env: Mapping[str, str] | None = None) -> LoadedSettings:
+    """Load, interpolate, override and validate; raise :class:`SettingsError` with all problems."""
+    env = os.environ if env is None else env
+    doc, problems = load_document(path)
+    if doc.data is None and problems:
+        raise SettingsError([str(p) for p in problems])
+    if not isinstance(doc.data, dict):
+        raise SettingsError([str(doc.problem((), "the file must hold a mapping of sections"))])
+    problems += interpolate(doc, env)
+    problems += apply_env_overrides(doc, env)
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(doc.data)
+    except ValidationError as exc:
+        problems += validation_problems(doc, exc)
+    problems += cross_checks(doc)
+    if problems or settings is None:
+        problems.sort(key=lambda p: (p.file, p.line or 0))
+        raise SettingsError([str(p) for p in problems])
+    return LoadedSettings(settings, doc)

@@ -1,0 +1,106 @@
+"""The store protocol: everything the core asks of the event log.
+
+The SQLite store implements it for one instance; a PostgreSQL store (claims with
+``FOR UPDATE SKIP LOCKED``) can implement the same methods for several instances without
+touching callers. Every method is a coroutine; every write is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bridge.store.records import (
+    AttemptOutcome,
+    Claimed,
+    Cursor,
+    DeliveryRecord,
+    EventDetail,
+    EventFilter,
+    EventRecord,
+    NewEvent,
+    QueueDepth,
+    Rejected,
+    ReplayResult,
+    Status,
+    Stored,
+)
+
+
+class Store(Protocol):
+    """The durable event log."""
+
+    async def open(self) -> None:
+        """Connect and migrate the schema to the latest version."""
+
+    async def close(self) -> None:
+        """Finish pending writes and disconnect."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer a trivial query."""
+
+    async def append_events(self, events: Sequence[NewEvent]) -> list[Stored]:
+        """Store events and their deliveries durably; duplicates are found, not stored."""
+
+    async def append_rejected(self, rejected: Rejected) -> Stored:
+        """Store an unparsable body as a ``rejected`` event."""
+
+    async def append_polled(self, events: Sequence[NewEvent], cursor: Cursor) -> list[Stored]:
+        """Store polled events and advance the cursor in the same transaction."""
+
+    async def get_cursor(self, source: str, name: str) -> Cursor | None:
+        """The current poll position, if any."""
+
+    async def claim_due(self, target: str, owner: str, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries of ``target``, oldest entity first."""
+
+    async def finish_attempt(self, claimed: Claimed, owner: str, outcome: AttemptOutcome) -> bool:
+        """Record an attempt and move the delivery on; False if the lease was lost."""
+
+    async def release_expired_leases(self, owner: str | None = None) -> int:
+        """Return expired (or, with ``owner``, all foreign) leases to ``pending``."""
+
+    async def next_due_at(self, target: str, after: float) -> float | None:
+        """When the next waiting delivery of ``target`` falls due after ``after``.
+
+        Deliveries already due but not claimed are blocked behind an older one of the same
+        entity; the dispatcher is woken when that one finishes, so they are not counted.
+        """
+
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        """Events newest first, filtered."""
+
+    async def get_event(self, event_id: str) -> EventDetail:
+        """An event with its deliveries and full history; raises NotFound."""
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        """One delivery; raises NotFound."""
+
+    async def replay(
+        self, ids: Sequence[str], flt: EventFilter | None, actor: str, dry_run: bool
+    ) -> ReplayResult:
+        """Requeue dead (or, by explicit id, done) deliveries; appends ``replayed``."""
+
+    async def queue_depth(self) -> list[QueueDepth]:
+        """Deliveries per target and status, with the oldest age, excluding ``done``."""
+
+    async def count_events(self) -> dict[Status, int]:
+        """How many events are in each status."""
+
+    async def list_cursors(self) -> list[Cursor]:
+        """All poll positions."""
+
+    async def map_ids(
+        self, entity: str, system: str, local_id: str, peer_system: str, peer_id: str
+    ) -> None:
+        """Record that ``local_id`` in ``system`` is ``peer_id`` in ``peer_system``."""
+
+    async def lookup_id(
+        self, entity: str, system: str, local_id: str, peer_system: str
+    ) -> str | None:
+        """The peer's id of an entity, if mapped (both directions are looked up)."""
+
+    async def remember_response(
+        self, scope: str, key: str, request_hash: str, status: int, response: str, ttl: float
+    ) -> tuple[str, int, str]:
+        """Keep the first answer to an idempotency key; return the one kept."""

@@ -1,0 +1,688 @@
+"""The SQLite event log: WAL, ``synchronous=FULL`` by default, one writer thread.
+
+For one instance. Writes go through :class:`Writer` (group commit); reads use one
+connection per reader thread, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bridge.errors import NotFound, StoreError
+from bridge.store import sqlite_sql as q
+from bridge.store.migrate import migrate_sqlite
+from bridge.store.records import (
+    AttemptOutcome,
+    Claimed,
+    Cursor,
+    DeliveryRecord,
+    EventDetail,
+    EventFilter,
+    EventRecord,
+    HistoryEntry,
+    NewEvent,
+    QueueDepth,
+    Rejected,
+    ReplayResult,
+    Status,
+    Stored,
+    delivery_ref,
+    event_ref,
+)
+from bridge.store.refs import parse_ref
+from bridge.store.sqlite_writer import Writer
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+class SQLiteStore:
+    """Implements :class:`bridge.store.protocol.Store` on one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "full",
+        busy_timeout_ms: int = 5000,
+        lease_seconds: float = 60.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous.upper()
+        self._busy_timeout_ms = busy_timeout_ms
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._writer: Writer | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout_ms / 1000,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def open(self) -> None:
+        """Create the file's folder, migrate, start the writer."""
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._connect()
+            try:
+                migrate_sqlite(conn)
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self._writer = Writer(self._connect)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Let queued writes commit, then close every connection."""
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreError("store is not open")
+        try:
+            return await self._writer.run(job)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._read_sync, job)
+
+    def _read_sync(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        try:
+            conn.execute("BEGIN")  # one snapshot for every query of the job
+            try:
+                return job(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+
+    async def ping(self) -> None:
+        """Raise StoreError unless a trivial query answers."""
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- intake ------------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[NewEvent]) -> list[Stored]:
+        """Store events with their deliveries in one transaction."""
+        now = self._clock()
+        return await self._write(lambda conn: [_insert_event(conn, e, now) for e in events])
+
+    async def append_rejected(self, rejected: Rejected) -> Stored:
+        """Store an unparsable body as a rejected event."""
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> Stored:
+            row = conn.execute(
+                q.INSERT_EVENT,
+                (
+                    rejected.source,
+                    rejected.source_key,
+                    None,
+                    None,
+                    None,
+                    rejected.body,
+                    Status.REJECTED,
+                    rejected.reason,
+                    now,
+                    now,
+                ),
+            ).fetchone()
+            if row is None:
+                return Stored(_existing_event(conn, rejected.source, rejected.source_key), True)
+            conn.execute(
+                q.INSERT_HISTORY,
+                (
+                    now,
+                    "rejected",
+                    None,
+                    row[0],
+                    None,
+                    "rejected",
+                    "parse",
+                    rejected.reason,
+                    None,
+                    None,
+                ),
+            )
+            return Stored(event_ref(row[0]), False)
+
+        return await self._write(job)
+
+    async def append_polled(self, events: Sequence[NewEvent], cursor: Cursor) -> list[Stored]:
+        """Store polled events and move the cursor in the same transaction."""
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> list[Stored]:
+            stored = [_insert_event(conn, e, now) for e in events]
+            conn.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source, name)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (cursor.source, cursor.name, cursor.value, now),
+            )
+            return stored
+
+        return await self._write(job)
+
+    async def get_cursor(self, source: str, name: str) -> Cursor | None:
+        """The stored poll position of ``source``/``name``."""
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT source, name, value, updated_at FROM cursors WHERE source = ? AND name = ?",
+                (source, name),
+            ).fetchone()
+        )
+        return Cursor(*row) if row else None
+
+    async def list_cursors(self) -> list[Cursor]:
+        """Every poll position."""
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT source, name, value, updated_at FROM cursors ORDER BY source, name"
+            ).fetchall()
+        )
+        return [Cursor(*row) for row in rows]
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    async def claim_due(self, target: str, owner: str, limit: int) -> list[Claimed]:
+        """Lease due deliveries of ``target`` and load the events each carries."""
+        now = self._clock()
+        lease_until = now + self.lease_seconds
+
+        def job(conn: sqlite3.Connection) -> list[Claimed]:
+            ids = [row[0] for row in conn.execute(q.CLAIM_DUE, (target, now, limit))]
+            claimed = []
+            for did in ids:
+                conn.execute(q.MARK_IN_FLIGHT, (owner, lease_until, now, did))
+                conn.execute(q.REFRESH_EVENTS, (now, did))
+                delivery = _load_delivery(conn, did)
+                events = _load_events_of(conn, did)
+                claimed.append(Claimed(delivery, events, delivery.attempts))
+            return claimed
+
+        return await self._write(job)
+
+    async def finish_attempt(self, claimed: Claimed, owner: str, outcome: AttemptOutcome) -> bool:
+        """Record the attempt in history and move the delivery to the outcome's status."""
+        now = self._clock()
+        did = parse_ref(claimed.delivery.id, "dlv")
+
+        def job(conn: sqlite3.Connection) -> bool:
+            held = (
+                conn.execute(
+                    q.FINISH,
+                    (
+                        outcome.status,
+                        outcome.due_at,
+                        outcome.error_class,
+                        outcome.message,
+                        now,
+                        did,
+                        owner,
+                    ),
+                ).rowcount
+                == 1
+            )
+            message = outcome.message
+            if not held:
+                message = f"{message or ''} (lease lost before the result was recorded)".strip()
+            conn.execute(
+                q.INSERT_HISTORY,
+                (
+                    now,
+                    "attempt",
+                    did,
+                    None,
+                    claimed.attempt,
+                    outcome.status,
+                    outcome.error_class,
+                    message,
+                    outcome.duration_ms,
+                    owner,
+                ),
+            )
+            if held:
+                conn.execute(q.REFRESH_EVENTS, (now, did))
+            return held
+
+        return await self._write(job)
+
+    async def release_expired_leases(self, owner: str | None = None) -> int:
+        """Return in-flight deliveries whose holder is gone to ``pending``."""
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(q.EXPIRED_LEASES, (now, owner, owner)).fetchall()
+            for did, attempts, held_by in rows:
+                conn.execute(q.RELEASE_LEASE, (now, now, did))
+                conn.execute(
+                    q.INSERT_HISTORY,
+                    (
+                        now,
+                        "lease_expired",
+                        did,
+                        None,
+                        attempts,
+                        Status.PENDING,
+                        "lease_expired",
+                        f"holder {held_by} stopped before finishing; back to pending",
+                        None,
+                        owner,
+                    ),
+                )
+                conn.execute(q.REFRESH_EVENTS, (now, did))
+            return len(rows)
+
+        return await self._write(job)
+
+    async def next_due_at(self, target: str, after: float) -> float | None:
+        """Earliest due time after ``after`` among waiting deliveries of ``target``."""
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT MIN(due_at) FROM deliveries WHERE status IN ('pending', 'retry')"
+                " AND target = ? AND due_at > ?",
+                (target, after),
+            ).fetchone()
+        )
+        return float(row[0]) if row and row[0] is not None else None
+
+    # -- support -----------------------------------------------------------------------
+
+    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
+        """Events newest first, without payloads."""
+
+        def job(conn: sqlite3.Connection) -> list[EventRecord]:
+            where, args = _event_where(flt)
+            rows = conn.execute(
+                f"SELECT {q.EVENT_COLUMNS} FROM events e {where} ORDER BY e.id DESC LIMIT ?",
+                (*args, flt.limit),
+            ).fetchall()
+            return [_event(row, None, _targets_of(conn, row[0])) for row in rows]
+
+        return await self._read(job)
+
+    async def get_event(self, event_id: str) -> EventDetail:
+        """An event, its deliveries and its history (attempts of all its deliveries)."""
+        eid = parse_ref(event_id, "evt")
+
+        def job(conn: sqlite3.Connection) -> EventDetail:
+            row = conn.execute(
+                f"SELECT {q.EVENT_COLUMNS}, e.payload FROM events e WHERE e.id = ?", (eid,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no event {event_ref(eid)}")
+            payload: Any = row[10]
+            if row[6] != Status.REJECTED:
+                payload = json.loads(payload)
+            dids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT delivery_id FROM delivery_events WHERE event_id = ? ORDER BY 1", (eid,)
+                )
+            ]
+            deliveries = [_load_delivery(conn, did) for did in dids]
+            marks = ",".join("?" * len(dids)) or "NULL"
+            history = conn.execute(
+                "SELECT at, kind, delivery_id, event_id, attempt, outcome, error_class, message,"
+                f" duration_ms, actor FROM history WHERE event_id = ? OR delivery_id IN ({marks})"
+                " ORDER BY id",
+                (eid, *dids),
+            ).fetchall()
+            event = _event(row[:10], payload, tuple(d.target for d in deliveries))
+            return EventDetail(event, deliveries, [_history(h) for h in history])
+
+        return await self._read(job)
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        """One delivery by id."""
+        did = parse_ref(delivery_id, "dlv")
+        return await self._read(lambda conn: _load_delivery(conn, did))
+
+    async def replay(
+        self, ids: Sequence[str], flt: EventFilter | None, actor: str, dry_run: bool
+    ) -> ReplayResult:
+        """Requeue deliveries by id (dead or done) or by filter; history records who did it."""
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> ReplayResult:
+            chosen, skipped = _select_for_replay(conn, ids, flt)
+            if not dry_run:
+                for did in chosen:
+                    conn.execute(q.REQUEUE, (now, now, did))
+                    conn.execute(
+                        q.INSERT_HISTORY,
+                        (
+                            now,
+                            "replayed",
+                            did,
+                            None,
+                            None,
+                            Status.PENDING,
+                            None,
+                            "requeued by replay",
+                            None,
+                            actor,
+                        ),
+                    )
+                    conn.execute(q.REFRESH_EVENTS, (now, did))
+            return ReplayResult([delivery_ref(d) for d in chosen], skipped)
+
+        return await self._write(job)
+
+    async def queue_depth(self) -> list[QueueDepth]:
+        """Waiting, in-flight and dead deliveries per target."""
+        rows = await self._read(lambda conn: conn.execute(q.QUEUE_DEPTH).fetchall())
+        return [QueueDepth(r[0], Status(r[1]), r[2], r[3]) for r in rows]
+
+    async def count_events(self) -> dict[Status, int]:
+        """How many events are in each status."""
+        rows = await self._read(
+            lambda conn: conn.execute("SELECT status, COUNT(*) FROM events GROUP BY 1").fetchall()
+        )
+        return {Status(r[0]): r[1] for r in rows}
+
+    # -- id map and idempotency --------------------------------------------------------
+
+    async def map_ids(
+        self, entity: str, system: str, local_id: str, peer_system: str, peer_id: str
+    ) -> None:
+        """Record an id pair (replacing an older pair for the same local id)."""
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO id_map VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (entity, system, local_id, peer_system)"
+                " DO UPDATE SET peer_id = excluded.peer_id, updated_at = excluded.updated_at",
+                (entity, system, local_id, peer_system, peer_id, now),
+            )
+
+        await self._write(job)
+
+    async def lookup_id(
+        self, entity: str, system: str, local_id: str, peer_system: str
+    ) -> str | None:
+        """The id ``peer_system`` has for ``system``'s ``local_id``, in either direction."""
+
+        def job(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT peer_id FROM id_map WHERE entity = ? AND system = ? AND local_id = ?"
+                " AND peer_system = ?"
+                " UNION ALL SELECT local_id FROM id_map WHERE entity = ? AND peer_system = ?"
+                " AND peer_id = ? AND system = ? LIMIT 1",
+                (entity, system, local_id, peer_system, entity, system, local_id, peer_system),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._read(job)
+
+    async def remember_response(
+        self, scope: str, key: str, request_hash: str, status: int, response: str, ttl: float
+    ) -> tuple[str, int, str]:
+        """Keep the first live answer for (scope, key) and return whichever is kept."""
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> tuple[str, int, str]:
+            conn.execute(
+                "DELETE FROM idempotency WHERE scope = ? AND key = ? AND expires_at < ?",
+                (scope, key, now),
+            )
+            conn.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (scope, key) DO NOTHING",
+                (scope, key, request_hash, status, response, now, now + ttl),
+            )
+            row = conn.execute(
+                "SELECT request_hash, status, response FROM idempotency"
+                " WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            return (row[0], row[1], row[2])
+
+        return await self._write(job)
+
+
+# -- row helpers (run inside a job, on the job's connection) ----------------------------
+
+
+def _insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
+    ev = new.event
+    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
+    row = conn.execute(
+        q.INSERT_EVENT,
+        (
+            new.source,
+            ev.source_key,
+            ev.entity,
+            ev.entity_id,
+            ev.action,
+            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":")),
+            status,
+            reason,
+            now,
+            now,
+        ),
+    ).fetchone()
+    if row is None:
+        return Stored(_existing_event(conn, new.source, ev.source_key), True)
+    eid = row[0]
+    key = f"{new.source}/{ev.entity}/{ev.entity_id}"
+    for target in new.targets:
+        waiting = conn.execute(q.FIND_WAITING, (target, key)).fetchone()
+        if waiting is not None:
+            did = waiting[0]
+        else:
+            did = conn.execute(
+                q.INSERT_DELIVERY, (target, new.source, ev.entity, ev.entity_id, key, now, now, now)
+            ).fetchone()[0]
+        conn.execute("INSERT INTO delivery_events VALUES (?, ?)", (did, eid))
+    return Stored(event_ref(eid), False)
+
+
+def _existing_event(conn: sqlite3.Connection, source: str, source_key: str) -> str:
+    row = conn.execute(
+        "SELECT id FROM events WHERE source = ? AND source_key = ?", (source, source_key)
+    ).fetchone()
+    return event_ref(row[0])
+
+
+def _event(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> EventRecord:
+    return EventRecord(
+        id=event_ref(row[0]),
+        source=row[1],
+        source_key=row[2],
+        entity=row[3],
+        entity_id=row[4],
+        action=row[5],
+        status=Status(row[6]),
+        reason=row[7],
+        payload=payload,
+        received_at=row[8],
+        updated_at=row[9],
+        targets=targets,
+    )
+
+
+def _targets_of(conn: sqlite3.Connection, eid: int) -> tuple[str, ...]:
+    rows = conn.execute(
+        "SELECT DISTINCT d.target FROM delivery_events de JOIN deliveries d"
+        " ON d.id = de.delivery_id WHERE de.event_id = ? ORDER BY 1",
+        (eid,),
+    ).fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def _load_delivery(conn: sqlite3.Connection, did: int) -> DeliveryRecord:
+    row = conn.execute(f"SELECT {q.DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = ?", (did,))
+    found = row.fetchone()
+    if found is None:
+        raise NotFound(f"no delivery {delivery_ref(did)}")
+    eids = conn.execute(
+        "SELECT event_id FROM delivery_events WHERE delivery_id = ? ORDER BY 1", (did,)
+    ).fetchall()
+    return DeliveryRecord(
+        id=delivery_ref(found[0]),
+        target=found[1],
+        source=found[2],
+        entity=found[3],
+        entity_id=found[4],
+        status=Status(found[5]),
+        attempts=found[6],
+        due_at=found[7],
+        last_error_class=found[8],
+        last_error=found[9],
+        created_at=found[10],
+        updated_at=found[11],
+        event_ids=tuple(event_ref(r[0]) for r in eids),
+    )
+
+
+def _load_events_of(conn: sqlite3.Connection, did: int) -> list[EventRecord]:
+    rows = conn.execute(
+        f"SELECT {q.EVENT_COLUMNS}, e.payload FROM delivery_events de"
+        " JOIN events e ON e.id = de.event_id WHERE de.delivery_id = ? ORDER BY e.id",
+        (did,),
+    ).fetchall()
+    return [_event(r[:10], json.loads(r[10]), ()) for r in rows]
+
+
+def _history(row: Sequence[Any]) -> HistoryEntry:
+    return HistoryEntry(
+        at=row[0],
+        kind=row[1],
+        delivery_id=delivery_ref(row[2]) if row[2] is not None else None,
+        event_id=event_ref(row[3]) if row[3] is not None else None,
+        attempt=row[4],
+        outcome=row[5],
+        error_class=row[6],
+        message=row[7],
+        duration_ms=row[8],
+        actor=row[9],
+    )
+
+
+def _event_where(flt: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if flt.target is not None:
+        sub = (
+            "e.id IN (SELECT de.event_id FROM delivery_events de JOIN deliveries d"
+            " ON d.id = de.delivery_id WHERE d.target = ?"
+        )
+        args.append(flt.target)
+        if flt.status is not None:
+            sub += " AND d.status = ?"
+            args.append(flt.status)
+        clauses.append(sub + ")")
+    elif flt.status is not None:
+        clauses.append("e.status = ?")
+        args.append(flt.status)
+    if flt.source is not None:
+        clauses.append("e.source = ?")
+        args.append(flt.source)
+    if flt.since is not None:
+        clauses.append("e.received_at >= ?")
+        args.append(flt.since)
+    if flt.until is not None:
+        clauses.append("e.received_at < ?")
+        args.append(flt.until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+_REPLAYABLE = (Status.DEAD, Status.DONE)
+
+
+def _select_for_replay(
+    conn: sqlite3.Connection, ids: Sequence[str], flt: EventFilter | None
+) -> tuple[list[int], dict[str, str]]:
+    chosen: dict[int, None] = {}
+    skipped: dict[str, str] = {}
+    for ref in ids:
+        if ref.startswith("dlv_"):
+            did = parse_ref(ref, "dlv")
+            row = conn.execute("SELECT status FROM deliveries WHERE id = ?", (did,)).fetchone()
+            if row is None:
+                skipped[ref] = "not found"
+            elif row[0] not in _REPLAYABLE:
+                skipped[ref] = f"is {row[0]}: already queued"
+            else:
+                chosen[did] = None
+            continue
+        eid = parse_ref(ref, "evt")
+        event = conn.execute("SELECT status FROM events WHERE id = ?", (eid,)).fetchone()
+        if event is None:
+            skipped[ref] = "not found"
+            continue
+        if event[0] == Status.REJECTED:
+            skipped[ref] = "is rejected: its body could not be parsed, so it has no deliveries"
+            continue
+        rows = conn.execute(
+            "SELECT d.id, d.status FROM delivery_events de JOIN deliveries d"
+            " ON d.id = de.delivery_id WHERE de.event_id = ? ORDER BY d.id",
+            (eid,),
+        ).fetchall()
+        # An event replays its dead deliveries; if none is dead, all its finished ones.
+        dead = [r[0] for r in rows if r[1] == Status.DEAD]
+        picked = dead or [r[0] for r in rows if r[1] == Status.DONE]
+        if not rows:
+            skipped[ref] = "has no deliveries (no route matched it)"
+        elif not picked:
+            skipped[ref] = "its deliveries are already queued"
+        chosen.update(dict.fromkeys(picked))
+    if flt is not None:
+        clauses = ["d.status = ?"]
+        args: list[Any] = [flt.status or Status.DEAD]
+        for column, value in (("d.target", flt.target), ("d.source", flt.source)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if flt.since is not None:
+            clauses.append("d.created_at >= ?")
+            args.append(flt.since)
+        if flt.until is not None:
+            clauses.append("d.created_at < ?")
+            args.append(flt.until)
+        rows = conn.execute(
+            f"SELECT d.id FROM deliveries d WHERE {' AND '.join(clauses)} ORDER BY d.id LIMIT ?",
+            (*args, flt.limit),
+        ).fetchall()
+        chosen.update(dict.fromkeys(r[0] for r in rows))
+    return list(chosen), skipped

@@ -1,0 +1,81 @@
+"""The generic JSON webhook format, for connectors without a parser of their own.
+
+One change::
+
+    {"event_id": "1c-doc-77-v3", "entity": "order", "id": "77", "action": "changed",
+     "data": {...}}
+
+or up to 500 of them as ``{"events": [...]}``. The de-duplication key is ``event_id``,
+else the Standard Webhooks ``webhook-id`` (or ``Idempotency-Key``) header, else a digest
+of the change itself, so a sender that repeats an identical body for a *new* change must
+send an ``event_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from bridge.connector import WebhookRejected, WebhookRequest
+from bridge.store.records import InboundEvent
+
+MAX_EVENTS = 500
+_TEXT_FIELDS = ("entity", "id", "action", "event_id")
+
+
+def parse_generic_webhook(request: WebhookRequest) -> list[InboundEvent]:
+    """Parse the generic JSON format; WebhookRejected names the offending field."""
+    try:
+        doc = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookRejected(f"body is not JSON: {exc}") from exc
+    if isinstance(doc, dict) and "events" in doc:
+        items = doc["events"]
+        if not isinstance(items, list) or not items:
+            raise WebhookRejected("events: must be a non-empty list")
+        if len(items) > MAX_EVENTS:
+            raise WebhookRejected(f"events: at most {MAX_EVENTS} per request")
+        prefix = "events"
+    else:
+        items, prefix = [doc], ""
+    header_key = request.headers.get("webhook-id") or request.headers.get("Idempotency-Key")
+    out = []
+    for index, item in enumerate(items):
+        where = f"{prefix}[{index}]." if prefix else ""
+        out.append(_parse_one(item, where, header_key, index, len(items)))
+    return out
+
+
+def _parse_one(
+    item: Any, where: str, header_key: str | None, index: int, count: int
+) -> InboundEvent:
+    if not isinstance(item, dict):
+        raise WebhookRejected(f"{where or 'body'}: must be a JSON object")
+    for name in _TEXT_FIELDS:
+        value = item.get(name)
+        if value is None:
+            if name in ("entity", "id"):
+                raise WebhookRejected(f"{where}{name}: is required")
+            continue
+        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+            raise WebhookRejected(f"{where}{name}: must be a non-empty string")
+        if len(str(value)) > 200:
+            raise WebhookRejected(f"{where}{name}: at most 200 characters")
+    data = item.get("data", {})
+    if not isinstance(data, dict):
+        raise WebhookRejected(f"{where}data: must be a JSON object")
+    if item.get("event_id") is not None:
+        key = str(item["event_id"])
+    elif header_key:
+        key = header_key if count == 1 else f"{header_key}#{index}"
+    else:
+        canonical = json.dumps(item, sort_keys=True, ensure_ascii=False).encode()
+        key = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    return InboundEvent(
+        source_key=key,
+        entity=str(item["entity"]),
+        entity_id=str(item["id"]),
+        action=str(item.get("action") or "changed"),
+        payload=data,
+    )

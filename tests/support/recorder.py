@@ -1,0 +1,85 @@
+"""A test connector: delivers each job over HTTP to a recording target server.
+
+Registered through the ``bridge.connectors`` entry point by the dist-info folder in
+``tests/plugins`` (on ``sys.path`` in tests and on ``PYTHONPATH`` for subprocesses), the
+same way real connectors are found. Its errors follow the target's status codes like a
+real connector's ``errors.py`` would: 5xx → transient, 429 → rate limited, 401 → auth,
+other 4xx → permanent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict
+
+from bridge.connector import DeliveryJob
+from bridge.errors import AuthError, PermanentError, RateLimited, TransientError
+from bridge.settings import SystemSettings
+
+
+class RecorderOptions(BaseModel):
+    """Where the recording target listens."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+
+
+class RecorderConnector:
+    """Sink (and generic webhook source) for tests."""
+
+    def __init__(self, name: str, options: RecorderOptions, timeout: float) -> None:
+        self.name = name
+        self.url = options.url.rstrip("/")
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def deliver(self, job: DeliveryJob) -> None:
+        assert self._session is not None
+        latest = job.events[-1]
+        body: dict[str, Any] = {
+            "operation_key": job.operation_key,
+            "entity": job.entity,
+            "entity_id": job.entity_id,
+            "source": job.source,
+            "attempt": job.attempt,
+            "events": [e.id for e in job.events],
+            "state": latest.payload,
+        }
+        try:
+            async with self._session.post(f"{self.url}/apply", json=body) as resp:
+                text = await resp.text()
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"target unreachable: {exc!r}") from exc
+        if status < 300:
+            return
+        message = f"HTTP {status}: {text[:200]}"
+        if status == 429:
+            raise RateLimited(message, float(retry_after) if retry_after else None)
+        if status >= 500:
+            raise TransientError(message)
+        if status in (401, 403):
+            raise AuthError(message)
+        raise PermanentError(message)
+
+
+class RecorderType:
+    """Entry-point object for ``type: recorder``."""
+
+    options_model = RecorderOptions
+
+    def create(self, name: str, system: SystemSettings, options: RecorderOptions) -> object:
+        return RecorderConnector(name, options, system.delivery.timeout_seconds)
+
+
+RECORDER = RecorderType()

@@ -1,0 +1,78 @@
+"""A recording target: a real HTTP server on loopback that applies upserts idempotently.
+
+It behaves as the real targets do for us: an operation key it has applied is acknowledged
+again without applying twice (RetailCRM and 1C upsert by external id). It keeps how often
+each key was *received* apart from which keys were *applied* to which entity, so a test
+can tell a harmless resend (same key) from a duplicate write (a second key for one change),
+and it can be told to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Fault:
+    """What the next requests should get."""
+
+    status: int = 0  # 0: behave; else answer this status
+    count: int = -1  # how many requests get it (-1: until cleared)
+    retry_after: str | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class TargetState:
+    """Everything the target has seen."""
+
+    received: Counter[str] = field(default_factory=Counter)  # operation key -> requests
+    applied: dict[str, str] = field(default_factory=dict)  # operation key -> entity id
+    state: dict[str, Any] = field(default_factory=dict)  # entity id -> last state
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    request_times: list[float] = field(default_factory=list)
+    fault: Fault = field(default_factory=Fault)
+
+
+def build_target_app(state: TargetState) -> web.Application:
+    """The target's routes: POST /apply, POST /fault, GET /state."""
+
+    async def apply(request: web.Request) -> web.Response:
+        body = await request.json()
+        state.requests.append(body)
+        state.request_times.append(asyncio.get_running_loop().time())
+        fault = state.fault
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status and fault.count != 0:
+            if fault.count > 0:
+                fault.count -= 1
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return web.json_response({"error": "injected"}, status=fault.status, headers=headers)
+        key = body["operation_key"]
+        state.received[key] += 1
+        if key not in state.applied:
+            state.applied[key] = body["entity_id"]
+            state.state[body["entity_id"]] = body["state"]
+        return web.json_response({"ok": True})
+
+    async def set_fault(request: web.Request) -> web.Response:
+        data = await request.json()
+        state.fault = Fault(**data)
+        return web.json_response({"ok": True})
+
+    async def get_state(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {"received": dict(state.received), "applied": state.applied, "state": state.state}
+        )
+
+    app = web.Application()
+    app.router.add_post("/apply", apply)
+    app.router.add_post("/fault", set_fault)
+    app.router.add_get("/state", get_state)
+    return app
