@@ -14,12 +14,23 @@ from bridge.settings import Settings
 GROUP = "bridge.connectors"
 
 
-def installed_types() -> dict[str, ConnectorType]:
+class BrokenConnector:
+    """Stands in for an installed connector whose entry point failed to load."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def installed_types() -> dict[str, ConnectorType | BrokenConnector]:
     """Every connector type installed in this environment, by its ``type:`` name."""
-    found: dict[str, ConnectorType] = {}
+    found: dict[str, ConnectorType | BrokenConnector] = {}
     for ep in entry_points(group=GROUP):
-        if ep.name not in found:
+        if ep.name in found:
+            continue
+        try:
             found[ep.name] = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the other problems
+            found[ep.name] = BrokenConnector(exc)
     return found
 
 
@@ -49,7 +60,7 @@ class ConnectorProblem:
 
 
 def build_connectors(
-    settings: Settings, types: dict[str, ConnectorType] | None = None
+    settings: Settings, types: dict[str, ConnectorType | BrokenConnector] | None = None
 ) -> tuple[Connectors, list[ConnectorProblem]]:
     """Build every enabled system's connector and check that routes can use them."""
     types = installed_types() if types is None else types
@@ -62,6 +73,10 @@ def build_connectors(
         if ctype is None:
             known = ", ".join(sorted(types)) or "none"
             message = f"no connector of type {system.type!r} is installed (installed: {known})"
+            problems.append(ConnectorProblem(("systems", name, "type"), message))
+            continue
+        if isinstance(ctype, BrokenConnector):
+            message = f"the {system.type!r} connector failed to load: {ctype.error!r}"
             problems.append(ConnectorProblem(("systems", name, "type"), message))
             continue
         try:

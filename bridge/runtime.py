@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bridge.connector import ConnectorType, Lifecycle
+from bridge.connector import Lifecycle
 from bridge.dispatcher import Dispatcher
 from bridge.errors import SettingsError, StoreError
 from bridge.logs import get_logger
@@ -97,9 +97,9 @@ class Runtime:
         self._lock = handle
 
 
-def build_runtime(loaded: LoadedSettings, types: dict[str, ConnectorType] | None = None) -> Runtime:
+def build_runtime(loaded: LoadedSettings) -> Runtime:
     """Build (not start) the runtime; connector problems raise SettingsError."""
-    connectors, problems = build_connectors(loaded.settings, types)
+    connectors, problems = build_connectors(loaded.settings)
     if problems:
         raise SettingsError([str(loaded.document.problem(p.path, p.message)) for p in problems])
     return Runtime(

@@ -231,13 +231,20 @@ def read_settings(path: Path, env: Mapping[str, str] | None = None) -> LoadedSet
         raise SettingsError([str(p) for p in problems])
     if not isinstance(doc.data, dict):
         raise SettingsError([str(doc.problem((), "the file must hold a mapping of sections"))])
-    problems += interpolate(doc, env)
-    problems += apply_env_overrides(doc, env)
+    unset = interpolate(doc, env)
+    problems += unset + apply_env_overrides(doc, env)
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(doc.data)
     except ValidationError as exc:
-        problems += validation_problems(doc, exc)
+        # A value left empty by an unset variable fails validation too (the key or its
+        # section); the unset variable is the cause, so only it is reported there.
+        causes = [p.path for p in unset]
+        problems += [
+            p
+            for p in validation_problems(doc, exc)
+            if not any(c[: len(p.path)] == p.path for c in causes)
+        ]
     problems += cross_checks(doc)
     if problems or settings is None:
         problems.sort(key=lambda p: (p.file, p.line or 0))

@@ -24,11 +24,23 @@ MAX_EVENTS = 500
 _TEXT_FIELDS = ("entity", "id", "action", "event_id")
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(body: bytes) -> Any:
+    """``json.loads`` that refuses NaN/Infinity and absurd nesting with a ValueError."""
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
 def parse_generic_webhook(request: WebhookRequest) -> list[InboundEvent]:
     """Parse the generic JSON format; WebhookRejected names the offending field."""
     try:
-        doc = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = loads_strict(request.body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise WebhookRejected(f"body is not JSON: {exc}") from exc
     if isinstance(doc, dict) and "events" in doc:
         items = doc["events"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.store.records import Status
 from bridge.views import detail_view, event_view, replay_view
+from bridge.webhook_format import loads_strict
 
 MAX_REPLAY_IDS = 1000
 
@@ -84,8 +84,8 @@ async def replay(request: web.Request) -> web.Response:
 async def _json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = loads_strict(raw or b"{}")
+    except ValueError as exc:
         raise Problem(400, "invalid_json", f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise Problem(400, "invalid_json", "body must be a JSON object")

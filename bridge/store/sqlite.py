@@ -494,7 +494,7 @@ def _insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored
             ev.entity,
             ev.entity_id,
             ev.action,
-            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":")),
+            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
             status,
             reason,
             now,

@@ -1,0 +1,308 @@
+"""Durable webhook intake on SQLite against the floor of plain SQLite commits, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-onec-webhook-token-0001"
+TARGET_RATE, TARGET_P99_MS = 2000.0, 50.0
+# The columns and indexes of the bridge's ``events`` table (migrations/sqlite/0001).
+FLOOR_SCHEMA = """
+CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,
+  source_key TEXT NOT NULL, entity TEXT, entity_id TEXT, action TEXT, payload TEXT NOT NULL,
+  status TEXT NOT NULL, reason TEXT, received_at REAL NOT NULL, updated_at REAL NOT NULL,
+  UNIQUE (source, source_key));
+CREATE INDEX events_status_received ON events (status, received_at);
+CREATE INDEX events_received ON events (received_at);
+CREATE INDEX events_source_received ON events (source, received_at);
+"""
+FLOOR_INSERT = (
+    "INSERT INTO events VALUES"
+    " (NULL, 'onec', ?, 'order', ?, 'changed', ?, 'done', 'no route', ?, ?)"
+)
+
+
+def order(i: int) -> dict[str, Any]:
+    """A realistic order change: about 300 bytes of JSON."""
+    return {
+        "number": f"A-{i:08d}",
+        "status": "confirmed",
+        "customer": {"id": f"c-{i % 9973}", "phone": "+79161234567", "card": f"77{i:010d}"},
+        "items": [
+            {"sku": "SKU-100245", "name": "Milk 3.2% 1l", "qty": 2, "price": "89.90"},
+            {"sku": "SKU-200918", "name": "Rye bread", "qty": 1, "price": "54.00"},
+        ],
+        "total": "233.80",
+        "store": "MSK-014",
+        "updated_at": "2025-01-15T10:22:31+03:00",
+    }
+
+
+def pct_ms(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, in milliseconds, of durations in seconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1000, 2)
+
+
+def summary(elapsed: float, lat: list[float], failures: int) -> dict[str, Any]:
+    """Rate and latency figures of one measurement; only successes count towards the rate."""
+    return {
+        "count": len(lat),
+        "seconds": round(elapsed, 3),
+        "per_second": round(len(lat) / elapsed, 1) if elapsed > 0 else 0.0,
+        "p50_ms": pct_ms(lat, 0.50),
+        "p99_ms": pct_ms(lat, 0.99),
+        "max_ms": pct_ms(lat, 1.0),
+        "failures": failures,
+    }
+
+
+def write_config(tmp: Path, port: int, args: argparse.Namespace) -> Path:
+    """An intake-only config: one onec webhook, no routes (JSON is valid YAML)."""
+    system: dict[str, Any] = {"type": args.connector_type}
+    system["webhook"] = {"auth": "bearer", "token": TOKEN}
+    if args.connector_type == "recorder":  # the test connector, see bench/README.md
+        system["options"] = {"url": "http://127.0.0.1:9"}
+    config = {
+        "store": {"url": f"sqlite:///{tmp / 'bench.db'}", "synchronous": args.synchronous},
+        "http": {"host": "127.0.0.1", "port": port},
+        "log": {"level": "warning", "format": "json"},
+        "systems": {"onec": system},
+        "mirror": {"routes": []},
+    }
+    path = tmp / "bench.yaml"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def start_daemon(config: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """Run ``python -m bridge serve`` and wait until ``GET /health`` answers 200."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "bridge", "--config", str(config), "serve"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    sys.stderr.write(log_path.read_text(errors="replace"))
+    raise SystemExit(f"the bridge did not answer /health within 30 s (exit {proc.returncode})")
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, then wait up to 30 s; None if it had to be killed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+async def send_all(port: int, bodies: list[bytes], senders: int) -> dict[str, Any]:
+    """Post every body with ``senders`` concurrent senders; time each until its 202 is read."""
+    url = f"http://127.0.0.1:{port}/hooks/onec"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    errors: Counter[str] = Counter()
+    todo = iter(bodies)
+
+    async def sender(session: aiohttp.ClientSession) -> None:
+        for body in todo:
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    raw = await resp.read()
+                t1 = time.perf_counter()
+                if resp.status != 202:
+                    errors[f"HTTP {resp.status}: {raw[:120].decode(errors='replace')}"] += 1
+                elif json.loads(raw).get("duplicate") is not False:
+                    errors["202 without duplicate=false"] += 1
+                else:
+                    lat.append(t1 - t0)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                errors[f"{type(exc).__name__}: {exc}"[:160]] += 1
+
+    connector = aiohttp.TCPConnector(limit=senders)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender(session) for _ in range(senders)))
+        result = summary(time.perf_counter() - t0, lat, errors.total())
+    return result | {"errors": dict(errors.most_common(5))}
+
+
+def floor(path: Path, rows: int, synchronous: str, threads: int) -> dict[str, Any]:
+    """Plain INSERT + COMMIT per row; ``threads`` connections, one thread each."""
+    setup = sqlite3.connect(path)
+    setup.executescript(FLOOR_SCHEMA)
+    setup.close()
+    payload = json.dumps(order(0), separators=(",", ":"))
+    lat: list[float] = []
+    failures: list[str] = []
+    todo, lock = iter(range(rows)), threading.Lock()
+
+    def work() -> None:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        conn.execute("PRAGMA busy_timeout=5000")  # the bridge's default busy_timeout_ms
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                break
+            t0 = time.perf_counter()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(FLOOR_INSERT, (f"floor-{i}", str(i), payload, t0, t0))
+                conn.execute("COMMIT")
+                lat.append(time.perf_counter() - t0)
+            except sqlite3.OperationalError as exc:  # "database is locked" past busy_timeout
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                failures.append(str(exc))
+        conn.close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return summary(time.perf_counter() - t0, lat, len(failures))
+
+
+def count_events(db: Path) -> int:
+    """Rows in ``events``, through a read-only connection."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The bridge first, then the floors, in one temp dir removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bridge-bench-") as name:
+        tmp = Path(name)
+        with socket.socket() as sock:  # a free port: bind to 0, read it, let it go
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        run_id = uuid.uuid4().hex[:8]
+
+        def bodies(prefix: str, n: int) -> list[bytes]:
+            return [
+                json.dumps(
+                    {"event_id": f"{prefix}-{run_id}-{i}", "entity": "order", "id": str(i)}
+                    | {"action": "changed", "data": order(i)},
+                    separators=(",", ":"),
+                ).encode()
+                for i in range(n)
+            ]
+
+        warm_bodies, bench_bodies = bodies("warm", args.warmup), bodies("bench", args.events)
+        proc = start_daemon(write_config(tmp, port, args), port, tmp / "daemon.log")
+        try:
+            warm = asyncio.run(send_all(port, warm_bodies, args.senders))
+            bridge = asyncio.run(send_all(port, bench_bodies, args.senders))
+            rows = count_events(tmp / "bench.db")
+        finally:
+            exit_code = stop_daemon(proc)
+        rows_floor = args.floor_events or args.events
+        seq = floor(tmp / "floor_seq.db", rows_floor, args.synchronous, 1)
+        thr = floor(tmp / "floor_thr.db", rows_floor, args.synchronous, args.senders)
+    acked = warm["count"] + bridge["count"]
+    return {
+        "settings": {k: getattr(args, k) for k in ("events", "senders", "synchronous")}
+        | {"connector_type": args.connector_type, "floor_events": rows_floor},
+        "bridge": bridge,
+        "warmup_failures": warm["failures"],
+        "durability": {"acked": acked, "rows": rows, "ok": acked == rows},
+        "daemon_exit": exit_code,
+        "floor_sequential": seq,
+        "floor_threads": thr,
+        "ratio": round(bridge["per_second"] / seq["per_second"], 3),
+        "ratio_threads": round(bridge["per_second"] / thr["per_second"], 3),
+        "pass_rate": bridge["per_second"] >= TARGET_RATE,
+        "pass_p99": bridge["p99_ms"] <= TARGET_P99_MS,
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    """Print the human-readable block."""
+    mark, d = {True: "PASS", False: "MISS"}, r["durability"]
+    print(f"\nbridge intake: {r['settings']}")
+    for label, key, unit in (
+        ("bridge", "bridge", "events/s"),
+        ("floor seq", "floor_sequential", "rows/s"),
+        (f"floor {r['settings']['senders']} thr", "floor_threads", "rows/s"),
+    ):
+        f = r[key]
+        print(
+            f"  {label:<13} {f['per_second']:>8.1f} {unit:<8}  p50 {f['p50_ms']:>7.2f} ms"
+            f"  p99 {f['p99_ms']:>7.2f} ms  max {f['max_ms']:>8.2f} ms  failures {f['failures']}"
+        )
+        for reason, n in f.get("errors", {}).items():
+            print(f"      {n} x {reason}")
+    print(
+        f"  durability    {d['rows']} rows in events for {d['acked']} acks (warm-up included):"
+        f" {'OK' if d['ok'] else 'MISMATCH'}; warm-up failures {r['warmup_failures']};"
+        f" daemon exit {r['daemon_exit']}"
+    )
+    print(f"  ratio         bridge / floor seq = {r['ratio']:.3f}  (judged)")
+    print(f"                bridge / floor thr = {r['ratio_threads']:.3f}  (for reference)")
+    print(f"  target        >= {TARGET_RATE:.0f} events/s: {mark[r['pass_rate']]}")
+    print(f"  target        p99 <= {TARGET_P99_MS:.0f} ms: {mark[r['pass_p99']]}")
+
+
+def main() -> int:
+    """Parse options, run, print; exit 1 if a request failed or an ack has no row."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000, help="measured events (20000)")
+    parser.add_argument("--senders", type=int, default=50, help="concurrent senders (50)")
+    parser.add_argument("--warmup", type=int, default=500, help="unmeasured warm-up events")
+    parser.add_argument("--floor-events", type=int, default=0, help="floor rows (--events)")
+    parser.add_argument("--synchronous", choices=["full", "normal"], default="full")
+    parser.add_argument("--connector-type", default="onec", help="type: of system onec")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = parser.parse_args()
+    result = run(args)
+    report(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    bad = result["bridge"]["failures"] or result["warmup_failures"] or not result["durability"]["ok"]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

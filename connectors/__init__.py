@@ -1,0 +1,1 @@
+"""Connectors joining the bridge to 1C, RetailCRM and Bitrix, found through entry points."""

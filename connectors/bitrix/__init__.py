@@ -1,0 +1,1 @@
+"""The Bitrix connector: intake of Bitrix24 outbound (online) events."""

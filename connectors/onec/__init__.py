@@ -1,0 +1,1 @@
+"""The 1C connector: intake of changes 1C pushes to ``POST /hooks/{system}``."""

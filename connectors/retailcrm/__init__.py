@@ -1,0 +1,1 @@
+"""The RetailCRM connector: intake of trigger calls that say an order or customer changed."""

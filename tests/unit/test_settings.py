@@ -1,0 +1,142 @@
+"""config.yaml loading: interpolation, overrides, and every problem with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import SettingsError
+from bridge.settings_loader import read_settings
+
+GOOD = """\
+store:
+  url: sqlite:///var/x.db
+clients:
+  till:
+    token: ${TILL_TOKEN:-default-token-1234567}
+    scopes: [bonus:read]
+systems:
+  shop:
+    type: recorder
+    webhook:
+      auth: bearer
+      token: ${SHOP_TOKEN}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        read_settings(path, env=env or {})
+    return caught.value.problems
+
+
+def test_defaults_and_env_interpolation(tmp_path: Path) -> None:
+    loaded = read_settings(write(tmp_path, GOOD), env={"SHOP_TOKEN": "shop-token-1234567890"})
+    s = loaded.settings
+    assert s.clients["till"].token.get_secret_value() == "default-token-1234567"
+    webhook = s.systems["shop"].webhook
+    assert webhook is not None and webhook.token is not None
+    assert webhook.token.get_secret_value() == "shop-token-1234567890"
+    assert s.http.port == 8080
+    assert s.store.synchronous == "full"
+
+
+def test_secrets_are_not_printed(tmp_path: Path) -> None:
+    loaded = read_settings(write(tmp_path, GOOD), env={"SHOP_TOKEN": "shop-token-1234567890"})
+    assert "shop-token-1234567890" not in repr(loaded.settings)
+    assert "default-token-1234567" not in str(loaded.settings)
+
+
+def test_missing_variable_names_key_and_line(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, GOOD))
+    assert found == [
+        f"{tmp_path / 'config.yaml'}:12: systems.shop.webhook.token:"
+        " environment variable SHOP_TOKEN is not set"
+    ]
+
+
+def test_env_overrides_any_key(tmp_path: Path) -> None:
+    env = {
+        "SHOP_TOKEN": "shop-token-1234567890",
+        "BRIDGE__HTTP__PORT": "9000",
+        "BRIDGE__STORE__URL": "sqlite:///var/second.db",
+        "BRIDGE__LOG__FORMAT": "json",
+    }
+    s = read_settings(write(tmp_path, GOOD), env=env).settings
+    assert (s.http.port, s.store.url, s.log.format) == (9000, "sqlite:///var/second.db", "json")
+
+
+def test_bad_override_names_the_variable(tmp_path: Path) -> None:
+    env = {"SHOP_TOKEN": "shop-token-1234567890", "BRIDGE__HTTP__PORT": "lots"}
+    (found,) = problems(write(tmp_path, GOOD), env)
+    assert found.startswith("environment BRIDGE__HTTP__PORT: http.port:")
+
+
+def test_three_mistakes_are_all_reported_with_lines(tmp_path: Path) -> None:
+    text = """\
+store:
+  url: sqlite:///var/x.db
+http:
+  port: 99999
+clients:
+  till:
+    token: short
+    scopes: [bonus:read]
+systems:
+  shop:
+    type: recorder
+    colour: blue
+mirror:
+  routes:
+    - source: shop
+      entity: order
+      targets: [crm]
+"""
+    found = problems(write(tmp_path, text))
+    name = tmp_path / "config.yaml"
+    assert found == [
+        f"{name}:4: http.port: Input should be less than or equal to 65535",
+        f"{name}:7: clients.till.token: must be at least 16 characters",
+        f"{name}:12: systems.shop.colour: unknown key",
+        f"{name}:17: mirror.routes[0].targets[0]: unknown system 'crm'",
+    ]
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
+    (found,) = problems(write(tmp_path, "store:\n  url: [unclosed\nhttp: {}\n"))
+    assert ":3: (top level): YAML syntax" in found or ":4: (top level): YAML syntax" in found
+
+
+def test_duplicate_keys_are_problems(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "http:\n  port: 1\n  port: 2\n"))
+    assert found == [f"{tmp_path / 'config.yaml'}:3: http.port: duplicate key"]
+
+
+def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
+    (found,) = problems(tmp_path / "nope.yaml")
+    assert "nope.yaml" in found and "cannot read" in found
+
+
+def test_hmac_webhook_needs_whsec_secret(tmp_path: Path) -> None:
+    text = "systems:\n  shop:\n    type: recorder\n    webhook:\n      auth: hmac\n"
+    (found,) = problems(write(tmp_path, text))
+    assert "systems.shop.webhook" in found and "whsec_" in found
+
+
+def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
+    text = "clients:\n  a:\n    token: pa$$word-1234567890\n    scopes: [admin]\n"
+    s = read_settings(write(tmp_path, text), env={}).settings
+    assert s.clients["a"].token.get_secret_value() == "pa$word-1234567890"
+
+
+def test_committed_config_is_valid_without_environment() -> None:
+    s = read_settings(Path("config.yaml"), env={}).settings
+    assert s.store.url.startswith("sqlite:///var/")
+    assert {c.scopes[0] for c in s.clients.values()} == {"bonus:read", "admin"}
