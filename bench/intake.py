@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,63 +26,35 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-onec-webhook-token-0001"
 TARGET_RATE, TARGET_P99_MS = 2000.0, 50.0
-# The columns and indexes of the bridge's ``events`` table (migrations/sqlite/0001).
-FLOOR_SCHEMA = """
-CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,
-  source_key TEXT NOT NULL, entity TEXT, entity_id TEXT, action TEXT, payload TEXT NOT NULL,
-  status TEXT NOT NULL, reason TEXT, received_at REAL NOT NULL, updated_at REAL NOT NULL,
-  UNIQUE (source, source_key));
-CREATE INDEX events_status_received ON events (status, received_at);
-CREATE INDEX events_received ON events (received_at);
-CREATE INDEX events_source_received ON events (source, received_at);
-"""
+PCTS = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
+# The floor writes the bridge's own ``events`` table, created from its migration files.
+MIGRATIONS = ROOT / "bridge" / "store" / "migrations" / "sqlite"
 FLOOR_INSERT = (
-    "INSERT INTO events VALUES"
-    " (NULL, 'onec', ?, 'order', ?, 'changed', ?, 'done', 'no route', ?, ?)"
+    "INSERT INTO events (source, source_key, entity, entity_id, action, payload, status,"
+    " reason, received_at, updated_at)"
+    " VALUES ('onec', ?, 'order', ?, 'changed', ?, 'done', 'no route', ?, ?)"
 )
-
-
-def order(i: int) -> dict[str, Any]:
-    """A realistic order change: about 300 bytes of JSON."""
-    return {
-        "number": f"A-{i:08d}",
-        "status": "confirmed",
-        "customer": {"id": f"c-{i % 9973}", "phone": "+79161234567", "card": f"77{i:010d}"},
-        "items": [
-            {"sku": "SKU-100245", "name": "Milk 3.2% 1l", "qty": 2, "price": "89.90"},
-            {"sku": "SKU-200918", "name": "Rye bread", "qty": 1, "price": "54.00"},
-        ],
-        "total": "233.80",
-        "store": "MSK-014",
-        "updated_at": "2025-01-15T10:22:31+03:00",
-    }
-
-
-def pct_ms(values: list[float], q: float) -> float:
-    """Nearest-rank percentile, in milliseconds, of durations in seconds."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1000, 2)
+# One order change, about 300 bytes of JSON in ``data``; ``%(i)d`` makes each one distinct.
+ORDER = (
+    '{"number":"A-%(i)08d","status":"confirmed","customer":{"id":"c-%(i)d","phone":'
+    '"+79161234567","card":"77%(i)010d"},"items":[{"sku":"SKU-100245","name":"Milk 3.2%% 1l",'
+    '"qty":2,"price":"89.90"},{"sku":"SKU-200918","name":"Rye bread","qty":1,"price":"54.00"}],'
+    '"total":"233.80","store":"MSK-014","updated_at":"2025-01-15T10:22:31+03:00"}'
+)
+BODY = '{"event_id":"%(eid)s","entity":"order","id":"%(i)d","action":"changed","data":%(data)s}'
 
 
 def summary(elapsed: float, lat: list[float], failures: int) -> dict[str, Any]:
-    """Rate and latency figures of one measurement; only successes count towards the rate."""
-    return {
-        "count": len(lat),
-        "seconds": round(elapsed, 3),
-        "per_second": round(len(lat) / elapsed, 1) if elapsed > 0 else 0.0,
-        "p50_ms": pct_ms(lat, 0.50),
-        "p99_ms": pct_ms(lat, 0.99),
-        "max_ms": pct_ms(lat, 1.0),
-        "failures": failures,
-    }
+    """Rate and nearest-rank latency percentiles (ms); only successes count towards the rate."""
+    ordered, n = sorted(lat) or [float("nan")], len(lat)
+    ms = {f"{k}_ms": round(ordered[max(0, round(q * n) - 1)] * 1000, 2) for k, q in PCTS}
+    rate = {"count": n, "seconds": round(elapsed, 3), "per_second": round(n / elapsed, 1)}
+    return rate | ms | {"failures": failures}
 
 
 def write_config(tmp: Path, port: int, args: argparse.Namespace) -> Path:
     """An intake-only config: one onec webhook, no routes (JSON is valid YAML)."""
-    system: dict[str, Any] = {"type": args.connector_type}
-    system["webhook"] = {"auth": "bearer", "token": TOKEN}
+    system = {"type": args.connector_type, "webhook": {"auth": "bearer", "token": TOKEN}}
     if args.connector_type == "recorder":  # the test connector, see bench/README.md
         system["options"] = {"url": "http://127.0.0.1:9"}
     config = {
@@ -115,17 +88,6 @@ def start_daemon(config: Path, port: int, log_path: Path) -> subprocess.Popen[by
     proc.wait()
     sys.stderr.write(log_path.read_text(errors="replace"))
     raise SystemExit(f"the bridge did not answer /health within 30 s (exit {proc.returncode})")
-
-
-def stop_daemon(proc: subprocess.Popen[bytes]) -> int | None:
-    """SIGTERM, then wait up to 30 s; None if it had to be killed."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
 
 
 async def send_all(port: int, bodies: list[bytes], senders: int) -> dict[str, Any]:
@@ -164,9 +126,9 @@ async def send_all(port: int, bodies: list[bytes], senders: int) -> dict[str, An
 def floor(path: Path, rows: int, synchronous: str, threads: int) -> dict[str, Any]:
     """Plain INSERT + COMMIT per row; ``threads`` connections, one thread each."""
     setup = sqlite3.connect(path)
-    setup.executescript(FLOOR_SCHEMA)
+    setup.executescript("\n".join(f.read_text() for f in sorted(MIGRATIONS.glob("*.sql"))))
     setup.close()
-    payload = json.dumps(order(0), separators=(",", ":"))
+    payload = ORDER % {"i": 0}
     lat: list[float] = []
     failures: list[str] = []
     todo, lock = iter(range(rows)), threading.Lock()
@@ -202,15 +164,6 @@ def floor(path: Path, rows: int, synchronous: str, threads: int) -> dict[str, An
     return summary(time.perf_counter() - t0, lat, len(failures))
 
 
-def count_events(db: Path) -> int:
-    """Rows in ``events``, through a read-only connection."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-    finally:
-        conn.close()
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The bridge first, then the floors, in one temp dir removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="bridge-bench-") as name:
@@ -219,25 +172,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         run_id = uuid.uuid4().hex[:8]
-
-        def bodies(prefix: str, n: int) -> list[bytes]:
-            return [
-                json.dumps(
-                    {"event_id": f"{prefix}-{run_id}-{i}", "entity": "order", "id": str(i)}
-                    | {"action": "changed", "data": order(i)},
-                    separators=(",", ":"),
-                ).encode()
-                for i in range(n)
-            ]
-
-        warm_bodies, bench_bodies = bodies("warm", args.warmup), bodies("bench", args.events)
+        bodies = [
+            (BODY % {"eid": f"{run_id}-{i}", "i": i, "data": ORDER % {"i": i}}).encode()
+            for i in range(args.warmup + args.events)
+        ]
         proc = start_daemon(write_config(tmp, port, args), port, tmp / "daemon.log")
         try:
-            warm = asyncio.run(send_all(port, warm_bodies, args.senders))
-            bridge = asyncio.run(send_all(port, bench_bodies, args.senders))
-            rows = count_events(tmp / "bench.db")
+            warm = asyncio.run(send_all(port, bodies[: args.warmup], args.senders))
+            bridge = asyncio.run(send_all(port, bodies[args.warmup :], args.senders))
+            with closing(sqlite3.connect(f"file:{tmp / 'bench.db'}?mode=ro", uri=True)) as db:
+                rows = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
         finally:
-            exit_code = stop_daemon(proc)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                exit_code: int | None = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                exit_code = None
         rows_floor = args.floor_events or args.events
         seq = floor(tmp / "floor_seq.db", rows_floor, args.synchronous, 1)
         thr = floor(tmp / "floor_thr.db", rows_floor, args.synchronous, args.senders)
@@ -300,8 +251,8 @@ def main() -> int:
     report(result)
     if args.json:
         print(json.dumps(result, indent=2))
-    bad = result["bridge"]["failures"] or result["warmup_failures"] or not result["durability"]["ok"]
-    return 1 if bad else 0
+    failed = result["bridge"]["failures"] + result["warmup_failures"]
+    return 1 if failed or not result["durability"]["ok"] else 0
 
 
 if __name__ == "__main__":

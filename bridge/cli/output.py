@@ -12,8 +12,9 @@ from rich.table import Table
 
 OK, FAILURE, USAGE = 0, 1, 2
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+# Piped output is read by scripts and support tickets: never wrap lines there.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -16,7 +16,7 @@ from bridge.webhook_format import parse_generic_webhook
 
 # onec.md §4.5 "Concept mapping": the documents and catalogs 1C has for what we mirror.
 ENTITIES: dict[str, str] = {
-    "order": "ЗаказКлиента (УТ 11 / Розница 2-3), ЗаказПокупателя (УТ 10.3 / Розница 1)",
+    "order": "ЗаказКлиента (Управление торговлей 11), ЗаказПокупателя (older configurations)",
     "receipt": "ЧекККМ, a retail sale at the till (never carried by CommerceML, onec.md §3.11)",
     "sale": "РеализацияТоваровУслуг, a shipment / sale to a customer",
     "customer": "Партнеры / Контрагенты, with their loyalty cards (КартыЛояльности)",

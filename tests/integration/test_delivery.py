@@ -30,8 +30,9 @@ async def set_fault(bridge: Bridge, target: Target, **fault: object) -> None:
         assert resp.status == 200
 
 
-async def test_delivery_lands_with_the_latest_state(start_bridge: StartBridge,
-                                                    target: Target) -> None:
+async def test_delivery_lands_with_the_latest_state(
+    start_bridge: StartBridge, target: Target
+) -> None:
     bridge = await start_bridge(target_url=target.url)
     _, body, _ = await post(bridge, order("d1", "9", total="100.00"), AUTH)
     await wait_for_status(bridge, body["event_id"], "done")
@@ -60,8 +61,11 @@ async def test_transient_failures_retry_with_growing_delays_then_land(
     detail = await bridge.runtime.store.get_event(body["event_id"])
     outcomes = [(h.attempt, h.outcome, h.error_class) for h in detail.history]
     assert outcomes == [
-        (1, "retry", "transient"), (2, "retry", "transient"), (3, "retry", "transient"),
-        (4, "retry", "transient"), (5, "done", None),
+        (1, "retry", "transient"),
+        (2, "retry", "transient"),
+        (3, "retry", "transient"),
+        (4, "retry", "transient"),
+        (5, "done", None),
     ]
 
 

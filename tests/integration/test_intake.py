@@ -19,17 +19,21 @@ def order(event_id: str, order_id: str = "77", **data: Any) -> dict[str, Any]:
     return {"event_id": event_id, "entity": "order", "id": order_id, "data": data}
 
 
-async def post(bridge: Bridge, body: Any, headers: dict[str, str] | None = None,
-               path: str = "/hooks/shop") -> tuple[int, Any, str]:
+async def post(
+    bridge: Bridge, body: Any, headers: dict[str, str] | None = None, path: str = "/hooks/shop"
+) -> tuple[int, Any, str]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    async with bridge.http.post(bridge.url + path, data=io.BytesIO(raw), headers=headers or {}) as resp:
+    async with bridge.http.post(
+        bridge.url + path, data=io.BytesIO(raw), headers=headers or {}
+    ) as resp:
         text = await resp.text()
         parsed = json.loads(text) if text else None
         return resp.status, parsed, resp.headers.get("Content-Type", "")
 
 
-async def test_hook_without_token_is_401_and_with_token_202(start_bridge: StartBridge,
-                                                             target: Target) -> None:
+async def test_hook_without_token_is_401_and_with_token_202(
+    start_bridge: StartBridge, target: Target
+) -> None:
     bridge = await start_bridge(target_url=target.url)
     status, body, ctype = await post(bridge, order("e1"))
     assert status == 401
@@ -89,9 +93,7 @@ async def test_unparsable_body_is_stored_as_rejected_and_answered_422(
 
 async def test_unrouted_entity_is_stored_as_done_with_a_note(start_bridge: StartBridge) -> None:
     bridge = await start_bridge()
-    status, body, _ = await post(
-        bridge, {"event_id": "c1", "entity": "customer", "id": "5"}, AUTH
-    )
+    status, body, _ = await post(bridge, {"event_id": "c1", "entity": "customer", "id": "5"}, AUTH)
     assert status == 202
     detail = await bridge.runtime.store.get_event(body["event_id"])
     assert (detail.event.status, detail.event.reason) == ("done", "no route")

@@ -134,7 +134,10 @@ async def test_replay_requeues_dead_and_appends_history(store: SQLiteStore) -> N
     assert done.requeued == [claimed.delivery.id]
     detail = await store.get_event(stored.event_id)
     assert detail.event.status == Status.PENDING
-    assert [(h.kind, h.actor) for h in detail.history] == [("attempt", "me"), ("replayed", "cli:ann")]
+    assert [(h.kind, h.actor) for h in detail.history] == [
+        ("attempt", "me"),
+        ("replayed", "cli:ann"),
+    ]
     again = await store.replay([claimed.delivery.id], None, "t", dry_run=False)
     assert again.requeued == [] and "already queued" in again.skipped[claimed.delivery.id]
 
@@ -167,8 +170,9 @@ async def test_cursor_moves_with_the_events_it_read(store: SQLiteStore) -> None:
     got = await store.get_cursor("shop", "orders")
     assert got is not None and got.value == "101"
     # A failing batch stores neither its events nor the cursor.
-    bad = NewEvent("shop", InboundEvent("h102", "order", "1", payload={"x": float("nan")}),
-                   ("crm",))
+    bad = NewEvent(
+        "shop", InboundEvent("h102", "order", "1", payload={"x": float("nan")}), ("crm",)
+    )
     with pytest.raises(ValueError, match="JSON"):
         await store.append_polled([change("h102a"), bad], Cursor("shop", "orders", "102", 0))
     got = await store.get_cursor("shop", "orders")

@@ -20,8 +20,13 @@ def test_mask_phone_keeps_the_last_two_digits() -> None:
 
 
 def test_secret_keys_are_removed_wherever_they_nest() -> None:
-    value = {"token": "abc", "nested": {"sms_code": "123456", "Authorization": "Bearer x"},
-             "list": [{"password": "p"}], "code": "4321", "phone": "+79000000001"}
+    value = {
+        "token": "abc",
+        "nested": {"sms_code": "123456", "Authorization": "Bearer x"},
+        "list": [{"password": "p"}],
+        "code": "4321",
+        "phone": "+79000000001",
+    }
     assert redact_value("", value) == {
         "token": "[redacted]",
         "nested": {"sms_code": "[redacted]", "Authorization": "[redacted]"},
@@ -44,8 +49,7 @@ def test_structlog_and_stdlib_records_are_redacted_json() -> None:
     stream = io.StringIO()
     try:
         configure_logging(LogSettings(format=LogFormat.JSON), stream=stream)
-        get_logger("t").info("code_sent", phone="+7 900 000-00-01", code="654321",
-                             api_key="k-123")
+        get_logger("t").info("code_sent", phone="+7 900 000-00-01", code="654321", api_key="k-123")
         logging.getLogger("aiohttp.server").warning("peer +79000000001 sent token=abc")
         lines = _json_lines(stream)
     finally:

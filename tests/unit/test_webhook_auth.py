@@ -60,8 +60,8 @@ def test_standard_webhooks_signature() -> None:
 def test_signature_rotation_accepts_any_listed_signature() -> None:
     cfg = settings(WebhookAuth.HMAC, secret=SECRET)
     headers = signed(SECRET)
-    headers["webhook-signature"] = signed(OTHER)["webhook-signature"] + " " + (
-        headers["webhook-signature"]
+    headers["webhook-signature"] = (
+        signed(OTHER)["webhook-signature"] + " " + (headers["webhook-signature"])
     )
     verify_webhook(cfg, headers, {}, BODY, NOW)
 
