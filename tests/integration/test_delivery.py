@@ -4,6 +4,7 @@ per-entity order and coalescing."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 from tests.conftest import Bridge, StartBridge, Target
@@ -53,7 +54,7 @@ async def test_transient_failures_retry_with_growing_delays_then_land(
     await wait_for_status(bridge, body["event_id"], "done")
     times = target.state.request_times
     assert len(times) == 5
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # 0.1, 0.2, 0.4, 0.8 s: each wait at least the policy's delay and longer than the last.
     for gap, floor in zip(gaps, (0.1, 0.2, 0.4, 0.8), strict=True):
         assert gap >= floor * 0.95
@@ -150,7 +151,7 @@ async def test_changes_of_one_entity_coalesce_and_stay_in_order(
     assert versions == sorted(versions)
     assert versions[-1] == 5
     assert len(target.state.requests) < 5  # later changes went as one write
-    last = [r for r in target.state.requests if r["state"]["version"] == 5][0]
+    last = next(r for r in target.state.requests if r["state"]["version"] == 5)
     assert len(last["events"]) >= 2
 
 

@@ -140,3 +140,19 @@ def test_committed_config_is_valid_without_environment() -> None:
     s = read_settings(Path("config.yaml"), env={}).settings
     assert s.store.url.startswith("sqlite:///var/")
     assert {c.scopes[0] for c in s.clients.values()} == {"bonus:read", "admin"}
+
+
+def test_example_config_is_valid_with_its_variables_set() -> None:
+    env = {
+        "BRIDGE_SITE_TOKEN": "site-token-0123456789",
+        "BRIDGE_TILLS_TOKEN": "tills-token-0123456789",
+        "BRIDGE_ADMIN_TOKEN": "admin-token-0123456789",
+        "BRIDGE_ONEC_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "BRIDGE_RETAILCRM_WEBHOOK_TOKEN": "crm-token-0123456789",
+        "BRIDGE_BITRIX_APPLICATION_TOKEN": "bx-token-0123456789",
+    }
+    s = read_settings(Path("config.example.yaml"), env=env).settings
+    assert sorted(s.systems) == ["bitrix", "onec", "retailcrm"]
+    with pytest.raises(SettingsError) as caught:
+        read_settings(Path("config.example.yaml"), env={})
+    assert len(caught.value.problems) == len(env)
