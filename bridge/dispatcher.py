@@ -117,6 +117,9 @@ class Dispatcher:
             except StoreError as exc:
                 log.warning("store_unavailable", target=lane.name, error=str(exc))
                 timeout = STORE_ERROR_PAUSE
+            except Exception:  # a bug must not stop deliveries to this target for good
+                log.exception("dispatcher_lane_failed", target=lane.name)
+                timeout = STORE_ERROR_PAUSE
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lane.wakeup.wait(), timeout)
 

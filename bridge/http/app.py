@@ -31,7 +31,8 @@ async def problems_and_metrics(request: web.Request, handler: Handler) -> web.St
     except Problem as exc:
         response = problem_response(exc)
     except web.HTTPException as exc:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status, "http_error")
         response = problem_response(Problem(exc.status, code, exc.reason))
     except StoreError as exc:
         log.warning("store_unavailable", path=request.path, error=str(exc))

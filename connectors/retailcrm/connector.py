@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from bridge.connector import WebhookRejected, WebhookRequest
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
+from bridge.webhook_format import loads_strict
 
 # retailcrm-api.md §5: trigger events are "order changed" / "customer changed"; each has its
 # own history feed (§2.5 orders/history, §3 customers/history) and its own id sequence.
@@ -92,9 +93,9 @@ def read_trigger_fields(request: WebhookRequest) -> dict[str, str]:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(body)
-    except (RecursionError, ValueError) as exc:  # ValueError covers bad UTF-8 and bad JSON
-        raise WebhookRejected(f"body: is not JSON: {exc}") from exc
+        doc = loads_strict(body)
+    except ValueError as exc:  # also bad UTF-8, NaN, absurd nesting and 4300+ digit numbers
+        raise WebhookRejected(f"body is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise WebhookRejected("body: must be a JSON object")
     return doc
