@@ -6,9 +6,11 @@ the output unredacted whatever logged it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 REDACTED = "[redacted]"
 
@@ -24,6 +26,10 @@ _PHONE = re.compile(r"(?<![\w])(\+?\d[\d\s\-().]{8,20}\d)(?![\w])")
 # Secrets that travel inside strings: bearer tokens, ?token= / apiKey= query parameters.
 _INLINE_SECRET = re.compile(
     r"(?i)(bearer\s+|(?:token|apikey|api_key|secret|password|code)=)[^\s&\"',;]+"
+)
+# The same inside text that looks like JSON but did not parse: "apiKey": "...".
+_QUOTED_SECRET = re.compile(
+    r'(?i)("[^"]*(?:token|secret|password|passwd|api_?key|code)[^"]*"\s*:\s*")[^"]*'
 )
 
 
@@ -46,7 +52,9 @@ def redact_value(key: str, value: Any) -> Any:
     if _SECRET_KEY.search(key):
         return REDACTED
     if isinstance(value, str):
-        return mask_phone(_INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, value))
+        value = _INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, value)
+        value = _QUOTED_SECRET.sub(lambda m: m.group(1) + REDACTED, value)
+        return mask_phone(value)
     if isinstance(value, dict):
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -61,3 +69,23 @@ def redact_event(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
             continue
         event[key] = redact_value("" if key == "event" else key, event[key])
     return event
+
+
+def redact_body(body: bytes, content_type: str) -> str:
+    """A stored copy of an inbound body with its secrets removed and phones masked.
+
+    Rejected bodies are kept for support; a sender's credentials inside them (Bitrix puts
+    ``auth[application_token]`` and OAuth tokens in every event) must not be.
+    """
+    text = body.decode("utf-8", "replace")
+    if content_type == "application/x-www-form-urlencoded":
+        pairs = parse_qsl(text, keep_blank_values=True)
+        if pairs:
+            return urlencode([(k, redact_value(k, v)) for k, v in pairs], safe="[]")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return str(redact_value("body", text))
+    except RecursionError:
+        return "[unparsable body nested too deeply; not stored]"
+    return json.dumps(redact_value("", doc), ensure_ascii=False)

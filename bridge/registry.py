@@ -87,7 +87,10 @@ def build_connectors(
                 message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
                 problems.append(ConnectorProblem(path, message))
             continue
-        built.by_system[name] = ctype.create(name, system, options)
+        try:
+            built.by_system[name] = ctype.create(name, system, options)
+        except Exception as exc:  # a connector refusing its settings names the reason
+            problems.append(ConnectorProblem(("systems", name), f"{system.type}: {exc}"))
     problems += _route_problems(settings, built)
     return built, problems
 

@@ -17,6 +17,7 @@ from bridge.errors import AuthError
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import RUNTIME
 from bridge.logs import get_logger
+from bridge.redact import redact_body
 from bridge.store.records import Rejected
 from bridge.webhook_auth import WebhookUnauthorized, verify_webhook
 from bridge.webhook_format import parse_generic_webhook
@@ -71,7 +72,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
             Rejected(
                 system,
                 "sha256:" + hashlib.sha256(body).hexdigest(),
-                body.decode("utf-8", "replace"),
+                redact_body(body, request.content_type),
                 exc.reason,
             )
         )

@@ -9,7 +9,7 @@ import logging
 import structlog
 
 from bridge.logs import configure_logging, get_logger
-from bridge.redact import mask_phone, redact_value
+from bridge.redact import mask_phone, redact_body, redact_value
 from bridge.settings import LogFormat, LogSettings
 
 
@@ -62,3 +62,20 @@ def test_structlog_and_stdlib_records_are_redacted_json() -> None:
     assert "654321" not in json.dumps(lines)
     assert lines[1]["event"] == "peer +7********01 sent token=[redacted]"
     assert lines[1]["level"] == "warning"
+
+
+def test_stored_bodies_lose_their_credentials() -> None:
+    form = (
+        b"event=ONAPPINSTALL&data%5BFIELDS%5D%5BID%5D=7&auth%5Bapplication_token%5D=s3"
+        b"&auth%5Baccess_token%5D=a1&auth%5Bdomain%5D=shop.bitrix24.ru"
+    )
+    stored = redact_body(form, "application/x-www-form-urlencoded")
+    assert "s3" not in stored.replace("shop", "")
+    assert "a1" not in stored
+    assert "auth[domain]=shop.bitrix24.ru" in stored
+    assert "data[FIELDS][ID]=7" in stored
+    as_json = redact_body(b'{"apiKey": "k", "phone": "+79000000001", "x": [1', "application/json")
+    assert as_json == '{"apiKey": "[redacted]", "phone": "+7********01", "x": [1'
+    assert redact_body(b'{"password": "p", "n": 1}', "application/json") == (
+        '{"password": "[redacted]", "n": 1}'
+    )
