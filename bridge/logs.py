@@ -52,7 +52,13 @@ def configure_logging(settings: LogSettings, stream: Any = None) -> None:
     # aiohttp.access logs every request line; our metrics count requests instead.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a record below the level costs a level check, not a
+        # redaction pass (the bench showed that pass at 10 % of the intake thread).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

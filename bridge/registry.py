@@ -39,6 +39,8 @@ class Connectors:
     """The connector built for each configured, enabled system."""
 
     by_system: dict[str, object] = field(default_factory=dict)
+    # isinstance() against a runtime-checkable Protocol is slow; intake asks per request.
+    _parsers: dict[str, WebhookParser | None] = field(default_factory=dict)
 
     def sink(self, system: str) -> Sink | None:
         """The system's sink, if its connector writes."""
@@ -47,8 +49,10 @@ class Connectors:
 
     def parser(self, system: str) -> WebhookParser | None:
         """The system's webhook parser, if its connector takes webhooks."""
-        obj = self.by_system.get(system)
-        return obj if isinstance(obj, WebhookParser) else None
+        if system not in self._parsers:
+            obj = self.by_system.get(system)
+            self._parsers[system] = obj if isinstance(obj, WebhookParser) else None
+        return self._parsers[system]
 
 
 @dataclass
