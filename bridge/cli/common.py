@@ -28,6 +28,13 @@ def add_command(
         epilog="example:\n" + textwrap.indent(example.strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Accepted after the command too (`bridge check --config x.yaml`), as people type it.
+    parser.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="configuration file (default: ./config.yaml)",
+    )
     parser.set_defaults(run=run)
     return parser
 

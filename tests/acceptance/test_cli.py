@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import Target
 from tests.support.configs import HOOK_TOKEN, write_config
-from tests.support.daemon import ROOT, Daemon, cli_json, free_port, run_cli
+from tests.support.daemon import ROOT, Daemon, cli_env, cli_json, free_port, run_cli
 
 AUTH = {"Authorization": f"Bearer {HOOK_TOKEN}"}
 
@@ -67,6 +68,24 @@ async def test_check_passes_on_a_clean_config(tmp_path: Path) -> None:
     code, out, err = await run_cli(write_config(tmp_path), "check")
     assert (code, err) == (0, "")
     assert "OK" in out
+
+
+async def test_config_may_follow_the_command(tmp_path: Path) -> None:
+    good = write_config(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge",
+        "check",
+        "--config",
+        str(good),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(),
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    assert str(good) in out.decode()
 
 
 async def test_committed_config_is_clean() -> None:
