@@ -60,6 +60,17 @@ class WebhookParser(Protocol):
 
 
 @runtime_checkable
+class BodyTokenAuth(Protocol):
+    """A parser that checks the sender's token inside the body (``webhook.auth: connector``).
+
+    Only connectors that say so may be configured that way; for the others it would leave
+    the webhook open.
+    """
+
+    authenticates_body: bool
+
+
+@runtime_checkable
 class Sink(Protocol):
     """Writes an entity's latest state into the system; raises DeliveryError subclasses."""
 

@@ -140,7 +140,7 @@ class Dispatcher:
         d = claimed.delivery
         job = DeliveryJob(
             delivery_id=d.id,
-            operation_key=f"bridge-{d.id}",
+            operation_key=d.operation_key,
             target=d.target,
             source=d.source,
             entity=d.entity,

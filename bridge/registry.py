@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.connector import ConnectorType, Sink, WebhookParser
-from bridge.settings import Settings
+from bridge.connector import BodyTokenAuth, ConnectorType, Sink, WebhookParser
+from bridge.settings import Settings, WebhookAuth
 
 GROUP = "bridge.connectors"
 
@@ -92,9 +92,21 @@ def build_connectors(
                 problems.append(ConnectorProblem(path, message))
             continue
         try:
-            built.by_system[name] = ctype.create(name, system, options)
+            connector = ctype.create(name, system, options)
         except Exception as exc:  # a connector refusing its settings names the reason
             problems.append(ConnectorProblem(("systems", name), f"{system.type}: {exc}"))
+            continue
+        built.by_system[name] = connector
+        if (
+            system.webhook is not None
+            and system.webhook.auth is WebhookAuth.CONNECTOR
+            and not (isinstance(connector, BodyTokenAuth) and connector.authenticates_body)
+        ):
+            message = (
+                f"the {system.type} connector does not check a token in the body;"
+                " use bearer, query or hmac"
+            )
+            problems.append(ConnectorProblem(("systems", name, "webhook", "auth"), message))
     problems += _route_problems(settings, built)
     return built, problems
 

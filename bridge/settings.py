@@ -6,6 +6,8 @@ Reading the file (line numbers, ``${VAR}`` interpolation, ``BRIDGE__*`` override
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from enum import StrEnum
 from typing import Any, Literal
@@ -116,8 +118,13 @@ class WebhookSettings(Strict):
             raise ValueError(f"auth '{self.auth}' needs a token of at least 16 characters")
         if self.auth is WebhookAuth.HMAC:
             secret = self.secret.get_secret_value() if self.secret else ""
-            if not secret.startswith("whsec_") or len(secret) < 16:
-                raise ValueError("auth 'hmac' needs a secret of the form whsec_<base64>")
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                key = b""
+            # Standard Webhooks keys are 24 to 64 random bytes; fewer is guessable.
+            if not secret.startswith("whsec_") or len(key) < 16:
+                raise ValueError("auth 'hmac' needs a secret whsec_<base64 of at least 16 bytes>")
         return self
 
 
@@ -185,6 +192,19 @@ class Settings(Strict):
     systems: dict[str, SystemSettings] = Field(default_factory=dict)
     mirror: MirrorSettings = MirrorSettings()
     sandbox: SandboxSettings = SandboxSettings()
+
+    @model_validator(mode="after")
+    def _lease_outlives_attempts(self) -> Settings:
+        # A lease that expires while its attempt still runs hands the delivery to a second
+        # worker: the same write would go out twice at once.
+        for name, system in self.systems.items():
+            if self.store.lease_seconds < system.delivery.timeout_seconds + 5:
+                raise ValueError(
+                    f"store.lease_seconds ({self.store.lease_seconds:g}) must exceed"
+                    f" systems.{name}.delivery.timeout_seconds"
+                    f" ({system.delivery.timeout_seconds:g}) by at least 5 s"
+                )
+        return self
 
     @field_validator("systems")
     @classmethod

@@ -108,6 +108,13 @@ class DeliveryRecord:
     created_at: float
     updated_at: float
     event_ids: tuple[str, ...] = ()
+    generation: int = 0  # how often it was replayed
+
+    @property
+    def operation_key(self) -> str:
+        """The target's idempotency key: stable across retries, new for each replay."""
+        suffix = f"-r{self.generation}" if self.generation else ""
+        return f"bridge-{self.id}{suffix}"
 
 
 @dataclass(frozen=True)

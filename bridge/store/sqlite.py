@@ -257,6 +257,7 @@ class SQLiteStore:
                         now,
                         did,
                         owner,
+                        claimed.attempt,
                     ),
                 ).rowcount
                 == 1
@@ -572,6 +573,7 @@ def _load_delivery(conn: sqlite3.Connection, did: int) -> DeliveryRecord:
         created_at=found[10],
         updated_at=found[11],
         event_ids=tuple(event_ref(r[0]) for r in eids),
+        generation=found[12],
     )
 
 

@@ -21,12 +21,13 @@ SET status = 'in_flight', lease_owner = ?, lease_until = ?, attempts = attempts 
 WHERE id = ?
 """
 
-# in_flight -> done | retry | dead, only while we still hold the lease.
+# in_flight -> done | retry | dead, only while we still hold the lease for this very
+# attempt (the attempt number tells our claim from a later one by the same process).
 FINISH = """
 UPDATE deliveries
 SET status = ?, due_at = COALESCE(?, due_at), lease_owner = NULL, lease_until = NULL,
     last_error_class = ?, last_error = ?, updated_at = ?
-WHERE id = ? AND status = 'in_flight' AND lease_owner = ?
+WHERE id = ? AND status = 'in_flight' AND lease_owner = ? AND attempts = ?
 """
 
 # in_flight -> pending when the holder died: its lease ran out (or, under the SQLite
@@ -41,9 +42,11 @@ UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL
 WHERE id = ?
 """
 
-# dead|done -> pending by a replay; the attempt counter restarts, history keeps the past.
+# dead|done -> pending by a replay; the attempt counter restarts, history keeps the past,
+# and a new generation gives the replay its own operation key (an idempotent target would
+# otherwise answer a replayed write as a repeat and not apply it).
 REQUEUE = """
-UPDATE deliveries SET status = 'pending', due_at = ?, attempts = 0,
+UPDATE deliveries SET status = 'pending', due_at = ?, attempts = 0, generation = generation + 1,
     last_error_class = NULL, last_error = NULL, updated_at = ?
 WHERE id = ?
 """
@@ -68,11 +71,14 @@ ON CONFLICT (source, source_key) DO NOTHING
 RETURNING id
 """
 
-# A new change of an entity joins the delivery that is still waiting for it (coalescing);
-# one already in flight is left alone, so the change gets a delivery of its own after it.
+# A new change of an entity joins the delivery that waits for it (coalescing) only if that
+# delivery was never attempted: an attempt may have landed even when it failed (a timeout
+# after the write), and the target would take the same operation key with newer state as
+# a repeat. So a change arriving during a flight or a retry gets a delivery of its own,
+# which runs after the earlier one.
 FIND_WAITING = """
 SELECT id FROM deliveries
-WHERE target = ? AND entity_key = ? AND status IN ('pending', 'retry')
+WHERE target = ? AND entity_key = ? AND status = 'pending' AND attempts = 0
 ORDER BY id DESC LIMIT 1
 """
 
@@ -96,7 +102,7 @@ EVENT_COLUMNS = (
 
 DELIVERY_COLUMNS = (
     "d.id, d.target, d.source, d.entity, d.entity_id, d.status, d.attempts, d.due_at,"
-    " d.last_error_class, d.last_error, d.created_at, d.updated_at"
+    " d.last_error_class, d.last_error, d.created_at, d.updated_at, d.generation"
 )
 
 QUEUE_DEPTH = """

@@ -64,6 +64,9 @@ class BitrixOptions(BaseModel):
 class BitrixConnector:
     """Parses Bitrix24 outbound events; cannot write yet."""
 
+    # bitrix.md §3.3: every outbound event carries auth[application_token]; we check it.
+    authenticates_body = True
+
     def __init__(self, name: str, token: bytes | None) -> None:
         self.name = name
         self._token = token

@@ -171,3 +171,25 @@ async def test_entities_are_delivered_in_parallel_up_to_the_limit(
     # 8 deliveries of 0.3 s with 4 at a time: about two rounds, far less than 8 in series.
     assert 0.55 <= elapsed < 1.8
     assert json.dumps(sorted(target.state.state)) == json.dumps([str(n) for n in range(8)])
+
+
+async def test_a_change_after_a_landed_but_failed_attempt_is_not_lost(
+    start_bridge: StartBridge, target: Target
+) -> None:
+    bridge = await start_bridge(
+        target_url=target.url,
+        retry={"base_seconds": 0.5, "cap_seconds": 1, "max_attempts": 5, "jitter": 0},
+    )
+    # The target applies v1 but the answer is lost (503): the bridge must retry v1 with the
+    # same key (absorbed as a repeat) and still bring v2, which arrives meanwhile, across.
+    await set_fault(bridge, target, status=503, count=1, after_apply=True)
+    _, first, _ = await post(bridge, order("l1", "3", total="1"), AUTH)
+    while not target.state.requests:
+        await asyncio.sleep(0.01)
+    _, second, _ = await post(bridge, order("l2", "3", total="2"), AUTH)
+    await wait_for_status(bridge, first["event_id"], "done")
+    await wait_for_status(bridge, second["event_id"], "done")
+    assert target.state.state == {"3": {"total": "2"}}
+    keys = [r["operation_key"] for r in target.state.requests]
+    assert len(set(keys)) == 2
+    assert keys[0] == keys[1]  # the retry of v1 reused its key

@@ -83,7 +83,7 @@ async def test_a_change_during_flight_waits_for_the_flight(store: SQLiteStore) -
     assert [e.payload for e in second.events] == [{"v": 2}]
 
 
-async def test_a_retrying_delivery_blocks_newer_ones_and_absorbs_changes(
+async def test_a_retrying_delivery_blocks_newer_ones_without_absorbing_them(
     store: SQLiteStore, clock: Clock
 ) -> None:
     await store.append_events([change("a", "1", v=1)])
@@ -97,7 +97,12 @@ async def test_a_retrying_delivery_blocks_newer_ones_and_absorbs_changes(
     clock.now += 10
     (again,) = await store.claim_due("crm", "me", 10)
     assert again.attempt == 2
-    assert [e.payload for e in again.events] == [{"v": 1}, {"v": 2}]
+    # The first attempt may have landed, so v2 must not ride on the same operation key.
+    assert [e.payload for e in again.events] == [{"v": 1}]
+    await store.finish_attempt(again, "me", AttemptOutcome(Status.DONE))
+    (newer,) = await store.claim_due("crm", "me", 10)
+    assert [e.payload for e in newer.events] == [{"v": 2}]
+    assert newer.delivery.operation_key != again.delivery.operation_key
 
 
 async def test_expired_leases_return_to_pending_with_history(
@@ -138,6 +143,9 @@ async def test_replay_requeues_dead_and_appends_history(store: SQLiteStore) -> N
         ("attempt", "me"),
         ("replayed", "cli:ann"),
     ]
+    (replayed,) = await store.claim_due("crm", "me", 1)
+    assert replayed.delivery.operation_key == f"bridge-{claimed.delivery.id}-r1"
+    assert claimed.delivery.operation_key == f"bridge-{claimed.delivery.id}"
     again = await store.replay([claimed.delivery.id], None, "t", dry_run=False)
     assert again.requeued == [] and "already queued" in again.skipped[claimed.delivery.id]
 

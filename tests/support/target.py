@@ -25,6 +25,7 @@ class Fault:
     count: int = -1  # how many requests get it (-1: until cleared)
     retry_after: str | None = None
     delay: float = 0.0
+    after_apply: bool = False  # apply the write, then answer the fault (a lost response)
 
 
 @dataclass
@@ -49,13 +50,16 @@ def build_target_app(state: TargetState) -> web.Application:
         fault = state.fault
         if fault.delay:
             await asyncio.sleep(fault.delay)
+        key = body["operation_key"]
+        state.received[key] += 1
+        if fault.after_apply and key not in state.applied:
+            state.applied[key] = body["entity_id"]
+            state.state[body["entity_id"]] = body["state"]
         if fault.status and fault.count != 0:
             if fault.count > 0:
                 fault.count -= 1
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return web.json_response({"error": "injected"}, status=fault.status, headers=headers)
-        key = body["operation_key"]
-        state.received[key] += 1
         if key not in state.applied:
             state.applied[key] = body["entity_id"]
             state.state[body["entity_id"]] = body["state"]

@@ -124,10 +124,14 @@ def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
     assert "nope.yaml" in found and "cannot read" in found
 
 
-def test_hmac_webhook_needs_whsec_secret(tmp_path: Path) -> None:
+@pytest.mark.parametrize("secret", ["", "whsec_!!!!!!!!!!!!!!!!!!!!", "whsec_c2hvcnQ="])
+def test_hmac_webhook_needs_a_real_whsec_secret(tmp_path: Path, secret: str) -> None:
     text = "systems:\n  shop:\n    type: recorder\n    webhook:\n      auth: hmac\n"
+    if secret:
+        text += f"      secret: '{secret}'\n"
     (found,) = problems(write(tmp_path, text))
-    assert "systems.shop.webhook" in found and "whsec_" in found
+    assert "systems.shop.webhook" in found
+    assert "whsec_" in found
 
 
 def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ CREATE TABLE deliveries (
     entity_key       TEXT NOT NULL,  -- source/entity/entity_id
     status           TEXT NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,  -- attempts since creation or last replay
+    generation       INTEGER NOT NULL DEFAULT 0,  -- replays so far; part of the operation key
     due_at           REAL NOT NULL,
     lease_owner      TEXT,
     lease_until      REAL,
