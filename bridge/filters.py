@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from bridge.store.records import EventFilter, Status
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
+_RELATIVE = re.compile(r"^([0-9]{1,6})\s*([smhd])$", re.ASCII)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LIMIT = 10_000
 
@@ -31,11 +31,11 @@ def parse_time(field: str, text: str, now: float | None = None) -> float:
         return (time.time() if now is None else now) - int(match.group(1)) * _UNIT[match.group(2)]
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError) as exc:
         raise FilterError(field, "expected ISO 8601 (2026-11-22T10:00) or 30m / 2h / 7d") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def parse_filter(values: Mapping[str, str | None], default_limit: int = 50) -> EventFilter:
@@ -54,7 +54,10 @@ def parse_filter(values: Mapping[str, str | None], default_limit: int = 50) -> E
     limit = default_limit
     if values.get("limit"):
         raw = str(values["limit"])
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        if (
+            not (raw.isascii() and raw.isdigit() and len(raw) <= 6)
+            or not 1 <= int(raw) <= MAX_LIMIT
+        ):
             raise FilterError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
     since = parse_time("since", str(values["since"])) if values.get("since") else None

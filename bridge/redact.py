@@ -55,6 +55,8 @@ def redact_value(key: str, value: Any) -> Any:
         value = _INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, value)
         value = _QUOTED_SECRET.sub(lambda m: m.group(1) + REDACTED, value)
         return mask_phone(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 10**9 <= abs(value) < 10**15:
+        return mask_phone(str(value))  # a phone sent as a JSON number
     if isinstance(value, dict):
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -77,7 +79,14 @@ def redact_body(body: bytes, content_type: str) -> str:
     Rejected bodies are kept for support; a sender's credentials inside them (Bitrix puts
     ``auth[application_token]`` and OAuth tokens in every event) must not be.
     """
-    text = body.decode("utf-8", "replace")
+    return (
+        _redact_text(body.decode("utf-8", "replace"), content_type)
+        .encode("utf-8", "replace")
+        .decode("utf-8")
+    )  # a "\ud800" escape decodes to a lone surrogate SQLite cannot store
+
+
+def _redact_text(text: str, content_type: str) -> str:
     if content_type == "application/x-www-form-urlencoded":
         pairs = parse_qsl(text, keep_blank_values=True)
         if pairs:

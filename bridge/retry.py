@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bridge.errors import DeliveryError, ErrorClass, RateLimited
 from bridge.settings import RetrySettings
 
+MAX_RETRY_AFTER = 86_400.0  # a sanity bound on what a target may ask for
 NEVER_RETRY = frozenset({ErrorClass.PERMANENT, ErrorClass.AUTH, ErrorClass.CONFIG})
 
 
@@ -43,6 +44,7 @@ def decide_retry(
         return RetryDecision(False, reason=f"gave up after {attempt} attempts")
     delay = backoff_delay(attempt, policy, unit_random)
     if isinstance(error, RateLimited) and error.retry_after is not None:
-        # The target knows its own limit better than our curve does (Retry-After).
-        delay = max(delay, min(error.retry_after, policy.cap_seconds))
+        # The target knows its own limit better than our curve does (Retry-After), even
+        # beyond our cap: calling earlier only earns another 429 and wastes an attempt.
+        delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER))
     return RetryDecision(True, delay=delay)

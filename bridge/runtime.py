@@ -84,8 +84,11 @@ class Runtime:
         # the same deliveries. The lock also lets start-up take over the leases of a
         # process that died, without waiting for them to expire.
         path = Path(f"{self.store.path}.lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("wb")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("wb")
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

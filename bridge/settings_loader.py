@@ -107,7 +107,12 @@ def _construct(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Pro
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*path, i), doc, problems) for i, item in enumerate(node.value)]
     # A scalar: the safe constructor resolves ints, bools and nulls as YAML 1.1 does.
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except yaml.YAMLError as exc:  # e.g. an unknown tag such as !env
+        problem = getattr(exc, "problem", None) or str(exc)
+        problems.append(doc.problem(path, f"YAML: {problem}"))
+        return None
 
 
 def interpolate(doc: Document, env: Mapping[str, str]) -> list[Problem]:
@@ -237,9 +242,9 @@ def read_settings(path: Path, env: Mapping[str, str] | None = None) -> LoadedSet
     try:
         settings = Settings.model_validate(doc.data)
     except ValidationError as exc:
-        # A value left empty by an unset variable fails validation too (the key or its
-        # section); the unset variable is the cause, so only it is reported there.
-        causes = [p.path for p in unset]
+        # A value left empty by an unset variable or a bad tag fails validation too (the
+        # key or its section); only the cause is reported there.
+        causes = [p.path for p in problems]
         problems += [
             p
             for p in validation_problems(doc, exc)

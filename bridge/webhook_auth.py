@@ -22,7 +22,10 @@ class WebhookUnauthorized(Exception):
 
 
 def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    # Header values may hold bytes that are not UTF-8; they must fail the match, not crash.
+    return hmac.compare_digest(
+        a.encode("utf-8", "backslashreplace"), b.encode("utf-8", "backslashreplace")
+    )
 
 
 def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -73,7 +76,7 @@ def _verify_signature(
         raise WebhookUnauthorized(
             "webhook-id, webhook-timestamp and webhook-signature headers are required"
         )
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         raise WebhookUnauthorized("webhook-timestamp must be UNIX seconds")
     if abs(now - int(stamp)) > cfg.tolerance_seconds:
         raise WebhookUnauthorized("webhook-timestamp is outside the allowed tolerance")

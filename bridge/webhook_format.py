@@ -36,6 +36,22 @@ def loads_strict(body: bytes) -> Any:
         raise ValueError("nested too deeply") from exc
 
 
+def check_storable(events: list[InboundEvent]) -> None:
+    """Reject events the store could not write: lone surrogates (``"\\ud800"`` is valid
+    JSON but not UTF-8), NaN, or values JSON cannot hold; the message names the field."""
+    for index, event in enumerate(events):
+        where = f"events[{index}]." if len(events) > 1 else ""
+        for name in ("source_key", "entity", "entity_id", "action"):
+            try:
+                getattr(event, name).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise WebhookRejected(f"{where}{name}: is not valid UTF-8 text") from exc
+        try:
+            json.dumps(event.payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (UnicodeEncodeError, ValueError, TypeError, RecursionError) as exc:
+            raise WebhookRejected(f"{where}data: cannot be stored ({exc})") from exc
+
+
 def parse_generic_webhook(request: WebhookRequest) -> list[InboundEvent]:
     """Parse the generic JSON format; WebhookRejected names the offending field."""
     try:

@@ -106,7 +106,7 @@ def run_show(args: argparse.Namespace) -> int:
         print_json(view)
         return OK
     entity = f"{view['entity']}/{view['entity_id']}" if view["entity"] else "-"
-    out.print(f"[bold]{view['id']}[/]  {view['status']}  from {view['source']}  {entity}")
+    out.print(f"{view['id']}  {view['status']}  from {view['source']}  {entity}", markup=False)
     out.print(
         f"received {short_time(view['received_at'])} UTC, source key {view['source_key']}",
         markup=False,

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 from bridge import __version__
 from bridge.cli import check, events, replay, serve, status
-from bridge.cli.output import USAGE
+from bridge.cli.output import USAGE, fail
+from bridge.errors import BridgeError
 
 EXAMPLES = """examples:
   bridge serve                          run the daemon on ./config.yaml
@@ -60,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except KeyboardInterrupt:
         return 130
+    except BridgeError as exc:  # the store cannot be opened, a file is unreadable, ...
+        return fail(str(exc))
 
 
 if __name__ == "__main__":

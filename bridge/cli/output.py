@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 OK, FAILURE, USAGE = 0, 1, 2
 
@@ -28,7 +30,8 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("-" if v is None or v == "" else str(v) for v in row))
+        # Text, not str: values come from senders and must never be read as rich markup.
+        table.add_row(*(Text("-" if v is None or v == "" else str(v)) for v in row))
     out.print(table)
 
 
@@ -39,5 +42,5 @@ def short_time(iso_text: str | None) -> str | None:
 
 def fail(message: str, code: int = FAILURE) -> int:
     """Print an error line to stderr and return the exit code."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return code

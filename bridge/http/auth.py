@@ -39,7 +39,7 @@ class ClientAuth:
         found: Client | None = None
         for secret, client in self._clients:
             # Compare against every client so the time taken does not reveal which matched.
-            if hmac.compare_digest(secret, token.encode()):
+            if hmac.compare_digest(secret, token.encode("utf-8", "backslashreplace")):
                 found = client
         if found is None:
             raise Problem(401, "unauthorized", "the bearer token is not valid", headers=_CHALLENGE)

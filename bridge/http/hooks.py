@@ -20,7 +20,7 @@ from bridge.logs import get_logger
 from bridge.redact import redact_body
 from bridge.store.records import Rejected
 from bridge.webhook_auth import WebhookUnauthorized, verify_webhook
-from bridge.webhook_format import parse_generic_webhook
+from bridge.webhook_format import check_storable, parse_generic_webhook
 
 log = get_logger("bridge.hooks")
 
@@ -63,6 +63,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     )
     try:
         events = parser.parse_webhook(inbound) if parser else parse_generic_webhook(inbound)
+        check_storable(events)
     except AuthError as exc:  # a token carried inside the body did not match
         rt.metrics.events.labels(system, "unauthorized").inc()
         log.warning("webhook_unauthorized", system=system, reason=str(exc))

@@ -22,26 +22,46 @@ def list_migrations(dialect: str) -> list[tuple[int, str, str]]:
 
 
 def migrate_sqlite(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database lacks; return the names applied."""
+    """Apply the migrations this database lacks; return the names applied.
+
+    Each migration runs in its own ``BEGIN IMMEDIATE`` transaction and re-reads the applied
+    versions under that lock, so two processes starting on a fresh file do not both try.
+    """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     applied = []
     for version, name, sql in list_migrations("sqlite"):
-        if version in done:
-            continue
-        # executescript commits first; wrap the file so a failure leaves no half-schema.
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\n"
-                f"INSERT INTO schema_migrations VALUES ({version}, '{name}', {time.time()});\n"
-                "COMMIT;"
-            )
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            done = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone()
+            if done is None:
+                for statement in split_statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, time.time())
+                )
+                applied.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
             raise
-        applied.append(name)
     return applied
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements (triggers with inner ``;`` stay whole)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete statement at the end of a migration: {buffer[:60]!r}")
+    return statements

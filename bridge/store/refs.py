@@ -10,6 +10,6 @@ def parse_ref(ref: str, prefix: str) -> int:
     text = ref.strip()
     if text.startswith(f"{prefix}_"):
         text = text[len(prefix) + 1 :]
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound(f"{ref!r} is not a valid {prefix}_<number> id")
     return int(text)

@@ -164,8 +164,20 @@ async def test_dead_letter_replay_and_show_through_the_cli(
         code, out, _ = await run_cli(config, "events", "show", body["event_id"])
         assert code == 0 and "replayed" in out and "permanent" in out
 
+        # Sender-controlled text is printed as text, never read as rich markup.
+        _, odd = await hook(http, daemon, {"event_id": "[/x]", "entity": "[bold]", "id": "[/]"})
+        code, out, err = await run_cli(config, "events", "list")
+        assert code == 0, err
+        assert "[bold]/[/]" in out
+        code, out, err = await run_cli(config, "events", "show", odd["event_id"])
+        assert code == 0, err
+        assert "[/x]" in out
+        code, _, err = await run_cli(config, "events", "show", "[/x]")
+        assert code == 1
+        assert "[/x]" in err
+
         status = await cli_json(config, "status")
-        assert status["events"] == {"done": 1}
+        assert status["events"] == {"done": 2}
         code, out, _ = await run_cli(config, "events", "list", "--status", "done")
         assert code == 0 and body["event_id"] in out
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import random
@@ -81,3 +82,55 @@ async def test_fuzzed_requests_never_get_a_5xx(start_bridge: StartBridge) -> Non
                 assert problem["code"]
                 assert "Traceback" not in text
     assert {401, 404, 405, 422, 400, 413} - seen <= {413}
+
+
+async def raw_request(url: str, request: bytes) -> int:
+    """Send bytes as they are (headers that are not UTF-8) and return the status code."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+async def test_odd_bytes_and_digits_are_client_errors(start_bridge: StartBridge) -> None:
+    bridge = await start_bridge()
+    body = b'{"event_id": "z", "entity": "order", "id": "1"}'
+    for header in (
+        b"Authorization: Bearer \xff\xfe\xfa",
+        b"webhook-id: m\r\nwebhook-timestamp: \xc2\xb9\r\nwebhook-signature: v1,x",
+    ):
+        request = (
+            b"POST /hooks/shop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + header
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        assert await raw_request(bridge.url, request) == 401
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for path in (
+        "/api/v1/events/evt_%C2%B2",
+        "/api/v1/events?limit=%C2%B2",
+        "/api/v1/events?since=99999999999999d",
+        "/api/v1/events?since=" + "9" * 5000 + "d",
+    ):
+        async with bridge.http.get(bridge.url + path, headers=admin) as resp:
+            assert 400 <= resp.status < 500, path
+
+
+async def test_lone_surrogates_are_rejected_not_crashed(start_bridge: StartBridge) -> None:
+    bridge = await start_bridge()
+    auth = {"Authorization": f"Bearer {HOOK_TOKEN}"}
+    for body in (
+        b'{"event_id": "s1", "entity": "order", "id": "1", "data": {"x": "\\ud800"}}',
+        b'{"event_id": "\\udfff", "entity": "order", "id": "1"}',
+    ):
+        async with bridge.http.post(bridge.url + "/hooks/shop", data=body, headers=auth) as resp:
+            problem = await resp.json(content_type=None)
+        assert resp.status == 422
+        assert "UTF-8" in problem["detail"] or "cannot be stored" in problem["detail"]

@@ -222,3 +222,26 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
         assert migrate_sqlite(conn) == []
     finally:
         conn.close()
+
+
+def test_two_processes_migrating_a_fresh_file_do_not_collide(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "race.db"
+    results: list[object] = []
+
+    def migrate() -> None:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        try:
+            results.append(migrate_sqlite(conn))
+        except Exception as exc:
+            results.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=migrate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, results)) == ["['0001_initial.sql']", "[]", "[]", "[]"]

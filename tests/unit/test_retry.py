@@ -27,7 +27,8 @@ POLICY = RetrySettings(base_seconds=1, cap_seconds=60, max_attempts=10, jitter=0
         (TransientError("503"), 7, True, 60),  # 64 capped to 60
         (TransientError("503"), 10, False, 0),  # max_attempts reached
         (RateLimited("429", retry_after=30), 1, True, 30),  # Retry-After beats the curve
-        (RateLimited("429", retry_after=3600), 1, True, 60),  # but not the cap
+        (RateLimited("429", retry_after=3600), 1, True, 3600),  # even beyond the cap
+        (RateLimited("429", retry_after=1e9), 1, True, 86400),  # within reason
         (RateLimited("429", retry_after=None), 3, True, 4),
         (PermanentError("422"), 1, False, 0),
         (AuthError("401"), 1, False, 0),

@@ -160,3 +160,8 @@ def test_example_config_is_valid_with_its_variables_set() -> None:
     with pytest.raises(SettingsError) as caught:
         read_settings(Path("config.example.yaml"), env={})
     assert len(caught.value.problems) == len(env)
+
+
+def test_unknown_yaml_tag_is_a_problem_with_a_line(tmp_path: Path) -> None:
+    (found,) = problems(write(tmp_path, "http:\n  host: 127.0.0.1\n  port: !env 8080\n"))
+    assert found.startswith(f"{tmp_path / 'config.yaml'}:3: http.port: YAML:")
