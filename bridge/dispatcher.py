@@ -76,7 +76,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Take over leases of a previous process, then start one loop per target."""
-        released = await self._store.release_expired_leases(owner=self.owner)
+        released = await self._store.recover_leases(self.owner)
         if released:
             log.warning("deliveries_recovered", count=released)
         for lane in self._lanes.values():

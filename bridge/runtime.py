@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 from bridge.connector import Lifecycle
 from bridge.dispatcher import Dispatcher
-from bridge.errors import SettingsError, StoreError
+from bridge.errors import SettingsError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.registry import Connectors, build_connectors
 from bridge.router import Router
 from bridge.settings import Settings
 from bridge.settings_loader import LoadedSettings
-from bridge.store import SQLiteStore, open_store
+from bridge.store import Store, open_store
 
 log = get_logger("bridge.runtime")
 
@@ -29,7 +26,7 @@ class Runtime:
     """The store, connectors, router, dispatcher and metrics of one process."""
 
     loaded: LoadedSettings
-    store: SQLiteStore
+    store: Store
     connectors: Connectors
     router: Router
     metrics: Metrics = field(default_factory=Metrics)
@@ -37,7 +34,6 @@ class Runtime:
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
-    _lock: IO[bytes] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -46,8 +42,7 @@ class Runtime:
 
     async def start(self, *, dispatch: bool = True) -> None:
         """Open the store, start connectors and, if asked, the dispatcher."""
-        self._take_lock()
-        await self.store.open()
+        await self.store.open(serving=True)
         for name, connector in self.connectors.by_system.items():
             if isinstance(connector, Lifecycle):
                 await connector.start()
@@ -75,29 +70,6 @@ class Runtime:
             if isinstance(connector, Lifecycle):
                 await connector.close()
         await self.store.close()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-    def _take_lock(self) -> None:
-        # SQLite serves one instance: a second `bridge serve` on the same file would claim
-        # the same deliveries. The lock also lets start-up take over the leases of a
-        # process that died, without waiting for them to expire.
-        path = Path(f"{self.store.path}.lock")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open("wb")
-        except OSError as exc:
-            raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            handle.close()
-            raise StoreError(
-                f"another bridge is already serving {self.store.path}; SQLite serves one"
-                " instance (use PostgreSQL for several)"
-            ) from exc
-        self._lock = handle
 
 
 def build_runtime(loaded: LoadedSettings) -> Runtime:

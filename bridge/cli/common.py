@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from bridge.cli.output import err
 from bridge.errors import SettingsError
 from bridge.settings_loader import LoadedSettings, read_settings
-from bridge.store import SQLiteStore, open_store
+from bridge.store import Store, open_store
 
 T = TypeVar("T")
 Commands = Any  # argparse's private _SubParsersAction
@@ -49,7 +49,7 @@ def load(args: argparse.Namespace) -> LoadedSettings | None:
         return None
 
 
-async def with_store(loaded: LoadedSettings, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+async def with_store(loaded: LoadedSettings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Open the configured store for one command and close it afterwards."""
     store = open_store(loaded.settings.store)
     await store.open()

@@ -14,7 +14,7 @@ from bridge.cli.events import add_filter_options
 from bridge.cli.output import FAILURE, OK, USAGE, fail, out, print_json
 from bridge.errors import NotFound
 from bridge.filters import FilterError, parse_filter
-from bridge.store import SQLiteStore
+from bridge.store import Store
 from bridge.store.records import EventFilter, ReplayResult, Status
 from bridge.views import replay_view
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     return OK
 
 
-async def _requeue(store: SQLiteStore, plan: ReplayResult, actor: str, quiet: bool) -> list[str]:
+async def _requeue(store: Store, plan: ReplayResult, actor: str, quiet: bool) -> list[str]:
     """Requeue the planned deliveries in chunks, with a progress bar for long runs."""
     done: list[str] = []
     with Progress(transient=True, disable=quiet or len(plan.requeued) <= CHUNK) as bar:

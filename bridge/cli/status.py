@@ -9,7 +9,7 @@ from typing import Any
 
 from bridge.cli.common import Commands, add_command, load, with_store
 from bridge.cli.output import FAILURE, OK, out, print_json, print_table, short_time
-from bridge.store import SQLiteStore
+from bridge.store import Store
 from bridge.views import cursor_view, queue_view
 
 
@@ -25,7 +25,7 @@ def register(commands: Commands) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-async def gather_status(store: SQLiteStore) -> dict[str, Any]:
+async def gather_status(store: Store) -> dict[str, Any]:
     """Everything ``bridge status`` shows."""
     now = time.time()
     return {

@@ -15,7 +15,7 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def open_store(settings: StoreSettings) -> SQLiteStore:
+def open_store(settings: StoreSettings) -> Store:
     """Build the store the settings name (not yet opened)."""
     if settings.url.startswith("sqlite:///"):
         return SQLiteStore(

@@ -30,8 +30,9 @@ from bridge.store.records import (
 class Store(Protocol):
     """The durable event log."""
 
-    async def open(self) -> None:
-        """Connect and migrate the schema to the latest version."""
+    async def open(self, *, serving: bool = False) -> None:
+        """Connect and migrate the schema; ``serving`` is the daemon (SQLite locks the file
+        so only one serves it)."""
 
     async def close(self) -> None:
         """Finish pending writes and disconnect."""
@@ -57,8 +58,12 @@ class Store(Protocol):
     async def finish_attempt(self, claimed: Claimed, owner: str, outcome: AttemptOutcome) -> bool:
         """Record an attempt and move the delivery on; False if the lease was lost."""
 
-    async def release_expired_leases(self, owner: str | None = None) -> int:
-        """Return expired (or, with ``owner``, all foreign) leases to ``pending``."""
+    async def release_expired_leases(self) -> int:
+        """Return deliveries whose lease ran out to ``pending``."""
+
+    async def recover_leases(self, owner: str) -> int:
+        """At start-up, return deliveries held by processes known to be gone to ``pending``
+        (SQLite under its instance lock: all foreign leases; several instances: expired)."""
 
     async def next_due_at(self, target: str, after: float) -> float | None:
         """When the next waiting delivery of ``target`` falls due after ``after``.

@@ -7,13 +7,14 @@ connection per reader thread, which WAL lets run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from bridge.errors import NotFound, StoreError
 from bridge.store import sqlite_sql as q
@@ -64,6 +65,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._lock: IO[bytes] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -80,13 +82,19 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    async def open(self) -> None:
-        """Create the file's folder, migrate, start the writer."""
-        await asyncio.to_thread(self._open_sync)
+    async def open(self, *, serving: bool = False) -> None:
+        """Create the file's folder, take the instance lock when serving, migrate, start
+        the writer."""
+        await asyncio.to_thread(self._open_sync, serving)
 
-    def _open_sync(self) -> None:
+    def _open_sync(self, serving: bool) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror}") from exc
+        if serving:
+            self._take_lock()
+        try:
             conn = self._connect()
             try:
                 migrate_sqlite(conn)
@@ -97,6 +105,25 @@ class SQLiteStore:
         self._writer = Writer(self._connect)
         self._writer.start()
 
+    def _take_lock(self) -> None:
+        # SQLite serves one instance: a second `bridge serve` on the same file would claim
+        # the same deliveries. Holding the lock also tells recover_leases() that any lease
+        # it finds belongs to a process that is gone.
+        path = Path(f"{self.path}.lock")
+        try:
+            handle = path.open("wb")
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise StoreError(
+                f"another bridge is already serving {self.path}; SQLite serves one"
+                " instance (use PostgreSQL for several)"
+            ) from exc
+        self._lock = handle
+
     async def close(self) -> None:
         """Let queued writes commit, then close every connection."""
         if self._writer is not None:
@@ -106,6 +133,9 @@ class SQLiteStore:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -286,8 +316,16 @@ class SQLiteStore:
 
         return await self._write(job)
 
-    async def release_expired_leases(self, owner: str | None = None) -> int:
-        """Return in-flight deliveries whose holder is gone to ``pending``."""
+    async def release_expired_leases(self) -> int:
+        """Return in-flight deliveries whose lease ran out to ``pending``."""
+        return await self._release_leases(None)
+
+    async def recover_leases(self, owner: str) -> int:
+        """At start-up: under the instance lock every lease not ours is a dead process's,
+        so it returns at once; without the lock only expired ones do."""
+        return await self._release_leases(owner if self._lock is not None else None)
+
+    async def _release_leases(self, owner: str | None) -> int:
         now = self._clock()
 
         def job(conn: sqlite3.Connection) -> int:

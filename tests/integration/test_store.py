@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import NotFound
+from bridge.errors import NotFound, StoreError
 from bridge.store import SQLiteStore
 from bridge.store.migrate import migrate_sqlite
 from bridge.store.records import (
@@ -122,10 +122,24 @@ async def test_expired_leases_return_to_pending_with_history(
     assert (await store.get_event(stored.event_id)).deliveries[0].status == Status.PENDING
 
 
-async def test_takeover_releases_every_foreign_lease_at_once(store: SQLiteStore) -> None:
-    await store.append_events([change("a", "1"), change("b", "2")])
-    await store.claim_due("crm", "old", 10)
-    assert await store.release_expired_leases(owner="new") == 2
+async def test_takeover_releases_foreign_leases_only_under_the_lock(
+    tmp_path: Path, clock: Clock
+) -> None:
+    reader = SQLiteStore(tmp_path / "t.db", clock=clock)
+    await reader.open()  # like a CLI command: no instance lock
+    await reader.append_events([change("a", "1"), change("b", "2")])
+    await reader.claim_due("crm", "old", 10)
+    assert await reader.recover_leases("new") == 0  # the holder may still be alive
+    await reader.close()
+    daemon = SQLiteStore(tmp_path / "t.db", clock=clock)
+    await daemon.open(serving=True)
+    try:
+        second = SQLiteStore(tmp_path / "t.db", clock=clock)
+        with pytest.raises(StoreError, match="already serving"):
+            await second.open(serving=True)
+        assert await daemon.recover_leases("new") == 2
+    finally:
+        await daemon.close()
 
 
 async def test_replay_requeues_dead_and_appends_history(store: SQLiteStore) -> None:
