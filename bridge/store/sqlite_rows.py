@@ -1,0 +1,230 @@
+"""Rows of the SQLite store: reading them into records and writing events with their
+deliveries. Every function runs inside a job, on the job's connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from bridge.errors import NotFound
+from bridge.store import sqlite_sql as q
+from bridge.store.records import (
+    DeliveryRecord,
+    EventFilter,
+    EventRecord,
+    HistoryEntry,
+    NewEvent,
+    Status,
+    Stored,
+    delivery_ref,
+    event_ref,
+)
+from bridge.store.refs import parse_ref
+
+
+def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
+    ev = new.event
+    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
+    row = conn.execute(
+        q.INSERT_EVENT,
+        (
+            new.source,
+            ev.source_key,
+            ev.entity,
+            ev.entity_id,
+            ev.action,
+            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+            status,
+            reason,
+            now,
+            now,
+        ),
+    ).fetchone()
+    if row is None:
+        return Stored(existing_event(conn, new.source, ev.source_key), True)
+    eid = row[0]
+    key = f"{new.source}/{ev.entity}/{ev.entity_id}"
+    for target in new.targets:
+        waiting = conn.execute(q.FIND_WAITING, (target, key)).fetchone()
+        if waiting is not None:
+            did = waiting[0]
+        else:
+            did = conn.execute(
+                q.INSERT_DELIVERY, (target, new.source, ev.entity, ev.entity_id, key, now, now, now)
+            ).fetchone()[0]
+        conn.execute("INSERT INTO delivery_events VALUES (?, ?)", (did, eid))
+    return Stored(event_ref(eid), False)
+
+
+def existing_event(conn: sqlite3.Connection, source: str, source_key: str) -> str:
+    row = conn.execute(
+        "SELECT id FROM events WHERE source = ? AND source_key = ?", (source, source_key)
+    ).fetchone()
+    return event_ref(row[0])
+
+
+def event_record(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> EventRecord:
+    return EventRecord(
+        id=event_ref(row[0]),
+        source=row[1],
+        source_key=row[2],
+        entity=row[3],
+        entity_id=row[4],
+        action=row[5],
+        status=Status(row[6]),
+        reason=row[7],
+        payload=payload,
+        received_at=row[8],
+        updated_at=row[9],
+        targets=targets,
+    )
+
+
+def targets_of(conn: sqlite3.Connection, eid: int) -> tuple[str, ...]:
+    rows = conn.execute(
+        "SELECT DISTINCT d.target FROM delivery_events de JOIN deliveries d"
+        " ON d.id = de.delivery_id WHERE de.event_id = ? ORDER BY 1",
+        (eid,),
+    ).fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def load_delivery(conn: sqlite3.Connection, did: int) -> DeliveryRecord:
+    row = conn.execute(f"SELECT {q.DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = ?", (did,))
+    found = row.fetchone()
+    if found is None:
+        raise NotFound(f"no delivery {delivery_ref(did)}")
+    eids = conn.execute(
+        "SELECT event_id FROM delivery_events WHERE delivery_id = ? ORDER BY 1", (did,)
+    ).fetchall()
+    return DeliveryRecord(
+        id=delivery_ref(found[0]),
+        target=found[1],
+        source=found[2],
+        entity=found[3],
+        entity_id=found[4],
+        status=Status(found[5]),
+        attempts=found[6],
+        due_at=found[7],
+        last_error_class=found[8],
+        last_error=found[9],
+        created_at=found[10],
+        updated_at=found[11],
+        event_ids=tuple(event_ref(r[0]) for r in eids),
+        generation=found[12],
+    )
+
+
+def load_events_of(conn: sqlite3.Connection, did: int) -> list[EventRecord]:
+    rows = conn.execute(
+        f"SELECT {q.EVENT_COLUMNS}, e.payload FROM delivery_events de"
+        " JOIN events e ON e.id = de.event_id WHERE de.delivery_id = ? ORDER BY e.id",
+        (did,),
+    ).fetchall()
+    return [event_record(r[:10], json.loads(r[10]), ()) for r in rows]
+
+
+def history_entry(row: Sequence[Any]) -> HistoryEntry:
+    return HistoryEntry(
+        at=row[0],
+        kind=row[1],
+        delivery_id=delivery_ref(row[2]) if row[2] is not None else None,
+        event_id=event_ref(row[3]) if row[3] is not None else None,
+        attempt=row[4],
+        outcome=row[5],
+        error_class=row[6],
+        message=row[7],
+        duration_ms=row[8],
+        actor=row[9],
+    )
+
+
+def event_where(flt: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if flt.target is not None:
+        sub = (
+            "e.id IN (SELECT de.event_id FROM delivery_events de JOIN deliveries d"
+            " ON d.id = de.delivery_id WHERE d.target = ?"
+        )
+        args.append(flt.target)
+        if flt.status is not None:
+            sub += " AND d.status = ?"
+            args.append(flt.status)
+        clauses.append(sub + ")")
+    elif flt.status is not None:
+        clauses.append("e.status = ?")
+        args.append(flt.status)
+    if flt.source is not None:
+        clauses.append("e.source = ?")
+        args.append(flt.source)
+    if flt.since is not None:
+        clauses.append("e.received_at >= ?")
+        args.append(flt.since)
+    if flt.until is not None:
+        clauses.append("e.received_at < ?")
+        args.append(flt.until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+_REPLAYABLE = (Status.DEAD, Status.DONE)
+
+
+def select_for_replay(
+    conn: sqlite3.Connection, ids: Sequence[str], flt: EventFilter | None
+) -> tuple[list[int], dict[str, str]]:
+    chosen: dict[int, None] = {}
+    skipped: dict[str, str] = {}
+    for ref in ids:
+        if ref.startswith("dlv_"):
+            did = parse_ref(ref, "dlv")
+            row = conn.execute("SELECT status FROM deliveries WHERE id = ?", (did,)).fetchone()
+            if row is None:
+                skipped[ref] = "not found"
+            elif row[0] not in _REPLAYABLE:
+                skipped[ref] = f"is {row[0]}: already queued"
+            else:
+                chosen[did] = None
+            continue
+        eid = parse_ref(ref, "evt")
+        event = conn.execute("SELECT status FROM events WHERE id = ?", (eid,)).fetchone()
+        if event is None:
+            skipped[ref] = "not found"
+            continue
+        if event[0] == Status.REJECTED:
+            skipped[ref] = "is rejected: its body could not be parsed, so it has no deliveries"
+            continue
+        rows = conn.execute(
+            "SELECT d.id, d.status FROM delivery_events de JOIN deliveries d"
+            " ON d.id = de.delivery_id WHERE de.event_id = ? ORDER BY d.id",
+            (eid,),
+        ).fetchall()
+        # An event replays its dead deliveries; if none is dead, all its finished ones.
+        dead = [r[0] for r in rows if r[1] == Status.DEAD]
+        picked = dead or [r[0] for r in rows if r[1] == Status.DONE]
+        if not rows:
+            skipped[ref] = "has no deliveries (no route matched it)"
+        elif not picked:
+            skipped[ref] = "its deliveries are already queued"
+        chosen.update(dict.fromkeys(picked))
+    if flt is not None:
+        clauses = ["d.status = ?"]
+        args: list[Any] = [flt.status or Status.DEAD]
+        for column, value in (("d.target", flt.target), ("d.source", flt.source)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if flt.since is not None:
+            clauses.append("d.created_at >= ?")
+            args.append(flt.since)
+        if flt.until is not None:
+            clauses.append("d.created_at < ?")
+            args.append(flt.until)
+        rows = conn.execute(
+            f"SELECT d.id FROM deliveries d WHERE {' AND '.join(clauses)} ORDER BY d.id LIMIT ?",
+            (*args, flt.limit),
+        ).fetchall()
+        chosen.update(dict.fromkeys(r[0] for r in rows))
+    return list(chosen), skipped
