@@ -92,6 +92,59 @@ class Lifecycle(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PollResult:
+    """Changes read from a source, the cursor after them, and whether more are waiting."""
+
+    events: list[InboundEvent]
+    cursor: str
+    more: bool = False
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A system the bridge polls for changes (a history feed, ``GetChanges``)."""
+
+    poll_interval: float  # seconds between polls when nothing more is waiting
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Changes after ``cursor`` (None: from the start the connector chooses)."""
+        ...
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """``bridge check --probe``: reach the system with the configured credentials."""
+
+    async def probe(self) -> str:
+        """A one-line description of what answered; raise DeliveryError on failure."""
+        ...
+
+
+@runtime_checkable
+class Emulator(Protocol):
+    """A sandbox copy of a system on loopback, where its connector is configured to call."""
+
+    url: str
+
+    async def start(self) -> None:
+        """Listen."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        ...
+
+
+@runtime_checkable
+class SandboxProvider(Protocol):
+    """A connector type that ships an emulator for ``sandbox.enabled``."""
+
+    def create_emulator(self, name: str, system: SystemSettings, options: Any) -> Emulator:
+        """An emulator serving where system ``name``'s options point."""
+        ...
+
+
 class ConnectorType(Protocol):
     """The entry-point object: validates options and builds a connector for one system."""
 

@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.connector import BodyTokenAuth, ConnectorType, Sink, WebhookParser
+from bridge.connector import (
+    BodyTokenAuth,
+    ConnectorType,
+    Emulator,
+    SandboxProvider,
+    Sink,
+    Source,
+    WebhookParser,
+)
 from bridge.settings import Settings, WebhookAuth
 
 GROUP = "bridge.connectors"
@@ -39,6 +47,8 @@ class Connectors:
     """The connector built for each configured, enabled system."""
 
     by_system: dict[str, object] = field(default_factory=dict)
+    types: dict[str, ConnectorType] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     # isinstance() against a runtime-checkable Protocol is slow; intake asks per request.
     _parsers: dict[str, WebhookParser | None] = field(default_factory=dict)
 
@@ -46,6 +56,20 @@ class Connectors:
         """The system's sink, if its connector writes."""
         obj = self.by_system.get(system)
         return obj if isinstance(obj, Sink) else None
+
+    def sources(self) -> dict[str, Source]:
+        """Every system the bridge polls."""
+        return {n: c for n, c in self.by_system.items() if isinstance(c, Source)}
+
+    def emulators(self, settings: Settings) -> dict[str, Emulator]:
+        """Sandbox emulators of every system whose connector type ships one."""
+        found: dict[str, Emulator] = {}
+        for name, ctype in self.types.items():
+            if isinstance(ctype, SandboxProvider):
+                found[name] = ctype.create_emulator(
+                    name, settings.systems[name], self.options[name]
+                )
+        return found
 
     def parser(self, system: str) -> WebhookParser | None:
         """The system's webhook parser, if its connector takes webhooks."""
@@ -97,6 +121,8 @@ def build_connectors(
             problems.append(ConnectorProblem(("systems", name), f"{system.type}: {exc}"))
             continue
         built.by_system[name] = connector
+        built.types[name] = ctype
+        built.options[name] = options
         if (
             system.webhook is not None
             and system.webhook.auth is WebhookAuth.CONNECTOR

@@ -7,11 +7,12 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from bridge.connector import Lifecycle
+from bridge.connector import Emulator, Lifecycle
 from bridge.dispatcher import Dispatcher
 from bridge.errors import SettingsError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
+from bridge.poller import Poller
 from bridge.registry import Connectors, build_connectors
 from bridge.router import Router
 from bridge.settings import Settings
@@ -31,6 +32,8 @@ class Runtime:
     router: Router
     metrics: Metrics = field(default_factory=Metrics)
     dispatcher: Dispatcher | None = None
+    poller: Poller | None = None
+    emulators: dict[str, Emulator] = field(default_factory=dict)
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
@@ -41,35 +44,56 @@ class Runtime:
         return self.loaded.settings
 
     async def start(self, *, dispatch: bool = True) -> None:
-        """Open the store, start connectors and, if asked, the dispatcher."""
+        """Open the store, start sandbox emulators, connectors, dispatcher and pollers."""
         await self.store.open(serving=True)
+        if self.settings.sandbox.enabled:
+            await self.start_emulators()
         for name, connector in self.connectors.by_system.items():
             if isinstance(connector, Lifecycle):
                 await connector.start()
                 log.info("connector_started", system=name)
-        if dispatch:
-            lanes = {}
-            for target in sorted(self.router.all_targets()):
-                sink = self.connectors.sink(target)
-                if sink is not None:
-                    lanes[target] = (sink, self.settings.systems[target].delivery)
-            self.dispatcher = Dispatcher(
-                self.store,
-                lanes,
-                self.owner,
-                lease_seconds=self.settings.store.lease_seconds,
-                metrics=self.metrics,
-            )
-            await self.dispatcher.start()
+        if not dispatch:
+            return
+        lanes = {}
+        for target in sorted(self.router.all_targets()):
+            sink = self.connectors.sink(target)
+            if sink is not None:
+                lanes[target] = (sink, self.settings.systems[target].delivery)
+        self.dispatcher = Dispatcher(
+            self.store,
+            lanes,
+            self.owner,
+            lease_seconds=self.settings.store.lease_seconds,
+            metrics=self.metrics,
+        )
+        await self.dispatcher.start()
+        self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)
+        self.poller.start()
+
+    async def start_emulators(self) -> None:
+        """Start the sandbox emulator of every system whose connector ships one."""
+        self.emulators = self.connectors.emulators(self.settings)
+        for name, emulator in self.emulators.items():
+            await emulator.start()
+            log.info("sandbox_emulator_started", system=name, url=emulator.url)
 
     async def stop(self) -> None:
         """Stop in reverse order; queued writes commit before the store closes."""
+        if self.poller is not None:
+            await self.poller.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         for connector in self.connectors.by_system.values():
             if isinstance(connector, Lifecycle):
                 await connector.close()
+        for emulator in self.emulators.values():
+            await emulator.stop()
         await self.store.close()
+
+    def _wake(self, targets: set[str]) -> None:
+        if self.dispatcher is not None:
+            for target in targets:
+                self.dispatcher.wake(target)
 
 
 def build_runtime(loaded: LoadedSettings) -> Runtime:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 from bridge.cli.common import Commands, add_command
 from bridge.cli.output import FAILURE, OK, err, out, print_json
-from bridge.errors import SettingsError
-from bridge.registry import build_connectors
+from bridge.connector import Lifecycle, Probe
+from bridge.errors import BridgeError, SettingsError
+from bridge.registry import Connectors, build_connectors
+from bridge.settings import Settings
 from bridge.settings_loader import read_settings
 
 
@@ -22,29 +25,89 @@ def register(commands: Commands) -> None:
         run,
     )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also reach each system with the configured credentials (starts the sandbox"
+        " emulators first when sandbox.enabled)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when clean, 1 with every problem listed."""
     problems: list[str] = []
+    reached: list[str] = []
     summary = ""
     try:
         loaded = read_settings(Path(args.config))
     except SettingsError as exc:
         problems = exc.problems
     else:
-        _connectors, found = build_connectors(loaded.settings)
+        connectors, found = build_connectors(loaded.settings)
         problems = [str(loaded.document.problem(p.path, p.message)) for p in found]
         s = loaded.settings
         summary = (
             f"{len(s.systems)} systems, {len(s.mirror.routes)} routes, {len(s.clients)} clients"
         )
+        if args.probe and not problems:
+            results = asyncio.run(probe_all(loaded.settings, connectors))
+            for name, (ok, text) in results.items():
+                line = str(loaded.document.problem(("systems", name), text))
+                if ok:
+                    reached.append(f"{name}: {text}")
+                else:
+                    problems.append(line)
     if args.json:
-        print_json({"ok": not problems, "problems": problems, "summary": summary or None})
+        print_json(
+            {
+                "ok": not problems,
+                "problems": problems,
+                "probed": reached,
+                "summary": summary or None,
+            }
+        )
     elif problems:
         for problem in problems:
             err.print(problem, markup=False, highlight=False)
         err.print(f"{len(problems)} problem(s) in {args.config}", markup=False)
     else:
+        for line in reached:
+            out.print(line, markup=False)
         out.print(f"{args.config}: OK ({summary})", markup=False)
     return FAILURE if problems else OK
+
+
+async def probe_all(settings: Settings, connectors: Connectors) -> dict[str, tuple[bool, str]]:
+    """Reach every system whose connector can probe; (ok, what answered or what failed)."""
+    emulators = connectors.emulators(settings) if settings.sandbox.enabled else {}
+    results: dict[str, tuple[bool, str]] = {}
+    started: list[object] = []
+    try:
+        for emulator in emulators.values():
+            await emulator.start()
+            started.append(emulator)
+        for name, connector in connectors.by_system.items():
+            if not isinstance(connector, Probe):
+                results[name] = (True, "not probed (its connector cannot probe yet)")
+                continue
+            timeout = settings.systems[name].delivery.timeout_seconds
+            try:
+                if isinstance(connector, Lifecycle):
+                    await connector.start()
+                try:
+                    answer = await asyncio.wait_for(connector.probe(), timeout)
+                finally:
+                    if isinstance(connector, Lifecycle):
+                        await connector.close()
+            except TimeoutError:
+                results[name] = (False, f"probe failed: no answer within {timeout:g} s")
+            except BridgeError as exc:
+                kind = getattr(exc, "error_class", "error")
+                results[name] = (False, f"probe failed ({kind}): {exc}")
+            else:
+                results[name] = (True, f"reached: {answer}")
+    finally:
+        for emulator in emulators.values():
+            if emulator in started:
+                await emulator.stop()
+    return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -228,3 +229,43 @@ async def test_kill9_in_the_middle_of_1000_deliveries(
     assert Counter(e["status"] for e in listed["events"]) == {"done": 1000}
     history = json.dumps(await cli_json(config, "events", "show", "evt_1"))
     assert '"attempt"' in history
+
+
+async def test_check_probe_reaches_the_sandbox_and_names_what_fails(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    shop = f"http://127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, target_url=url, source_url=shop, sandbox=True)
+    code, out, err = await run_cli(config, "check", "--probe")
+    assert code == 0, err
+    assert "crm: reached: recording target with 0 applied operations" in out
+
+    nowhere = write_config(tmp_path, target_url=f"http://127.0.0.1:{free_port()}")
+    code, out, err = await run_cli(nowhere, "check", "--probe")
+    assert code == 1
+    assert "systems.crm: probe failed (transient): target unreachable" in err
+
+
+async def test_sandbox_runs_the_emulators_until_stopped(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    shop = f"http://127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, target_url=url, source_url=shop)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge",
+        "--config",
+        str(config),
+        "sandbox",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(),
+    )
+    assert proc.stdout is not None
+    lines = [(await asyncio.wait_for(proc.stdout.readline(), 30)).decode() for _ in range(3)]
+    assert f"crm: {url}\n" in lines
+    async with http.get(url + "/state") as resp:
+        assert resp.status == 200
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 30) == 0

@@ -22,6 +22,9 @@ def write_config(
     lease_seconds: float = 60,
     timeout: float = 5,
     extra_targets: dict[str, str] | None = None,
+    source_type: str = "recorder",
+    source_url: str = "http://127.0.0.1:9",
+    sandbox: bool = False,
 ) -> Path:
     """A config with source ``shop`` (generic JSON webhooks, bearer) routing orders to
     ``crm`` (a recorder) and, optionally, more recorders."""
@@ -33,9 +36,9 @@ def write_config(
     }
     systems: dict[str, Any] = {
         "shop": {
-            "type": "recorder",
+            "type": source_type,
             "webhook": {"auth": "bearer", "token": HOOK_TOKEN},
-            "options": {"url": "http://127.0.0.1:9"},
+            "options": {"url": source_url},
         },
     }
     for name, url in targets.items():
@@ -50,6 +53,7 @@ def write_config(
         },
         "systems": systems,
         "mirror": {"routes": [{"source": "shop", "entity": "order", "targets": list(targets)}]},
+        "sandbox": {"enabled": sandbox},
     }
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

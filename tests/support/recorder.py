@@ -10,13 +10,17 @@ other 4xx → permanent.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from bridge.connector import DeliveryJob
+from bridge.connector import DeliveryJob, PollResult
 from bridge.errors import AuthError, PermanentError, RateLimited, TransientError
 from bridge.settings import SystemSettings
+from bridge.store.records import InboundEvent
+from tests.support.target import TargetState, build_target_app
 
 
 class RecorderOptions(BaseModel):
@@ -72,14 +76,77 @@ class RecorderConnector:
             raise AuthError(message)
         raise PermanentError(message)
 
+    async def probe(self) -> str:
+        assert self._session is not None
+        try:
+            async with self._session.get(f"{self.url}/state") as resp:
+                if resp.status != 200:
+                    raise AuthError(f"HTTP {resp.status}")
+                state = await resp.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"target unreachable: {exc!r}") from exc
+        return f"recording target with {len(state['applied'])} applied operations"
+
+
+class FeedConnector(RecorderConnector):
+    """A recorder that is also a polled source: it reads the target's change feed."""
+
+    poll_interval = 0.05
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        assert self._session is not None
+        since = int(cursor or 0)
+        try:
+            async with self._session.get(f"{self.url}/changes", params={"since": since}) as resp:
+                feed = await resp.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"feed unreachable: {exc!r}") from exc
+        events = [
+            InboundEvent(f"msg-{c['no']}", c["entity"], c["id"], "changed", c.get("data", {}))
+            for c in feed["items"]
+        ]
+        return PollResult(events, str(feed["last"]), feed["more"])
+
+
+class TargetEmulator:
+    """The recording target as a sandbox emulator, listening where the options point."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.state = TargetState()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        parts = urlsplit(self.url)
+        self._runner = web.AppRunner(build_target_app(self.state))
+        await self._runner.setup()
+        await web.TCPSite(self._runner, parts.hostname, parts.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
 
 class RecorderType:
     """Entry-point object for ``type: recorder``."""
 
     options_model = RecorderOptions
+    connector_class: type[RecorderConnector] = RecorderConnector
 
     def create(self, name: str, system: SystemSettings, options: RecorderOptions) -> object:
-        return RecorderConnector(name, options, system.delivery.timeout_seconds)
+        return self.connector_class(name, options, system.delivery.timeout_seconds)
+
+    def create_emulator(
+        self, name: str, system: SystemSettings, options: RecorderOptions
+    ) -> TargetEmulator:
+        return TargetEmulator(options.url)
+
+
+class FeedType(RecorderType):
+    """Entry-point object for ``type: feed``."""
+
+    connector_class = FeedConnector
 
 
 RECORDER = RecorderType()
+FEED = FeedType()

@@ -38,6 +38,7 @@ class TargetState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     fault: Fault = field(default_factory=Fault)
+    feed: list[dict[str, Any]] = field(default_factory=list)  # a change feed to poll
 
 
 def build_target_app(state: TargetState) -> web.Application:
@@ -75,7 +76,20 @@ def build_target_app(state: TargetState) -> web.Application:
             {"received": dict(state.received), "applied": state.applied, "state": state.state}
         )
 
+    async def get_changes(request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        items = [c for c in state.feed if c["no"] > since][:2]  # small pages: paging is tested
+        last = items[-1]["no"] if items else since
+        return web.json_response({"items": items, "last": last, "more": last < len(state.feed)})
+
+    async def add_change(request: web.Request) -> web.Response:
+        change = await request.json()
+        state.feed.append({**change, "no": len(state.feed) + 1})
+        return web.json_response({"no": len(state.feed)})
+
     app = web.Application()
+    app.router.add_get("/changes", get_changes)
+    app.router.add_post("/changes", add_change)
     app.router.add_post("/apply", apply)
     app.router.add_post("/fault", set_fault)
     app.router.add_get("/state", get_state)

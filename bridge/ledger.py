@@ -1,0 +1,117 @@
+"""The bonus master as the core sees it: the ``Ledger`` protocol and its records.
+
+A connector that can be ``bonus.master`` implements :class:`Ledger`. Amounts are points as
+``Decimal`` (never floats); every call that changes the ledger carries an ``operation_id``
+the master is idempotent on, so a retry never charges twice (PRODUCT 3.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from bridge.errors import PermanentError
+
+
+class LedgerErrorCode(StrEnum):
+    """Business refusals a master may answer with; stable across masters."""
+
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    RESERVATION_NOT_FOUND = "reservation_not_found"
+    RESERVATION_CLOSED = "reservation_closed"
+    AMOUNT_EXCEEDS_RESERVATION = "amount_exceeds_reservation"
+    AMOUNT_EXCEEDS_ORIGINAL = "amount_exceeds_original"
+    OPERATION_CONFLICT = "operation_conflict"
+    INVALID_REQUEST = "invalid_request"
+
+
+class LedgerRefused(PermanentError):
+    """The master understood the call and refused it; ``code`` says why."""
+
+    def __init__(self, code: LedgerErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.detail = message
+
+
+@dataclass(frozen=True)
+class LedgerCustomer:
+    """A customer as the master knows them; ``phone`` is the one SMS codes go to."""
+
+    customer_id: str
+    phone: str | None
+    card: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerBalance:
+    """Points of one customer at ``as_of``."""
+
+    customer_id: str
+    balance: Decimal
+    reserved: Decimal
+    available: Decimal
+    as_of: datetime
+    max_redeemable: Decimal | None = None
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerOperation:
+    """The master's answer to a reserve, commit, release, accrue or reverse."""
+
+    operation_id: str
+    kind: str  # reserve | commit | release | accrue | reverse
+    status: str  # reserved | committed | released | accrued | reversed
+    amount: Decimal
+    balance: Decimal
+    available: Decimal
+    reservation_id: str | None = None
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """Balance look-ups and write-offs at the bonus master."""
+
+    async def find_customer(
+        self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
+    ) -> LedgerCustomer:
+        """The customer with this phone, card or id; LedgerRefused(unknown_customer) if none."""
+        ...
+
+    async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
+        """Current points; ``max_redeemable`` for ``cart_total`` when given."""
+        ...
+
+    async def reserve(
+        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
+    ) -> LedgerOperation:
+        """Hold ``amount`` for ``order_id``; the reservation's id is ``operation_id``."""
+        ...
+
+    async def commit(
+        self, operation_id: str, reservation_id: str, amount: Decimal | None = None
+    ) -> LedgerOperation:
+        """Write off a reservation (all of it, or ``amount`` and release the rest)."""
+        ...
+
+    async def release(self, operation_id: str, reservation_id: str) -> LedgerOperation:
+        """Release a reservation without writing anything off."""
+        ...
+
+    async def accrue(
+        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
+    ) -> LedgerOperation:
+        """Add points for ``order_id``."""
+        ...
+
+    async def reverse(
+        self, operation_id: str, original_operation_id: str, amount: Decimal
+    ) -> LedgerOperation:
+        """Take back (part of) an accrual or give back (part of) a write-off."""
+        ...
