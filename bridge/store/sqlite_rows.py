@@ -25,6 +25,7 @@ from bridge.store.refs import parse_ref
 
 
 def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
+    """Insert an event and attach it to a waiting delivery per target, or a new one."""
     ev = new.event
     status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
     row = conn.execute(
@@ -59,6 +60,7 @@ def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
 
 
 def existing_event(conn: sqlite3.Connection, source: str, source_key: str) -> str:
+    """Public id of the event already stored under (source, source_key)."""
     row = conn.execute(
         "SELECT id FROM events WHERE source = ? AND source_key = ?", (source, source_key)
     ).fetchone()
@@ -66,6 +68,7 @@ def existing_event(conn: sqlite3.Connection, source: str, source_key: str) -> st
 
 
 def event_record(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> EventRecord:
+    """An events row (and its payload and targets) as a record."""
     return EventRecord(
         id=event_ref(row[0]),
         source=row[1],
@@ -83,6 +86,7 @@ def event_record(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> 
 
 
 def targets_of(conn: sqlite3.Connection, eid: int) -> tuple[str, ...]:
+    """The targets an event has deliveries to."""
     rows = conn.execute(
         "SELECT DISTINCT d.target FROM delivery_events de JOIN deliveries d"
         " ON d.id = de.delivery_id WHERE de.event_id = ? ORDER BY 1",
@@ -92,6 +96,7 @@ def targets_of(conn: sqlite3.Connection, eid: int) -> tuple[str, ...]:
 
 
 def load_delivery(conn: sqlite3.Connection, did: int) -> DeliveryRecord:
+    """One delivery with the ids of the events it carries; NotFound if absent."""
     row = conn.execute(f"SELECT {q.DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = ?", (did,))
     found = row.fetchone()
     if found is None:
@@ -118,6 +123,7 @@ def load_delivery(conn: sqlite3.Connection, did: int) -> DeliveryRecord:
 
 
 def load_events_of(conn: sqlite3.Connection, did: int) -> list[EventRecord]:
+    """The events a delivery carries, oldest first, with payloads."""
     rows = conn.execute(
         f"SELECT {q.EVENT_COLUMNS}, e.payload FROM delivery_events de"
         " JOIN events e ON e.id = de.event_id WHERE de.delivery_id = ? ORDER BY e.id",
@@ -127,6 +133,7 @@ def load_events_of(conn: sqlite3.Connection, did: int) -> list[EventRecord]:
 
 
 def history_entry(row: Sequence[Any]) -> HistoryEntry:
+    """A history row as a record."""
     return HistoryEntry(
         at=row[0],
         kind=row[1],
@@ -142,6 +149,7 @@ def history_entry(row: Sequence[Any]) -> HistoryEntry:
 
 
 def event_where(flt: EventFilter) -> tuple[str, list[Any]]:
+    """The WHERE clause and arguments of an event filter."""
     clauses: list[str] = []
     args: list[Any] = []
     if flt.target is not None:
@@ -175,6 +183,7 @@ _REPLAYABLE = (Status.DEAD, Status.DONE)
 def select_for_replay(
     conn: sqlite3.Connection, ids: Sequence[str], flt: EventFilter | None
 ) -> tuple[list[int], dict[str, str]]:
+    """Delivery ids a replay would requeue, and why the others were skipped."""
     chosen: dict[int, None] = {}
     skipped: dict[str, str] = {}
     for ref in ids:
