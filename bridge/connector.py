@@ -105,7 +105,7 @@ class PollResult:
 class Source(Protocol):
     """A system the bridge polls for changes (a history feed, ``GetChanges``)."""
 
-    poll_interval: float  # seconds between polls when nothing more is waiting
+    poll_interval: float  # seconds between polls when nothing more waits; 0 turns polling off
 
     async def poll(self, cursor: str | None) -> PollResult:
         """Changes after ``cursor`` (None: from the start the connector chooses)."""

@@ -58,8 +58,10 @@ class Connectors:
         return obj if isinstance(obj, Sink) else None
 
     def sources(self) -> dict[str, Source]:
-        """Every system the bridge polls."""
-        return {n: c for n, c in self.by_system.items() if isinstance(c, Source)}
+        """Every system the bridge polls (a source with ``poll_interval`` 0 is not polled)."""
+        return {
+            n: c for n, c in self.by_system.items() if isinstance(c, Source) and c.poll_interval > 0
+        }
 
     def emulators(self, settings: Settings) -> dict[str, Emulator]:
         """Sandbox emulators of every system whose connector type ships one."""

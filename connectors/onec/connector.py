@@ -1,18 +1,33 @@
-"""1C as a webhook source: the generic JSON format, limited to the entities 1C reports.
+"""The 1C connector: bonus master (``Ledger``), change source (``GetChanges`` and pushes to
+``/hooks/onec``), and ``bridge check --probe``, over SOAP or the HTTP service.
 
-The 1C side is written by integrators against our contract (onec.md §0.4 recommends a small
-custom JSON HTTP service over SOAP or CommerceML), so 1C pushes use the generic format of
-``bridge.webhook_format`` instead of a 1C-specific one. Writing into 1C lands in issue 3.
+The wire clients block (zeep, requests), so every call runs in this system's own thread
+pool, sized by ``delivery.concurrency``, and the caller never waits longer than
+``delivery.timeout_seconds``.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import asyncio
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
 
-from bridge.connector import WebhookRejected, WebhookRequest
+from bridge.connector import PollResult, WebhookRejected, WebhookRequest
+from bridge.errors import DeliveryError, TransientError
+from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
+from bridge.logs import get_logger
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from bridge.webhook_format import parse_generic_webhook
+from connectors.onec.client import HttpServiceClient, OnecCallError, OnecClient, SoapClient
+from connectors.onec.errors import classify
+from connectors.onec.options import OnecOptions
+
+T = TypeVar("T")
+log = get_logger("connectors.onec")
 
 # onec.md §4.5 "Concept mapping": the documents and catalogs 1C has for what we mirror.
 ENTITIES: dict[str, str] = {
@@ -23,17 +38,200 @@ ENTITIES: dict[str, str] = {
 }
 
 
-class OnecOptions(BaseModel):
-    """Options of a 1C system; none yet (the SOAP/HTTP client lands in issue 3)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def build_client(options: OnecOptions, timeout: float, pool_size: int) -> OnecClient:
+    """The wire client the options describe."""
+    username, password = options.username, options.password.get_secret_value()
+    if options.transport == "http":
+        assert options.url is not None  # guaranteed by OnecOptions
+        return HttpServiceClient(
+            url=options.url,
+            username=username,
+            password=password,
+            timeout=timeout,
+            pool_size=pool_size,
+        )
+    return SoapClient(
+        wsdl=options.wsdl_source(),
+        naming=options.operations,
+        username=username,
+        password=password,
+        timeout=timeout,
+        address=options.address,
+        soap_version=options.soap_version,
+        pool_size=pool_size,
+    )
 
 
 class OnecConnector:
-    """Parses the changes one 1C infobase pushes; cannot write yet."""
+    """One 1C infobase."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, options: OnecOptions, system: SystemSettings) -> None:
         self.name = name
+        self.options = options
+        self.poll_interval = options.poll_interval
+        self._timeout = system.delivery.timeout_seconds
+        self._client = build_client(options, self._timeout, system.delivery.concurrency)
+        self._pool = ThreadPoolExecutor(
+            max_workers=system.delivery.concurrency, thread_name_prefix=f"onec-{name}"
+        )
+        self._loaded: str | None = None
+
+    # -- lifecycle and probe -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the WSDL once, before any call; a failure is logged and retried on first use
+        (1C being down must not keep the bridge from taking webhooks)."""
+        try:
+            await self.probe_service()
+        except DeliveryError as exc:
+            log.warning(
+                "system_unavailable",
+                system=self.name,
+                error=str(exc),
+                error_class=str(exc.error_class),
+            )
+
+    async def close(self) -> None:
+        """Stop the worker threads and close pooled connections."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    async def probe_service(self) -> str:
+        """Load the WSDL (SOAP) and check every configured operation is in it."""
+        self._loaded = await self._run(self._client.load)
+        return self._loaded
+
+    async def probe(self) -> str:
+        """``bridge check --probe``: the service, its operations, and one harmless call."""
+        described = await self.probe_service()
+        changes = await self._call("get_changes", since_message_no=0, limit=1)
+        feed = changes.get("last_message_no")
+        return f"{described} at {self.options.endpoint()}, change feed at message {feed}"
+
+    # -- calls -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, fn)
+        try:
+            # requests' timeout is per socket read; this bounds the whole call for the caller.
+            return await asyncio.wait_for(future, self._timeout + 0.5)
+        except TimeoutError as exc:
+            raise TransientError(f"1C did not answer within {self._timeout:g} s") from exc
+        except OnecCallError as exc:
+            raise classify(exc) from exc
+
+    async def _call(self, logical: str, **params: Any) -> dict[str, Any]:
+        return await self._run(lambda: self._client.call(logical, params))
+
+    # -- Ledger --------------------------------------------------------------------------
+
+    async def find_customer(
+        self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
+    ) -> LedgerCustomer:
+        """FindCustomer: the customer and the phone 1C has on file."""
+        r = await self._call("find_customer", phone=phone, card=card, customer_id=customer_id)
+        return LedgerCustomer(
+            customer_id=str(r["customer_id"]),
+            phone=_text(r.get("phone")),
+            card=_text(r.get("card")),
+            name=_text(r.get("name")),
+        )
+
+    async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
+        """GetBalance, with MaxRedeemable for the cart when a total is given."""
+        r = await self._call("balance", customer_id=customer_id, cart_total=cart_total)
+        return LedgerBalance(
+            customer_id=str(r["customer_id"]),
+            balance=_money(r["balance"]),
+            reserved=_money(r["reserved"]),
+            available=_money(r["available"]),
+            as_of=_moment(r["as_of"]),
+            max_redeemable=None if r.get("max_redeemable") is None else _money(r["max_redeemable"]),
+            level=_text(r.get("level")),
+        )
+
+    async def reserve(
+        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
+    ) -> LedgerOperation:
+        """Reserve: hold points; idempotent on ``operation_id``."""
+        return _operation(
+            await self._call(
+                "reserve",
+                operation_id=operation_id,
+                customer_id=customer_id,
+                amount=amount,
+                order_id=order_id,
+            )
+        )
+
+    async def commit(
+        self, operation_id: str, reservation_id: str, amount: Decimal | None = None
+    ) -> LedgerOperation:
+        """Commit: write off a reservation (or part of it)."""
+        return _operation(
+            await self._call(
+                "commit", operation_id=operation_id, reservation_id=reservation_id, amount=amount
+            )
+        )
+
+    async def release(self, operation_id: str, reservation_id: str) -> LedgerOperation:
+        """Release: close a reservation without a write-off."""
+        return _operation(
+            await self._call("release", operation_id=operation_id, reservation_id=reservation_id)
+        )
+
+    async def accrue(
+        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
+    ) -> LedgerOperation:
+        """Accrue: add points for an order."""
+        return _operation(
+            await self._call(
+                "accrue",
+                operation_id=operation_id,
+                customer_id=customer_id,
+                amount=amount,
+                order_id=order_id,
+            )
+        )
+
+    async def reverse(
+        self, operation_id: str, original_operation_id: str, amount: Decimal
+    ) -> LedgerOperation:
+        """Reverse: take back an accrual or give back a write-off (returns)."""
+        return _operation(
+            await self._call(
+                "reverse",
+                operation_id=operation_id,
+                original_operation_id=original_operation_id,
+                amount=amount,
+            )
+        )
+
+    # -- change capture ------------------------------------------------------------------
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """GetChanges after ``cursor`` (a message number); each change becomes an event."""
+        since = int(cursor) if cursor and cursor.isdigit() else 0
+        r = await self._call("get_changes", since_message_no=since, limit=self.options.changes_page)
+        events = []
+        for item in r.get("items") or []:
+            if item.get("entity") not in ENTITIES:
+                continue  # a change of something we do not mirror
+            events.append(
+                InboundEvent(
+                    source_key=f"msg-{item['message_no']}",
+                    entity=str(item["entity"]),
+                    entity_id=str(item["id"]),
+                    action=str(item.get("action") or "changed"),
+                    payload={
+                        "message_no": int(item["message_no"]),
+                        "version": _text(item.get("version")),
+                    },
+                )
+            )
+        last = int(r.get("last_message_no") or since)
+        return PollResult(events, str(last), bool(r.get("more")))
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
         """Parse a generic-format push and check that every entity is one 1C reports."""
@@ -48,14 +246,40 @@ class OnecConnector:
         return events
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _money(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _moment(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    # 1C keeps local time without an offset (onec.md §5.3); the contract says UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _operation(r: Mapping[str, Any]) -> LedgerOperation:
+    return LedgerOperation(
+        operation_id=str(r["operation_id"]),
+        kind=str(r["kind"]),
+        status=str(r["status"]),
+        amount=_money(r["amount"]),
+        balance=_money(r["balance"]),
+        available=_money(r["available"]),
+        reservation_id=_text(r.get("reservation_id")),
+    )
+
+
 class OnecType:
     """Entry-point object for ``type: onec``."""
 
-    options_model: type[BaseModel] = OnecOptions
+    options_model: type[OnecOptions] = OnecOptions
 
     def create(self, name: str, system: SystemSettings, options: OnecOptions) -> OnecConnector:
         """A 1C connector for system ``name``."""
-        return OnecConnector(name)
+        return OnecConnector(name, options, system)
 
 
 ONEC = OnecType()

@@ -67,10 +67,17 @@ def fault_text(code: ErrorCode, message: str) -> str:
     return f"{code}: {message}"
 
 
+_FAULT_CODE = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(c.value for c in ErrorCode) + r"):")
+
+
 def fault_code(text: str) -> ErrorCode | None:
-    """The business code a faultstring starts with, or None (a transient server error)."""
-    head, colon, _ = text.lstrip().partition(":")
-    return ErrorCode(head) if colon and head in frozenset(ErrorCode) else None
+    """The business code in a faultstring, or None (a transient server error).
+
+    The code may follow a prefix: how 1C lays out the text of ``ВызватьИсключение`` in a
+    fault is unconfirmed (onec.md §1.5), and some platforms prepend the module and line.
+    """
+    match = _FAULT_CODE.search(text)
+    return ErrorCode(match.group(1)) if match else None
 
 
 # The values of Operation.kind, Operation.status, Change.entity and Change.action.

@@ -27,18 +27,21 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
 
-def build(ctype: ConnectorType, type_name: str, auth: WebhookAuth, token: str) -> WebhookParser:
+def build(
+    ctype: ConnectorType, type_name: str, auth: WebhookAuth, token: str, **options: str
+) -> WebhookParser:
     """A connector as the core builds it, checked to be a parser and not a sink."""
     webhook = WebhookSettings(auth=auth, token=SecretStr(token))
     system = SystemSettings(type=type_name, webhook=webhook)
-    connector = ctype.create(type_name, system, ctype.options_model())
+    connector = ctype.create(type_name, system, ctype.options_model.model_validate(options))
     assert isinstance(connector, WebhookParser)
     assert not isinstance(connector, Sink)
     return connector
 
 
 def onec() -> WebhookParser:
-    return build(ONEC, "onec", WebhookAuth.BEARER, QUERY_TOKEN)
+    address = "http://127.0.0.1:9/base/ws/BridgeLoyalty.1cws"
+    return build(ONEC, "onec", WebhookAuth.BEARER, QUERY_TOKEN, address=address)
 
 
 def retailcrm() -> WebhookParser:
@@ -91,7 +94,7 @@ def test_entry_points_declared_in_pyproject_name_the_three_connectors() -> None:
 @pytest.mark.parametrize("ctype", [ONEC, RETAILCRM, BITRIX])
 def test_options_reject_unknown_keys(ctype: ConnectorType) -> None:
     with pytest.raises(ValidationError, match="extra"):
-        ctype.options_model.model_validate({"url": "http://example.test"})
+        ctype.options_model.model_validate({"colour": "blue"})
 
 
 # -- 1C ---------------------------------------------------------------------------------------

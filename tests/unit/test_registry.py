@@ -38,7 +38,7 @@ def test_unknown_type_bad_options_and_unwritable_targets() -> None:
         {
             "a": {"type": "nosuch"},
             "b": {"type": "recorder", "options": {"url": "x", "colour": "red"}},
-            "c": {"type": "onec"},
+            "c": {"type": "onec", "options": {"address": "http://127.0.0.1:9/base/ws/x"}},
             "d": RECORDER,
         },
         [{"source": "d", "entity": "order", "targets": ["c"]}],

@@ -154,6 +154,7 @@ def test_example_config_is_valid_with_its_variables_set() -> None:
         "BRIDGE_ONEC_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "BRIDGE_RETAILCRM_WEBHOOK_TOKEN": "crm-token-0123456789",
         "BRIDGE_BITRIX_APPLICATION_TOKEN": "bx-token-0123456789",
+        "BRIDGE_ONEC_PASSWORD": "onec-password",
     }
     s = read_settings(Path("config.example.yaml"), env=env).settings
     assert sorted(s.systems) == ["bitrix", "onec", "retailcrm"]
