@@ -113,14 +113,19 @@ class SoapClient:
 
     def load(self) -> str:
         """Load and check the WSDL once; every named operation must be in the binding."""
-        transport = zeep.Transport(
+        transport = _CheckedTransport(
             session=self._session, timeout=self._timeout, operation_timeout=self._timeout
         )
         # strict=False: a hand-written 1C record may carry elements the WSDL does not list
         # (onec.md §1.5, zeep #779); xml_huge_tree off keeps lxml's limits on hostile input.
         settings = zeep.Settings(strict=False, xml_huge_tree=False)
         try:
-            client = zeep.Client(self._wsdl, transport=transport, settings=settings)
+            client = zeep.Client(
+                self._wsdl, transport=transport, settings=settings, plugins=[_Utf8Headers()]
+            )
+        except requests.HTTPError as exc:  # zeep's WSDL download calls raise_for_status()
+            status = exc.response.status_code if exc.response is not None else 0
+            raise OnecHTTPError(status, "while loading the WSDL") from exc
         except requests.RequestException as exc:
             raise _unreachable(exc) from exc
         except zeep.exceptions.TransportError as exc:
@@ -217,6 +222,39 @@ class HttpServiceClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
+
+
+class _CheckedTransport(zeep.Transport):
+    """A transport that reports HTTP errors by their status before zeep reads the body.
+
+    1C answers a business error with HTTP 500 and a SOAP fault, which zeep must parse; but
+    a 401 or a proxy's 502 carries a web page, and zeep reads a well-formed one as
+    "Unknown fault occured", losing the status that says what to do.
+    """
+
+    def post_xml(self, address: str, envelope: Any, headers: dict[str, Any]) -> Any:
+        """Post, then raise OnecHTTPError unless the answer is a SOAP message."""
+        response = super().post_xml(address, envelope, headers)
+        kind = response.headers.get("Content-Type", "")
+        is_soap = "xml" in kind and response.status_code in (200, 500)
+        if response.status_code != 200 and not is_soap:
+            raise OnecHTTPError(response.status_code, _excerpt(response.text))
+        return response
+
+
+class _Utf8Headers(zeep.Plugin):
+    """Send header values as UTF-8 bytes: http.client encodes str headers as latin-1, so a
+    Cyrillic SOAPAction (``…#БонуснаяПрограмма:ПолучитьБаланс``) would fail before it is
+    sent (python-zeep#1172, seen against a real 1C service)."""
+
+    def egress(
+        self, envelope: Any, http_headers: dict[str, Any], operation: Any, binding_options: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Encode every non-latin-1 header value."""
+        for key, value in list(http_headers.items()):
+            if isinstance(value, str) and not value.isascii():
+                http_headers[key] = value.encode("utf-8")
+        return envelope, http_headers
 
 
 def _jsonable(value: Any) -> Any:

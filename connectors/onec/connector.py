@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from bridge.connector import PollResult, WebhookRejected, WebhookRequest
 from bridge.errors import DeliveryError, TransientError
@@ -23,6 +24,7 @@ from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from bridge.webhook_format import parse_generic_webhook
 from connectors.onec.client import HttpServiceClient, OnecCallError, OnecClient, SoapClient
+from connectors.onec.emulator import OnecEmulator
 from connectors.onec.errors import classify
 from connectors.onec.options import OnecOptions
 
@@ -280,6 +282,23 @@ class OnecType:
     def create(self, name: str, system: SystemSettings, options: OnecOptions) -> OnecConnector:
         """A 1C connector for system ``name``."""
         return OnecConnector(name, options, system)
+
+    def create_emulator(
+        self, name: str, system: SystemSettings, options: OnecOptions
+    ) -> OnecEmulator:
+        """The sandbox 1C, listening exactly where the options point, with their names and
+        credentials (so the connector works against it unchanged)."""
+        where = urlsplit(options.endpoint())
+        marker = "/ws/" if options.transport == "soap" else "/hs/"
+        publication = where.path.split(marker, 1)[0].strip("/") or "base"
+        return OnecEmulator(
+            host=where.hostname or "127.0.0.1",
+            port=where.port or 80,
+            publication=publication,
+            naming=options.operations,
+            username=options.username,
+            password=options.password.get_secret_value(),
+        )
 
 
 ONEC = OnecType()

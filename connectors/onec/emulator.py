@@ -1,0 +1,383 @@
+"""A faithful 1C on loopback: the contract over SOAP 1.1/1.2 and as an HTTP service.
+
+``OnecEmulator`` publishes one infobase (``OnecLedger``) the way the 1C web extension does
+(onec.md §1.1): ``/<publication>/ws/<Service>.1cws`` for SOAP (``?wsdl`` for the WSDL) and
+``/<publication>/hs/loyalty/v1/<operation>`` for JSON, both behind HTTP Basic (§1.4). The
+names are a ``Naming``'s, so a Cyrillic-named service is served as easily as the reference
+one. ``faults`` injects latency, SOAP faults, HTTP errors, hangs and outages at run time;
+``POST /__emulator__/faults`` does the same over HTTP (unauthenticated, loopback only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+from aiohttp import hdrs, web
+
+from connectors.onec import emulator_soap as soap
+from connectors.onec.contract import HTTP_ROOT, OPERATIONS, ErrorCode, Naming, Record, fault_text
+from connectors.onec.ledger import LedgerError, OnecLedger
+from connectors.onec.wsdl import render_wsdl
+
+log = logging.getLogger("connectors.onec.emulator")
+
+ADMIN = "/__emulator__"
+CYRILLIC_EXAMPLE = Path(__file__).parent / "wsdl" / "cyrillic_example.yaml"
+# The current request's share of the injected faults, from the middleware to the handler.
+_REQUEST_FAULTS: ContextVar[EmulatorFaults | None] = ContextVar("onec_faults", default=None)
+_BY_PATH = {op.http_path: op for op in OPERATIONS.values()}
+
+
+def naming_from_yaml(path: Path | str = CYRILLIC_EXAMPLE) -> Naming:
+    """A ``Naming`` read from a YAML file such as ``wsdl/cyrillic_example.yaml``."""
+    return Naming.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass
+class EmulatorFaults:
+    """Failures to inject; the next ``count`` requests they apply to get them (-1: all)."""
+
+    latency: float = 0.0  # seconds added to every answer
+    soap_fault: str | None = None  # a business code, or any text (a non-business fault)
+    http_status: int | None = None  # answered by the "web server", with an HTML page
+    hang: float = 0.0  # seconds of silence before answering, for client timeouts
+    outage: bool = False  # close the connection without an answer
+    count: int = -1
+
+    def set(
+        self,
+        latency: float = 0.0,
+        soap_fault: str | None = None,
+        http_status: int | None = None,
+        hang: float = 0.0,
+        outage: bool = False,
+        count: int = -1,
+    ) -> None:
+        """Replace every setting at once (what is left out is cleared); ValueError if bad."""
+        # Checked here rather than by type hints alone: the admin endpoint passes JSON values.
+        for name, value in (("latency", latency), ("hang", hang)):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            _check(number and value >= 0, f"{name} must be a number of seconds >= 0")
+        text = soap_fault is None or (isinstance(soap_fault, str) and soap_fault != "")
+        _check(text, "soap_fault must be a non-empty string or null")
+        status = http_status is None or (type(http_status) is int and 400 <= http_status <= 599)
+        _check(status, "http_status must be an integer 400..599 or null")
+        _check(isinstance(outage, bool), "outage must be true or false")
+        _check(type(count) is int and count >= -1, "count must be an integer >= -1")
+        self.latency, self.soap_fault, self.http_status = float(latency), soap_fault, http_status
+        self.hang, self.outage, self.count = float(hang), outage, count
+
+    def clear(self) -> None:
+        """Behave again."""
+        self.set()
+
+    def take(self, *, call: bool) -> EmulatorFaults:
+        """The faults for one request (a ``call`` gets soap_fault too), counted against count."""
+        share = EmulatorFaults(**asdict(self))
+        if not call:
+            share.soap_fault = None
+        if share == EmulatorFaults(count=self.count) or self.count == 0:
+            return EmulatorFaults()
+        if self.count > 0:
+            self.count -= 1
+            if self.count == 0:
+                self.clear()
+        return share
+
+
+class OnecEmulator:
+    """One 1C infobase published over SOAP and HTTP on loopback, with fault injection."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        publication: str = "base",
+        naming: Naming | None = None,
+        username: str = "bridge",
+        password: str = "sandbox",  # noqa: S107 - the sandbox's documented credentials
+        ledger: OnecLedger | None = None,
+    ) -> None:
+        if not publication or "/" in publication:
+            raise ValueError("publication must be one URL path segment, e.g. 'base'")
+        self.naming = naming or Naming()
+        if ledger is None:
+            ledger = OnecLedger()
+            ledger.seed_sandbox()
+        self.ledger = ledger
+        self.faults = EmulatorFaults()
+        self.host, self.port, self.publication = host, port, publication
+        self.url = self.wsdl_url = self.hs_url = ""  # set by start(), once the port is known
+        # requests sends Basic credentials as latin-1; a Latin-named user keeps it plain (§1.4).
+        self._credentials = f"{username}:{password}".encode()
+        self._runner: web.AppRunner | None = None
+        self._wsdl = b""
+
+    async def start(self) -> None:
+        """Listen on host:port (a free port when 0) and publish the URLs."""
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._gate])
+        ws = f"/{self.publication}/ws/{self.naming.service}"
+        # Both publication forms occur: by alias (…/ws/x.1cws) and by name (…/ws/X) (§1.1).
+        for path in (f"{ws}.1cws", ws):
+            app.router.add_route("GET", path, self._wsdl_get)
+            app.router.add_route("POST", path, self._soap)
+        app.router.add_route("*", f"/{self.publication}/hs/{HTTP_ROOT}/{{tail:.*}}", self._hs)
+        app.router.add_route("GET", f"{ADMIN}/faults", self._faults_get)
+        app.router.add_route("POST", f"{ADMIN}/faults", self._faults_post)
+        app.router.add_route("GET", f"{ADMIN}/state", self._state)
+        app.router.add_route("POST", f"{ADMIN}/changes", self._push_change)
+        # handler_cancellation: a client that gave up on a hang frees its handler at once.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        root = f"http://{host}:{self.port}/{self.publication}"
+        self.url = f"{root}/ws/{quote(self.naming.service)}.1cws"
+        self.wsdl_url = f"{self.url}?wsdl"
+        self.hs_url = f"{root}/hs/{HTTP_ROOT}"
+        self._wsdl = render_wsdl(self.naming, location=self.url).encode()
+
+    async def stop(self) -> None:
+        """Stop listening; requests still hanging are cut off."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> OnecEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Injected faults as a web server in front of 1C would show them, then Basic auth."""
+        if request.path.startswith(f"{ADMIN}/"):
+            response: web.StreamResponse = await handler(request)
+            return response
+        faults = self.faults.take(call=request.method == hdrs.METH_POST)
+        if faults.outage and request.transport is not None:
+            request.transport.close()  # aiohttp drops the answer to a closed transport
+            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
+        await asyncio.sleep(faults.hang + faults.latency)
+        if faults.http_status is not None:
+            return _html_page(faults.http_status)
+        # Everything, the WSDL included, needs the infobase user's credentials (§1.4).
+        if not self._authorized(request.headers.get(hdrs.AUTHORIZATION, "")):
+            return _html_page(HTTPStatus.UNAUTHORIZED)
+        _REQUEST_FAULTS.set(faults)  # the handler runs in this task, so it sees this value
+        return await handler(request)  # type: ignore[no-any-return]
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        # Constant time: the comparison must not tell how much of a guess was right.
+        return scheme.lower() == "basic" and hmac.compare_digest(given, self._credentials)
+
+    async def _wsdl_get(self, request: web.Request) -> web.Response:
+        if "wsdl" not in {key.lower() for key in request.query}:
+            return _html_page(HTTPStatus.METHOD_NOT_ALLOWED)
+        return web.Response(body=self._wsdl, content_type="text/xml", charset="utf-8")
+
+    async def _soap(self, request: web.Request) -> web.Response:
+        version, action = soap.detect_version(request.headers.get(hdrs.CONTENT_TYPE, ""))
+        if version is soap.SOAP11:
+            action = request.headers.get("SOAPAction", "").strip().strip('"') or None
+        try:
+            call = soap.parse_request(await request.read(), version, self.naming, action)
+            self._inject()
+            logical = call.operation.contract.name
+            record = self._call(logical, call.params, dict(call.operation.params))
+            body = soap.render_result(version, call.operation, self.naming.namespace, record)
+            status = HTTPStatus.OK
+        except soap.SoapFault as bad_request:
+            body = soap.render_fault(version, bad_request)
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+        except Exception as exc:
+            # ВызватьИсключение in the service module → a Server fault with its text (§1.5).
+            body = soap.render_fault(version, soap.SoapFault(_exception_text(exc)))
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+        headers = {hdrs.CONTENT_TYPE: version.content_type}
+        return web.Response(body=body, status=status, headers=headers)
+
+    async def _hs(self, request: web.Request) -> web.Response:
+        operation = _BY_PATH.get("/" + request.match_info["tail"])
+        if operation is None:
+            return _json_error(404, "not_found", f"no HTTP service template {request.path}")
+        if request.method != hdrs.METH_POST:
+            return _json_error(405, "method_not_allowed", f"{operation.http_path} takes POST")
+        try:
+            params = _json_object(await request.read())
+        except ValueError as exc:
+            return _json_error(400, "invalid_request", str(exc))
+        try:
+            self._inject()
+            given = {key: value for key, value in params.items() if value is not None}
+            record = self._call(operation.name, given, {p.name: p.name for p in operation.params})
+        except LedgerError as exc:
+            return _json_error(ErrorCode(exc.code).http_status, exc.code, exc.message)
+        except Exception as exc:
+            # Any other exception in the module: 1C answers 500 with its text.
+            return web.Response(status=500, text=_exception_text(exc))
+        return web.json_response(_jsonable(record), dumps=_dumps)
+
+    def _inject(self) -> None:
+        """Fail this call as the 1C module would if soap_fault is injected."""
+        faults = _REQUEST_FAULTS.get()
+        text = None if faults is None else faults.soap_fault
+        if text is None:
+            return
+        if text in frozenset(ErrorCode):
+            raise LedgerError(text, "injected by the emulator")
+        code, _, message = text.partition(":")
+        if code.strip() in frozenset(ErrorCode):
+            raise LedgerError(code.strip(), message.strip())
+        raise _HandlerException(text)
+
+    def _call(self, logical: str, params: dict[str, Any], names: Mapping[str, str]) -> Any:
+        """Run one operation on the ledger; ``names`` name the parameters in error messages."""
+        operation = OPERATIONS[logical]
+        if unknown := sorted(set(params) - set(names)):
+            raise LedgerError("invalid_request", f"unknown parameter {', '.join(unknown)}")
+        required = [p.name for p in operation.params if not p.optional]
+        if missing := [names[name] for name in required if name not in params]:
+            raise LedgerError("invalid_request", f"{', '.join(missing)}: required")
+        # Logical names are the ledger's method and argument names (ledger.py).
+        result = getattr(self.ledger, logical)(**params)
+        return _record_values(operation.result, result)
+
+    async def _faults_get(self, request: web.Request) -> web.Response:
+        return web.json_response(asdict(self.faults))
+
+    async def _faults_post(self, request: web.Request) -> web.Response:
+        try:
+            self.faults.set(**_json_object(await request.read() or b"{}"))
+        except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
+            return _json_error(400, "invalid_request", str(exc))
+        return web.json_response(asdict(self.faults))
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ledger.snapshot(), dumps=_dumps)
+
+    async def _push_change(self, request: web.Request) -> web.Response:
+        try:
+            change = self.ledger.push_change(**_json_object(await request.read()))
+            return web.json_response(asdict(change))
+        except LedgerError as exc:
+            return _json_error(422, exc.code, exc.message)
+        except (TypeError, ValueError) as exc:
+            return _json_error(400, "invalid_request", str(exc))
+
+
+class _HandlerException(Exception):
+    """A non-business exception raised in the 1C module (e.g. "Ошибка СУБД")."""
+
+
+def _exception_text(exc: Exception) -> str:
+    """What 1C would show of an exception in the module: never a stack trace."""
+    if isinstance(exc, LedgerError):
+        return fault_text(ErrorCode(exc.code), exc.message)
+    if isinstance(exc, _HandlerException):
+        return str(exc)
+    log.exception("onec_emulator_error")
+    return "Ошибка при вызове метода контекста: внутренняя ошибка эмулятора"
+
+
+def _record_values(record: Record, result: Any) -> dict[str, Any]:
+    """A ledger result as a logical dict, nested records as dicts too."""
+    values: dict[str, Any] = {}
+    for field in record.fields:
+        value = getattr(result, field.name)
+        if isinstance(field.type, Record) and value is not None:
+            nested = field.type
+            if field.repeated:
+                value = [_record_values(nested, item) for item in value]
+            else:
+                value = _record_values(nested, value)
+        values[field.name] = value
+    return values
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")  # amounts as strings, "150.00" (CONTRACT.md "Conventions")
+    if isinstance(value, datetime):
+        return soap.iso_utc(value)
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_jsonable(value), ensure_ascii=False)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object from a request body; ValueError when it is not one."""
+    try:
+        # Numbers as decimals: 1C's ЧитатьJSON reads them into Число, never a float.
+        value = json.loads(body, parse_float=Decimal, parse_constant=_nan)
+    except ValueError as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from exc
+    _check(isinstance(value, dict), "the body must be a JSON object")
+    return dict(value)
+
+
+def _nan(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    body = {"error": {"code": code, "message": message}}
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _html_page(status: int) -> web.Response:
+    """An error page as the web server in front of 1C (Apache, IIS) writes it."""
+    phrase = HTTPStatus(status).phrase if status in set(HTTPStatus) else "Error"
+    page = (
+        f'<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n'
+        f"<title>{status} {phrase}</title>\n</head><body>\n<h1>{phrase}</h1>\n<hr>\n"
+        f"<address>Apache Server at 127.0.0.1</address>\n</body></html>\n"
+    )
+    headers = {}
+    if status == HTTPStatus.UNAUTHORIZED:
+        headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="1C"'
+    return web.Response(status=status, text=page, content_type="text/html", headers=headers)
