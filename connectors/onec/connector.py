@@ -36,6 +36,7 @@ ENTITIES: dict[str, str] = {
     "order": "ЗаказКлиента (Управление торговлей 11), ЗаказПокупателя (older configurations)",
     "receipt": "ЧекККМ, a retail sale at the till (never carried by CommerceML, onec.md §3.11)",
     "sale": "РеализацияТоваровУслуг, a shipment / sale to a customer",
+    "return": "ВозвратТоваровОтКлиента, or a ЧекККМ of the return kind at the till",
     "customer": "Партнеры / Контрагенты, with their loyalty cards (КартыЛояльности)",
 }
 

@@ -83,7 +83,7 @@ def fault_code(text: str) -> ErrorCode | None:
 # The values of Operation.kind, Operation.status, Change.entity and Change.action.
 OPERATION_KINDS = frozenset({"reserve", "commit", "release", "accrue", "reverse"})
 OPERATION_STATUSES = frozenset({"reserved", "committed", "released", "accrued", "reversed"})
-CHANGE_ENTITIES = frozenset({"order", "receipt", "sale", "customer"})
+CHANGE_ENTITIES = frozenset({"order", "receipt", "sale", "return", "customer"})
 CHANGE_ACTIONS = frozenset({"created", "changed", "deleted"})
 
 

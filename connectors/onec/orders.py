@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ENTITIES = frozenset({"order", "receipt", "sale", "customer"})
-ACTIONS = frozenset({"created", "changed", "deleted"})
+from connectors.onec.contract import CHANGE_ACTIONS, CHANGE_ENTITIES
+
+ENTITIES = CHANGE_ENTITIES
+ACTIONS = CHANGE_ACTIONS
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
 from connectors.onec.emulator import OnecEmulator
-from tests.support.daemon import ROOT, free_port, run_cli
+from tests.support.daemon import ROOT, Daemon, cli_json, free_port, run_cli
 
 
 @pytest.fixture
@@ -69,3 +71,55 @@ async def test_probe_against_a_sandbox_with_cyrillic_names(tmp_path: Path) -> No
     code, out, err = await run_cli(config_for(tmp_path, options, sandbox=True), "check", "--probe")
     assert code == 0, err
     assert "onec: reached: SOAP 1.1 service БонуснаяПрограмма" in out
+
+
+async def test_serve_starts_the_sandbox_and_polls_its_change_feed(tmp_path: Path) -> None:
+    onec_port, http_port = free_port(), free_port()
+    address = f"http://127.0.0.1:{onec_port}/base/ws/BridgeLoyalty.1cws"
+    config = tmp_path / "config.yaml"
+    doc = {
+        "store": {"url": f"sqlite:///{tmp_path / 'b.db'}"},
+        "http": {"port": http_port},
+        "log": {"format": "json"},
+        "systems": {
+            "onec": {
+                "type": "onec",
+                "webhook": {"auth": "bearer", "token": "onec-hook-token-0001"},
+                "options": {
+                    "address": address,
+                    "username": "bridge",
+                    "password": "sandbox",
+                    "poll_interval": 0.2,
+                },
+            }
+        },
+        "sandbox": {"enabled": True},
+    }
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    daemon = Daemon(config, http_port)
+    await daemon.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            emulator_admin = f"http://127.0.0.1:{onec_port}/__emulator__/changes"
+            async with http.post(emulator_admin, json={"entity": "receipt", "id": "ЧК-7"}) as r:
+                assert r.status == 200
+            async with http.post(
+                f"{daemon.url}/hooks/onec",
+                json={"event_id": "ret-1", "entity": "return", "id": "ВЗ-1"},
+                headers={"Authorization": "Bearer onec-hook-token-0001"},
+            ) as r:
+                assert r.status == 202
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            listed = await cli_json(config, "events", "list", "--source", "onec")
+            keys = {(e["entity"], e["entity_id"], e["source_key"]) for e in listed["events"]}
+            if ("receipt", "ЧК-7", "msg-1") in keys:
+                break
+            assert asyncio.get_running_loop().time() < deadline, keys
+            await asyncio.sleep(0.2)
+        assert ("return", "ВЗ-1", "ret-1") in keys
+        status = await cli_json(config, "status")
+        assert status["cursors"][0]["source"] == "onec"
+        assert status["cursors"][0]["value"] == "1"
+    finally:
+        assert await daemon.stop() == 0
