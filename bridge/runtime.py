@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bridge.connector import Emulator, Lifecycle
 from bridge.dispatcher import Dispatcher
-from bridge.errors import SettingsError
+from bridge.errors import BridgeError, SettingsError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.poller import Poller
@@ -74,7 +74,13 @@ class Runtime:
         """Start the sandbox emulator of every system whose connector ships one."""
         self.emulators = self.connectors.emulators(self.settings)
         for name, emulator in self.emulators.items():
-            await emulator.start()
+            try:
+                await emulator.start()
+            except OSError as exc:
+                raise BridgeError(
+                    f"the sandbox emulator of {name!r} cannot listen at {emulator.url}:"
+                    f" {exc.strerror or exc}"
+                ) from exc
             log.info("sandbox_emulator_started", system=name, url=emulator.url)
 
     async def stop(self) -> None:
