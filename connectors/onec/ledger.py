@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Literal, TypeVar, cast
 
+from connectors.onec.contract import OPERATION_ID_MAX_LENGTH, ErrorCode
 from connectors.onec.orders import (
     ACTIONS,
     ENTITIES,
@@ -26,20 +27,9 @@ from connectors.onec.orders import (
     SavedOrder,
 )
 
-# CONTRACT.md "Errors": the stable codes.
-ERROR_CODES = frozenset(
-    {
-        "unknown_customer",
-        "insufficient_balance",
-        "reservation_not_found",
-        "reservation_closed",
-        "amount_exceeds_reservation",
-        "amount_exceeds_original",
-        "operation_conflict",
-        "invalid_request",
-    }
-)
-MAX_OPERATION_ID = 64  # CONTRACT.md "Idempotency": a string up to 64 characters
+# CONTRACT.md "Errors": the stable codes, as contract.py lists them.
+ERROR_CODES = frozenset(code.value for code in ErrorCode)
+MAX_OPERATION_ID = OPERATION_ID_MAX_LENGTH  # CONTRACT.md "Idempotency"
 MAX_LIMIT = 1000
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
