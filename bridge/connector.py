@@ -7,12 +7,13 @@ protocols, so ``bridge/`` never imports a concrete system.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from bridge.errors import DeliveryError
 from bridge.settings import SystemSettings
 from bridge.store.records import EventRecord, InboundEvent
 
@@ -80,6 +81,24 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class BatchSink(Protocol):
+    """A sink that can write several entities in one call (RetailCRM upload, Bitrix batch).
+
+    The dispatcher hands it up to ``batch_size`` jobs when several are due; one due job
+    still goes through ``deliver``.
+    """
+
+    batch_size: int
+
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
+        """Apply the jobs; per job, None when it landed or the error that stopped it.
+
+        Raising a DeliveryError instead means the whole batch failed alike.
+        """
+        ...
+
+
+@runtime_checkable
 class Lifecycle(Protocol):
     """Connectors holding sessions or pools open them here and close them on shutdown."""
 
@@ -106,9 +125,10 @@ class Source(Protocol):
     """A system the bridge polls for changes (a history feed, ``GetChanges``)."""
 
     poll_interval: float  # seconds between polls when nothing more waits; 0 turns polling off
+    feeds: tuple[str, ...]  # the change feeds polled, each with its own cursor
 
-    async def poll(self, cursor: str | None) -> PollResult:
-        """Changes after ``cursor`` (None: from the start the connector chooses)."""
+    async def poll(self, feed: str, cursor: str | None) -> PollResult:
+        """Changes of ``feed`` after ``cursor`` (None: from where the connector chooses)."""
         ...
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bridge.connector import DeliveryJob, Sink
+from bridge.connector import BatchSink, DeliveryJob, Sink
 from bridge.errors import DeliveryError, ErrorClass, StoreError, TransientError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
@@ -103,15 +103,17 @@ class Dispatcher:
         while not self._stopping.is_set():
             lane.wakeup.clear()
             free = lane.settings.concurrency - len(lane.running)
+            size = lane.sink.batch_size if isinstance(lane.sink, BatchSink) else 1
             claimed: list[Claimed] = []
             try:
                 if free > 0:
-                    claimed = await self._store.claim_due(lane.name, self.owner, free)
-                for item in claimed:
-                    task = asyncio.create_task(self._attempt(lane, item))
+                    claimed = await self._store.claim_due(lane.name, self.owner, free * size)
+                for start in range(0, len(claimed), size):
+                    batch = claimed[start : start + size]
+                    task = asyncio.create_task(self._attempt(lane, batch))
                     lane.running.add(task)
                     task.add_done_callback(functools.partial(self._finished, lane))
-                if claimed and len(claimed) == free:
+                if claimed and len(claimed) == free * size:
                     continue  # there may be more due work; claim again once a slot frees
                 timeout = await self._idle_timeout(lane)
             except StoreError as exc:
@@ -136,33 +138,48 @@ class Dispatcher:
             return IDLE_POLL_SECONDS
         return max(0.0, min(IDLE_POLL_SECONDS, due - now))
 
-    async def _attempt(self, lane: TargetLane, claimed: Claimed) -> None:
-        d = claimed.delivery
-        job = DeliveryJob(
-            delivery_id=d.id,
-            operation_key=d.operation_key,
-            target=d.target,
-            source=d.source,
-            entity=d.entity,
-            entity_id=d.entity_id,
-            attempt=claimed.attempt,
-            events=tuple(claimed.events),
-        )
+    async def _attempt(self, lane: TargetLane, batch: list[Claimed]) -> None:
+        jobs = [_job(claimed) for claimed in batch]
         started = time.monotonic()
-        error: DeliveryError | None = None
+        errors = await self._deliver(lane, jobs)
+        duration_ms = (time.monotonic() - started) * 1000
+        for claimed, error in zip(batch, errors, strict=True):
+            await self._record(claimed, error, duration_ms)
+
+    async def _deliver(
+        self, lane: TargetLane, jobs: list[DeliveryJob]
+    ) -> list[DeliveryError | None]:
+        """Run one attempt (one job, or a batch); an error per job, None where it landed."""
+        timeout = lane.settings.timeout_seconds
         try:
-            await asyncio.wait_for(lane.sink.deliver(job), lane.settings.timeout_seconds)
+            if len(jobs) > 1 and isinstance(lane.sink, BatchSink):
+                results = await asyncio.wait_for(lane.sink.deliver_batch(jobs), timeout)
+                if len(results) == len(jobs):
+                    return list(results)
+                wrong = TransientError(f"the sink gave {len(results)} results for {len(jobs)}")
+                wrong.error_class = ErrorClass.UNEXPECTED
+                return [wrong] * len(jobs)
+            await asyncio.wait_for(lane.sink.deliver(jobs[0]), timeout)
+            return [None]
         except DeliveryError as exc:
-            error = exc
+            return [exc] * len(jobs)
         except TimeoutError:
-            error = TransientError(f"timed out after {lane.settings.timeout_seconds:g} s")
+            return [TransientError(f"timed out after {timeout:g} s")] * len(jobs)
         except Exception as exc:  # a connector bug must not kill the lane
             error = TransientError(f"unexpected {type(exc).__name__}: {exc}")
             error.error_class = ErrorClass.UNEXPECTED
             log.warning(
-                "delivery_unexpected_error", delivery_id=d.id, target=d.target, exc_info=True
+                "delivery_unexpected_error",
+                target=lane.name,
+                deliveries=[j.delivery_id for j in jobs],
+                exc_info=True,
             )
-        duration_ms = (time.monotonic() - started) * 1000
+            return [error] * len(jobs)
+
+    async def _record(
+        self, claimed: Claimed, error: DeliveryError | None, duration_ms: float
+    ) -> None:
+        d = claimed.delivery
         outcome = self._outcome(claimed, error, duration_ms)
         if self._metrics is not None:
             self._metrics.observe_attempt(d.target, outcome.status, duration_ms / 1000)
@@ -222,3 +239,17 @@ class Dispatcher:
                 log.warning("deliveries_recovered", count=released, reason="lease_expired")
             for lane in self._lanes.values():
                 lane.wakeup.set()
+
+
+def _job(claimed: Claimed) -> DeliveryJob:
+    d = claimed.delivery
+    return DeliveryJob(
+        delivery_id=d.id,
+        operation_key=d.operation_key,
+        target=d.target,
+        source=d.source,
+        entity=d.entity,
+        entity_id=d.entity_id,
+        attempt=claimed.attempt,
+        events=tuple(claimed.events),
+    )

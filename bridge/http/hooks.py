@@ -88,6 +88,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if rt.dispatcher is not None:
         for target in targets:
             rt.dispatcher.wake(target)
+    if rt.poller is not None:
+        rt.poller.wake(system)  # a webhook from a polled system: read its feed now
     for item, result in zip(new, stored_all, strict=True):
         outcome = "duplicate" if result.duplicate else "stored"
         rt.metrics.events.labels(system, outcome).inc()

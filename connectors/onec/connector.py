@@ -72,6 +72,7 @@ class OnecConnector:
         self.name = name
         self.options = options
         self.poll_interval = options.poll_interval
+        self.feeds = ("changes",)
         self._timeout = system.delivery.timeout_seconds
         self._client = build_client(options, self._timeout, system.delivery.concurrency)
         self._pool = ThreadPoolExecutor(
@@ -213,7 +214,7 @@ class OnecConnector:
 
     # -- change capture ------------------------------------------------------------------
 
-    async def poll(self, cursor: str | None) -> PollResult:
+    async def poll(self, feed: str, cursor: str | None) -> PollResult:
         """GetChanges after ``cursor`` (a message number); each change becomes an event."""
         since = int(cursor) if cursor and cursor.isdigit() else 0
         r = await self._call("get_changes", since_message_no=since, limit=self.options.changes_page)

@@ -119,12 +119,14 @@ async def test_probe_reaches_the_service(master: Variant) -> None:
 async def test_change_feed_is_polled_from_the_cursor(master: Variant) -> None:
     master.emulator.ledger.push_change("receipt", "ЧК-1")
     master.emulator.ledger.push_change("customer", "c-2")
-    first = await master.connector.poll(None)
+    first = await master.connector.poll("changes", None)
     assert [(e.entity, e.entity_id) for e in first.events] == [
         ("receipt", "ЧК-1"),
         ("customer", "c-2"),
     ]
-    assert await master.connector.poll(first.cursor) == type(first)([], first.cursor, False)
+    assert await master.connector.poll("changes", first.cursor) == type(first)(
+        [], first.cursor, False
+    )
 
 
 async def test_a_hanging_master_never_holds_the_caller_past_the_timeout(

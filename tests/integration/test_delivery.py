@@ -193,3 +193,22 @@ async def test_a_change_after_a_landed_but_failed_attempt_is_not_lost(
     keys = [r["operation_key"] for r in target.state.requests]
     assert len(set(keys)) == 2
     assert keys[0] == keys[1]  # the retry of v1 reused its key
+
+
+async def test_a_batch_sink_gets_due_deliveries_in_batches_with_outcomes_per_entity(
+    start_bridge: StartBridge, target: Target
+) -> None:
+    target.state.refuse = {"7"}
+    target.state.fault.delay = 0  # /apply_batch answers at once
+    bridge = await start_bridge(target_url=target.url, target_type="batcher", concurrency=1)
+    events = [order(f"b{n}", str(n), n=n) for n in range(20)]
+    _, body, _ = await post(bridge, {"events": events}, AUTH)
+    ids = [e["event_id"] for e in body["events"]]
+    for n, event_id in enumerate(ids):
+        await wait_for_status(bridge, event_id, "dead" if n == 7 else "done")
+    assert sum(target.state.batches) == 20
+    assert max(target.state.batches) == 5
+    assert len(target.state.batches) <= 6
+    assert sorted(target.state.applied.values(), key=int) == [str(n) for n in range(20) if n != 7]
+    dead = await bridge.runtime.store.get_event(ids[7])
+    assert "entity 7 refused" in (dead.deliveries[0].last_error or "")

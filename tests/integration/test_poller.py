@@ -6,12 +6,13 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from bridge.poller import CURSOR_NAME
 from bridge.store.records import EventFilter
 from tests.conftest import StartBridge, Target
 from tests.integration.test_delivery import wait_for_status
 from tests.support.daemon import free_port
 from tests.support.recorder import TargetEmulator
+
+CURSOR_NAME = "changes"
 
 
 async def test_polled_changes_are_stored_with_their_cursor_and_delivered(

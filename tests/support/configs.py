@@ -25,6 +25,7 @@ def write_config(
     source_type: str = "recorder",
     source_url: str = "http://127.0.0.1:9",
     sandbox: bool = False,
+    target_type: str = "recorder",
 ) -> Path:
     """A config with source ``shop`` (generic JSON webhooks, bearer) routing orders to
     ``crm`` (a recorder) and, optionally, more recorders."""
@@ -42,7 +43,7 @@ def write_config(
         },
     }
     for name, url in targets.items():
-        systems[name] = {"type": "recorder", "delivery": delivery, "options": {"url": url}}
+        systems[name] = {"type": target_type, "delivery": delivery, "options": {"url": url}}
     config = {
         "store": {"url": f"sqlite:///{folder / 'bridge.db'}", "lease_seconds": lease_seconds},
         "http": {"host": "127.0.0.1", "port": port},

@@ -9,6 +9,7 @@ other 4xx → permanent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from bridge.connector import DeliveryJob, PollResult
-from bridge.errors import AuthError, PermanentError, RateLimited, TransientError
+from bridge.errors import AuthError, DeliveryError, PermanentError, RateLimited, TransientError
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from tests.support.target import TargetState, build_target_app
@@ -88,12 +89,36 @@ class RecorderConnector:
         return f"recording target with {len(state['applied'])} applied operations"
 
 
+class BatchConnector(RecorderConnector):
+    """A recorder that writes up to five entities per call, like an upload endpoint."""
+
+    batch_size = 5
+
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
+        assert self._session is not None
+        ops = [
+            {
+                "operation_key": j.operation_key,
+                "entity_id": j.entity_id,
+                "state": j.events[-1].payload,
+            }
+            for j in jobs
+        ]
+        try:
+            async with self._session.post(f"{self.url}/apply_batch", json={"ops": ops}) as resp:
+                results = (await resp.json())["results"]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"target unreachable: {exc!r}") from exc
+        return [None if r["ok"] else PermanentError(r["error"]) for r in results]
+
+
 class FeedConnector(RecorderConnector):
     """A recorder that is also a polled source: it reads the target's change feed."""
 
     poll_interval = 0.05
+    feeds = ("changes",)
 
-    async def poll(self, cursor: str | None) -> PollResult:
+    async def poll(self, feed: str, cursor: str | None) -> PollResult:
         assert self._session is not None
         since = int(cursor or 0)
         try:
@@ -142,6 +167,12 @@ class RecorderType:
         return TargetEmulator(options.url)
 
 
+class BatchType(RecorderType):
+    """Entry-point object for ``type: batcher``."""
+
+    connector_class = BatchConnector
+
+
 class FeedType(RecorderType):
     """Entry-point object for ``type: feed``."""
 
@@ -149,4 +180,5 @@ class FeedType(RecorderType):
 
 
 RECORDER = RecorderType()
+BATCHER = BatchType()
 FEED = FeedType()

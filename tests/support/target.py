@@ -39,6 +39,8 @@ class TargetState:
     request_times: list[float] = field(default_factory=list)
     fault: Fault = field(default_factory=Fault)
     feed: list[dict[str, Any]] = field(default_factory=list)  # a change feed to poll
+    batches: list[int] = field(default_factory=list)  # sizes of the batch calls received
+    refuse: set[str] = field(default_factory=set)  # entity ids a batch call refuses
 
 
 def build_target_app(state: TargetState) -> web.Application:
@@ -87,7 +89,25 @@ def build_target_app(state: TargetState) -> web.Application:
         state.feed.append({**change, "no": len(state.feed) + 1})
         return web.json_response({"no": len(state.feed)})
 
+    async def apply_batch(request: web.Request) -> web.Response:
+        body = await request.json()
+        state.batches.append(len(body["ops"]))
+        results: list[dict[str, Any]] = []
+        for op in body["ops"]:
+            state.requests.append(op)
+            if op["entity_id"] in state.refuse:
+                results.append({"ok": False, "error": f"entity {op['entity_id']} refused"})
+                continue
+            key = op["operation_key"]
+            state.received[key] += 1
+            if key not in state.applied:
+                state.applied[key] = op["entity_id"]
+                state.state[op["entity_id"]] = op["state"]
+            results.append({"ok": True})
+        return web.json_response({"results": results})
+
     app = web.Application()
+    app.router.add_post("/apply_batch", apply_batch)
     app.router.add_get("/changes", get_changes)
     app.router.add_post("/changes", add_change)
     app.router.add_post("/apply", apply)
