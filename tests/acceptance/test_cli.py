@@ -269,3 +269,39 @@ async def test_sandbox_runs_the_emulators_until_stopped(
         assert resp.status == 200
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_kill9_while_polling_loses_and_duplicates_nothing(
+    tmp_path: Path, target: Target
+) -> None:
+    # The feed pages two changes at a time and answers slowly, so the kill lands between
+    # reading a page and storing it, or between pages.
+    for n in range(300):
+        target.state.feed.append({"no": n + 1, "entity": "order", "id": str(n), "data": {"n": n}})
+    target.state.feed_delay = 0.01
+    port = free_port()
+    config = write_config(
+        tmp_path, target_url=target.url, port=port, source_type="feed", source_url=target.url
+    )
+    daemon = Daemon(config, port)
+    cursors = []
+    for _ in range(3):
+        await daemon.start()
+        await asyncio.sleep(0.4)
+        await daemon.kill9()
+        status = await cli_json(config, "status")
+        cursors.append(int(status["cursors"][0]["value"]) if status["cursors"] else 0)
+    assert cursors == sorted(cursors)
+    assert 0 < cursors[0] < 300, cursors  # the first kill came in the middle of the feed
+    await daemon.start()
+    deadline = asyncio.get_running_loop().time() + 60
+    while len(target.state.applied) < 300:
+        assert asyncio.get_running_loop().time() < deadline, len(target.state.applied)
+        await asyncio.sleep(0.1)
+    assert await daemon.stop() == 0
+    listed = await cli_json(config, "events", "list", "--source", "shop", "--limit", "1000")
+    keys = [e["source_key"] for e in listed["events"]]
+    assert sorted(keys) == sorted(f"msg-{n}" for n in range(1, 301))  # each change once
+    status = await cli_json(config, "status")
+    assert {(c["name"], c["value"]) for c in status["cursors"]} == {("changes", "300")}
+    assert sorted(target.state.applied.values(), key=int) == [str(n) for n in range(300)]

@@ -41,6 +41,7 @@ class TargetState:
     feed: list[dict[str, Any]] = field(default_factory=list)  # a change feed to poll
     batches: list[int] = field(default_factory=list)  # sizes of the batch calls received
     refuse: set[str] = field(default_factory=set)  # entity ids a batch call refuses
+    feed_delay: float = 0.0  # seconds each /changes answer takes
 
 
 def build_target_app(state: TargetState) -> web.Application:
@@ -79,6 +80,7 @@ def build_target_app(state: TargetState) -> web.Application:
         )
 
     async def get_changes(request: web.Request) -> web.Response:
+        await asyncio.sleep(state.feed_delay)
         since = int(request.query.get("since", "0"))
         items = [c for c in state.feed if c["no"] > since][:2]  # small pages: paging is tested
         last = items[-1]["no"] if items else since
