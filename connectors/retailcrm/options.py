@@ -1,0 +1,38 @@
+"""``systems.<name>.options`` of a RetailCRM system."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class RetailcrmOptions(BaseModel):
+    """How to reach one RetailCRM account and what to read from it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The account URL, e.g. https://shop.retailcrm.ru (retailcrm-api.md §1.1); no /api.
+    url: str = "http://127.0.0.1:9"
+    # A key of the bridge's own, so its writes come back marked apiKey.current (§7.4).
+    api_key: SecretStr = SecretStr("")
+    # The store code sent with every write and loyalty call (§1.2).
+    site: str = Field(default="shop", min_length=1, max_length=64)
+    # Requests per second for everything using this key (§1.6: 10; 503 beyond).
+    rate_limit: float = Field(default=10.0, gt=0, le=100)
+    # Seconds between history polls; 0 turns polling off.
+    poll_interval: float = Field(default=10.0, ge=0, le=3600)
+    history_page: int = Field(default=100, ge=20, le=100)
+    # The loyalty programme balances live in (GET /loyalty/loyalties), when RetailCRM is
+    # the bonus master.
+    loyalty_id: int | None = Field(default=None, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _account_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be the account URL, e.g. https://shop.retailcrm.ru")
+        if parts.path.rstrip("/").endswith("/api") or "/api/" in parts.path:
+            raise ValueError("give the account URL without /api (the client adds /api/v5)")
+        return value.rstrip("/")
