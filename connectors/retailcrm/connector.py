@@ -1,165 +1,212 @@
-"""RetailCRM as a webhook source: a trigger's "Send HTTP request" action says what changed.
+"""The RetailCRM connector: history polling, trigger calls, idempotent order and customer
+writes (batched through ``/upload``), and ``bridge check --probe``.
 
-retailcrm-api.md §5: v5 has no webhook-subscription API; a trigger (set up in the UI) can
-send an HTTP request whose method, URL and parameters the integrator chooses, with no
-documented signing or encoding. So the call is only a hint that ``entity`` ``id`` changed:
-the bridge re-reads the entity (and the history poll of issue 4 stays the reliable path).
-Sender auth is the core's ``?token=`` check (``webhook.auth: query``).
+Every call goes through one rate limiter per API key (retailcrm-api.md §1.6: 10 requests/s,
+503 beyond) and runs the blocking client in this system's thread pool, bounded by
+``delivery.timeout_seconds``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from typing import Any
-from urllib.parse import parse_qsl
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
-
-from bridge.connector import WebhookRejected, WebhookRequest
+from bridge.connector import DeliveryJob, PollResult, WebhookRequest
+from bridge.errors import DeliveryError, PermanentError, RateLimited, TransientError
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
-from bridge.webhook_format import loads_strict
+from connectors.retailcrm.client import UPLOAD_MAX, RetailcrmClient, RetailcrmError
+from connectors.retailcrm.emulator import RetailcrmEmulator
+from connectors.retailcrm.errors import PartialUpload, classify, is_not_found
+from connectors.retailcrm.history import fold_history, last_history_id
+from connectors.retailcrm.options import RetailcrmOptions
+from connectors.retailcrm.ratelimit import limiter_for
+from connectors.retailcrm.trigger import parse_trigger
 
-# retailcrm-api.md §5: trigger events are "order changed" / "customer changed"; each has its
-# own history feed (§2.5 orders/history, §3 customers/history) and its own id sequence.
-ENTITIES = frozenset({"order", "customer"})
-MAX_FIELDS = 50
-MAX_TEXT = 500
-_NUMBER = re.compile(r"[0-9]{1,20}")  # internal ids and history ids are integers (§2.2, §2.5)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]\-]{0,63}")  # also PHP-style a[b]
-
-
-class RetailcrmOptions(BaseModel):
-    """Options of a RetailCRM system; none yet (the API client lands in issue 4)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+T = TypeVar("T")
+SKIP = "skip:"  # cursor prefix while the first poll walks past the history already there
 
 
 class RetailcrmConnector:
-    """Parses RetailCRM trigger calls; cannot write yet."""
+    """One RetailCRM account."""
 
-    def __init__(self, name: str) -> None:
+    feeds = ("orders", "customers")
+    batch_size = UPLOAD_MAX
+
+    def __init__(self, name: str, options: RetailcrmOptions, system: SystemSettings) -> None:
         self.name = name
+        self.options = options
+        self.poll_interval = options.poll_interval
+        key = options.api_key.get_secret_value()
+        self._timeout = system.delivery.timeout_seconds
+        workers = system.delivery.concurrency + len(self.feeds)
+        self._client = RetailcrmClient(
+            options.url, key, timeout=self._timeout, pool_size=workers, site=options.site
+        )
+        self._limiter = limiter_for(key, options.rate_limit)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"crm-{name}")
+
+    async def start(self) -> None:
+        """Nothing to open: connections are made on first use."""
+
+    async def close(self) -> None:
+        """Stop the worker threads and close pooled connections."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Call the client in a worker, within the key's rate limit and the timeout."""
+        await self._limiter.acquire()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        try:
+            return await asyncio.wait_for(future, self._timeout + 0.5)
+        except TimeoutError as exc:
+            raise TransientError(f"RetailCRM did not answer within {self._timeout:g} s") from exc
+        except RetailcrmError as exc:
+            error = classify(exc)
+            if isinstance(error, RateLimited):
+                # Every caller on this key backs off, not only the one that hit the limit.
+                self._limiter.hold(error.retry_after or 1.0)
+            raise error from exc
+
+    async def probe(self) -> str:
+        """``bridge check --probe``: the key works and what it may reach."""
+        creds = await self._run(self._client.api_credentials)
+        access = creds.get("siteAccess", "unknown")
+        return f"RetailCRM at {self.options.url} (site access: {access})"
+
+    # -- change capture ------------------------------------------------------------------
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """One "re-read this entity" event from a JSON, form or query-string trigger call."""
-        fields = read_trigger_fields(request)
-        entity = _required(fields, "entity")
-        if entity not in ENTITIES:
-            allowed = ", ".join(sorted(ENTITIES))
-            raise WebhookRejected(f"entity: {entity!r} is not one of {allowed}")
-        entity_id = _required(fields, "id")
-        if not _NUMBER.fullmatch(entity_id):
-            raise WebhookRejected("id: must be the RetailCRM internal id (digits)")
-        history_id = fields.get("historyId")
-        if history_id is not None and not _NUMBER.fullmatch(history_id):
-            raise WebhookRejected("historyId: must be a history record id (digits)")
-        return [
-            InboundEvent(
-                source_key=_source_key(request, entity, history_id, fields),
-                entity=entity,
-                entity_id=entity_id,
-                payload=dict(fields),
-            )
-        ]
+        """A trigger call: stored under ``trigger``; the core then wakes the poller."""
+        return parse_trigger(request)
 
+    async def poll(self, feed: str, cursor: str | None) -> PollResult:
+        """One page of ``/<feed>/history`` after the cursor (a history record id).
 
-def read_trigger_fields(request: WebhookRequest) -> dict[str, str]:
-    """The call's parameters: from a JSON or form body, else from the query string."""
-    body = request.body.strip()
-    if not body:
-        # A trigger may put every parameter in the URL; ``token`` is the core's credential.
-        pairs: list[tuple[str, Any]] = [(k, v) for k, v in request.query.items() if k != "token"]
-        where = "query"
-    elif "json" in request.content_type or body.startswith(b"{"):
-        pairs, where = list(_json_object(body).items()), "body"
-    else:
-        pairs, where = _form_pairs(body), "body"
-    if len(pairs) > MAX_FIELDS:
-        raise WebhookRejected(f"{where}: at most {MAX_FIELDS} parameters")
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        if not _NAME.fullmatch(name):
-            raise WebhookRejected(f"{name[:64]!r}: is not a parameter name the bridge accepts")
-        if name in fields:
-            raise WebhookRejected(f"{name}: given more than once")
-        text = _scalar_text(name, value)
-        if text is not None:
-            fields[name] = text
-    return fields
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = loads_strict(body)
-    except ValueError as exc:  # also bad UTF-8, NaN, absurd nesting and 4300+ digit numbers
-        raise WebhookRejected(f"body is not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise WebhookRejected("body: must be a JSON object")
-    return doc
-
-
-def _form_pairs(body: bytes) -> list[tuple[str, Any]]:
-    try:
-        text = body.decode("utf-8")
-        return list(
-            parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+        With no cursor yet the poller first walks to the end of the history that is already
+        there without raising events (as the Bitrix module does on install, §7.2), keeping
+        ``skip:<id>`` as its cursor so a restart resumes the walk.
+        """
+        skipping = cursor is None or cursor.startswith(SKIP)
+        since = int(cursor.removeprefix(SKIP)) if cursor else None
+        read = self._client.orders_history if feed == "orders" else self._client.customers_history
+        page = await self._run(lambda: read(since, self.options.history_page))
+        records = [r for r in page.get("history") or [] if isinstance(r, Mapping)]
+        pagination = page.get("pagination") or {}
+        more = bool(records) and int(pagination.get("totalPageCount") or 1) > int(
+            pagination.get("currentPage") or 1
         )
-    except UnicodeDecodeError as exc:
-        raise WebhookRejected(f"body: is not UTF-8 form data: {exc}") from exc
-    except ValueError as exc:  # raised by parse_qsl past max_num_fields
-        raise WebhookRejected(f"body: at most {MAX_FIELDS} parameters") from exc
+        last = last_history_id(records, since or 0)
+        if skipping:
+            return PollResult([], f"{SKIP}{last}" if more else str(last), more)
+        return PollResult(fold_history(feed, records), str(last), more)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def deliver(self, job: DeliveryJob) -> None:
+        """Create or edit the entity by ``externalId`` (a retry never makes a second one)."""
+        await self._upsert(job.entity, document_of(job))
+
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
+        """First attempts of each kind go in one ``/upload``; retries go one by one."""
+        outcome: dict[str, DeliveryError | None] = {}
+        singles = [j for j in jobs if j.attempt > 1 or j.entity not in ("order", "customer")]
+        for entity in ("order", "customer"):
+            group = [j for j in jobs if j.entity == entity and j not in singles]
+            if len(group) == 1:
+                singles += group
+            elif group:
+                outcome.update(await self._upload(entity, group))
+        for job in singles:
+            try:
+                await self.deliver(job)
+                outcome[job.delivery_id] = None
+            except DeliveryError as exc:
+                outcome[job.delivery_id] = exc
+        return [outcome[j.delivery_id] for j in jobs]
+
+    async def _upsert(self, entity: str, document: dict[str, Any]) -> None:
+        client = self._client
+        edit, create = (
+            (client.order_edit, client.order_create)
+            if entity == "order"
+            else (client.customer_edit, client.customer_create)
+        )
+        try:
+            await self._run(lambda: edit(document))
+        except PermanentError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, RetailcrmError) and is_not_found(cause)):
+                raise
+            await self._run(lambda: create(document))
+
+    async def _upload(
+        self, entity: str, jobs: list[DeliveryJob]
+    ) -> dict[str, DeliveryError | None]:
+        documents = [document_of(j) for j in jobs]
+        upload = self._client.orders_upload if entity == "order" else self._client.customers_upload
+        try:
+            await self._run(lambda: upload(documents))
+        except PartialUpload as exc:
+            failed = {str(f.get("externalId")) for f in exc.failed if isinstance(f, Mapping)}
+            detail = "; ".join(exc.errors) or str(exc)
+            # The upload's errors are not keyed by entity (§2.4): each refused one is tried
+            # again on its own, where an edit or create gives its precise error.
+            return {
+                j.delivery_id: TransientError(f"refused in a batch upload ({detail})")
+                if d["externalId"] in failed
+                else None
+                for j, d in zip(jobs, documents, strict=True)
+            }
+        except DeliveryError as exc:
+            return dict.fromkeys((j.delivery_id for j in jobs), exc)
+        return dict.fromkeys(j.delivery_id for j in jobs)
 
 
-def _scalar_text(name: str, value: Any) -> str | None:
-    """A parameter as text; ``None`` for null or empty (an unset template, e.g. externalId)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise WebhookRejected(f"{name}: must be a string or an integer")
-    text = str(value)
-    if len(text) > MAX_TEXT:
-        raise WebhookRejected(f"{name}: at most {MAX_TEXT} characters")
-    return text
+def document_of(job: DeliveryJob) -> dict[str, Any]:
+    """The RetailCRM document a delivery writes: the latest change's payload as it stands.
 
-
-def _required(fields: dict[str, str], name: str) -> str:
-    value = fields.get(name)
-    if value is None:
-        raise WebhookRejected(f"{name}: is required")
-    return value
-
-
-def _source_key(
-    request: WebhookRequest, entity: str, history_id: str | None, fields: dict[str, str]
-) -> str:
-    """De-duplication key: the history record id, else a delivery id header, else a digest.
-
-    The digest (``bridge.webhook_format``'s rule) makes a repeated identical call a duplicate,
-    so a trigger must send a change id or a timestamp for two changes to count as two.
+    Until mapping files translate between systems (issue 6), a source must send the
+    RetailCRM shape (``{"document": {...}}`` or the fields themselves). The ``externalId``
+    defaults to ``<source>-<entity id>``, stable across retries and replays.
     """
-    if history_id is not None:
-        # Orders and customers have separate history feeds, so the id alone is not unique.
-        return f"{entity}-history:{history_id}"
-    header = request.headers.get("webhook-id") or request.headers.get("Idempotency-Key")
-    if header:
-        return header
-    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+    payload = job.events[-1].payload
+    nested = payload.get("document")
+    document = dict(nested if isinstance(nested, Mapping) else payload)
+    document.setdefault("externalId", f"{job.source}-{job.entity_id}")
+    document["externalId"] = str(document["externalId"])
+    return document
 
 
 class RetailcrmType:
     """Entry-point object for ``type: retailcrm``."""
 
-    options_model: type[BaseModel] = RetailcrmOptions
+    options_model: type[RetailcrmOptions] = RetailcrmOptions
 
     def create(
         self, name: str, system: SystemSettings, options: RetailcrmOptions
     ) -> RetailcrmConnector:
         """A RetailCRM connector for system ``name``."""
-        return RetailcrmConnector(name)
+        return RetailcrmConnector(name, options, system)
+
+    def create_emulator(
+        self, name: str, system: SystemSettings, options: RetailcrmOptions
+    ) -> RetailcrmEmulator:
+        """The sandbox RetailCRM at the options' URL, accepting the options' key."""
+        where = urlsplit(options.url)
+        key = options.api_key.get_secret_value()
+        keys = {key: "bridge", "sandbox-manager-key-0001": "manager"}
+        return RetailcrmEmulator(
+            host=where.hostname or "127.0.0.1",
+            port=where.port or 80,
+            api_keys=keys,
+            sites=(options.site,),
+            rate_limit=options.rate_limit,
+        )
 
 
 RETAILCRM = RetailcrmType()

@@ -13,9 +13,9 @@ class RetailcrmOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # The account URL, e.g. https://shop.retailcrm.ru (retailcrm-api.md §1.1); no /api.
-    url: str = "http://127.0.0.1:9"
+    url: str
     # A key of the bridge's own, so its writes come back marked apiKey.current (§7.4).
-    api_key: SecretStr = SecretStr("")
+    api_key: SecretStr
     # The store code sent with every write and loyalty call (§1.2).
     site: str = Field(default="shop", min_length=1, max_length=64)
     # Requests per second for everything using this key (§1.6: 10; 503 beyond).
@@ -26,6 +26,13 @@ class RetailcrmOptions(BaseModel):
     # The loyalty programme balances live in (GET /loyalty/loyalties), when RetailCRM is
     # the bonus master.
     loyalty_id: int | None = Field(default=None, ge=1)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_given(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("must be the API key the bridge uses (its own, §7.4)")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from bridge.connector import ConnectorType, Sink, WebhookParser, WebhookRejected, WebhookRequest
+from bridge.connector import ConnectorType, WebhookParser, WebhookRejected, WebhookRequest
 from bridge.errors import AuthError
 from bridge.settings import SystemSettings, WebhookAuth, WebhookSettings
 from bridge.store.records import InboundEvent
@@ -30,12 +30,11 @@ FORM = "application/x-www-form-urlencoded"
 def build(
     ctype: ConnectorType, type_name: str, auth: WebhookAuth, token: str, **options: str
 ) -> WebhookParser:
-    """A connector as the core builds it, checked to be a parser and not a sink."""
+    """A connector as the core builds it, checked to be a webhook parser."""
     webhook = WebhookSettings(auth=auth, token=SecretStr(token))
     system = SystemSettings(type=type_name, webhook=webhook)
     connector = ctype.create(type_name, system, ctype.options_model.model_validate(options))
     assert isinstance(connector, WebhookParser)
-    assert not isinstance(connector, Sink)
     return connector
 
 
@@ -45,7 +44,14 @@ def onec() -> WebhookParser:
 
 
 def retailcrm() -> WebhookParser:
-    return build(RETAILCRM, "retailcrm", WebhookAuth.QUERY, QUERY_TOKEN)
+    return build(
+        RETAILCRM,
+        "retailcrm",
+        WebhookAuth.QUERY,
+        QUERY_TOKEN,
+        url="http://127.0.0.1:9",
+        api_key="test-api-key-0001",
+    )
 
 
 def bitrix(auth: WebhookAuth = WebhookAuth.CONNECTOR) -> WebhookParser:
@@ -150,8 +156,8 @@ def test_retailcrm_json_with_history_id() -> None:
     assert retailcrm().parse_webhook(request(json.dumps(body))) == [
         InboundEvent(
             "order-history:2691",
-            "order",
-            "5",
+            "trigger",
+            "order/5",
             "changed",
             {"entity": "order", "id": "5", "externalId": "1c-000123", "historyId": "2691"},
         )
@@ -166,8 +172,8 @@ def test_retailcrm_form_without_change_id_uses_a_digest_of_the_content() -> None
         request("entity=customer&id=12&changedAt=2025-01-10+12%3A00%3A01", FORM)
     )[0]
     assert (first.entity, first.entity_id, first.payload) == (
-        "customer",
-        "12",
+        "trigger",
+        "customer/12",
         {"entity": "customer", "id": "12"},  # an empty template value counts as absent
     )
     assert first.source_key.startswith("sha256:")
@@ -179,7 +185,9 @@ def test_retailcrm_parameters_in_the_url_and_a_delivery_id_header() -> None:
     query = {"token": QUERY_TOKEN, "entity": "order", "id": "8"}
     headers = {"webhook-id": "msg_1"}
     [event] = retailcrm().parse_webhook(request(b"", FORM, headers=headers, query=query))
-    assert event == InboundEvent("msg_1", "order", "8", "changed", {"entity": "order", "id": "8"})
+    assert event == InboundEvent(
+        "msg_1", "trigger", "order/8", "changed", {"entity": "order", "id": "8"}
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,393 @@
+"""A faithful RetailCRM API v5 on loopback, for tests, `bridge sandbox` and `sandbox.enabled`.
+
+retailcrm-api.md §1 is the transport: the key in `X-API-KEY` or an `apiKey` parameter
+(§1.2), form-encoded POSTs with JSON strings inside fields and PHP-style bracketed GET
+filters (§1.3), the `success/errorMsg/errors` envelope (§1.4), 201/400/403/404/460/503 and
+an HTML 405 for a non-GET outside `/api/` (§1.5), 10 requests/s per key (§1.6). Orders and
+customers live in emulator_state.py, loyalty in emulator_loyalty.py.
+
+Sandbox-only endpoints under `/__emulator__/` (no key, loopback only): `GET|POST faults`,
+`GET state`, `GET sms` (the codes "sent"), `POST user-edit` (a manager's change in the UI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from connectors.retailcrm.emulator_checkout import LoyaltyCheckout
+from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
+from connectors.retailcrm.emulator_loyalty import LoyaltyState
+from connectors.retailcrm.emulator_state import RetailcrmState
+from connectors.retailcrm.emulator_wire import ApiError, Clock, Json, dumps, parse_brackets
+
+log = logging.getLogger("connectors.retailcrm.emulator")
+ADMIN = "/__emulator__"
+MAX_BODY = 16 * 1024 * 1024  # aiohttp's 1 MB default is below a 50-order upload with rich orders
+DEFAULT_KEYS = {"sandbox-bridge-key-0001": "bridge", "sandbox-manager-key-0001": "manager"}
+# GET /api/credentials (§1.1): what the Bitrix module checks at install, plus loyalty.
+SCOPES = (
+    "order_read",
+    "order_write",
+    "customer_read",
+    "customer_write",
+    "loyalty_read",
+    "loyalty_write",
+    "reference_read",
+    "integration_read",
+)
+Reply = tuple[int, Json]
+
+
+@dataclass
+class EmulatorFaults:
+    """Failures to inject; the next `count` API requests get them (-1: all of them)."""
+
+    latency: float = 0.0  # seconds added before every answer
+    http_status: int | None = None  # answered by the "nginx" in front, with an HTML page
+    hang: float = 0.0  # seconds of silence before answering, for client timeouts
+    outage: bool = False  # close the connection without an answer
+    count: int = -1
+
+    def set(
+        self,
+        latency: float = 0.0,
+        http_status: int | None = None,
+        hang: float = 0.0,
+        outage: bool = False,
+        count: int = -1,
+    ) -> None:
+        """Replace every setting at once (what is left out is cleared); ValueError if bad."""
+        for name, value in (("latency", latency), ("hang", hang)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0")
+        if http_status is not None and (
+            type(http_status) is not int or not 400 <= http_status <= 599
+        ):
+            raise ValueError("http_status must be an integer 400..599 or null")
+        if outage not in (True, False):
+            raise ValueError("outage must be true or false")
+        if type(count) is not int or count < -1:
+            raise ValueError("count must be an integer >= -1")
+        self.latency, self.http_status, self.hang = float(latency), http_status, float(hang)
+        self.outage, self.count = outage, count
+
+    def clear(self) -> None:
+        """Behave again."""
+        self.set()
+
+    def take(self) -> EmulatorFaults:
+        """The faults for one request, counted against `count`."""
+        share = EmulatorFaults(**asdict(self))
+        if share == EmulatorFaults(count=self.count) or self.count == 0:
+            return EmulatorFaults()
+        if self.count > 0:
+            self.count -= 1
+            if self.count == 0:
+                self.clear()
+        return share
+
+
+@dataclass
+class Call:
+    """One authenticated API request: decoded parameters, path parts and the caller's key."""
+
+    params: Json
+    path: dict[str, str]
+    key: str
+
+    @property
+    def change(self) -> Change:
+        """A change made by this request (`source: api` with this key)."""
+        return Change("api", self.key)
+
+    @property
+    def ref(self) -> str:
+        """The `{externalId}` / `{id}` path segment."""
+        return self.path["ref"]
+
+
+Handler = Callable[[Call], Json | Reply]
+
+
+class RetailcrmEmulator:
+    """One RetailCRM account served on loopback, with fault injection."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_keys: Mapping[str, str] | None = None,
+        sites: Sequence[str] = ("shop",),
+        rate_limit: float = 10.0,
+        confirm_sms_charge: bool = False,
+        seed: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.api_keys = dict(DEFAULT_KEYS if api_keys is None else api_keys)
+        self.rate_limit = rate_limit  # requests per second and key; <= 0 turns the limit off
+        if isinstance(sites, str):
+            raise TypeError("sites is a sequence of store codes, e.g. ('shop',)")
+        self.state = RetailcrmState(tuple(sites), clock)
+        self.loyalty = LoyaltyState(self.state, confirm_sms_charge=confirm_sms_charge)
+        self.checkout = LoyaltyCheckout(self.loyalty)
+        self.faults = EmulatorFaults()
+        self.stats = {"requests": 0, "rateLimited": 0}
+        self.requests_by_key: dict[str, int] = {}  # by the key's name, for benches
+        self.url = ""  # set by start(), once the port is known
+        self._windows: dict[str, deque[float]] = {}
+        self._routes = self._route_table()
+        self._runner: web.AppRunner | None = None
+        if seed:
+            self.seed_sandbox()
+
+    def seed_sandbox(self) -> None:
+        """Customers c-1 (+79000000001, card 2000000000015, 1000 points), c-2, c-3; two orders."""
+        self.state.seed_sandbox()
+        self.loyalty.seed_sandbox()
+
+    async def start(self) -> None:
+        """Listen on host:port (a free port when 0) and publish `url`."""
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._gate], client_max_size=MAX_BODY)
+        app.router.add_route("*", "/api/{tail:.*}", self._api)
+        app.router.add_route("GET", f"{ADMIN}/faults", self._faults_get)
+        app.router.add_route("POST", f"{ADMIN}/faults", self._faults_post)
+        app.router.add_route("GET", f"{ADMIN}/state", self._state)
+        app.router.add_route("GET", f"{ADMIN}/sms", self._sms)
+        app.router.add_route("POST", f"{ADMIN}/user-edit", self._user_edit)
+        app.router.add_route("*", "/{tail:.*}", self._not_an_account)
+        # handler_cancellation: a client that gave up on a hang frees its handler at once.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop listening; requests still hanging are cut off."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> RetailcrmEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Injected faults as the web server in front would show them; admin paths pass."""
+        if request.path.startswith(f"{ADMIN}/"):
+            response: web.StreamResponse = await handler(request)
+            return response
+        faults = self.faults.take()
+        if faults.outage and request.transport is not None:
+            request.transport.close()  # aiohttp drops the answer to a closed transport
+            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
+        await asyncio.sleep(faults.hang + faults.latency)
+        if faults.http_status is not None:
+            return html_page(faults.http_status)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    async def _not_an_account(self, request: web.Request) -> web.Response:
+        # §1.5: a wrong account URL answers a non-GET with 405 and an HTML page.
+        return html_page(
+            HTTPStatus.NOT_FOUND
+            if request.method == hdrs.METH_GET
+            else HTTPStatus.METHOD_NOT_ALLOWED
+        )
+
+    async def _api(self, request: web.Request) -> web.Response:
+        self.stats["requests"] += 1
+        pairs = list(request.query.items())
+        if request.method == hdrs.METH_POST:
+            form = await request.post()
+            pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+        params = parse_brackets(pairs)
+        # §1.2: the header or an `apiKey` GET/form parameter.
+        key = request.headers.get("X-API-KEY") or params.pop("apiKey", None)
+        params.pop("apiKey", None)
+        if not key:
+            return json_reply(403, ApiError(403, '"apiKey" is missing.').body())
+        if not isinstance(key, str) or key not in self.api_keys:
+            return json_reply(403, ApiError(403, 'Wrong "apiKey" value.').body())
+        name = self.api_keys[key]
+        self.requests_by_key[name] = self.requests_by_key.get(name, 0) + 1
+        if not self._admit(key):
+            self.stats["rateLimited"] += 1
+            # §1.5/§1.6: 503 on excess; the body is [unconfirmed], a small JSON envelope here.
+            return json_reply(503, {"success": False, "errorMsg": "Rate limit exceeded"})
+        tail = request.match_info["tail"]
+        for method, pattern, route in self._routes:
+            found = pattern.fullmatch(tail)
+            if found and method == request.method:
+                try:
+                    answer = route(Call(params, found.groupdict(), key))
+                    # §1.5: 201 for every `…/create` (the PHP loyalty fixture's 200 is that
+                    # test's choice); upload chooses its own (200 or 460).
+                    status, body = answer if isinstance(answer, tuple) else (200, answer)
+                    if status == 200 and tail.endswith("/create"):
+                        status = 201
+                except ApiError as exc:
+                    status, body = exc.status, exc.body()
+                except Exception:  # a request the emulator did not foresee: a 500 like PHP's
+                    log.exception("retailcrm_emulator_error")
+                    status, body = 500, {"success": False, "errorMsg": "Internal Server Error"}
+                return json_reply(status, body)
+        return json_reply(404, {"success": False, "errorMsg": "API method not found"})
+
+    def _admit(self, key: str) -> bool:
+        """A sliding one-second window per key (§1.6: "RPS for the single key")."""
+        if self.rate_limit <= 0:
+            return True
+        now = time.monotonic()
+        window = self._windows.setdefault(key, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= self.rate_limit:
+            return False
+        window.append(now)
+        return True
+
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], Handler]]:
+        lo, co, acc = self.loyalty, self.checkout, "v5/loyalty/account/(?P<ref>[^/]+)"
+        table: list[tuple[str, str, Handler]] = [
+            ("GET", "api-versions", lambda c: {"success": True, "versions": ["3.0", "4.0", "5.0"]}),
+            ("GET", "credentials", lambda c: self._credentials()),
+            # Before orders/{externalId}, which would swallow them.
+            ("POST", "v5/orders/loyalty/apply", lambda c: co.apply(c.params, c.change)),
+            (
+                "POST",
+                "v5/orders/loyalty/cancel-bonus-operations",
+                lambda c: co.cancel(c.params, c.change),
+            ),
+            *_entity_routes(self.state, ORDER),
+            *_entity_routes(self.state, CUSTOMER),
+            ("GET", "v5/loyalty/loyalties", lambda c: lo.loyalties(c.params)),
+            ("GET", "v5/loyalty/loyalties/(?P<ref>[^/]+)", lambda c: lo.loyalty(c.ref)),
+            ("GET", "v5/loyalty/accounts", lambda c: lo.accounts_list(c.params)),
+            ("GET", "v5/loyalty/bonus/operations", lambda c: lo.all_operations(c.params)),
+            ("POST", "v5/loyalty/calculate", lambda c: co.calculate(c.params)),
+            ("POST", "v5/loyalty/account/create", lambda c: lo.account_create(c.params)),
+            ("GET", acc, lambda c: lo.account_get(c.ref)),
+            ("POST", f"{acc}/edit", lambda c: lo.account_edit(c.ref, c.params)),
+            ("POST", f"{acc}/activate", lambda c: lo.account_activate(c.ref)),
+            ("POST", f"{acc}/bonus/credit", lambda c: lo.credit(c.ref, c.params)),
+            ("POST", f"{acc}/bonus/charge", lambda c: lo.charge(c.ref, c.params)),
+            ("GET", f"{acc}/bonus/operations", lambda c: lo.account_operations(c.ref, c.params)),
+            (
+                "GET",
+                f"{acc}/bonus/(?P<status>[^/]+)/details",
+                lambda c: lo.details(c.ref, c.path["status"], c.params),
+            ),
+            ("POST", "v5/verification/sms/confirm", lambda c: co.sms_confirm(c.params, c.change)),
+            ("GET", "v5/verification/sms/(?P<ref>[^/]+)/status", lambda c: co.sms_status(c.ref)),
+        ]
+        return [(method, re.compile(path), route) for method, path, route in table]
+
+    def _credentials(self) -> Json:
+        return {
+            "success": True,
+            "scopes": list(SCOPES),
+            "siteAccess": "access_full",
+            "sitesAvailable": list(self.state.sites),
+        }
+
+    async def _faults_get(self, request: web.Request) -> web.Response:
+        return json_reply(200, asdict(self.faults))
+
+    async def _faults_post(self, request: web.Request) -> web.Response:
+        try:
+            self.faults.set(**_json_object(await request.read() or b"{}"))
+        except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
+            return json_reply(400, {"success": False, "errorMsg": str(exc)})
+        return json_reply(200, asdict(self.faults))
+
+    async def _state(self, request: web.Request) -> web.Response:
+        stats = self.stats | {"byKey": self.requests_by_key}
+        body = self.state.snapshot() | self.loyalty.snapshot() | {"stats": stats}
+        return json_reply(200, body)
+
+    async def _sms(self, request: web.Request) -> web.Response:
+        return json_reply(200, {"success": True, "messages": self.checkout.sms})
+
+    async def _user_edit(self, request: web.Request) -> web.Response:
+        """A manager's change in the UI: history `source: "user"` with `user.id`.
+
+        Body: {"entity": "order"|"customer", "id": "...", "by": "externalId"|"id",
+        "site": null, "changes": {...}, "userId": 1}.
+        """
+        try:
+            body = _json_object(await request.read())
+            kind = {"order": ORDER, "customer": CUSTOMER}[str(body.get("entity"))]
+            entity = self.state.find(
+                kind, body.get("id"), body.get("by") or "externalId", body.get("site")
+            )
+            changes = _json_object(json.dumps(body.get("changes")).encode())
+            change = Change("user", None, int(body.get("userId") or 1))
+            saved = self.state.patch(kind, entity, changes, change)
+        except (KeyError, ValueError) as exc:
+            return json_reply(400, {"success": False, "errorMsg": f"bad user edit: {exc}"})
+        except ApiError as exc:
+            return json_reply(exc.status, exc.body())
+        return json_reply(200, {"success": True, kind.name: self.state.render(kind, saved)})
+
+
+def _entity_routes(state: RetailcrmState, kind: Kind) -> list[tuple[str, str, Handler]]:
+    """The §2.1 / §3.1 endpoints of orders or customers."""
+    base, ref = f"v5/{kind.plural}", "(?P<ref>[^/]+)"
+    return [
+        ("GET", base, lambda c: state.search(kind, c.params)),
+        ("POST", f"{base}/create", lambda c: state.create(kind, c.params, c.change)),
+        ("POST", f"{base}/upload", lambda c: state.upload(kind, c.params, c.change)),
+        ("GET", f"{base}/history", lambda c: state.history(kind, c.params, c.key)),
+        ("POST", f"{base}/{ref}/edit", lambda c: state.edit(kind, c.ref, c.params, c.change)),
+        ("GET", f"{base}/{ref}", lambda c: state.get(kind, c.ref, c.params)),
+    ]
+
+
+def json_reply(status: int, body: Any) -> web.Response:
+    """A JSON answer; Decimals as numbers."""
+    return web.Response(status=status, text=dumps(body), content_type="application/json")
+
+
+def html_page(status: int) -> web.Response:
+    """An error page as nginx in front of the account writes it."""
+    phrase = HTTPStatus(status).phrase if status in set(HTTPStatus) else "Error"
+    page = (
+        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+    return web.Response(status=status, text=page, content_type="text/html")
+
+
+def _json_object(body: bytes) -> Json:
+    value = json.loads(body)
+    if isinstance(value, dict):
+        return value
+    raise ValueError("a JSON object is expected")
