@@ -8,7 +8,7 @@ the master is idempotent on, so a retry never charges twice (PRODUCT 3.2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -27,6 +27,7 @@ class LedgerErrorCode(StrEnum):
     AMOUNT_EXCEEDS_ORIGINAL = "amount_exceeds_original"
     OPERATION_CONFLICT = "operation_conflict"
     INVALID_REQUEST = "invalid_request"
+    INVALID_CODE = "invalid_code"  # a master-sent confirmation code was wrong or expired
 
 
 class LedgerRefused(PermanentError):
@@ -59,6 +60,8 @@ class LedgerBalance:
     as_of: datetime
     max_redeemable: Decimal | None = None
     level: str | None = None
+    pending: Decimal | None = None  # accrued but not yet active
+    expiring: tuple[tuple[Decimal, date], ...] = ()  # (amount, date it burns)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,18 @@ class LedgerOperation:
     balance: Decimal
     available: Decimal
     reservation_id: str | None = None
+    # Set when the master sends the customer its own confirmation code (RetailCRM's
+    # confirmSmsCharge): the hold waits for confirm_code(verification_id, code).
+    verification_id: str | None = None
+
+
+@runtime_checkable
+class MasterVerification(Protocol):
+    """A master that confirms write-offs by an SMS code it sends itself."""
+
+    async def confirm_code(self, verification_id: str, code: str) -> None:
+        """Pass the customer's code on; LedgerRefused(invalid_code) when it is wrong."""
+        ...
 
 
 @runtime_checkable

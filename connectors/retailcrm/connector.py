@@ -22,6 +22,7 @@ from connectors.retailcrm.client import UPLOAD_MAX, RetailcrmClient, RetailcrmEr
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.errors import PartialUpload, classify, is_not_found
 from connectors.retailcrm.history import fold_history, last_history_id
+from connectors.retailcrm.loyalty import RetailcrmLoyalty
 from connectors.retailcrm.options import RetailcrmOptions
 from connectors.retailcrm.ratelimit import limiter_for
 from connectors.retailcrm.trigger import parse_trigger
@@ -48,6 +49,16 @@ class RetailcrmConnector:
         )
         self._limiter = limiter_for(key, options.rate_limit)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"crm-{name}")
+        self.loyalty = RetailcrmLoyalty(self._client, self._run)
+        # The Ledger protocol (bonus.master: retailcrm), answered by the loyalty API.
+        self.find_customer = self.loyalty.find_customer
+        self.balance = self.loyalty.balance
+        self.reserve = self.loyalty.reserve
+        self.commit = self.loyalty.commit
+        self.release = self.loyalty.release
+        self.accrue = self.loyalty.accrue
+        self.reverse = self.loyalty.reverse
+        self.confirm_code = self.loyalty.confirm_code
 
     async def start(self) -> None:
         """Nothing to open: connections are made on first use."""

@@ -1,0 +1,246 @@
+"""RetailCRM as the bonus master: its loyalty API behind the core's ``Ledger`` protocol.
+
+How the protocol maps (retailcrm-api.md §4):
+
+=========================  =================================================================
+Ledger                     RetailCRM
+=========================  =================================================================
+customer id                the loyalty account id (balances live per account, §4.1)
+find_customer              ``GET /loyalty/accounts`` by ``phoneNumber`` / ``cardNumber``
+balance                    ``GET /loyalty/account/{id}``; ``bonus/waiting_activation`` and
+                           ``burn_soon`` details; ``POST /loyalty/calculate`` for the cap
+reserve                    ``POST /orders/loyalty/apply`` on the order (its ``externalId``);
+                           with ``confirmSmsCharge`` RetailCRM sends the SMS itself and the
+                           charge waits for ``confirm_code`` (``/verification/sms/confirm``)
+commit                     nothing to do: RetailCRM charged at apply (a smaller final amount
+                           is cancelled and applied again)
+release                    ``POST /orders/loyalty/cancel-bonus-operations``
+accrue                     ``POST /loyalty/account/{id}/bonus/credit`` (manual credit)
+reverse                    not offered: RetailCRM reverses order bonuses itself when the
+                           order is cancelled, and manual credits cannot be told apart
+=========================  =================================================================
+
+RetailCRM has no operation ids: ``apply`` is made idempotent by reading the order first
+(the same charge already there is the answer to a repeat), ``cancel`` is idempotent by
+itself, but a manual credit is not — the bonus service must record it before calling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from bridge.errors import ConfigError, PermanentError
+from bridge.ledger import (
+    LedgerBalance,
+    LedgerCustomer,
+    LedgerErrorCode,
+    LedgerOperation,
+    LedgerRefused,
+)
+from connectors.retailcrm.client import RetailcrmClient, phone_digits
+
+T = TypeVar("T")
+Run = Callable[[Callable[[], T]], Awaitable[T]]
+
+
+class RetailcrmLoyalty:
+    """The loyalty calls of one account, run through the connector's limiter and pool."""
+
+    def __init__(self, client: RetailcrmClient, run: Callable[..., Awaitable[Any]]) -> None:
+        self._client = client
+        self._run = run
+
+    async def find_customer(
+        self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
+    ) -> LedgerCustomer:
+        """The loyalty account by phone, card or account id."""
+        if customer_id is not None:
+            account = await self._account(customer_id)
+        else:
+            if phone is not None:
+                # §4.2: a dedicated phone filter; E.164 digits as RetailCRM stores them.
+                filters = {"phoneNumber": "+" + phone_digits(phone)}
+            elif card is not None:
+                filters = {"cardNumber": card}
+            else:
+                raise LedgerRefused(LedgerErrorCode.INVALID_REQUEST, "give a phone, card or id")
+            page = await self._run(lambda: self._client.loyalty_accounts(filters, 20, 1))
+            accounts = [a for a in page.get("loyaltyAccounts") or [] if isinstance(a, Mapping)]
+            if not accounts:
+                raise LedgerRefused(LedgerErrorCode.UNKNOWN_CUSTOMER, "no loyalty account")
+            account = accounts[0]
+        customer = account.get("customer") or {}
+        name = " ".join(str(customer[k]) for k in ("firstName", "lastName") if customer.get(k))
+        return LedgerCustomer(
+            customer_id=str(account["id"]),
+            phone=_text(account.get("phoneNumber")),
+            card=_text(account.get("cardNumber")),
+            name=name or None,
+        )
+
+    async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
+        """Points, level, points still waiting activation and points burning soon."""
+        account = await self._account(customer_id)
+        aid = int(account["id"])
+        pending = await self._run(
+            lambda: self._client.bonus_details(aid, "waiting_activation", 20, 1)
+        )
+        burning = await self._run(lambda: self._client.bonus_details(aid, "burn_soon", 20, 1))
+        cap = None
+        if cart_total is not None:
+            cap = await self._max_charge(account, cart_total)
+        amount = _money(account.get("amount"))
+        return LedgerBalance(
+            customer_id=str(aid),
+            balance=amount,
+            reserved=Decimal("0.00"),  # RetailCRM shows no holds: a charge is applied at once
+            available=amount,
+            as_of=datetime.now(UTC),
+            max_redeemable=cap,
+            level=_text((account.get("level") or {}).get("name")),
+            pending=_money((pending.get("statistic") or {}).get("totalAmount")),
+            expiring=tuple(
+                (_money(b.get("amount")), date.fromisoformat(str(b["date"])[:10]))
+                for b in burning.get("bonuses") or []
+                if isinstance(b, Mapping) and b.get("date")
+            ),
+        )
+
+    async def reserve(
+        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
+    ) -> LedgerOperation:
+        """Charge ``amount`` on order ``order_id`` (its externalId), or start the SMS check."""
+        order = await self._order(order_id)
+        charged = _money(order.get("bonusesChargeTotal"))
+        if charged == amount:  # a repeat of this very apply: answer as the first time did
+            return await self._operation(
+                operation_id, "reserve", "reserved", amount, customer_id, order_id
+            )
+        if charged:
+            raise LedgerRefused(
+                LedgerErrorCode.OPERATION_CONFLICT,
+                f"order {order_id} already has {charged} bonuses charged",
+            )
+        answer = await self._run(
+            lambda: self._client.loyalty_apply({"externalId": order_id}, amount)
+        )
+        check = answer.get("verification") or {}
+        waiting = (
+            isinstance(check, Mapping) and check.get("checkId") and not check.get("verifiedAt")
+        )
+        status = "awaiting_code" if waiting else "reserved"
+        op = await self._operation(operation_id, "reserve", status, amount, customer_id, order_id)
+        if waiting:
+            return LedgerOperation(**{**op.__dict__, "verification_id": str(check["checkId"])})
+        return op
+
+    async def confirm_code(self, verification_id: str, code: str) -> None:
+        """``/verification/sms/confirm``: a wrong code is ``invalid_code``."""
+        try:
+            await self._run(lambda: self._client.verification_confirm(code, verification_id))
+        except PermanentError as exc:
+            raise LedgerRefused(LedgerErrorCode.INVALID_CODE, str(exc)) from exc
+
+    async def commit(
+        self, operation_id: str, reservation_id: str, amount: Decimal | None = None
+    ) -> LedgerOperation:
+        """The charge stands; a smaller ``amount`` re-applies the order's charge."""
+        order = await self._order(reservation_id)
+        charged = _money(order.get("bonusesChargeTotal"))
+        if amount is not None and amount < charged:
+            await self._run(
+                lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
+            )
+            await self._run(
+                lambda: self._client.loyalty_apply({"externalId": reservation_id}, amount)
+            )
+            charged = amount
+        account_id = str((order.get("loyaltyAccount") or {}).get("id") or "")
+        return await self._operation(
+            operation_id, "commit", "committed", charged, account_id, reservation_id
+        )
+
+    async def release(self, operation_id: str, reservation_id: str) -> LedgerOperation:
+        """Cancel the order's bonus operations (idempotent at RetailCRM)."""
+        answer = await self._run(
+            lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
+        )
+        order = answer.get("order") or {}
+        account_id = str((order.get("loyaltyAccount") or {}).get("id") or "")
+        return await self._operation(
+            operation_id, "release", "released", Decimal("0.00"), account_id, reservation_id
+        )
+
+    async def accrue(
+        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
+    ) -> LedgerOperation:
+        """A manual credit; not idempotent at RetailCRM (see the module docstring)."""
+        comment = f"bridge {operation_id} for order {order_id}"
+        await self._run(
+            lambda: self._client.bonus_credit(int(customer_id), amount, comment=comment)
+        )
+        return await self._operation(operation_id, "accrue", "accrued", amount, customer_id, None)
+
+    async def reverse(
+        self, operation_id: str, original_operation_id: str, amount: Decimal
+    ) -> LedgerOperation:
+        """Not offered by RetailCRM as a call the bridge can make safely."""
+        raise ConfigError(
+            "RetailCRM reverses order bonuses when the order is cancelled; with RetailCRM as"
+            " the master, returns are recorded there, not through the bridge"
+        )
+
+    async def _account(self, account_id: str) -> Mapping[str, Any]:
+        if not account_id.isdigit():
+            raise LedgerRefused(LedgerErrorCode.UNKNOWN_CUSTOMER, f"no account {account_id!r}")
+        try:
+            answer = await self._run(lambda: self._client.loyalty_account(int(account_id)))
+        except PermanentError as exc:
+            raise LedgerRefused(LedgerErrorCode.UNKNOWN_CUSTOMER, str(exc)) from exc
+        return answer.get("loyaltyAccount") or {}
+
+    async def _order(self, external_id: str) -> Mapping[str, Any]:
+        try:
+            answer = await self._run(lambda: self._client.order(external_id))
+        except PermanentError as exc:
+            raise LedgerRefused(
+                LedgerErrorCode.RESERVATION_NOT_FOUND,
+                f"no order {external_id!r} in RetailCRM: {exc}",
+            ) from exc
+        return answer.get("order") or {}
+
+    async def _max_charge(self, account: Mapping[str, Any], cart_total: Decimal) -> Decimal:
+        customer = account.get("customer") or {}
+        order = {
+            "customer": {"id": customer.get("id")},
+            "privilegeType": "loyalty_level",
+            "items": [{"initialPrice": cart_total, "quantity": 1}],
+        }
+        answer = await self._run(lambda: self._client.loyalty_calculate(order, 0))
+        best = [c for c in answer.get("calculations") or [] if c.get("maximum")]
+        return _money(best[0].get("maxChargeBonuses")) if best else Decimal("0.00")
+
+    async def _operation(
+        self,
+        operation_id: str,
+        kind: str,
+        status: str,
+        amount: Decimal,
+        account_id: str,
+        reservation_id: str | None,
+    ) -> LedgerOperation:
+        balance = Decimal("0.00")
+        if account_id.isdigit():
+            balance = _money((await self._account(account_id)).get("amount"))
+        return LedgerOperation(operation_id, kind, status, amount, balance, balance, reservation_id)
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
