@@ -21,7 +21,7 @@ from bridge.store.records import InboundEvent
 from connectors.retailcrm.client import UPLOAD_MAX, RetailcrmClient, RetailcrmError
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.errors import PartialUpload, classify, is_not_found
-from connectors.retailcrm.history import fold_history, last_history_id
+from connectors.retailcrm.history import bonus_operation_events, fold_history, last_history_id
 from connectors.retailcrm.loyalty import RetailcrmLoyalty
 from connectors.retailcrm.options import RetailcrmOptions
 from connectors.retailcrm.ratelimit import limiter_for
@@ -34,7 +34,7 @@ SKIP = "skip:"  # cursor prefix while the first poll walks past the history alre
 class RetailcrmConnector:
     """One RetailCRM account."""
 
-    feeds = ("orders", "customers")
+    feeds = ("orders", "customers", "bonus_operations")
     batch_size = UPLOAD_MAX
 
     def __init__(self, name: str, options: RetailcrmOptions, system: SystemSettings) -> None:
@@ -103,6 +103,8 @@ class RetailcrmConnector:
         ``skip:<id>`` as its cursor so a restart resumes the walk.
         """
         skipping = cursor is None or cursor.startswith(SKIP)
+        if feed == "bonus_operations":
+            return await self._poll_bonus_operations(cursor, skipping)
         since = int(cursor.removeprefix(SKIP)) if cursor else None
         read = self._client.orders_history if feed == "orders" else self._client.customers_history
         page = await self._run(lambda: read(since, self.options.history_page))
@@ -115,6 +117,19 @@ class RetailcrmConnector:
         if skipping:
             return PollResult([], f"{SKIP}{last}" if more else str(last), more)
         return PollResult(fold_history(feed, records), str(last), more)
+
+    async def _poll_bonus_operations(self, cursor: str | None, skipping: bool) -> PollResult:
+        """The global bonus-operations feed (§4.4), paged by its opaque ``nextCursor``."""
+        after = cursor.removeprefix(SKIP) if cursor else None
+        page = await self._run(
+            lambda: self._client.bonus_operations(cursor=after or None, limit=100)
+        )
+        rows = [r for r in page.get("bonusOperations") or [] if isinstance(r, Mapping)]
+        following = (page.get("pagination") or {}).get("nextCursor") or after or ""
+        more = len(rows) >= 100 and bool(following) and following != after
+        if skipping:
+            return PollResult([], f"{SKIP}{following}" if more else str(following), more)
+        return PollResult(bonus_operation_events(rows), str(following), more)
 
     # -- writes --------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ anyway (history gives changes, not state), so a page is "these entities changed"
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,3 +96,44 @@ def last_history_id(records: Iterable[Mapping[str, Any]], since: int) -> int:
 
 def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+def bonus_operation_events(rows: Iterable[Mapping[str, Any]]) -> list[InboundEvent]:
+    """One event per bonus operation of the global feed (§4.4), entity ``loyalty_account``.
+
+    Operations carry no id in any client model (§4.4), so the key is built from what the
+    operation is (account, time, type, amount, order) plus its place among identical twins
+    on the page: reading the same page again (same cursor) gives the same keys.
+    """
+    seen: dict[tuple[Any, ...], int] = {}
+    events = []
+    for row in rows:
+        account = (row.get("loyaltyAccount") or {}).get("id")
+        if account is None:
+            continue
+        order = row.get("order") or {}
+        what = (
+            account,
+            row.get("createdAt"),
+            row.get("type"),
+            str(row.get("amount")),
+            order.get("id"),
+        )
+        seen[what] = seen.get(what, 0) + 1
+        digest = hashlib.sha256(json.dumps([*what, seen[what]], default=str).encode())
+        events.append(
+            InboundEvent(
+                source_key=f"bonus-op:{digest.hexdigest()[:32]}",
+                entity="loyalty_account",
+                entity_id=str(account),
+                action=str(row.get("type") or "changed"),
+                payload={
+                    "type": row.get("type"),
+                    "amount": str(row.get("amount")),
+                    "created_at": row.get("createdAt"),
+                    "order_id": order.get("id"),
+                    "order_external_id": order.get("externalId"),
+                },
+            )
+        )
+    return events

@@ -109,7 +109,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
 
         async def walked() -> bool:  # the first polls walk past existing history
             cursors = await runtime.store.list_cursors()
-            return len(cursors) == 2 and not any(c.value.startswith("skip:") for c in cursors)
+            return len(cursors) == 3 and not any(c.value.startswith("skip:") for c in cursors)
 
         await wait_until(walked)
         return rig
@@ -207,3 +207,22 @@ async def test_a_backlog_goes_in_uploads_within_the_rate_limit(
     assert rig.crm.requests_by_key["bridge"] < 60
     dead = await rig.runtime.store.get_event(refused)
     assert "missing-1" in (dead.deliveries[0].last_error or "")
+
+
+async def test_bonus_operations_are_polled_as_loyalty_account_events(
+    rig_factory: Callable[..., Awaitable[Rig]],
+) -> None:
+    rig = await rig_factory()
+    credited = await crm_call(
+        rig, "POST", "loyalty/account/11/bonus/credit", MANAGER_KEY, amount="25", comment="gift"
+    )
+    assert credited["success"] is True
+
+    async def polled() -> bool:
+        return any(e.entity == "loyalty_account" for e in await rig.crm_events())
+
+    await wait_until(polled)
+    (event,) = [e for e in await rig.crm_events() if e.entity == "loyalty_account"]
+    assert (event.entity_id, event.action) == ("11", "credit_manual")
+    detail = await rig.runtime.store.get_event(event.id)
+    assert detail.event.payload["amount"] in ("25", "25.0", "25.00")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.retailcrm.history import fold_history, is_own_echo, last_history_id
+from connectors.retailcrm.history import (
+    bonus_operation_events,
+    fold_history,
+    is_own_echo,
+    last_history_id,
+)
 
 
 def rec(rid: int, order_id: int, field: str, **extra: Any) -> dict[str, Any]:
@@ -57,3 +62,19 @@ def test_deleted_and_customer_feed() -> None:
     (event,) = fold_history("customers", page)
     assert (event.entity, event.entity_id, event.action) == ("customer", "4", "deleted")
     assert last_history_id([], 42) == 42
+
+
+def test_bonus_operations_get_stable_keys_even_for_identical_twins() -> None:
+    row = {
+        "type": "credit_manual",
+        "createdAt": "2026-11-22 10:00:00",
+        "amount": 25,
+        "loyaltyAccount": {"id": 11},
+    }
+    page = [row, dict(row), {**row, "amount": 30}, {"type": "burn"}]
+    events = bonus_operation_events(page)
+    assert [(e.entity, e.entity_id, e.action) for e in events] == [
+        ("loyalty_account", "11", "credit_manual")
+    ] * 3
+    assert len({e.source_key for e in events}) == 3  # twins differ by their place
+    assert [e.source_key for e in bonus_operation_events(page)] == [e.source_key for e in events]
