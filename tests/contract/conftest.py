@@ -18,17 +18,36 @@ from bridge.settings import DeliverySettings, SystemSettings
 from connectors.onec.connector import ONEC, OnecConnector
 from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
+from connectors.retailcrm.connector import RETAILCRM, RetailcrmConnector
+from connectors.retailcrm.emulator import RetailcrmEmulator
 
 CYRILLIC = Path(__file__).resolve().parents[2] / "connectors/onec/wsdl/cyrillic_example.yaml"
 
 
+ONEC_CAPABILITIES = frozenset(
+    {"holds", "reverse", "idempotent_credit", "change_feed", "business_faults"}
+)
+
+
 @dataclass
 class Variant:
-    """A connector under test and what controls its far side."""
+    """A connector under test, what controls its far side, and what it can do.
 
+    Capabilities a master lacks are skipped by name (``requires``), never passed silently:
+    RetailCRM, for one, charges at once instead of holding and has no reversal call.
+    """
+
+    name: str
     connector: Any
     emulator: Any
     timeout: float
+    order_id: str  # an order the master knows (RetailCRM charges bonuses on orders)
+    capabilities: frozenset[str]
+
+    def requires(self, capability: str) -> None:
+        """Skip the calling test, naming why, if this master lacks ``capability``."""
+        if capability not in self.capabilities:
+            pytest.skip(f"{self.name} has no {capability!r}")
 
 
 def onec_options(emulator: OnecEmulator, transport: str, **extra: Any) -> dict[str, Any]:
@@ -54,7 +73,19 @@ async def start_onec(
     return connector, emulator
 
 
+async def start_retailcrm() -> tuple[RetailcrmConnector, RetailcrmEmulator]:
+    """A RetailCRM emulator and a connector using the bridge's key, both started."""
+    emulator = RetailcrmEmulator(rate_limit=0)
+    await emulator.start()
+    options = {"url": emulator.url, "api_key": "sandbox-bridge-key-0001", "rate_limit": 50}
+    system = SystemSettings(type="retailcrm", delivery=DeliverySettings(timeout_seconds=2.0))
+    connector = RETAILCRM.create("crm", system, RETAILCRM.options_model.model_validate(options))
+    await connector.start()
+    return connector, emulator
+
+
 VARIANTS: dict[str, Callable[[], Any]] = {
+    "retailcrm": start_retailcrm,
     "onec-soap11": lambda: start_onec("soap"),
     "onec-soap12": lambda: start_onec("soap", soap_version="1.2"),
     "onec-http": lambda: start_onec("http"),
@@ -68,8 +99,16 @@ VARIANTS: dict[str, Callable[[], Any]] = {
 async def master(request: pytest.FixtureRequest) -> AsyncIterator[Variant]:
     """Each bonus-master connector in turn, against its own fresh emulator."""
     connector, emulator = await VARIANTS[request.param]()
+    onec = request.param.startswith("onec")
     try:
-        yield Variant(connector, emulator, 2.0)
+        yield Variant(
+            request.param,
+            connector,
+            emulator,
+            2.0,
+            "order-1" if onec else "o-1",
+            ONEC_CAPABILITIES if onec else frozenset(),
+        )
     finally:
         await connector.close()
         await emulator.stop()
