@@ -84,11 +84,15 @@ class Sink(Protocol):
 class BatchSink(Protocol):
     """A sink that can write several entities in one call (RetailCRM upload, Bitrix batch).
 
-    The dispatcher hands it up to ``batch_size`` jobs when several are due; one due job
-    still goes through ``deliver``.
+    The dispatcher hands it up to ``batch_size`` jobs when several are due; one due job,
+    and any job ``batchable`` turns down, goes through ``deliver`` with a timeout of its own.
     """
 
     batch_size: int
+
+    def batchable(self, job: DeliveryJob) -> bool:
+        """Whether ``job`` may ride in a batch (one a batch refused before goes alone)."""
+        ...
 
     async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
         """Apply the jobs; per job, None when it landed or the error that stopped it.

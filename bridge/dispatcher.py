@@ -108,9 +108,8 @@ class Dispatcher:
             try:
                 if free > 0:
                     claimed = await self._store.claim_due(lane.name, self.owner, free * size)
-                for start in range(0, len(claimed), size):
-                    batch = claimed[start : start + size]
-                    task = asyncio.create_task(self._attempt(lane, batch))
+                for batch, together in self._group(lane, claimed, size):
+                    task = asyncio.create_task(self._attempt(lane, batch, together))
                     lane.running.add(task)
                     task.add_done_callback(functools.partial(self._finished, lane))
                 if claimed and len(claimed) == free * size:
@@ -125,6 +124,20 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lane.wakeup.wait(), timeout)
 
+    @staticmethod
+    def _group(
+        lane: TargetLane, claimed: list[Claimed], size: int
+    ) -> list[tuple[list[Claimed], bool]]:
+        """Claimed deliveries in slots of ``size``: batches, and those that must go alone
+        (delivered one after another within their slot, each with its own timeout)."""
+        sink = lane.sink
+        if not isinstance(sink, BatchSink):
+            return [([c], False) for c in claimed]
+        together = [c for c in claimed if sink.batchable(_job(c))]
+        alone = [c for c in claimed if c not in together]
+        chunks = [(together[i : i + size], True) for i in range(0, len(together), size)]
+        return chunks + [(alone[i : i + size], False) for i in range(0, len(alone), size)]
+
     def _finished(self, lane: TargetLane, task: asyncio.Task[None]) -> None:
         lane.running.discard(task)
         lane.wakeup.set()
@@ -138,7 +151,11 @@ class Dispatcher:
             return IDLE_POLL_SECONDS
         return max(0.0, min(IDLE_POLL_SECONDS, due - now))
 
-    async def _attempt(self, lane: TargetLane, batch: list[Claimed]) -> None:
+    async def _attempt(self, lane: TargetLane, batch: list[Claimed], together: bool) -> None:
+        if not together:
+            for claimed in batch:
+                await self._attempt(lane, [claimed], True)
+            return
         jobs = [_job(claimed) for claimed in batch]
         started = time.monotonic()
         errors = await self._deliver(lane, jobs)

@@ -49,6 +49,7 @@ class RetailcrmConnector:
         )
         self._limiter = limiter_for(key, options.rate_limit)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"crm-{name}")
+        self._refused: set[tuple[str, str]] = set()  # (entity, externalId) an upload refused
         self.loyalty = RetailcrmLoyalty(self._client, self._run)
         # The Ledger protocol (bonus.master: retailcrm), answered by the loyalty API.
         self.find_customer = self.loyalty.find_customer
@@ -135,24 +136,28 @@ class RetailcrmConnector:
 
     async def deliver(self, job: DeliveryJob) -> None:
         """Create or edit the entity by ``externalId`` (a retry never makes a second one)."""
-        await self._upsert(job.entity, document_of(job))
+        document = document_of(job)
+        await self._upsert(job.entity, document)
+        self._refused.discard((job.entity, document["externalId"]))
+
+    def batchable(self, job: DeliveryJob) -> bool:
+        """Orders and customers go in uploads, unless an upload refused this one before.
+
+        A whole upload that failed (503, timeout) wrote nothing, so its jobs stay batchable;
+        only an entity refused inside a partial upload is retried alone, where an edit or a
+        create names the field that is wrong.
+        """
+        if job.entity not in ("order", "customer"):
+            return False
+        return (job.entity, document_of(job)["externalId"]) not in self._refused
 
     async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
-        """First attempts of each kind go in one ``/upload``; retries go one by one."""
+        """One ``/upload`` per kind (≤ 50 each); an outcome per job."""
         outcome: dict[str, DeliveryError | None] = {}
-        singles = [j for j in jobs if j.attempt > 1 or j.entity not in ("order", "customer")]
         for entity in ("order", "customer"):
-            group = [j for j in jobs if j.entity == entity and j not in singles]
-            if len(group) == 1:
-                singles += group
-            elif group:
+            group = [j for j in jobs if j.entity == entity]
+            if group:
                 outcome.update(await self._upload(entity, group))
-        for job in singles:
-            try:
-                await self.deliver(job)
-                outcome[job.delivery_id] = None
-            except DeliveryError as exc:
-                outcome[job.delivery_id] = exc
         return [outcome[j.delivery_id] for j in jobs]
 
     async def _upsert(self, entity: str, document: dict[str, Any]) -> None:
@@ -179,6 +184,7 @@ class RetailcrmConnector:
             await self._run(lambda: upload(documents))
         except PartialUpload as exc:
             failed = {str(f.get("externalId")) for f in exc.failed if isinstance(f, Mapping)}
+            self._refused.update((entity, external_id) for external_id in failed)
             detail = "; ".join(exc.errors) or str(exc)
             # The upload's errors are not keyed by entity (§2.4): each refused one is tried
             # again on its own, where an edit or create gives its precise error.

@@ -63,6 +63,9 @@ class RetailcrmState:
         self.sites = tuple(sites)
         self.clock: Clock = clock or datetime.now
         self.entities: dict[str, dict[int, Json]] = {ORDER.name: {}, CUSTOMER.name: {}}
+        # externalId → ids (one per store at most), so a lookup does not scan every entity:
+        # uploads check each externalId, and a scan made a 10,000-order backlog crawl.
+        self._by_external: dict[str, dict[str, set[int]]] = {ORDER.name: {}, CUSTOMER.name: {}}
         self.feeds = {ORDER.name: HistoryFeed(ORDER), CUSTOMER.name: HistoryFeed(CUSTOMER)}
         self._next = {ORDER.name: ORDER.first_id, CUSTOMER.name: CUSTOMER.first_id}
         self._next |= {"item": 1, "payment": 1}
@@ -86,7 +89,13 @@ class RetailcrmState:
             raise ApiError(
                 400, INPUT_PARAMS, {"by": "The value you selected is not a valid choice."}
             )
-        for entity in self.entities[kind.name].values():
+        stored = self.entities[kind.name]
+        if by == "externalId":
+            ids = sorted(self._by_external[kind.name].get(str(ref), ()))
+            candidates = [stored[i] for i in ids if i in stored]
+        else:
+            candidates = list(stored.values())
+        for entity in candidates:
             # Decision: without `site` the first store holding the externalId answers.
             value = entity.get(by)
             if (
@@ -284,6 +293,7 @@ class RetailcrmState:
             for key, value in (("vip", False), ("bad", False), ("personalDiscount", 0)):
                 entity.setdefault(key, value)
         self.entities[kind.name][entity["id"]] = entity
+        self._index_external(kind, entity, None)
         if change is not None:
             # §2.5: a creation record carries the full entity; field "id" (§2.5 field list).
             rows: list[Row] = [("id", None, entity["id"], {})]
@@ -309,12 +319,20 @@ class RetailcrmState:
             normalize_order(candidate, self.new_id)  # may refuse a bad number: nothing saved
         entity.clear()
         entity.update(candidate)
+        self._index_external(kind, entity, before.get("externalId"))
         rows = diff_fields(before, entity)
         if rows:
             self.feeds[kind.name].append(entity, summary(kind, entity), rows, change, at=self.now())
         if kind is ORDER:
             self._notify(entity, before.get("status"), change)
         return entity
+
+    def _index_external(self, kind: Kind, entity: Json, old: Any) -> None:
+        index = self._by_external[kind.name]
+        if old is not None and str(old) != str(entity.get("externalId")):
+            index.get(str(old), set()).discard(entity["id"])
+        if entity.get("externalId") is not None:
+            index.setdefault(str(entity["externalId"]), set()).add(entity["id"])
 
     def _notify(self, order: Json, old_status: str | None, change: Change) -> None:
         for listener in self.order_listeners:

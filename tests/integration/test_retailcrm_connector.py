@@ -226,3 +226,22 @@ async def test_bonus_operations_are_polled_as_loyalty_account_events(
     assert (event.entity_id, event.action) == ("11", "credit_manual")
     detail = await rig.runtime.store.get_event(event.id)
     assert detail.event.payload["amount"] in ("25", "25.0", "25.00")
+
+
+async def test_an_upload_refused_as_a_whole_is_retried_as_a_batch(
+    rig_factory: Callable[..., Awaitable[Rig]],
+) -> None:
+    rig = await rig_factory(poll_interval=5, concurrency=1)
+    before = rig.crm.requests_by_key.get("bridge", 0)
+    rig.crm.faults.set(http_status=503, count=1)  # the first upload is refused whole
+    ids = [await rig.post_order(n) for n in range(50)]
+
+    async def done() -> bool:
+        statuses = {(await rig.runtime.store.get_event(i)).event.status for i in ids}
+        return statuses == {"done"}
+
+    await wait_until(done, seconds=20)
+    # Nothing was written by the refused upload, so the retry is one upload again, not
+    # fifty edits and fifty creates.
+    calls = rig.crm.requests_by_key.get("bridge", 0) - before
+    assert calls < 12, calls

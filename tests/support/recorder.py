@@ -94,6 +94,9 @@ class BatchConnector(RecorderConnector):
 
     batch_size = 5
 
+    def batchable(self, job: DeliveryJob) -> bool:
+        return job.attempt == 1  # a retry goes alone
+
     async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
         assert self._session is not None
         ops = [

@@ -1,0 +1,304 @@
+"""A backlog of order writes mirrored into the rate-limited RetailCRM emulator, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from intake import start_daemon  # bench/ is on sys.path when run as a script
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN, KEY = "bench-shop-webhook-token-0001", "sandbox-bridge-key-0001"
+UPLOAD_MAX, MARGIN, TARGET = 50, 0.05, 0.80  # orders per /upload, the limiter's slack
+# The emulator's own process: its URL as a JSON line, then a status line per line read on
+# stdin and a last one at EOF, SIGTERM or SIGINT. It shares the bench's CLOCK_MONOTONIC,
+# so the moment the last order was stored is exact, not rounded to the polling period. It
+# counts calls by key, path and status, upload sizes and upload times by wrapping methods.
+EMULATOR = """
+import asyncio, json, os, signal, sys, time
+from collections import Counter
+from connectors.retailcrm.emulator import RetailcrmEmulator
+from connectors.retailcrm.emulator_history import ORDER
+
+async def main():
+    crm, prefix = RetailcrmEmulator(rate_limit=float(sys.argv[1])), sys.argv[2]
+    state, api, insert, upload = crm.state, crm._api, crm.state.insert, crm.state.upload
+    calls, sizes, served = Counter(), Counter(), []
+    seen = {"first": None, "last": None, "stored": 0}
+
+    async def counted_api(request):
+        t0, parts = time.monotonic(), request.path.removeprefix("/api/v5/").split("/")
+        response = await api(request)
+        if len(parts) > 1 and parts[1] not in ("upload", "create", "history"):
+            parts[1] = "{ref}"
+        if parts[-1] == "upload" and response.status == 200:
+            served.append(round((time.monotonic() - t0) * 1000, 1))
+        name = crm.api_keys.get(request.headers.get("X-API-KEY", ""), "?")
+        calls[f"{name} {request.method} {'/'.join(parts)} {response.status}"] += 1
+        return response
+
+    def counted_insert(kind, *args):
+        entity = insert(kind, *args)
+        if kind is ORDER and str(entity.get("externalId", "")).startswith(prefix):
+            seen["first"], seen["last"] = seen["first"] or time.monotonic(), time.monotonic()
+            seen["stored"] += 1
+        return entity
+
+    def counted_upload(kind, *args):
+        status, body = upload(kind, *args)
+        sizes[len(body.get(f"uploaded{kind.plural.capitalize()}") or [])] += 1
+        return status, body
+
+    crm._api, state.insert, state.upload = counted_api, counted_insert, counted_upload
+    await crm.start()
+    print(json.dumps({"url": crm.url}), flush=True)
+    loop, final, stop = asyncio.get_running_loop(), False, asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    line, stopped = loop.run_in_executor(None, sys.stdin.readline), loop.create_task(stop.wait())
+    while not final:
+        await asyncio.wait([line, stopped], return_when="FIRST_COMPLETED")
+        final = stop.is_set() or not line.result()
+        line = line if final else loop.run_in_executor(None, sys.stdin.readline)
+        out = seen | {k: crm.stats[k] for k in ("requests", "rateLimited")}
+        if final:
+            ids = (str(o.get("externalId")) for o in state.entities[ORDER.name].values())
+            out |= {"byKey": crm.requests_by_key, "calls": calls, "uploadSizes": sizes}
+            out |= {"served": served, "ids": Counter(i for i in ids if i.startswith(prefix))}
+        print(json.dumps(out), flush=True)
+    await crm.stop()
+    os._exit(0)  # a readline may still block in its thread
+
+asyncio.run(main())
+"""
+
+
+def child_env() -> dict[str, str]:
+    """The environment with the repository on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def ask(proc: subprocess.Popen[str], say: str | None = "\n") -> dict[str, Any]:
+    """Write ``say`` to the emulator (None: close its stdin, its signal to stop); its answer."""
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    if say is None:
+        proc.stdin.close()
+    elif say:
+        proc.stdin.write(say)
+        proc.stdin.flush()
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline() if ready else ""
+    if not line:
+        raise SystemExit("the emulator did not answer within 30 s")
+    return dict(json.loads(line))
+
+
+def write_config(tmp: Path, port: int, crm_url: str, args: argparse.Namespace) -> Path:
+    """Webhooks into ``shop`` (type onec, never called), its orders routed to ``crm``."""
+    shop = {
+        "type": "onec",
+        "webhook": {"auth": "bearer", "token": TOKEN},
+        "options": {"transport": "http", "url": "http://127.0.0.1:9/hs/x", "poll_interval": 0},
+    }
+    crm = {
+        "type": "retailcrm",
+        "delivery": {"concurrency": args.concurrency},
+        "options": {
+            "url": crm_url,
+            "api_key": KEY,
+            "poll_interval": 0,
+            "rate_limit": args.rate_limit,
+        },
+    }
+    config = {
+        "store": {"url": f"sqlite:///{tmp / 'bench.db'}", "synchronous": "full"},
+        "http": {"host": "127.0.0.1", "port": port},
+        "log": {"level": "warning", "format": "json"},
+        "systems": {"shop": shop, "crm": crm},
+        "mirror": {"routes": [{"source": "shop", "entity": "order", "targets": ["crm"]}]},
+    }
+    path = tmp / "bench.yaml"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def order_event(run_id: str, i: int) -> dict[str, Any]:
+    """One generic JSON event carrying a small RetailCRM order."""
+    items = [
+        {"offer": {"externalId": "SKU-100245"}, "quantity": 2, "initialPrice": 89.9},
+        {"offer": {"externalId": "SKU-200918"}, "quantity": 1, "initialPrice": 54},
+    ]
+    order: dict[str, Any] = {"externalId": f"{run_id}-{i}", "firstName": "Анна"}
+    order |= {"lastName": "Кузнецова", "phone": f"+7916{i:07d}", "status": "new", "items": items}
+    return {
+        "event_id": order["externalId"],
+        "entity": "order",
+        "id": str(i),
+        "data": {"document": order},
+    }
+
+
+def post_backlog(port: int, run_id: str, n: int, batch: int) -> tuple[float, float]:
+    """Post ``n`` events in batches, one after another; monotonic times of first/last 202."""
+    url, acks = f"http://127.0.0.1:{port}/hooks/shop", []
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for start in range(0, n, batch):
+        events = [order_event(run_id, i) for i in range(start, min(n, start + batch))]
+        body = json.dumps({"events": events}).encode()
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            if resp.status != 202:
+                raise SystemExit(f"intake answered {resp.status}: {resp.read()[:200]!r}")
+        acks.append(time.monotonic())
+    return acks[0], acks[-1]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Emulator, bridge, backlog, wait until every order is stored; clean up either way."""
+    run_id = uuid.uuid4().hex[:8]
+    cmd = [sys.executable, "-c", EMULATOR, str(args.rate_limit), f"{run_id}-"]
+    pipe = subprocess.PIPE
+    emu = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdin=pipe, stdout=pipe, text=True)
+    tmp_dir = tempfile.TemporaryDirectory(prefix="bridge-crm-bench-")
+    tmp, daemon, r = Path(tmp_dir.name), None, dict[str, Any]()
+    try:
+        url = ask(emu, "")["url"]  # the line it prints once it listens
+        with socket.socket() as sock:  # a free port: bind to 0, read it, let it go
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        daemon = start_daemon(write_config(tmp, port, url, args), port, tmp / "log")
+        r["first_ack"], r["last_ack"] = post_backlog(port, run_id, args.orders, args.batch)
+        deadline = time.monotonic() + args.timeout
+        while ask(emu)["stored"] < args.orders and time.monotonic() < deadline:
+            time.sleep(0.2)
+        daemon.send_signal(signal.SIGTERM)
+        r["daemon_exit"] = daemon.wait(timeout=30)
+        with closing(sqlite3.connect(f"file:{tmp / 'bench.db'}?mode=ro", uri=True)) as db:
+            query = "SELECT status, attempts > 1, count(*) FROM deliveries GROUP BY 1, 2"
+            r["deliveries"] = {f"{s}{' retried' if x else ''}": c for s, x, c in db.execute(query)}
+        r["emulator"] = ask(emu, None)
+    finally:
+        for proc in (daemon, emu):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.wait()
+        tmp_dir.cleanup()
+    return figures(args, r)
+
+
+def median(values: list[float]) -> float | None:
+    """The upper median, or None for no values."""
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def figures(args: argparse.Namespace, r: dict[str, Any]) -> dict[str, Any]:
+    """The judged figures from the raw observations."""
+    n, e, t0 = args.orders, r["emulator"], r["first_ack"]
+    elapsed = e["last"] - t0 if e["stored"] >= n else None  # None: not all stored in time
+    rate = n / elapsed if elapsed else 0.0
+    ceiling = args.rate_limit * UPLOAD_MAX
+    limiter = math.floor(args.rate_limit) / (1 + MARGIN) * UPLOAD_MAX
+    served, tenth = e["served"], max(1, len(e["served"]) // 10)
+    upload_ms = {
+        "first_tenth_p50": median(served[:tenth]),
+        "last_tenth_p50": median(served[-tenth:]),
+        "max": max(served, default=None),
+        "total_s": round(sum(served) / 1000, 2),
+    }
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "settings": {k: getattr(args, k) for k in ("orders", "rate_limit", "concurrency", "batch")},
+        "intake_s": round(r["last_ack"] - t0, 3),
+        "first_stored_after_s": e["first"] and round(e["first"] - t0, 3),
+        "elapsed_s": elapsed and round(elapsed, 3),
+        "orders_per_s": round(rate, 1),
+        "ceiling_per_s": ceiling,
+        "limiter_ceiling_per_s": round(limiter, 1),
+        # The fastest the limiter allows: ceil(N / 50) uploads, one interval apart.
+        "limiter_best_s": round((math.ceil(n / UPLOAD_MAX) - 1) * UPLOAD_MAX / limiter, 3),
+        "ratio": round(rate / ceiling, 3),
+        "ratio_limiter": round(rate / limiter, 3),
+        "rate_limited": e["rateLimited"],
+        "bridge_requests": int(e["byKey"].get("bridge", 0)),
+        "emulator_requests": e["requests"],
+        "upload_sizes": e["uploadSizes"],
+        "upload_ms": upload_ms,
+        "calls": dict(sorted(e["calls"].items())),
+        "missing": n - len(e["ids"]),
+        "duplicated": sum(c - 1 for c in e["ids"].values()),
+        "deliveries": r["deliveries"],
+        "daemon_exit": r["daemon_exit"],
+        "pass_rate": rate / ceiling >= TARGET,
+        "pass_no_503": e["rateLimited"] == 0,
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    """Print the human-readable block."""
+    mark, s, up = {True: "PASS", False: "MISS"}, r["settings"], r["upload_ms"]
+    print(
+        f"\nRetailCRM mirroring ({r['date_utc']} UTC): {s['orders']} orders, emulator at"
+        f" {s['rate_limit']:g} req/s per key, delivery concurrency {s['concurrency']}\n"
+        f"  intake      {s['orders']} events, {s['batch']} per POST, in {r['intake_s']:.2f} s;"
+        f" first order stored {r['first_stored_after_s']} s after the first 202\n"
+        f"  mirrored    {s['orders'] - r['missing']} orders in {r['elapsed_s']} s ="
+        f" {r['orders_per_s']:.1f} orders/s (first 202 -> last order stored;"
+        f" the limiter's best {r['limiter_best_s']:.2f} s)\n"
+        f"  ceiling     {r['ceiling_per_s']:.0f}/s (rate x {UPLOAD_MAX}): ratio {r['ratio']:.3f}"
+        f" (judged); the bridge's limiter allows {r['limiter_ceiling_per_s']:.1f}/s:"
+        f" ratio {r['ratio_limiter']:.3f}\n"
+        f"  requests    bridge {r['bridge_requests']} for {s['orders']} orders, emulator total"
+        f" {r['emulator_requests']}, 503s {r['rate_limited']}; upload sizes {r['upload_sizes']}"
+    )
+    for call, count in r["calls"].items():
+        print(f"    {count:>6} x {call}")
+    print(
+        f"  upload time in the emulator: p50 {up['first_tenth_p50']} ms in the first tenth,"
+        f" {up['last_tenth_p50']} ms in the last, max {up['max']} ms, {up['total_s']} s in all\n"
+        f"  emulator    missing {r['missing']}, duplicated {r['duplicated']};"
+        f" deliveries {r['deliveries']}; daemon exit {r['daemon_exit']}\n"
+        f"  target      >= {TARGET:.0%} of the ceiling: {mark[r['pass_rate']]}\n"
+        f"  target      no 503 from the emulator: {mark[r['pass_no_503']]}"
+    )
+
+
+def main() -> int:
+    """Parse options, run, print; exit 1 if an order is missing or duplicated."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=2000, help="backlog of orders (2000)")
+    parser.add_argument("--rate-limit", type=float, default=10.0, help="emulator req/s (10)")
+    parser.add_argument("--concurrency", type=int, default=4, help="delivery concurrency (4)")
+    parser.add_argument("--batch", type=int, default=500, help="events per intake POST (500)")
+    parser.add_argument("--timeout", type=float, default=600, help="give up after (600 s)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = parser.parse_args()
+    if args.orders < 1 or not 1 <= args.batch <= 500 or args.rate_limit < 1:
+        parser.error("--orders must be >= 1, --batch 1..500 and --rate-limit >= 1")
+    result = run(args)
+    report(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 1 if result["missing"] or result["duplicated"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
