@@ -22,9 +22,11 @@ from typing import Any
 
 from intake import start_daemon  # bench/ is on sys.path when run as a script
 
+from connectors.retailcrm.ratelimit import DEFAULT_MARGIN as MARGIN
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN, KEY = "bench-shop-webhook-token-0001", "sandbox-bridge-key-0001"
-UPLOAD_MAX, MARGIN, TARGET = 50, 0.05, 0.80  # orders per /upload, the limiter's slack
+UPLOAD_MAX, TARGET = 50, 0.80  # orders per /upload; the share of the ceiling to reach
 # The emulator's own process: its URL as a JSON line, then a status line per line read on
 # stdin and a last one at EOF, SIGTERM or SIGINT. It shares the bench's CLOCK_MONOTONIC,
 # so the moment the last order was stored is exact, not rounded to the polling period. It

@@ -12,9 +12,9 @@ seconds apart, ``n = floor(rate)`` (below 1/s, ``interval = (1 + margin) / rate`
 measured on the limiter's clock when each is let through (checked and recorded under one
 lock, so a late wake-up cannot squeeze the next caller in). ``n + 1`` starts then span at
 least ``n * interval = 1 + margin`` seconds, so no one-second window, sliding or fixed,
-open or closed, holds more than ``n``. ``margin`` (5 % by default) is the slack for the
+open or closed, holds more than ``n``. ``margin`` (10 % by default) is the slack for the
 network: request ``k + n`` reaches the server at least ``margin`` seconds after request
-``k`` unless their delays differ by more than that; at 10/s it costs 5 % of the ceiling.
+``k`` unless their delays differ by more than that; at 10/s it costs 10 % of the ceiling.
 Callers go in arrival order (tickets); one pushed back (a late wake-up, ``hold`` after a
 503) pushes everyone behind it.
 
@@ -31,7 +31,9 @@ import threading
 import time
 from collections.abc import Callable
 
-DEFAULT_MARGIN = 0.05
+# 10 %: the 10,000-order bench met one 503 at 5 %, when the emulator's loop stalled ~60 ms
+# and two of our requests, 105 ms apart when sent, were counted closer together.
+DEFAULT_MARGIN = 0.10
 
 
 class RateLimiter:
