@@ -49,6 +49,19 @@ class DeliveryJob:
     entity_id: str
     attempt: int
     events: tuple[EventRecord, ...]  # the coalesced changes, oldest first
+    # The entity as the source holds it now, read just before the attempt when the source
+    # can be read (PRODUCT 3.3: history gives changes, not state); None otherwise.
+    state: Mapping[str, Any] | None = None
+
+
+@runtime_checkable
+class EntityReader(Protocol):
+    """A source whose entities can be re-read in full before they are delivered."""
+
+    async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+        """The entity's current state, or None when the source cannot show it (deleted,
+        or an entity it does not read)."""
+        ...
 
 
 @runtime_checkable

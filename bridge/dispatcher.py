@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bridge.connector import BatchSink, DeliveryJob, Sink
+from bridge.connector import BatchSink, DeliveryJob, EntityReader, Sink
 from bridge.errors import DeliveryError, ErrorClass, StoreError, TransientError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
@@ -53,6 +54,7 @@ class Dispatcher:
         *,
         lease_seconds: float,
         metrics: Metrics | None = None,
+        readers: Mapping[str, EntityReader] | None = None,
         clock: Callable[[], float] = time.time,
         unit_random: Callable[[], float] = random.random,
         shutdown_grace: float = 10.0,
@@ -62,6 +64,7 @@ class Dispatcher:
         self.owner = owner
         self._lease_seconds = lease_seconds
         self._metrics = metrics
+        self._readers = dict(readers or {})  # by source system
         self._clock = clock
         self._random = unit_random
         self._grace = shutdown_grace
@@ -158,10 +161,43 @@ class Dispatcher:
             return
         jobs = [_job(claimed) for claimed in batch]
         started = time.monotonic()
-        errors = await self._deliver(lane, jobs)
+        jobs, failed = await self._read_sources(lane, jobs)
+        ready = [j for j in jobs if j.delivery_id not in failed]
+        delivered = (
+            dict(zip([j.delivery_id for j in ready], await self._deliver(lane, ready), strict=True))
+            if ready
+            else {}
+        )
+        errors = [failed.get(j.delivery_id, delivered.get(j.delivery_id)) for j in jobs]
         duration_ms = (time.monotonic() - started) * 1000
         for claimed, error in zip(batch, errors, strict=True):
             await self._record(claimed, error, duration_ms)
+
+    async def _read_sources(
+        self, lane: TargetLane, jobs: list[DeliveryJob]
+    ) -> tuple[list[DeliveryJob], dict[str, DeliveryError]]:
+        """Re-read each job's entity at its source, where the source can be read; a source
+        that cannot answer fails that job like a target would (retried later)."""
+        out: list[DeliveryJob] = []
+        failed: dict[str, DeliveryError] = {}
+        for job in jobs:
+            reader = self._readers.get(job.source)
+            if reader is None:
+                out.append(job)
+                continue
+            try:
+                state = await asyncio.wait_for(
+                    reader.read_entity(job.entity, job.entity_id), lane.settings.timeout_seconds
+                )
+            except DeliveryError as exc:
+                failed[job.delivery_id] = exc
+            except TimeoutError:
+                failed[job.delivery_id] = TransientError(f"source {job.source} did not answer")
+            else:
+                out.append(dataclasses.replace(job, state=state))
+                continue
+            out.append(job)
+        return out, failed
 
     async def _deliver(
         self, lane: TargetLane, jobs: list[DeliveryJob]

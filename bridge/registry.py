@@ -12,6 +12,7 @@ from bridge.connector import (
     BodyTokenAuth,
     ConnectorType,
     Emulator,
+    EntityReader,
     SandboxProvider,
     Sink,
     Source,
@@ -62,6 +63,10 @@ class Connectors:
         return {
             n: c for n, c in self.by_system.items() if isinstance(c, Source) and c.poll_interval > 0
         }
+
+    def readers(self) -> dict[str, EntityReader]:
+        """Every source whose entities can be re-read before delivery."""
+        return {n: c for n, c in self.by_system.items() if isinstance(c, EntityReader)}
 
     def emulators(self, settings: Settings) -> dict[str, Emulator]:
         """Sandbox emulators of every system whose connector type ships one."""

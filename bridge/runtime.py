@@ -65,6 +65,7 @@ class Runtime:
             self.owner,
             lease_seconds=self.settings.store.lease_seconds,
             metrics=self.metrics,
+            readers=self.connectors.readers(),
         )
         await self.dispatcher.start()
         self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)

@@ -132,6 +132,28 @@ class RetailcrmConnector:
             return PollResult([], f"{SKIP}{following}" if more else str(following), more)
         return PollResult(bonus_operation_events(rows), str(following), more)
 
+    async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+        """The full order, customer or loyalty account by internal id (history gives only
+        changes, §2.5); None once it is gone, or for entities read elsewhere."""
+        client = self._client
+        reads: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+            "order": (lambda: client.order(entity_id, by="id"), "order"),
+            "customer": (lambda: client.customer(entity_id, by="id"), "customer"),
+            "loyalty_account": (lambda: client.loyalty_account(int(entity_id)), "loyaltyAccount"),
+        }
+        if entity not in reads or not entity_id.isdigit():
+            return None
+        call, key = reads[entity]
+        try:
+            answer = await self._run(call)
+        except PermanentError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, RetailcrmError) and is_not_found(cause):
+                return None
+            raise
+        found = answer.get(key)
+        return dict(found) if isinstance(found, Mapping) else None
+
     # -- writes --------------------------------------------------------------------------
 
     async def deliver(self, job: DeliveryJob) -> None:

@@ -20,6 +20,7 @@ from bridge.runtime import Runtime, build_runtime
 from bridge.settings_loader import read_settings
 from bridge.store.records import EventFilter
 from connectors.retailcrm.emulator import RetailcrmEmulator
+from tests.conftest import Target
 from tests.support.configs import HOOK_TOKEN
 
 BRIDGE_KEY = "sandbox-bridge-key-0001"
@@ -66,7 +67,9 @@ async def wait_until(check: Callable[[], Awaitable[bool]], seconds: float = 15) 
 async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
-    async def make(poll_interval: float = 0.1, concurrency: int = 2) -> Rig:
+    async def make(
+        poll_interval: float = 0.1, concurrency: int = 2, out_url: str | None = None
+    ) -> Rig:
         crm = RetailcrmEmulator()
         await crm.start()
         cleanups.append(crm.stop)
@@ -95,6 +98,11 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
             },
             "mirror": {"routes": [{"source": "shop", "entity": "order", "targets": ["crm"]}]},
         }
+        if out_url is not None:  # RetailCRM orders also go out to a recording target
+            config["systems"]["out"] = {"type": "recorder", "options": {"url": out_url}}
+            config["mirror"]["routes"].append(
+                {"source": "crm", "entity": "order", "targets": ["out"]}
+            )
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         runtime = build_runtime(read_settings(path, env={}))
@@ -245,3 +253,24 @@ async def test_an_upload_refused_as_a_whole_is_retried_as_a_batch(
     # fifty edits and fifty creates.
     calls = rig.crm.requests_by_key.get("bridge", 0) - before
     assert calls < 12, calls
+
+
+async def test_a_change_from_history_is_delivered_with_the_full_order(
+    rig_factory: Callable[..., Awaitable[Rig]], target: Target
+) -> None:
+    rig = await rig_factory(out_url=target.url)
+    async with rig.http.post(
+        f"{rig.crm.url}/__emulator__/user-edit",
+        json={"entity": "order", "id": "o-1", "changes": {"status": "complete"}},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async def arrived() -> bool:
+        return bool(target.state.state)
+
+    await wait_until(arrived)
+    (delivered,) = target.state.state.values()
+    # History said only "status changed"; the target got the order as RetailCRM holds it.
+    assert delivered["status"] == "complete"
+    assert delivered["externalId"] == "o-1"
+    assert delivered["items"]

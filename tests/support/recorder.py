@@ -57,7 +57,8 @@ class RecorderConnector:
             "source": job.source,
             "attempt": job.attempt,
             "events": [e.id for e in job.events],
-            "state": latest.payload,
+            # The source's state when the core could re-read it, else the change's payload.
+            "state": dict(job.state) if job.state is not None else latest.payload,
         }
         try:
             async with self._session.post(f"{self.url}/apply", json=body) as resp:

@@ -449,7 +449,7 @@ def test_one_limiter_per_key_and_the_stricter_rate_wins() -> None:
     assert key not in repr(shared)
     assert limiter_for(key, 5).rate == 5
     assert limiter_for(key, 20).rate == 5
-    assert RateLimiter(9.5).interval == pytest.approx(1.05 / 9)
-    assert RateLimiter(0.5).interval == pytest.approx(2.1)
+    assert RateLimiter(9.5).interval == pytest.approx(1.10 / 9)
+    assert RateLimiter(0.5).interval == pytest.approx(2.2)
     with pytest.raises(ValueError, match="rate"):
         RateLimiter(0)
