@@ -15,7 +15,8 @@ reserve                    ``POST /orders/loyalty/apply`` on the order (its ``ex
 commit                     nothing to do: RetailCRM charged at apply (a smaller final amount
                            is cancelled and applied again)
 release                    ``POST /orders/loyalty/cancel-bonus-operations``
-accrue                     ``POST /loyalty/account/{id}/bonus/credit`` (manual credit)
+accrue                     ``POST /loyalty/account/{id}/bonus/credit`` (manual credit);
+                           ``charge`` is the manual write-off, ``…/bonus/charge``
 reverse                    not offered: RetailCRM reverses order bonuses itself when the
                            order is cancelled, and manual credits cannot be told apart
 =========================  =================================================================
@@ -183,6 +184,17 @@ class RetailcrmLoyalty:
             lambda: self._client.bonus_credit(int(customer_id), amount, comment=comment)
         )
         return await self._operation(operation_id, "accrue", "accrued", amount, customer_id, None)
+
+    async def charge(
+        self, operation_id: str, customer_id: str, amount: Decimal, reason: str
+    ) -> LedgerOperation:
+        """A manual write-off (a till sale not mirrored as an order, §4.3); like a manual
+        credit, not idempotent at RetailCRM."""
+        comment = f"bridge {operation_id}: {reason}"
+        await self._run(
+            lambda: self._client.bonus_charge(int(customer_id), amount, comment=comment)
+        )
+        return await self._operation(operation_id, "charge", "committed", amount, customer_id, None)
 
     async def reverse(
         self, operation_id: str, original_operation_id: str, amount: Decimal
