@@ -49,6 +49,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.bonus_requests = Counter(
+            "bridge_bonus_requests",
+            "Bonus look-ups and reservations by outcome",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.master_latency = Histogram(
+            "bridge_master_call_duration_seconds",
+            "Calls to the bonus master",
+            ["master", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.breaker_open = Gauge(
+            "bridge_breaker_open",
+            "1 while a system's circuit breaker refuses calls",
+            ["system"],
+            registry=self.registry,
+        )
         self.queue = Gauge(
             "bridge_queue_depth",
             "Deliveries by target and status (done excluded)",
@@ -66,6 +85,10 @@ class Metrics:
         """Count one answered request."""
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def observe_master(self, master: str, operation: str, seconds: float) -> None:
+        """Time one answered call to the bonus master."""
+        self.master_latency.labels(master, operation).observe(seconds)
 
     def observe_attempt(self, target: str, outcome: Status, seconds: float) -> None:
         """Count one delivery attempt."""

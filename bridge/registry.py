@@ -18,6 +18,7 @@ from bridge.connector import (
     Source,
     WebhookParser,
 )
+from bridge.ledger import Ledger
 from bridge.settings import Settings, WebhookAuth
 
 GROUP = "bridge.connectors"
@@ -141,6 +142,14 @@ def build_connectors(
             )
             problems.append(ConnectorProblem(("systems", name, "webhook", "auth"), message))
     problems += _route_problems(settings, built)
+    master = settings.bonus.master
+    if (
+        master is not None
+        and master in built.by_system
+        and not isinstance(built.by_system[master], Ledger)
+    ):
+        message = f"the {settings.systems[master].type} connector cannot be the bonus master"
+        problems.append(ConnectorProblem(("bonus", "master"), message))
     return built, problems
 
 

@@ -7,9 +7,11 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
+from bridge.bonus.balance import BonusService
 from bridge.connector import Emulator, Lifecycle
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
+from bridge.ledger import Ledger
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.poller import Poller
@@ -33,6 +35,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     dispatcher: Dispatcher | None = None
     poller: Poller | None = None
+    bonus: BonusService | None = None
     emulators: dict[str, Emulator] = field(default_factory=dict)
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -52,6 +55,10 @@ class Runtime:
             if isinstance(connector, Lifecycle):
                 await connector.start()
                 log.info("connector_started", system=name)
+        master = self.settings.bonus.master
+        ledger = self.connectors.by_system.get(master) if master else None
+        if master is not None and isinstance(ledger, Ledger):
+            self.bonus = BonusService(self.settings.bonus, master, ledger, self.store, self.metrics)
         if not dispatch:
             return
         lanes = {}

@@ -176,6 +176,23 @@ class MirrorSettings(Strict):
     routes: list[Route] = Field(default_factory=list)
 
 
+class BreakerSettings(Strict):
+    """When repeat failures of the master make calls fail at once."""
+
+    failures: int = Field(default=5, ge=1, le=100)
+    reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class BonusSettings(Strict):
+    """The bonus program: which system owns balances, and how to behave when it is down."""
+
+    master: str | None = None  # a configured system whose connector is a Ledger
+    timeout_seconds: float = Field(default=3.0, gt=0, le=30)  # a till never waits longer
+    when_master_down: Literal["fail", "stale"] = "fail"  # 503, or the last known balance
+    stale_max_age_seconds: float = Field(default=3600.0, gt=0)
+    breaker: BreakerSettings = BreakerSettings()
+
+
 class SandboxSettings(Strict):
     """In-process emulators for a fresh clone; never enable in production."""
 
@@ -191,6 +208,7 @@ class Settings(Strict):
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     systems: dict[str, SystemSettings] = Field(default_factory=dict)
     mirror: MirrorSettings = MirrorSettings()
+    bonus: BonusSettings = BonusSettings()
     sandbox: SandboxSettings = SandboxSettings()
 
     @model_validator(mode="after")

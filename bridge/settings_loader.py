@@ -195,6 +195,9 @@ def cross_checks(doc: Document) -> list[Problem]:
     routes = _as_dict(data.get("mirror")).get("routes")
     if not isinstance(routes, list):
         routes = []
+    master = _as_dict(data.get("bonus")).get("master")
+    if isinstance(master, str) and master not in systems:
+        problems.append(doc.problem(("bonus", "master"), f"unknown system {master!r}"))
     for i, route in enumerate(routes):
         if not isinstance(route, dict):
             continue

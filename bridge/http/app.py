@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.errors import StoreError
-from bridge.http import admin, hooks
+from bridge.http import admin, bonus, hooks
 from bridge.http.auth import ClientAuth
 from bridge.http.problems import Problem, json_response, problem_response
 from bridge.http.state import AUTH, RUNTIME
@@ -69,12 +69,17 @@ async def ready(request: web.Request) -> web.Response:
         checks["store"] = f"unavailable: {exc}"
     ok = all(v == "ok" for v in checks.values())
     systems = dict.fromkeys(rt.connectors.by_system, "configured")
+    if rt.bonus is not None:
+        systems[rt.bonus.master] = f"breaker {rt.bonus.breaker.state}"
     return json_response({"ready": ok, "checks": checks, "systems": systems}, 200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     rt = request.app[RUNTIME]
+    if rt.bonus is not None:
+        state = rt.bonus.breaker.state
+        rt.metrics.breaker_open.labels(rt.bonus.master).set(0 if state == "closed" else 1)
     body = await rt.metrics.render(rt.store)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -99,6 +104,7 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/hooks/{system}", hooks.receive_webhook)
+    app.router.add_post("/api/v1/bonus/balance", bonus.balance)
     app.router.add_get("/api/v1/events", admin.list_events)
     app.router.add_get("/api/v1/events/{id}", admin.show_event)
     app.router.add_post("/api/v1/events/replay", admin.replay)

@@ -1,0 +1,1 @@
+"""The bonus service: one master, proxied look-ups, SMS-confirmed reservations."""

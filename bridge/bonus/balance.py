@@ -1,0 +1,186 @@
+"""Balance look-ups proxied to the master, within the fail-fast budget (PRODUCT 3.1).
+
+Every call to the master goes through the breaker and the timeout; a master that is down
+answers ``MasterUnavailable`` at once, or — with ``when_master_down: stale`` — the last
+balance it gave for that customer, marked stale and not spendable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import TypeVar
+
+from bridge.bonus.breaker import Breaker, BreakerOpen
+from bridge.bonus.phones import normalize_phone
+from bridge.errors import BridgeError, TransientError
+from bridge.ledger import (
+    Ledger,
+    LedgerBalance,
+    LedgerCustomer,
+    LedgerErrorCode,
+    LedgerRefused,
+)
+from bridge.logs import get_logger
+from bridge.metrics import Metrics
+from bridge.settings import BonusSettings
+from bridge.store.protocol import Store
+
+log = get_logger("bridge.bonus")
+T = TypeVar("T")
+
+
+class MasterUnavailable(BridgeError):
+    """The master did not answer within the budget, or its breaker is open."""
+
+    def __init__(self, master: str, retry_after: float) -> None:
+        super().__init__(f"the bonus master {master!r} is not answering")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """How a caller names a customer: one of phone, card, or a system's id."""
+
+    phone: str | None = None
+    card: str | None = None
+    system: str | None = None
+    id: str | None = None
+
+    def key(self) -> str:
+        """A cache key for the last known balance."""
+        return f"{self.phone}|{self.card}|{self.system}|{self.id}"
+
+
+@dataclass(frozen=True)
+class BalanceAnswer:
+    """What a look-up answers (PRODUCT 4.1)."""
+
+    master: str
+    customer: LedgerCustomer
+    balance: LedgerBalance
+    stale: bool = False
+
+    @property
+    def spendable(self) -> bool:
+        """A stale balance is shown, never spent."""
+        return not self.stale
+
+
+class BonusService:
+    """Look-ups (and, next, reservations) against the configured master."""
+
+    def __init__(
+        self,
+        settings: BonusSettings,
+        master: str,
+        ledger: Ledger,
+        store: Store,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.master = master
+        self._ledger = ledger
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self.breaker = Breaker(
+            master,
+            failures=settings.breaker.failures,
+            reset_seconds=settings.breaker.reset_seconds,
+            clock=clock,
+        )
+        self._last: dict[str, tuple[float, BalanceAnswer]] = {}
+
+    async def call_master(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One master call under the breaker and the fail-fast timeout."""
+        try:
+            self.breaker.before_call()
+        except BreakerOpen as exc:
+            raise MasterUnavailable(self.master, exc.retry_after) from exc
+        started = self._clock()
+        try:
+            result = await asyncio.wait_for(call(), self.settings.timeout_seconds)
+        except (TransientError, TimeoutError) as exc:
+            if self.breaker.failed():
+                log.warning(
+                    "system_unavailable",
+                    system=self.master,
+                    error=str(exc) or f"no answer within {self.settings.timeout_seconds:g} s",
+                )
+            raise MasterUnavailable(self.master, self.settings.breaker.reset_seconds) from exc
+        except LedgerRefused:
+            self._answered(operation, started)  # a refusal is an answer: the master is up
+            raise
+        self._answered(operation, started)
+        return result
+
+    def _answered(self, operation: str, started: float) -> None:
+        if self.breaker.succeeded():
+            log.info("system_recovered", system=self.master)
+        if self._metrics is not None:
+            self._metrics.observe_master(self.master, operation, self._clock() - started)
+
+    async def resolve(self, ref: CustomerRef) -> LedgerCustomer:
+        """The master's customer for a phone, a card, or an id in some system."""
+        ledger = self._ledger
+        if ref.phone is not None:
+            phone = normalize_phone(ref.phone)
+            return await self.call_master(
+                "find_customer", lambda: ledger.find_customer(phone=phone)
+            )
+        if ref.card is not None:
+            card = ref.card
+            return await self.call_master("find_customer", lambda: ledger.find_customer(card=card))
+        # Both set: guaranteed by the request model.
+        assert ref.system is not None
+        assert ref.id is not None
+        local = ref.id
+        if ref.system != self.master:
+            mapped = await self._store.lookup_id("customer", ref.system, ref.id, self.master)
+            if mapped is None:
+                raise LedgerRefused(
+                    LedgerErrorCode.UNKNOWN_CUSTOMER,
+                    f"{ref.system} customer {ref.id} is not known to the master",
+                )
+            local = mapped
+        return await self.call_master(
+            "find_customer", lambda: ledger.find_customer(customer_id=local)
+        )
+
+    async def balance(self, ref: CustomerRef, cart_total: Decimal | None) -> BalanceAnswer:
+        """The master's balance now, or the last known one if so configured."""
+        try:
+            customer = await self.resolve(ref)
+            found = await self.call_master(
+                "balance", lambda: self._ledger.balance(customer.customer_id, cart_total)
+            )
+        except MasterUnavailable:
+            stale = self._stale(ref)
+            self._count("balance", "stale" if stale else "master_unavailable")
+            if stale is None:
+                raise
+            return stale
+        except LedgerRefused as exc:
+            self._count("balance", str(exc.code))
+            raise
+        answer = BalanceAnswer(self.master, customer, found)
+        self._last[ref.key()] = (self._clock(), answer)
+        self._count("balance", "ok")
+        return answer
+
+    def _stale(self, ref: CustomerRef) -> BalanceAnswer | None:
+        if self.settings.when_master_down != "stale":
+            return None
+        kept = self._last.get(ref.key())
+        if kept is None or self._clock() - kept[0] > self.settings.stale_max_age_seconds:
+            return None
+        return replace(kept[1], stale=True)
+
+    def _count(self, operation: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.bonus_requests.labels(operation, outcome).inc()

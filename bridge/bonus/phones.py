@@ -1,0 +1,36 @@
+"""Phone numbers as customers type them, to E.164 (``+79000000001``)."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+DEFAULT_REGION = "RU"
+
+
+class PhoneError(ValueError):
+    """The text is not a phone number the bridge can use."""
+
+
+def normalize_phone(text: str, region: str = DEFAULT_REGION) -> str:
+    """``8 (900) 000-00-01``, ``+7 900 000 00 01``, ``9000000001`` → ``+79000000001``."""
+    raw = text.strip()
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if not 10 <= len(digits) <= 15 or len(raw) > 40:
+        raise PhoneError("must be a phone number of 10 to 15 digits")
+    if len(digits) == 10 and not raw.startswith("+"):
+        raw = "8" + digits  # a bare national number, as tills often send it
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneError(f"is not a phone number ({exc.error_type})") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(e164: str) -> str:
+    """``+79000000001`` → ``+7 900 ***-**-01``: enough for a customer to recognise it."""
+    digits = e164.lstrip("+")
+    if len(digits) == 11 and digits[0] == "7":
+        return f"+7 {digits[1:4]} ***-**-{digits[-2:]}"
+    return "+" + digits[:2] + "*" * max(0, len(digits) - 4) + digits[-2:]
