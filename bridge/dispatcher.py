@@ -111,8 +111,8 @@ class Dispatcher:
             try:
                 if free > 0:
                     claimed = await self._store.claim_due(lane.name, self.owner, free * size)
-                for batch, together in self._group(lane, claimed, size):
-                    task = asyncio.create_task(self._attempt(lane, batch, together))
+                for parts in self._group(lane, claimed, size, free):
+                    task = asyncio.create_task(self._run_parts(lane, parts))
                     lane.running.add(task)
                     task.add_done_callback(functools.partial(self._finished, lane))
                 if claimed and len(claimed) == free * size:
@@ -129,17 +129,21 @@ class Dispatcher:
 
     @staticmethod
     def _group(
-        lane: TargetLane, claimed: list[Claimed], size: int
-    ) -> list[tuple[list[Claimed], bool]]:
-        """Claimed deliveries in slots of ``size``: batches, and those that must go alone
-        (delivered one after another within their slot, each with its own timeout)."""
+        lane: TargetLane, claimed: list[Claimed], size: int, slots: int
+    ) -> list[list[tuple[list[Claimed], bool]]]:
+        """Claimed deliveries as at most ``slots`` tasks. Each task runs its parts in turn:
+        a batch (together), or deliveries that must go alone, one after another."""
         sink = lane.sink
         if not isinstance(sink, BatchSink):
-            return [([c], False) for c in claimed]
+            return [[([c], True)] for c in claimed]
         together = [c for c in claimed if sink.batchable(_job(c))]
         alone = [c for c in claimed if c not in together]
-        chunks = [(together[i : i + size], True) for i in range(0, len(together), size)]
-        return chunks + [(alone[i : i + size], False) for i in range(0, len(alone), size)]
+        parts = [(together[i : i + size], True) for i in range(0, len(together), size)]
+        parts += [(alone[i : i + size], False) for i in range(0, len(alone), size)]
+        tasks = [[part] for part in parts[: max(1, slots)]]
+        for extra in parts[len(tasks) :]:
+            tasks[-1].append(extra)  # never more tasks than free slots
+        return tasks
 
     def _finished(self, lane: TargetLane, task: asyncio.Task[None]) -> None:
         lane.running.discard(task)
@@ -154,14 +158,24 @@ class Dispatcher:
             return IDLE_POLL_SECONDS
         return max(0.0, min(IDLE_POLL_SECONDS, due - now))
 
-    async def _attempt(self, lane: TargetLane, batch: list[Claimed], together: bool) -> None:
-        if not together:
-            for claimed in batch:
-                await self._attempt(lane, [claimed], True)
-            return
+    async def _run_parts(self, lane: TargetLane, parts: list[tuple[list[Claimed], bool]]) -> None:
+        """Run a slot's parts in turn, renewing the leases of what still waits."""
+        waiting = [c for batch, _ in parts for c in batch]
+        for batch, together in parts:
+            for group in [batch] if together else [[c] for c in batch]:
+                if len(waiting) > len(group):
+                    with contextlib.suppress(StoreError):
+                        await self._store.extend_leases(waiting, self.owner)
+                await self._attempt(lane, group)
+                waiting = waiting[len(group) :]
+
+    async def _attempt(self, lane: TargetLane, batch: list[Claimed]) -> None:
         jobs = [_job(claimed) for claimed in batch]
         started = time.monotonic()
         jobs, failed = await self._read_sources(lane, jobs)
+        if len(batch) > 1 and any(j.source in self._readers for j in jobs):
+            with contextlib.suppress(StoreError):  # reads done in turn used up lease time
+                await self._store.extend_leases(batch, self.owner)
         ready = [j for j in jobs if j.delivery_id not in failed]
         delivered = (
             dict(zip([j.delivery_id for j in ready], await self._deliver(lane, ready), strict=True))
@@ -193,6 +207,16 @@ class Dispatcher:
                 failed[job.delivery_id] = exc
             except TimeoutError:
                 failed[job.delivery_id] = TransientError(f"source {job.source} did not answer")
+            except Exception as exc:  # a reader bug must not leave the delivery in flight
+                error = TransientError(f"reading the source failed: {type(exc).__name__}: {exc}")
+                error.error_class = ErrorClass.UNEXPECTED
+                log.warning(
+                    "source_read_failed",
+                    source=job.source,
+                    delivery_id=job.delivery_id,
+                    exc_info=True,
+                )
+                failed[job.delivery_id] = error
             else:
                 out.append(dataclasses.replace(job, state=state))
                 continue

@@ -58,6 +58,9 @@ class Store(Protocol):
     async def finish_attempt(self, claimed: Claimed, owner: str, outcome: AttemptOutcome) -> bool:
         """Record an attempt and move the delivery on; False if the lease was lost."""
 
+    async def extend_leases(self, claimed: Sequence[Claimed], owner: str) -> None:
+        """Renew the leases of deliveries ``owner`` still holds (for work done in turn)."""
+
     async def release_expired_leases(self) -> int:
         """Return deliveries whose lease ran out to ``pending``."""
 

@@ -318,6 +318,17 @@ class SQLiteStore:
 
         return await self._write(job)
 
+    async def extend_leases(self, claimed: Sequence[Claimed], owner: str) -> None:
+        """Push the leases of deliveries still in flight with ``owner`` a full period out."""
+        until = self._clock() + self.lease_seconds
+        ids = [parse_ref(c.delivery.id, "dlv") for c in claimed]
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(q.EXTEND_LEASE, [(until, did, owner) for did in ids])
+
+        if ids:
+            await self._write(job)
+
     async def release_expired_leases(self) -> int:
         """Return in-flight deliveries whose lease ran out to ``pending``."""
         return await self._release_leases(None)

@@ -36,6 +36,11 @@ EXPIRED_LEASES = """
 SELECT id, attempts, lease_owner FROM deliveries
 WHERE status = 'in_flight' AND (lease_until < ? OR (? IS NOT NULL AND lease_owner != ?))
 """
+# A worker still on it (several deliveries of one slot, one after another) keeps its lease.
+EXTEND_LEASE = """
+UPDATE deliveries SET lease_until = ?
+WHERE id = ? AND status = 'in_flight' AND lease_owner = ?
+"""
 RELEASE_LEASE = """
 UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL,
     due_at = ?, updated_at = ?

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,3 +261,42 @@ def test_two_processes_migrating_a_fresh_file_do_not_collide(tmp_path: Path) -> 
     for thread in threads:
         thread.join()
     assert sorted(map(str, results)) == ["['0001_initial.sql']", "[]", "[]", "[]"]
+
+
+async def test_deliveries_that_go_alone_in_one_slot_keep_their_leases(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from bridge.dispatcher import Dispatcher
+    from bridge.settings import DeliverySettings
+
+    class SlowSink:
+        batch_size = 50
+
+        def __init__(self) -> None:
+            self.calls: Counter[str] = Counter()
+
+        def batchable(self, job: object) -> bool:
+            return False
+
+        async def deliver_batch(self, jobs: list[object]) -> list[None]:
+            return [None] * len(jobs)
+
+        async def deliver(self, job: Any) -> None:
+            self.calls[job.entity_id] += 1
+            await asyncio.sleep(0.5)
+
+    store = SQLiteStore(tmp_path / "lease.db", lease_seconds=2.0)
+    await store.open(serving=True)
+    try:
+        await store.append_events(
+            [NewEvent("src", InboundEvent(f"k{i}", "order", str(i)), ("crm",)) for i in range(8)]
+        )
+        sink = SlowSink()
+        lanes = {"crm": (sink, DeliverySettings(concurrency=1, timeout_seconds=1.0))}
+        dispatcher = Dispatcher(store, lanes, "me", lease_seconds=2.0)  # type: ignore[dict-item]
+        await dispatcher.start()
+        await asyncio.sleep(5.5)  # 8 deliveries of 0.5 s in turn: 4 s, twice the lease
+        await dispatcher.stop()
+        assert dict(sink.calls) == {str(i): 1 for i in range(8)}
+    finally:
+        await store.close()
