@@ -72,8 +72,8 @@ class LedgerOperation:
     kind: str  # reserve | commit | release | accrue | reverse
     status: str  # reserved | committed | released | accrued | reversed
     amount: Decimal
-    balance: Decimal
-    available: Decimal
+    balance: Decimal | None  # None when the master did not say (a read after a write failed)
+    available: Decimal | None
     reservation_id: str | None = None
     # Set when the master sends the customer its own confirmation code (RetailCRM's
     # confirmSmsCharge): the hold waits for confirm_code(verification_id, code).

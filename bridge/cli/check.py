@@ -83,10 +83,19 @@ async def probe_all(settings: Settings, connectors: Connectors) -> dict[str, tup
     results: dict[str, tuple[bool, str]] = {}
     started: list[object] = []
     try:
-        for emulator in emulators.values():
-            await emulator.start()
+        for name, emulator in emulators.items():
+            try:
+                await emulator.start()
+            except OSError as exc:
+                results[name] = (
+                    False,
+                    f"the sandbox emulator cannot listen at {emulator.url}: {exc.strerror or exc}",
+                )
+                continue
             started.append(emulator)
         for name, connector in connectors.by_system.items():
+            if name in results:
+                continue
             if not isinstance(connector, Probe):
                 results[name] = (True, "not probed (its connector cannot probe yet)")
                 continue
@@ -104,6 +113,8 @@ async def probe_all(settings: Settings, connectors: Connectors) -> dict[str, tup
             except BridgeError as exc:
                 kind = getattr(exc, "error_class", "error")
                 results[name] = (False, f"probe failed ({kind}): {exc}")
+            except Exception as exc:  # a connector bug: name it instead of a traceback
+                results[name] = (False, f"probe failed (unexpected): {type(exc).__name__}: {exc}")
             else:
                 results[name] = (True, f"reached: {answer}")
     finally:

@@ -45,6 +45,15 @@ class OnecOptions(BaseModel):
             raise ValueError("use a Latin-named 1C user (Basic auth is latin-1)") from exc
         return value
 
+    @field_validator("password")
+    @classmethod
+    def _latin_password(cls, value: SecretStr) -> SecretStr:
+        try:
+            value.get_secret_value().encode("latin-1")
+        except UnicodeEncodeError as exc:  # the same latin-1 rule, or every call would fail
+            raise ValueError("must be latin-1 (Basic auth); use Latin letters and digits") from exc
+        return value
+
     @model_validator(mode="after")
     def _endpoint_given(self) -> OnecOptions:
         if self.transport == "soap" and not (self.address or self.wsdl):

@@ -50,6 +50,7 @@ class RetailcrmConnector:
         self._limiter = limiter_for(key, options.rate_limit)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"crm-{name}")
         self._refused: set[tuple[str, str]] = set()  # (entity, externalId) an upload refused
+        self._written: set[tuple[str, str]] = set()  # (entity, externalId) known to exist
         self.loyalty = RetailcrmLoyalty(self._client, self._run)
         # The Ledger protocol (bonus.master: retailcrm), answered by the loyalty API.
         self.find_customer = self.loyalty.find_customer
@@ -129,8 +130,12 @@ class RetailcrmConnector:
         following = (page.get("pagination") or {}).get("nextCursor") or after or ""
         more = len(rows) >= 100 and bool(following) and following != after
         if skipping:
+            if not following and rows:
+                # No cursor to stand on after rows: stay in the walk rather than fall back
+                # to the start, which would raise every operation already there.
+                return PollResult([], cursor or SKIP, False)
             return PollResult([], f"{SKIP}{following}" if more else str(following), more)
-        return PollResult(bonus_operation_events(rows), str(following), more)
+        return PollResult(bonus_operation_events(rows, after), str(following), more)
 
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """The full order, customer or loyalty account by internal id (history gives only
@@ -161,6 +166,7 @@ class RetailcrmConnector:
         document = document_of(job)
         await self._upsert(job.entity, document)
         self._refused.discard((job.entity, document["externalId"]))
+        self._written.add((job.entity, document["externalId"]))
 
     def batchable(self, job: DeliveryJob) -> bool:
         """Orders and customers go in uploads, unless an upload refused this one before.
@@ -171,7 +177,9 @@ class RetailcrmConnector:
         """
         if job.entity not in ("order", "customer"):
             return False
-        return (job.entity, document_of(job)["externalId"]) not in self._refused
+        key = (job.entity, document_of(job)["externalId"])
+        # Upload only creates: an entity known to exist (written before) is edited alone.
+        return key not in self._refused and key not in self._written
 
     async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
         """One ``/upload`` per kind (≤ 50 each); an outcome per job."""
@@ -183,6 +191,10 @@ class RetailcrmConnector:
         return [outcome[j.delivery_id] for j in jobs]
 
     async def _upsert(self, entity: str, document: dict[str, Any]) -> None:
+        if entity not in ("order", "customer"):
+            raise PermanentError(
+                f"RetailCRM takes orders and customers; route {entity!r} changes elsewhere"
+            )
         client = self._client
         edit, create = (
             (client.order_edit, client.order_create)
@@ -205,19 +217,25 @@ class RetailcrmConnector:
         try:
             await self._run(lambda: upload(documents))
         except PartialUpload as exc:
+            uploaded = {str(u.get("externalId")) for u in exc.uploaded if isinstance(u, Mapping)}
             failed = {str(f.get("externalId")) for f in exc.failed if isinstance(f, Mapping)}
             self._refused.update((entity, external_id) for external_id in failed)
+            self._written.update((entity, external_id) for external_id in uploaded)
             detail = "; ".join(exc.errors) or str(exc)
-            # The upload's errors are not keyed by entity (§2.4): each refused one is tried
-            # again on its own, where an edit or create gives its precise error.
+            # Only what RetailCRM lists as uploaded is done. The upload's errors are not keyed
+            # by entity (§2.4): each refused one is tried again on its own, where an edit or
+            # a create names the field; one in neither list is simply tried again.
             return {
-                j.delivery_id: TransientError(f"refused in a batch upload ({detail})")
+                j.delivery_id: None
+                if d["externalId"] in uploaded
+                else TransientError(f"refused in a batch upload ({detail})")
                 if d["externalId"] in failed
-                else None
+                else TransientError("a batch upload did not say what became of it")
                 for j, d in zip(jobs, documents, strict=True)
             }
         except DeliveryError as exc:
             return dict.fromkeys((j.delivery_id for j in jobs), exc)
+        self._written.update((entity, d["externalId"]) for d in documents)
         return dict.fromkeys(j.delivery_id for j in jobs)
 
 

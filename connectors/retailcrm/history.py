@@ -10,7 +10,6 @@ anyway (history gives changes, not state), so a page is "these entities changed"
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,32 +97,26 @@ def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def bonus_operation_events(rows: Iterable[Mapping[str, Any]]) -> list[InboundEvent]:
+def bonus_operation_events(
+    rows: Iterable[Mapping[str, Any]], page_cursor: str | None
+) -> list[InboundEvent]:
     """One event per bonus operation of the global feed (§4.4), entity ``loyalty_account``.
 
-    Operations carry no id in any client model (§4.4), so the key is built from what the
-    operation is (account, time, type, amount, order) plus its place among identical twins
-    on the page: reading the same page again (same cursor) gives the same keys.
+    Operations carry no id in any client model (§4.4). The key is the cursor the page was
+    read from and the row's place on it: the poller only ever re-reads from a stored cursor
+    (which moves with the events), so a re-read gives the same keys, while two identical
+    operations read in different polls stay two.
     """
-    seen: dict[tuple[Any, ...], int] = {}
     events = []
-    for row in rows:
+    for index, row in enumerate(rows):
         account = (row.get("loyaltyAccount") or {}).get("id")
         if account is None:
             continue
         order = row.get("order") or {}
-        what = (
-            account,
-            row.get("createdAt"),
-            row.get("type"),
-            str(row.get("amount")),
-            order.get("id"),
-        )
-        seen[what] = seen.get(what, 0) + 1
-        digest = hashlib.sha256(json.dumps([*what, seen[what]], default=str).encode())
+        digest = hashlib.sha256(f"{page_cursor or ''}#{index}".encode()).hexdigest()[:32]
         events.append(
             InboundEvent(
-                source_key=f"bonus-op:{digest.hexdigest()[:32]}",
+                source_key=f"bonus-op:{digest}",
                 entity="loyalty_account",
                 entity_id=str(account),
                 action=str(row.get("type") or "changed"),

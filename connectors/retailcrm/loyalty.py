@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from bridge.errors import ConfigError, PermanentError
+from bridge.errors import ConfigError, DeliveryError, PermanentError
 from bridge.ledger import (
     LedgerBalance,
     LedgerCustomer,
@@ -148,13 +148,26 @@ class RetailcrmLoyalty:
     async def commit(
         self, operation_id: str, reservation_id: str, amount: Decimal | None = None
     ) -> LedgerOperation:
-        """The charge stands; a smaller ``amount`` re-applies the order's charge."""
+        """The charge stands; another final ``amount`` re-applies the order's charge."""
         order = await self._order(reservation_id)
         charged = _money(order.get("bonusesChargeTotal"))
-        if amount is not None and amount < charged:
-            await self._run(
-                lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
+        if amount is None and not charged:
+            # Nothing is charged on the order (released, or never applied): nothing to commit.
+            raise LedgerRefused(
+                LedgerErrorCode.RESERVATION_CLOSED, f"no bonuses are charged on {reservation_id}"
             )
+        if amount is not None and amount != charged:
+            if charged and amount > charged:
+                raise LedgerRefused(
+                    LedgerErrorCode.AMOUNT_EXCEEDS_RESERVATION,
+                    f"{amount} is more than the {charged} charged",
+                )
+            # A retry after a cancel that landed finds nothing charged and only applies, so
+            # a commit never ends with nothing written off.
+            if charged:
+                await self._run(
+                    lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
+                )
             await self._run(
                 lambda: self._client.loyalty_apply({"externalId": reservation_id}, amount)
             )
@@ -244,9 +257,14 @@ class RetailcrmLoyalty:
         account_id: str,
         reservation_id: str | None,
     ) -> LedgerOperation:
-        balance = Decimal("0.00")
+        """The answer after a write; the balance is read again, and if that read fails the
+        write still stands (failing now would make the caller repeat a non-idempotent one)."""
+        balance: Decimal | None = None
         if account_id.isdigit():
-            balance = _money((await self._account(account_id)).get("amount"))
+            try:
+                balance = _money((await self._account(account_id)).get("amount"))
+            except (DeliveryError, LedgerRefused):
+                balance = None
         return LedgerOperation(operation_id, kind, status, amount, balance, balance, reservation_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -22,7 +23,7 @@ class RetailcrmOptions(BaseModel):
     rate_limit: float = Field(default=10.0, gt=0, le=100)
     # Seconds between history polls; 0 turns polling off.
     poll_interval: float = Field(default=10.0, ge=0, le=3600)
-    history_page: int = Field(default=100, ge=20, le=100)
+    history_page: Literal[20, 50, 100] = 100  # the limits RetailCRM accepts (§1.7)
     # The loyalty programme balances live in (GET /loyalty/loyalties), when RetailCRM is
     # the bonus master.
     loyalty_id: int | None = Field(default=None, ge=1)
@@ -30,8 +31,13 @@ class RetailcrmOptions(BaseModel):
     @field_validator("api_key")
     @classmethod
     def _key_given(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 8:
+        key = value.get_secret_value()
+        if len(key) < 8:
             raise ValueError("must be the API key the bridge uses (its own, §7.4)")
+        if not (key.isascii() and key.isprintable()) or key != key.strip() or " " in key:
+            # It travels in a header: spaces or control characters would make requests
+            # refuse it with the key in the message, on every call.
+            raise ValueError("must be printable ASCII without spaces (check for a stray space)")
         return value
 
     @field_validator("url")

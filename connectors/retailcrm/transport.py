@@ -161,6 +161,8 @@ class PackageApi(retailcrm.v5):  # type: ignore[misc]  # the package is untyped
         except requests.RequestException as exc:
             timed_out = isinstance(exc, requests.Timeout)
             reason = getattr(exc.args[0], "reason", exc.args[0]) if exc.args else exc
+            if isinstance(exc, requests.exceptions.InvalidHeader):
+                reason = "a header value was refused"  # its text would carry the API key
             where = urlsplit(address).path  # not the query: it may hold a phone number
             message = f"{type(exc).__name__} on {method} {where}: {reason}"
             raise RetailcrmUnreachable(message, timed_out=timed_out) from exc

@@ -274,3 +274,30 @@ async def test_a_change_from_history_is_delivered_with_the_full_order(
     assert delivered["status"] == "complete"
     assert delivered["externalId"] == "o-1"
     assert delivered["items"]
+
+
+async def test_an_order_written_before_is_edited_not_uploaded_again(
+    rig_factory: Callable[..., Awaitable[Rig]],
+) -> None:
+    rig = await rig_factory(poll_interval=5)
+    first = await rig.post_order(1, status="new")
+
+    async def done(event_id: str) -> bool:
+        return (await rig.runtime.store.get_event(event_id)).event.status == "done"
+
+    await wait_until(lambda: done(first))
+    body = {
+        "event_id": "web-1-v2",
+        "entity": "order",
+        "id": "1",
+        "data": {"document": {"externalId": "web-1", "status": "complete"}},
+    }
+    async with rig.http.post(
+        f"{rig.url}/hooks/shop", json=body, headers={"Authorization": f"Bearer {HOOK_TOKEN}"}
+    ) as resp:
+        second = (await resp.json())["event_id"]
+    await wait_until(lambda: done(second))
+    detail = await rig.runtime.store.get_event(second)
+    assert [(h.kind, h.outcome) for h in detail.history] == [("attempt", "done")]
+    stored = await crm_call(rig, "GET", "orders/web-1?site=shop", MANAGER_KEY)
+    assert stored["order"]["status"] == "complete"

@@ -116,3 +116,22 @@ async def test_manual_accrue_and_no_reverse(master: RetailcrmConnector) -> None:
     assert charged.balance == Decimal("1020.00")
     with pytest.raises(ConfigError):
         await master.reverse("op-r", "op-a", Decimal("10.00"))
+
+
+async def test_commit_never_ends_with_nothing_written_off(
+    master: RetailcrmConnector, crm: RetailcrmEmulator
+) -> None:
+    if crm.loyalty.confirm_sms_charge:
+        pytest.skip("a re-apply would wait for a new SMS code")
+    account = (await master.find_customer(phone="+79000000001")).customer_id
+    await master.reserve("op-1", account, Decimal("100.00"), "o-1")
+    await master.release("op-2", "o-1")  # as if a commit's cancel had landed, then failed
+    with pytest.raises(LedgerRefused) as closed:
+        await master.commit("op-3", "o-1")
+    assert closed.value.code is LedgerErrorCode.RESERVATION_CLOSED
+    done = await master.commit("op-3", "o-1", Decimal("60.00"))  # the retry applies 60
+    assert done.amount == Decimal("60.00")
+    assert (await master.balance(account)).balance == Decimal("940.00")
+    with pytest.raises(LedgerRefused) as more:
+        await master.commit("op-4", "o-1", Decimal("80.00"))
+    assert more.value.code is LedgerErrorCode.AMOUNT_EXCEEDS_RESERVATION

@@ -64,7 +64,7 @@ def test_deleted_and_customer_feed() -> None:
     assert last_history_id([], 42) == 42
 
 
-def test_bonus_operations_get_stable_keys_even_for_identical_twins() -> None:
+def test_bonus_operations_keys_follow_the_page_cursor_and_place() -> None:
     row = {
         "type": "credit_manual",
         "createdAt": "2026-11-22 10:00:00",
@@ -72,9 +72,12 @@ def test_bonus_operations_get_stable_keys_even_for_identical_twins() -> None:
         "loyaltyAccount": {"id": 11},
     }
     page = [row, dict(row), {**row, "amount": 30}, {"type": "burn"}]
-    events = bonus_operation_events(page)
+    events = bonus_operation_events(page, "c-1")
     assert [(e.entity, e.entity_id, e.action) for e in events] == [
         ("loyalty_account", "11", "credit_manual")
     ] * 3
-    assert len({e.source_key for e in events}) == 3  # twins differ by their place
-    assert [e.source_key for e in bonus_operation_events(page)] == [e.source_key for e in events]
+    assert len({e.source_key for e in events}) == 3  # twins on a page stay two
+    again = bonus_operation_events(page, "c-1")
+    assert [e.source_key for e in again] == [e.source_key for e in events]  # a re-read
+    later = bonus_operation_events([row], "c-2")  # the same operation read in a later poll
+    assert later[0].source_key not in {e.source_key for e in events}
