@@ -29,7 +29,7 @@ from connectors.retailcrm.connector import RETAILCRM
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN, PHONE, CART = "bench-balance-client-token-01", "+79000000001", "300.00"
-CRM_KEY, CRM_RATE_LIMIT = "sandbox-bridge-key-0001", 100  # the most the options allow
+CRM_KEY = "sandbox-bridge-key-0001"
 TARGET_P50_MS, TARGET_P99_MS = 1.0, 5.0
 PCTS = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
 STREAMS = ("bridge", "direct", "floor")
@@ -151,11 +151,11 @@ def stop(proc: subprocess.Popen[Any]) -> int | None:
         return None
 
 
-def master_system(master: str, urls: dict[str, str]) -> dict[str, Any]:
+def master_system(master: str, urls: dict[str, str], crm_rate: float) -> dict[str, Any]:
     """``systems.<master>`` pointed at the emulator, no polling."""
     if master == "retailcrm":
         options: dict[str, Any] = {"url": urls["url"], "api_key": CRM_KEY}
-        options |= {"rate_limit": CRM_RATE_LIMIT, "poll_interval": 0}
+        options |= {"rate_limit": crm_rate, "poll_interval": 0}
         return {"type": "retailcrm", "options": options}
     soap = master == "onec-soap"
     options = {"transport": "soap" if soap else "http", "username": "bridge"}
@@ -202,6 +202,8 @@ async def capture(name: str, system: dict[str, Any]) -> list[Call]:
         await connector.close()
     if (balance.balance, balance.max_redeemable) != (Decimal(1000), Decimal(150)):
         raise SystemExit(f"unexpected balance from the emulator: {balance!r:.300}")
+    if not calls:
+        raise SystemExit("the connector sent nothing through requests: nothing to replay")
     return calls
 
 
@@ -259,7 +261,7 @@ async def drive(
         if (wait := due - time.perf_counter()) > 0:
             await asyncio.sleep(wait)
         lags.append(time.perf_counter() - due)
-        k = int(i / tick / args.block) if blocks else i
+        k = int((i - warm) // (tick * args.block)) if blocks else i  # block 0: first measured
         stream = STREAMS[(k + k // n) % n]  # in blocks, each stream goes first in turn
         sent[stream] += i >= warm
         task = asyncio.create_task(one(stream, i >= warm))
@@ -272,7 +274,7 @@ async def drive(
     for session in sessions:
         await session.close()
     span = {s: sending * (sent[s] / (total - warm) if blocks else 1) for s in STREAMS}
-    rates = {s: len(lat[s]) / span[s] for s in STREAMS}
+    rates = {s: len(lat[s]) / span[s] if span[s] else 0.0 for s in STREAMS}
     return lat, errors, lags[warm:], (total - warm) / sending, rates, cores
 
 
@@ -283,7 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="bridge-bench-") as name:
             tmp, port = Path(name), free_port()
-            system = master_system(args.master, urls)
+            system = master_system(args.master, urls, args.crm_rate_limit)
             calls = asyncio.run(capture(kind, system))
             daemon = start_daemon(write_config(tmp, port, kind, system), port, tmp / "d.log")
             urls["bridge"] = f"http://127.0.0.1:{port}/api/v1/bonus/balance"
@@ -359,9 +361,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds first (3)")
     parser.add_argument("--interleave", choices=["block", "request"], default="block")
     parser.add_argument("--block", type=float, default=1, help="seconds per block (1)")
+    parser.add_argument("--crm-rate-limit", type=float, default=100, help="the bridge's (100)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     args.rate = args.rate or (10 if args.master == "retailcrm" else 200)
+    if args.interleave == "block" and args.seconds < len(STREAMS) * args.block:
+        parser.error(f"--seconds must be at least {len(STREAMS)} blocks, one per stream")
     result = run(args)
     report(result)
     if args.json:
