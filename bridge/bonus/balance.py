@@ -96,15 +96,21 @@ class BonusService:
         )
         self._last: dict[str, tuple[float, BalanceAnswer]] = {}
 
-    async def call_master(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        """One master call under the breaker and the fail-fast timeout."""
+    async def call_master(
+        self, operation: str, call: Callable[[], Awaitable[T]], deadline: float | None = None
+    ) -> T:
+        """One master call under the breaker and the fail-fast budget (``deadline`` on this
+        service's clock: what is left of one look-up's budget, shared by all its calls)."""
         try:
             self.breaker.before_call()
         except BreakerOpen as exc:
             raise MasterUnavailable(self.master, exc.retry_after) from exc
         started = self._clock()
         try:
-            result = await asyncio.wait_for(call(), self.settings.timeout_seconds)
+            budget = self.settings.timeout_seconds
+            if deadline is not None:
+                budget = max(0.0, min(budget, deadline - self._clock()))
+            result = await asyncio.wait_for(call(), budget)
         except (TransientError, TimeoutError) as exc:
             if self.breaker.failed():
                 log.warning(
@@ -125,17 +131,19 @@ class BonusService:
         if self._metrics is not None:
             self._metrics.observe_master(self.master, operation, self._clock() - started)
 
-    async def resolve(self, ref: CustomerRef) -> LedgerCustomer:
+    async def resolve(self, ref: CustomerRef, deadline: float | None = None) -> LedgerCustomer:
         """The master's customer for a phone, a card, or an id in some system."""
         ledger = self._ledger
         if ref.phone is not None:
             phone = normalize_phone(ref.phone)
             return await self.call_master(
-                "find_customer", lambda: ledger.find_customer(phone=phone)
+                "find_customer", lambda: ledger.find_customer(phone=phone), deadline
             )
         if ref.card is not None:
             card = ref.card
-            return await self.call_master("find_customer", lambda: ledger.find_customer(card=card))
+            return await self.call_master(
+                "find_customer", lambda: ledger.find_customer(card=card), deadline
+            )
         # Both set: guaranteed by the request model.
         assert ref.system is not None
         assert ref.id is not None
@@ -149,15 +157,20 @@ class BonusService:
                 )
             local = mapped
         return await self.call_master(
-            "find_customer", lambda: ledger.find_customer(customer_id=local)
+            "find_customer", lambda: ledger.find_customer(customer_id=local), deadline
         )
 
     async def balance(self, ref: CustomerRef, cart_total: Decimal | None) -> BalanceAnswer:
         """The master's balance now, or the last known one if so configured."""
+        # One budget for the whole look-up, however many calls the master needs (a till
+        # never waits longer than timeout_seconds).
+        deadline = self._clock() + self.settings.timeout_seconds
         try:
-            customer = await self.resolve(ref)
+            customer = await self.resolve(ref, deadline)
             found = await self.call_master(
-                "balance", lambda: self._ledger.balance(customer.customer_id, cart_total)
+                "balance",
+                lambda: self._ledger.balance(customer.customer_id, cart_total),
+                deadline,
             )
         except MasterUnavailable:
             stale = self._stale(ref)
