@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,7 @@ from unittest import mock
 
 import aiohttp
 import requests
+from intake import start_daemon  # bench/ is on sys.path when run as a script
 
 from bridge.settings import SystemSettings
 from connectors.onec.connector import ONEC
@@ -117,24 +117,6 @@ def start_emulator(kind: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
         stop(proc)
         raise SystemExit(f"the emulator did not start within 30 s (exit {proc.returncode})")
     return proc, dict(json.loads(line))
-
-
-def start_daemon(config: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """Run ``python -m bridge serve`` and wait until ``GET /health`` answers 200."""
-    cmd = [sys.executable, "-m", "bridge", "--config", str(config), "serve"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    sys.stderr.write(log_path.read_text(errors="replace"))
-    raise SystemExit(f"the bridge did not answer /health within 30 s (exit {proc.returncode})")
 
 
 def stop(proc: subprocess.Popen[Any]) -> int | None:
