@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import string
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -183,6 +184,125 @@ class BreakerSettings(Strict):
     reset_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
+SMS_FIELDS = frozenset({"code", "amount", "order", "minutes"})
+DEFAULT_SMS_TEXT = "Код {code}: списание {amount} баллов, заказ {order}. Не сообщайте код никому."
+
+
+def check_template(text: str, allowed: frozenset[str]) -> str:
+    """A ``{name}`` template using only ``allowed`` names, no attributes, indexes or specs."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"bad template: {exc}") from exc
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in allowed or spec or conversion:
+            names = ", ".join("{" + n + "}" for n in sorted(allowed))
+            raise ValueError(
+                f"unknown placeholder {{{name}}}; use {names} (double braces for a literal)"
+            )
+    return text
+
+
+class SandboxGatewaySettings(Strict):
+    """Messages are kept in the store, readable by ``bridge sandbox messages``; sandbox only."""
+
+    type: Literal["sandbox"] = "sandbox"
+
+
+class SmsRuGatewaySettings(Strict):
+    """SMS.ru HTTP API (``/sms/send`` with ``api_id``)."""
+
+    type: Literal["smsru"]
+    api_id: SecretStr
+    sender: str | None = None  # an approved sender name (``from``)
+    url: str = "https://sms.ru/sms/send"
+    test: bool = False  # SMS.ru checks the request but sends nothing
+
+
+class SmscGatewaySettings(Strict):
+    """SMSC.ru HTTP API (``/sys/send.php`` with ``login``/``psw``)."""
+
+    type: Literal["smsc"]
+    login: str
+    password: SecretStr
+    sender: str | None = None
+    url: str = "https://smsc.ru/sys/send.php"
+
+
+class HttpGatewaySettings(Strict):
+    """Any provider with an HTTP API: a request template with ``{phone}`` and ``{text}``."""
+
+    type: Literal["http"]
+    url: str
+    method: Literal["GET", "POST"] = "POST"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    # Query parameters (GET) or form fields (POST) — or a JSON body; values are templates.
+    params: dict[str, str] = Field(default_factory=dict)
+    json_body: dict[str, Any] | None = None
+    success_status: list[int] = Field(default_factory=lambda: [200, 201, 202])
+    # A substring the answer must contain to count as sent (some APIs answer 200 on errors).
+    success_contains: str | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for text in value.values():
+            check_template(text, frozenset({"phone", "text"}))
+        return value
+
+
+GatewaySettings = Annotated[
+    SandboxGatewaySettings | SmsRuGatewaySettings | SmscGatewaySettings | HttpGatewaySettings,
+    Field(discriminator="type"),
+]
+
+
+class SmsSettings(Strict):
+    """Who sends the confirmation codes, and through what."""
+
+    # bridge: the bridge makes the code and sends it through ``gateway``; master: the master
+    # sends its own (RetailCRM confirmSmsCharge) and the bridge passes the code on.
+    sender: Literal["bridge", "master"] = "bridge"
+    gateway: GatewaySettings = SandboxGatewaySettings()
+    text: str = DEFAULT_SMS_TEXT  # placeholders: {code} {amount} {order} {minutes}
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        check_template(value, SMS_FIELDS)
+        if "{code}" not in value:
+            raise ValueError("must contain {code}")
+        return value
+
+
+class ReservationSettings(Strict):
+    """SMS-confirmed write-offs (PRODUCT 3.2)."""
+
+    code_length: int = Field(default=6, ge=4, le=8)
+    code_ttl_seconds: float = Field(default=600.0, gt=0, le=3600)  # NIST: at most 10 min
+    max_attempts: int = Field(default=5, ge=1, le=10)  # wrong codes before ``locked``
+    resend_cooldown_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # At most this many codes to one phone per window (SMS costs money; pumping).
+    max_codes_per_phone: int = Field(default=5, ge=1, le=1000)
+    phone_window_seconds: float = Field(default=600.0, gt=0, le=86400)
+    hold_ttl_seconds: float = Field(default=1800.0, gt=0, le=7 * 86400)  # then released
+    # How often the background job looks for expired holds and pending commands.
+    sweep_seconds: float = Field(default=1.0, gt=0, le=60)
+    retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)  # pending-command backoff cap
+
+    @model_validator(mode="after")
+    def _hold_outlives_code(self) -> ReservationSettings:
+        if self.hold_ttl_seconds <= self.code_ttl_seconds:
+            raise ValueError(
+                f"hold_ttl_seconds ({self.hold_ttl_seconds:g}) must exceed"
+                f" code_ttl_seconds ({self.code_ttl_seconds:g})"
+            )
+        return self
+
+
 class BonusSettings(Strict):
     """The bonus program: which system owns balances, and how to behave when it is down."""
 
@@ -191,6 +311,8 @@ class BonusSettings(Strict):
     when_master_down: Literal["fail", "stale"] = "fail"  # 503, or the last known balance
     stale_max_age_seconds: float = Field(default=3600.0, gt=0)
     breaker: BreakerSettings = BreakerSettings()
+    reservations: ReservationSettings = ReservationSettings()
+    sms: SmsSettings = SmsSettings()
 
 
 class SandboxSettings(Strict):

@@ -1,0 +1,1 @@
+"""SMS gateways for confirmation codes (PRODUCT 3.2)."""
