@@ -68,6 +68,18 @@ class Metrics:
             ["system"],
             registry=self.registry,
         )
+        self.sms = Counter(
+            "bridge_sms_messages",
+            "Confirmation codes sent, by gateway and outcome (sent, failed)",
+            ["gateway", "outcome"],
+            registry=self.registry,
+        )
+        self.reservations = Gauge(
+            "bridge_reservations",
+            "Reservations by status",
+            ["status"],
+            registry=self.registry,
+        )
         self.queue = Gauge(
             "bridge_queue_depth",
             "Deliveries by target and status (done excluded)",
@@ -108,4 +120,7 @@ class Metrics:
                 oldest[cell.target] = min(oldest.get(cell.target, now), cell.oldest_at)
         for cell in depth:
             self.oldest.labels(cell.target).set(max(0.0, now - oldest.get(cell.target, now)))
+        self.reservations.clear()
+        for status, count in (await store.count_reservations()).items():
+            self.reservations.labels(status).set(count)
         return generate_latest(self.registry)

@@ -8,10 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 
 from bridge.bonus.balance import BonusService
+from bridge.bonus.reservations import ReservationService
 from bridge.connector import Emulator, Lifecycle
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
-from bridge.ledger import Ledger
+from bridge.ledger import Ledger, MasterVerification
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.poller import Poller
@@ -19,6 +20,7 @@ from bridge.registry import Connectors, build_connectors
 from bridge.router import Router
 from bridge.settings import Settings
 from bridge.settings_loader import LoadedSettings
+from bridge.sms.factory import build_gateway
 from bridge.store import Store, open_store
 
 log = get_logger("bridge.runtime")
@@ -36,6 +38,7 @@ class Runtime:
     dispatcher: Dispatcher | None = None
     poller: Poller | None = None
     bonus: BonusService | None = None
+    reservations: ReservationService | None = None
     emulators: dict[str, Emulator] = field(default_factory=dict)
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -59,6 +62,8 @@ class Runtime:
         ledger = self.connectors.by_system.get(master) if master else None
         if master is not None and isinstance(ledger, Ledger):
             self.bonus = BonusService(self.settings.bonus, master, ledger, self.store, self.metrics)
+            self.reservations = self._reservation_service(self.bonus, ledger)
+            await self.reservations.start()
         if not dispatch:
             return
         lanes = {}
@@ -78,6 +83,24 @@ class Runtime:
         self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)
         self.poller.start()
 
+    def _reservation_service(self, bonus: BonusService, ledger: Ledger) -> ReservationService:
+        sms = self.settings.bonus.sms
+        if sms.sender == "master":
+            if not isinstance(ledger, MasterVerification):
+                raise SettingsError(
+                    [
+                        f"bonus.sms.sender: master, but {bonus.master!r} does not send"
+                        " confirmation codes itself; use sender: bridge with a gateway"
+                    ]
+                )
+            return ReservationService(
+                bonus, self.store, self.settings.bonus, None, verifier=ledger, metrics=self.metrics
+            )
+        gateway = build_gateway(sms, self.store)
+        return ReservationService(
+            bonus, self.store, self.settings.bonus, gateway, metrics=self.metrics
+        )
+
     async def start_emulators(self) -> None:
         """Start the sandbox emulator of every system whose connector ships one."""
         self.emulators = self.connectors.emulators(self.settings)
@@ -93,6 +116,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop in reverse order; queued writes commit before the store closes."""
+        if self.reservations is not None:
+            await self.reservations.stop()
         if self.poller is not None:
             await self.poller.stop()
         if self.dispatcher is not None:

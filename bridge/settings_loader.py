@@ -198,6 +198,20 @@ def cross_checks(doc: Document) -> list[Problem]:
     master = _as_dict(data.get("bonus")).get("master")
     if isinstance(master, str) and master not in systems:
         problems.append(doc.problem(("bonus", "master"), f"unknown system {master!r}"))
+    sms = _as_dict(_as_dict(data.get("bonus")).get("sms"))
+    gateway = _as_dict(sms.get("gateway")).get("type", "sandbox")
+    sandbox = _as_dict(data.get("sandbox")).get("enabled") is True
+    if master and sms.get("sender", "bridge") == "bridge" and gateway == "sandbox" and not sandbox:
+        # The sandbox gateway only keeps texts in the store: in production no code would
+        # ever reach a customer.
+        where: KeyPath = ("bonus", "sms", "gateway") if "gateway" in sms else ("bonus", "master")
+        problems.append(
+            doc.problem(
+                where,
+                "the sandbox SMS gateway needs sandbox.enabled; configure bonus.sms.gateway"
+                " (smsru, smsc or http) or bonus.sms.sender: master",
+            )
+        )
     for i, route in enumerate(routes):
         if not isinstance(route, dict):
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.bonus.phones import mask
 from bridge.store.records import (
     Cursor,
     DeliveryRecord,
@@ -14,6 +15,7 @@ from bridge.store.records import (
     QueueDepth,
     ReplayResult,
 )
+from bridge.store.reservations import Reservation, SandboxMessage, Step
 
 
 def iso(ts: float | None) -> str | None:
@@ -113,3 +115,47 @@ def queue_view(depth: list[QueueDepth], now: float) -> list[dict[str, Any]]:
 def cursor_view(c: Cursor) -> dict[str, Any]:
     """A poll cursor."""
     return {"source": c.source, "name": c.name, "value": c.value, "updated_at": iso(c.updated_at)}
+
+
+def reservation_view(
+    rsv: Reservation, attempts: int, history: list[Step] | None = None
+) -> dict[str, Any]:
+    """A reservation as the API shows it; never a code, a digest, or a full phone."""
+    out: dict[str, Any] = {
+        "id": rsv.id,
+        "status": str(rsv.status),
+        "master": rsv.master,
+        "amount": str(rsv.amount),
+        "customer": {"id": rsv.customer_id},
+        "order": {"system": rsv.order_system, "id": rsv.order_id},
+        "code_sent_to": mask(rsv.phone) if rsv.phone else None,
+        "code_expires_at": iso(rsv.code_expires_at) if rsv.code_expires_at else None,
+        "attempts_left": max(0, attempts - rsv.attempts),
+        "expires_at": iso(rsv.expires_at),
+        "created_at": iso(rsv.created_at),
+        "updated_at": iso(rsv.updated_at),
+    }
+    if rsv.order_total is not None:
+        out["order"]["total"] = str(rsv.order_total)
+    if rsv.channel is not None:
+        out["channel"] = rsv.channel
+    if rsv.committed is not None:
+        out["committed"] = str(rsv.committed)
+    if rsv.pending is not None:
+        out["master_call_pending"] = rsv.pending  # a release or commit still owed
+        if rsv.pending_due_at is not None:
+            out["next_attempt_at"] = iso(rsv.pending_due_at)
+    if rsv.error_code is not None:
+        out["error"] = {"code": rsv.error_code, "detail": rsv.error_detail}
+    if history is not None:
+        out["history"] = [
+            {"at": iso(s.at or 0), "kind": s.kind, "status": str(s.status), "detail": s.detail}
+            | ({"actor": s.actor} if s.actor else {})
+            for s in history
+        ]
+    return out
+
+
+def message_view(m: SandboxMessage) -> dict[str, Any]:
+    """A sandbox SMS (sandbox only: the text holds the code)."""
+    return {"id": m.id, "at": iso(m.at), "phone": m.phone, "text": m.text, "reference": m.reference}

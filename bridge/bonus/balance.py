@@ -96,6 +96,11 @@ class BonusService:
         )
         self._last: dict[str, tuple[float, BalanceAnswer]] = {}
 
+    @property
+    def ledger(self) -> Ledger:
+        """The master's connector."""
+        return self._ledger
+
     async def call_master(
         self, operation: str, call: Callable[[], Awaitable[T]], deadline: float | None = None
     ) -> T:

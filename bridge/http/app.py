@@ -8,13 +8,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bridge.bonus.phones import PhoneError, normalize_phone
 from bridge.errors import StoreError
-from bridge.http import admin, bonus, hooks
+from bridge.http import admin, bonus, hooks, reservations
 from bridge.http.auth import ClientAuth
 from bridge.http.problems import Problem, json_response, problem_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.logs import get_logger
 from bridge.runtime import Runtime
+from bridge.views import message_view
 
 log = get_logger("bridge.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,6 +86,26 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def sandbox_messages(request: web.Request) -> web.Response:
+    """``GET /sandbox/messages[?phone=…&limit=…]``: what the sandbox SMS gateway received
+    (sandbox only; any client token)."""
+    request.app[AUTH].authenticate(request)
+    phone = request.query.get("phone")
+    if phone is not None:
+        try:
+            phone = normalize_phone(phone)
+        except PhoneError as exc:
+            raise Problem(422, "invalid_request", f"phone: {exc}", field="phone") from exc
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= 1000:
+        raise Problem(422, "invalid_request", "limit: must be 1 to 1000", field="limit")
+    found = await request.app[RUNTIME].store.list_sandbox_messages(phone, limit)
+    return json_response({"messages": [message_view(m) for m in found]})
+
+
 def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Application:
     """The app; with ``manage_runtime`` the runtime starts and stops with it."""
     app = web.Application(
@@ -105,6 +127,9 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/hooks/{system}", hooks.receive_webhook)
     app.router.add_post("/api/v1/bonus/balance", bonus.balance)
+    reservations.add_routes(app)
+    if runtime.settings.sandbox.enabled:
+        app.router.add_get("/sandbox/messages", sandbox_messages)
     app.router.add_get("/api/v1/events", admin.list_events)
     app.router.add_get("/api/v1/events/{id}", admin.show_event)
     app.router.add_post("/api/v1/events/replay", admin.replay)

@@ -25,10 +25,11 @@ from bridge.store.records import (
     Status,
     Stored,
 )
+from bridge.store.reservations import ReservationStore
 
 
-class Store(Protocol):
-    """The durable event log."""
+class Store(ReservationStore, Protocol):
+    """The durable event log (and the reservations of the bonus service)."""
 
     async def open(self, *, serving: bool = False) -> None:
         """Connect and migrate the schema; ``serving`` is the daemon (SQLite locks the file

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from bridge.errors import NotFound, StoreError
+from bridge.store import sqlite_reservations as rsv_io
 from bridge.store import sqlite_rows as row_io
 from bridge.store import sqlite_sql as q
 from bridge.store.migrate import migrate_sqlite
@@ -38,6 +39,7 @@ from bridge.store.records import (
     event_ref,
 )
 from bridge.store.refs import parse_ref
+from bridge.store.reservations import Reservation, SandboxMessage, Step
 from bridge.store.sqlite_writer import Writer
 
 T = TypeVar("T")
@@ -530,3 +532,65 @@ class SQLiteStore:
             return (row[0], row[1], row[2])
 
         return await self._write(job)
+
+    # -- reservations (bridge.store.reservations.ReservationStore) ----------------------
+
+    async def create_reservation(self, rsv: Reservation, step: Step) -> Reservation:
+        """Insert, or return the reservation holding the same idempotency key."""
+        now = self._clock()
+        return await self._write(lambda conn: rsv_io.create(conn, rsv, step, now))
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        """One reservation; NotFound if there is none."""
+        return await self._read(lambda conn: rsv_io.get(conn, reservation_id))
+
+    async def update_reservation(self, rsv: Reservation, steps: Sequence[Step]) -> Reservation:
+        """Compare-and-set on version; VersionConflict when someone moved it first."""
+        now = self._clock()
+        return await self._write(lambda conn: rsv_io.update(conn, rsv, steps, now))
+
+    async def list_reservations(
+        self, status: str | None = None, limit: int = 50
+    ) -> list[Reservation]:
+        """Newest first."""
+        return await self._read(lambda conn: rsv_io.listing(conn, status, limit))
+
+    async def reservation_history(self, reservation_id: str) -> list[Step]:
+        """Oldest first."""
+        return await self._read(lambda conn: rsv_io.history(conn, reservation_id))
+
+    async def due_reservations(self, now: float, stuck_before: float, limit: int) -> list[str]:
+        """Ids with sweeper work."""
+        return await self._read(lambda conn: rsv_io.due(conn, now, stuck_before, limit))
+
+    async def next_reservation_due(self) -> float | None:
+        """The earliest sweeper work."""
+        return await self._read(rsv_io.next_due)
+
+    async def count_reservations(self) -> dict[str, int]:
+        """Per status."""
+        return await self._read(rsv_io.counts)
+
+    async def claim_sms_slot(
+        self, phone_key: str, now: float, window: float, cap: int, reservation_id: str
+    ) -> bool:
+        """Count one code to the phone unless the cap is reached."""
+        return await self._write(
+            lambda conn: rsv_io.claim_sms(conn, phone_key, now, window, cap, reservation_id)
+        )
+
+    async def add_sandbox_message(self, phone: str, text: str, reference: str | None) -> int:
+        """Keep a sandbox text."""
+        now = self._clock()
+        return await self._write(lambda conn: rsv_io.add_message(conn, phone, text, reference, now))
+
+    async def list_sandbox_messages(
+        self, phone: str | None = None, limit: int = 20
+    ) -> list[SandboxMessage]:
+        """Newest first."""
+        return await self._read(lambda conn: rsv_io.list_messages(conn, phone, limit))
+
+    async def secret(self, name: str, make: Callable[[], str]) -> str:
+        """Get or make a stored secret."""
+        made = make()
+        return await self._write(lambda conn: rsv_io.secret(conn, name, made))

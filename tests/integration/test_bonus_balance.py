@@ -3,114 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-import yaml
-from aiohttp import web
 
-from bridge.http.app import build_app
-from bridge.runtime import Runtime, build_runtime
-from bridge.settings_loader import read_settings
-from tests.support.configs import ADMIN_TOKEN, CLIENT_TOKEN
-from tests.support.daemon import free_port
+from tests.support.bonus import ADMIN, MASTERS, BonusFactory, bonus_factory
 
-TILL = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
-
-
-@dataclass
-class Bonus:
-    """A bridge with a bonus master and its sandbox emulator."""
-
-    url: str
-    runtime: Runtime
-    http: aiohttp.ClientSession
-
-    async def balance(self, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        async with self.http.post(
-            f"{self.url}/api/v1/bonus/balance",
-            json=body,
-            headers=TILL if headers is None else headers,
-        ) as resp:
-            return resp.status, (await resp.json(content_type=None)) | {
-                "_retry_after": resp.headers.get("Retry-After")
-            }
-
-    @property
-    def emulator(self) -> Any:
-        master = self.runtime.settings.bonus.master
-        assert master is not None
-        return self.runtime.emulators[master]
-
-
-@pytest.fixture
-async def bonus_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Bonus]]]:
-    cleanups: list[Callable[[], Awaitable[None]]] = []
-
-    async def make(master: str, **bonus: Any) -> Bonus:
-        onec = f"http://127.0.0.1:{free_port()}/base/ws/BridgeLoyalty.1cws"
-        config = {
-            "store": {"url": f"sqlite:///{tmp_path / f'{master}.db'}"},
-            "clients": {
-                "till": {"token": CLIENT_TOKEN, "scopes": ["bonus:read", "bonus:reserve"]},
-                "support": {"token": ADMIN_TOKEN, "scopes": ["admin"]},
-            },
-            "systems": {
-                "onec": {
-                    "type": "onec",
-                    "delivery": {"timeout_seconds": 2},
-                    "options": {
-                        "address": onec,
-                        "username": "bridge",
-                        "password": "sandbox",
-                        "poll_interval": 0,
-                    },
-                },
-                "retailcrm": {
-                    "type": "retailcrm",
-                    "options": {
-                        "url": f"http://127.0.0.1:{free_port()}",
-                        "api_key": "sandbox-bridge-key-0001",
-                        "poll_interval": 0,
-                        "rate_limit": 50,
-                    },
-                },
-            },
-            "bonus": {
-                "master": master,
-                "timeout_seconds": 0.5,
-                "breaker": {"failures": 3, "reset_seconds": 30},
-                **bonus,
-            },
-            "sandbox": {"enabled": True},
-        }
-        path = tmp_path / f"{master}.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        runtime = build_runtime(read_settings(path, env={}))
-        runner = web.AppRunner(build_app(runtime))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        cleanups.append(runner.cleanup)
-        http = aiohttp.ClientSession()
-        cleanups.append(http.close)
-        return Bonus(f"http://127.0.0.1:{runner.addresses[0][1]}", runtime, http)
-
-    yield make
-    for cleanup in reversed(cleanups):
-        await cleanup()
-
-
-MASTERS = ["onec", "retailcrm"]
+__all__ = ["bonus_factory"]  # the fixture, used by name
 
 
 @pytest.mark.parametrize("master", MASTERS)
 @pytest.mark.parametrize("phone", ["+7 900 000-00-01", "8 (900) 000-00-01", "9000000001"])
 async def test_balance_by_phone_in_any_notation(
-    bonus_factory: Callable[..., Awaitable[Bonus]], master: str, phone: str
+    bonus_factory: BonusFactory, master: str, phone: str
 ) -> None:
     bonus = await bonus_factory(master)
     status, body = await bonus.balance({"customer": {"phone": phone}, "cart": {"total": "300.00"}})
@@ -123,9 +28,7 @@ async def test_balance_by_phone_in_any_notation(
 
 
 @pytest.mark.parametrize("master", MASTERS)
-async def test_balance_by_card_and_by_system_id(
-    bonus_factory: Callable[..., Awaitable[Bonus]], master: str
-) -> None:
+async def test_balance_by_card_and_by_system_id(bonus_factory: BonusFactory, master: str) -> None:
     bonus = await bonus_factory(master)
     status, by_card = await bonus.balance({"customer": {"card": "2000000000015"}})
     assert status == 200
@@ -160,7 +63,7 @@ async def test_balance_by_card_and_by_system_id(
     ],
 )
 async def test_bad_input_names_the_field(
-    bonus_factory: Callable[..., Awaitable[Bonus]], body: Any, field: str
+    bonus_factory: BonusFactory, body: Any, field: str
 ) -> None:
     bonus = await bonus_factory("onec")
     status, problem = await bonus.balance(body)
@@ -169,17 +72,17 @@ async def test_bad_input_names_the_field(
     assert problem["detail"].startswith(f"{field}: ")
 
 
-async def test_auth_and_scope(bonus_factory: Callable[..., Awaitable[Bonus]]) -> None:
+async def test_auth_and_scope(bonus_factory: BonusFactory) -> None:
     bonus = await bonus_factory("onec")
     body = {"customer": {"card": "2000000000015"}}
     assert (await bonus.balance(body, headers={}))[0] == 401
-    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    admin = ADMIN
     assert (await bonus.balance(body, headers=admin))[0] == 403
 
 
 @pytest.mark.parametrize("master", MASTERS)
 async def test_a_master_that_hangs_opens_the_breaker_and_lookups_fail_fast(
-    bonus_factory: Callable[..., Awaitable[Bonus]], master: str
+    bonus_factory: BonusFactory, master: str
 ) -> None:
     bonus = await bonus_factory(master)
     body = {"customer": {"card": "2000000000015"}}
@@ -200,7 +103,7 @@ async def test_a_master_that_hangs_opens_the_breaker_and_lookups_fail_fast(
 
 
 async def test_stale_mode_answers_the_last_known_balance_not_spendable(
-    bonus_factory: Callable[..., Awaitable[Bonus]],
+    bonus_factory: BonusFactory,
 ) -> None:
     bonus = await bonus_factory("onec", when_master_down="stale")
     body = {"customer": {"card": "2000000000015"}}

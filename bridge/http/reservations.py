@@ -1,0 +1,292 @@
+"""``/api/v1/bonus/reservations``: SMS-confirmed write-offs (PRODUCT 3.2 and 4.1)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from bridge.bonus.balance import CustomerRef, MasterUnavailable
+from bridge.bonus.reservations import (
+    NewReservation,
+    ReservationProblem,
+    ReservationService,
+    request_digest,
+)
+from bridge.http.bonus import CustomerIn, money, read_model
+from bridge.http.problems import Problem, json_response
+from bridge.http.state import AUTH, RUNTIME
+from bridge.ledger import LedgerErrorCode, LedgerRefused
+from bridge.store.reservations import Reservation, RsvStatus
+from bridge.views import reservation_view
+
+RESERVATION_ID = re.compile(r"^rsv_[0-9a-f]{20}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+
+# The HTTP status of each refusal (PRODUCT 4.1); anything else is 409.
+STATUS = {
+    "invalid_request": 422,
+    "invalid_code": 422,
+    "amount_exceeds_reservation": 422,
+    "no_phone_on_file": 422,
+    "idempotency_key_reused": 422,
+    "reservation_not_found": 404,
+    "resend_too_soon": 429,
+    "too_many_codes": 429,
+    "sms_unavailable": 503,
+}
+LEDGER_STATUS = {
+    LedgerErrorCode.UNKNOWN_CUSTOMER: 404,
+    LedgerErrorCode.INSUFFICIENT_BALANCE: 422,
+    LedgerErrorCode.INVALID_REQUEST: 422,
+    LedgerErrorCode.RESERVATION_NOT_FOUND: 422,  # at create: the master has no such order
+    LedgerErrorCode.OPERATION_CONFLICT: 409,
+}
+
+
+class OrderIn(BaseModel):
+    """The order the points are spent on: its system, its id there, its total."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    system: str
+    id: str
+    total: Decimal | None = None
+
+    @field_validator("system", "id")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not 1 <= len(value) <= 64:
+            raise ValueError("must be 1 to 64 characters")
+        return value
+
+    @field_validator("total", mode="before")
+    @classmethod
+    def _total(cls, value: Any) -> Decimal | None:
+        return None if value is None else money(value)
+
+
+class ReserveIn(BaseModel):
+    """``POST /api/v1/bonus/reservations``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer: CustomerIn
+    amount: Decimal
+    order: OrderIn
+    channel: str | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Decimal:
+        amount = money(value)
+        if amount <= 0:
+            raise ValueError("must be more than 0")
+        return amount
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9_\-]{1,32}", value):
+            raise ValueError("must be 1 to 32 of a-z, 0-9, _ and -, such as 'till' or 'site'")
+        return value
+
+
+class ConfirmIn(BaseModel):
+    """``POST …/confirm``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4,8}", value.strip()):
+            raise ValueError("must be the 4 to 8 digits of the SMS, as a string")
+        return value.strip()
+
+
+class CommitIn(BaseModel):
+    """``POST …/commit``; without ``amount`` the whole hold is written off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Decimal | None:
+        return None if value is None else money(value)
+
+
+class EmptyIn(BaseModel):
+    """Bodies that carry nothing (an empty body or ``{}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def service(request: web.Request) -> ReservationService:
+    """The reservation service, or 404 when there is no bonus master."""
+    found = request.app[RUNTIME].reservations
+    if found is None:
+        raise Problem(404, "no_bonus_master", "bonus.master is not configured")
+    return found
+
+
+def reservation_id(request: web.Request) -> str:
+    """The ``{id}`` of the path, checked."""
+    rsv_id = request.match_info["id"]
+    if not RESERVATION_ID.match(rsv_id):
+        raise Problem(404, "reservation_not_found", f"no reservation {rsv_id[:40]!r}")
+    return rsv_id
+
+
+async def read_optional(request: web.Request, model: type[BaseModel]) -> Any:
+    """Like ``read_model``, but an empty body is ``{}``."""
+    if not request.body_exists or request.content_length == 0:
+        return model.model_validate({})
+    return await read_model(request, model)
+
+
+def answer(svc: ReservationService, rsv: Reservation, created: bool = False) -> web.Response:
+    """201 for a new one, 202 while a master call is owed for the caller's request, else 200."""
+    status = 200
+    if created:
+        status = 201
+    elif rsv.status in (RsvStatus.COMMIT_PENDING, RsvStatus.RELEASE_PENDING):
+        status = 202
+    return json_response(reservation_view(rsv, svc.rules.max_attempts), status)
+
+
+def problem(exc: Exception) -> Problem:
+    """The problem document of a refusal."""
+    if isinstance(exc, ReservationProblem):
+        headers = {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        extra = dict(exc.extra)
+        if exc.field is not None:
+            extra["field"] = exc.field
+        return Problem(STATUS.get(exc.code, 409), exc.code, exc.detail, headers=headers, **extra)
+    if isinstance(exc, MasterUnavailable):
+        return Problem(
+            503,
+            "master_unavailable",
+            str(exc),
+            headers={"Retry-After": str(max(1, round(exc.retry_after)))},
+        )
+    if isinstance(exc, LedgerRefused):
+        code = "unknown_order" if exc.code is LedgerErrorCode.RESERVATION_NOT_FOUND else exc.code
+        return Problem(LEDGER_STATUS.get(exc.code, 409), str(code), exc.detail)
+    raise exc
+
+
+async def create(request: web.Request) -> web.Response:
+    """``POST /api/v1/bonus/reservations``."""
+    client = request.app[AUTH].require(request, "bonus:reserve")
+    svc = service(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise Problem(
+            422,
+            "invalid_request",
+            "Idempotency-Key: must be 1 to 128 printable ASCII characters without spaces",
+            field="Idempotency-Key",
+        )
+    body: ReserveIn = await read_model(request, ReserveIn)
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+    req = NewReservation(
+        customer=CustomerRef(**body.customer.model_dump()),
+        amount=body.amount,
+        order_system=body.order.system,
+        order_id=body.order.id,
+        client=client.name,
+        order_total=body.order.total,
+        channel=body.channel,
+        idempotency_key=key,
+        request_hash=request_digest(canonical) if key is not None else None,
+    )
+    try:
+        rsv, created = await svc.create(req)
+    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
+        raise problem(exc) from exc
+    return answer(svc, rsv, created)
+
+
+async def show(request: web.Request) -> web.Response:
+    """``GET /api/v1/bonus/reservations/{id}``: state, amounts, times, history."""
+    request.app[AUTH].require(request, "bonus:read")
+    svc = service(request)
+    try:
+        rsv, history = await svc.get(reservation_id(request))
+    except ReservationProblem as exc:
+        raise problem(exc) from exc
+    return json_response(reservation_view(rsv, svc.rules.max_attempts, history))
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """``POST …/{id}/confirm``."""
+    request.app[AUTH].require(request, "bonus:reserve")
+    svc = service(request)
+    rsv_id = reservation_id(request)
+    body: ConfirmIn = await read_model(request, ConfirmIn)
+    try:
+        rsv = await svc.confirm(rsv_id, body.code)
+    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
+        raise problem(exc) from exc
+    return answer(svc, rsv)
+
+
+async def resend(request: web.Request) -> web.Response:
+    """``POST …/{id}/resend``."""
+    request.app[AUTH].require(request, "bonus:reserve")
+    svc = service(request)
+    rsv_id = reservation_id(request)
+    await read_optional(request, EmptyIn)
+    try:
+        rsv = await svc.resend(rsv_id)
+    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
+        raise problem(exc) from exc
+    return answer(svc, rsv)
+
+
+async def commit(request: web.Request) -> web.Response:
+    """``POST …/{id}/commit``: 200 committed, 202 commit_pending."""
+    request.app[AUTH].require(request, "bonus:reserve")
+    svc = service(request)
+    rsv_id = reservation_id(request)
+    body: CommitIn = await read_optional(request, CommitIn)
+    try:
+        rsv = await svc.commit(rsv_id, body.amount)
+    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
+        raise problem(exc) from exc
+    return answer(svc, rsv)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """``POST …/{id}/cancel``: 200 released/cancelled, 202 release_pending."""
+    client = request.app[AUTH].require(request, "bonus:reserve")
+    svc = service(request)
+    rsv_id = reservation_id(request)
+    await read_optional(request, EmptyIn)
+    try:
+        rsv = await svc.cancel(rsv_id, f"client:{client.name}")
+    except ReservationProblem as exc:
+        raise problem(exc) from exc
+    return answer(svc, rsv)
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount the reservation endpoints."""
+    base = "/api/v1/bonus/reservations"
+    app.router.add_post(base, create)
+    app.router.add_get(base + "/{id}", show)
+    app.router.add_post(base + "/{id}/confirm", confirm)
+    app.router.add_post(base + "/{id}/resend", resend)
+    app.router.add_post(base + "/{id}/commit", commit)
+    app.router.add_post(base + "/{id}/cancel", cancel)
