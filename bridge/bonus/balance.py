@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from bridge.bonus.breaker import Breaker, BreakerOpen
 from bridge.bonus.phones import normalize_phone
-from bridge.errors import BridgeError, TransientError
+from bridge.errors import AuthError, BridgeError, ConfigError, PermanentError, TransientError
 from bridge.ledger import (
     Ledger,
     LedgerBalance,
@@ -127,6 +127,16 @@ class BonusService:
         except LedgerRefused:
             self._answered(operation, started)  # a refusal is an answer: the master is up
             raise
+        except (AuthError, ConfigError) as exc:
+            # Unusable as configured (a refused key, a wrong URL): to a till that is a
+            # master that is not there; support finds the reason in the log.
+            self.breaker.failed()
+            log.error("master_misconfigured", system=self.master, error=str(exc))  # noqa: TRY400
+            raise MasterUnavailable(self.master, self.settings.breaker.reset_seconds) from exc
+        except PermanentError as exc:
+            # The master refused the call without one of the Ledger's codes.
+            self._answered(operation, started)
+            raise LedgerRefused(LedgerErrorCode.INVALID_REQUEST, str(exc)) from exc
         self._answered(operation, started)
         return result
 

@@ -1,0 +1,372 @@
+"""SMS-confirmed reservations against both masters' emulators, over sockets (issue 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from bridge.bonus.phones import mask
+from bridge.logs import configure_logging
+from bridge.settings import LogFormat, LogSettings
+from connectors.retailcrm.emulator import RetailcrmEmulator
+from tests.support.bonus import ADMIN, MASTERS, Bonus, BonusFactory, bonus_factory
+from tests.support.configs import ADMIN_TOKEN, CLIENT_TOKEN
+from tests.support.daemon import free_port
+
+__all__ = ["bonus_factory"]  # the fixture, used by name
+
+PHONE = "+79000000001"
+RSV = "/api/v1/bonus/reservations"
+
+
+def order(master: str, number: int = 1) -> dict[str, str]:
+    """An order the master accepts a charge on: RetailCRM's seeded orders, or a till
+    receipt for 1C (which takes any order id)."""
+    return {"system": master, "id": f"o-{number}" if master == "retailcrm" else f"till-{number}"}
+
+
+async def reserve(bonus: Bonus, amount: str, master: str, **extra: Any) -> tuple[int, Any]:
+    body = {"customer": {"phone": "8 900 000-00-01"}, "amount": amount, "order": order(master)}
+    headers = extra.pop("headers", None)
+    return await bonus.call("POST", RSV, body | extra, headers)
+
+
+async def last_code(bonus: Bonus, phone: str = PHONE) -> tuple[str, str]:
+    """(code, text) of the newest sandbox SMS to ``phone``, read over the sandbox endpoint."""
+    status, body = await bonus.call("GET", f"/sandbox/messages?phone={phone}&limit=1")
+    assert status == 200, body
+    text = body["messages"][0]["text"]
+    code = next(word for word in text.replace(":", " ").split() if word.isdigit())
+    return code, text
+
+
+async def available(bonus: Bonus) -> str:
+    status, body = await bonus.balance({"customer": {"card": "2000000000015"}})
+    assert status == 200, body
+    return str(body["available"])
+
+
+async def wait_for_status(bonus: Bonus, rsv_id: str, wanted: str, seconds: float = 8) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        status, body = await bonus.call("GET", f"{RSV}/{rsv_id}")
+        assert status == 200, body
+        if body["status"] == wanted and "master_call_pending" not in body:
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_reserve_confirm_commit_lowers_the_master_balance_by_the_committed_amount(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    bonus = await bonus_factory(master)
+    assert await available(bonus) == "1000.00"
+    status, rsv = await reserve(bonus, "200.00", master, channel="till")
+    assert status == 201, rsv
+    assert rsv["status"] == "awaiting_code"
+    assert rsv["code_sent_to"] == mask(PHONE)  # masked
+    assert rsv["code_expires_at"] and rsv["expires_at"]
+    code, text = await last_code(bonus)
+    assert len(code) == 6
+    assert "200" in text and order(master)["id"] in text  # what you see is what you sign
+    status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    assert (status, held["status"]) == (200, "held"), held
+    status, done = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit", {"amount": "150.00"})
+    assert (status, done["status"], done["committed"]) == (200, "committed", "150.00"), done
+    assert await available(bonus) == "850.00"
+    status, shown = await bonus.call("GET", f"{RSV}/{rsv['id']}")
+    assert status == 200
+    kinds = [step["kind"] for step in shown["history"]]
+    assert kinds[0] == "created" and "confirmed" in kinds and kinds[-1] == "commit_done"
+    assert code not in str(shown)
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_cancel_after_the_hold_restores_the_balance(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    bonus = await bonus_factory(master)
+    _, rsv = await reserve(bonus, "300.00", master)
+    code, _ = await last_code(bonus)
+    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    assert await available(bonus) == "700.00"  # held (1C) or charged pending commit (RetailCRM)
+    status, cancelled = await bonus.call("POST", f"{RSV}/{rsv['id']}/cancel")
+    assert (status, cancelled["status"]) == (200, "released"), cancelled
+    assert await available(bonus) == "1000.00"
+    status, again = await bonus.call("POST", f"{RSV}/{rsv['id']}/cancel")
+    assert (status, again["status"]) == (200, "released")
+    status, late = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+    assert (status, late["code"]) == (409, "invalid_state")
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_a_held_reservation_past_its_ttl_is_released_at_the_master(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    rules = {"code_ttl_seconds": 1, "hold_ttl_seconds": 1.5, "sweep_seconds": 0.1}
+    bonus = await bonus_factory(master, reservations=rules)
+    _, rsv = await reserve(bonus, "100.00", master)
+    code, _ = await last_code(bonus)
+    status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    assert (status, held["status"]) == (200, "held")
+    assert await available(bonus) == "900.00"
+    expired = await wait_for_status(bonus, rsv["id"], "expired")
+    assert [s["kind"] for s in expired["history"]][-2:] == ["expired", "release_done"]
+    assert await available(bonus) == "1000.00"
+    status, late = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+    assert (status, late["code"]) == (409, "expired")
+
+
+async def test_an_unconfirmed_code_past_its_ttl_cancels_and_releases(
+    bonus_factory: BonusFactory,
+) -> None:
+    rules = {"code_ttl_seconds": 0.5, "hold_ttl_seconds": 30, "sweep_seconds": 0.1}
+    bonus = await bonus_factory("onec", reservations=rules)
+    _, rsv = await reserve(bonus, "100.00", "onec")
+    code, _ = await last_code(bonus)
+    assert await available(bonus) == "900.00"
+    cancelled = await wait_for_status(bonus, rsv["id"], "cancelled")
+    assert cancelled["error"]["code"] == "code_expired"
+    assert await available(bonus) == "1000.00"
+    status, late = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    assert (status, late["code"]) == (409, "expired")
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_five_wrong_codes_lock_and_the_right_one_then_fails_and_no_log_holds_a_code(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    stream = io.StringIO()
+    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream)
+    try:
+        bonus = await bonus_factory(master)
+        _, rsv = await reserve(bonus, "100.00", master)
+        code, _ = await last_code(bonus)
+        wrong = "000000" if code != "000000" else "111111"
+        for left in (4, 3, 2, 1):
+            status, refused = await bonus.call(
+                "POST", f"{RSV}/{rsv['id']}/confirm", {"code": wrong}
+            )
+            assert (status, refused["code"], refused["attempts_left"]) == (
+                422,
+                "invalid_code",
+                left,
+            )
+        status, locked = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": wrong})
+        assert (status, locked["code"]) == (409, "locked")
+        status, sixth = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+        assert (status, sixth["code"]) == (409, "locked")  # even the right code fails now
+        assert await available(bonus) == "1000.00"  # the hold was released
+
+        # A code is accepted once only.
+        _, second = await reserve(bonus, "50.00", master, order=order(master, 2))
+        code2, _ = await last_code(bonus)
+        status, held = await bonus.call("POST", f"{RSV}/{second['id']}/confirm", {"code": code2})
+        assert (status, held["status"]) == (200, "held")
+        status, again = await bonus.call("POST", f"{RSV}/{second['id']}/confirm", {"code": code2})
+        assert (status, again["code"]) == (409, "already_confirmed")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    lines = stream.getvalue().splitlines()
+    assert any("code_sent" in line for line in lines)  # the log was captured
+    for secret in (code, code2):
+        leaking = [line for line in lines if secret in line]
+        assert not leaking, leaking
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_repeating_reserve_with_one_idempotency_key_and_repeating_commit_charge_once(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    bonus = await bonus_factory(master)
+    key = {"Idempotency-Key": "till-7-receipt-42"}
+    headers = {"Authorization": f"Bearer {CLIENT_TOKEN}"} | key
+    status, first = await reserve(bonus, "200.00", master, headers=headers)
+    assert status == 201, first
+    status, repeat = await reserve(bonus, "200.00", master, headers=headers)
+    assert status == 200, repeat
+    assert repeat["id"] == first["id"]
+    status, body = await bonus.call(
+        "GET",
+        f"/sandbox/messages?phone={PHONE}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert len(body["messages"]) == 1  # one code sent
+    assert await available(bonus) == "800.00"  # held once
+    status, other = await reserve(bonus, "250.00", master, headers=headers)
+    assert (status, other["code"], other["field"]) == (
+        422,
+        "idempotency_key_reused",
+        "Idempotency-Key",
+    )
+
+    code, _ = await last_code(bonus)
+    await bonus.call("POST", f"{RSV}/{first['id']}/confirm", {"code": code})
+    results = [await bonus.call("POST", f"{RSV}/{first['id']}/commit") for _ in range(3)]
+    assert [(s, b["status"], b["committed"]) for s, b in results] == [
+        (200, "committed", "200.00")
+    ] * 3
+    assert await available(bonus) == "800.00"
+    status, different = await bonus.call(
+        "POST", f"{RSV}/{first['id']}/commit", {"amount": "100.00"}
+    )
+    assert (status, different["code"]) == (409, "already_committed")
+    status, over = await reserve(bonus, "5000.00", master, order=order(master, 2))
+    assert (status, over["code"]) in {(422, "insufficient_balance"), (422, "invalid_request")}
+
+
+async def test_commit_above_the_hold_is_refused_naming_the_field(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("onec")
+    _, rsv = await reserve(bonus, "100.00", "onec")
+    code, _ = await last_code(bonus)
+    status, early = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+    assert (status, early["code"]) == (409, "not_confirmed")
+    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    status, over = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit", {"amount": "100.01"})
+    assert (status, over["code"], over["field"]) == (422, "amount_exceeds_reservation", "amount")
+    assert await available(bonus) == "900.00"
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_with_the_master_down_lookups_fail_fast_and_commit_completes_after_recovery(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    rules = {"sweep_seconds": 0.1, "retry_max_seconds": 0.5}
+    bonus = await bonus_factory(
+        master, reservations=rules, breaker={"failures": 2, "reset_seconds": 0.5}
+    )
+    _, rsv = await reserve(bonus, "120.00", master)
+    code, _ = await last_code(bonus)
+    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+
+    bonus.emulator.faults.set(outage=True)
+    for _ in range(2):
+        status, _body = await bonus.balance({"customer": {"card": "2000000000015"}})
+        assert status == 503
+    started = time.monotonic()
+    status, down = await bonus.balance({"customer": {"card": "2000000000015"}})
+    assert (status, down["code"]) == (503, "master_unavailable")
+    assert time.monotonic() - started < 0.1
+    assert down["_retry_after"] is not None
+
+    status, pending = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+    assert (status, pending["status"]) == (202, "commit_pending"), pending
+    status, repeat = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+    assert (status, repeat["status"]) == (202, "commit_pending")
+    await asyncio.sleep(0.6)  # the sweeper keeps trying while the master is down
+    status, still = await bonus.call("GET", f"{RSV}/{rsv['id']}")
+    assert still["status"] == "commit_pending"
+    assert any(s["kind"] == "commit_retry" for s in still["history"])
+
+    bonus.emulator.faults.set(outage=False)
+    done = await wait_for_status(bonus, rsv["id"], "committed")
+    assert done["committed"] == "120.00"
+    assert await available(bonus) == "880.00"
+
+
+async def test_resend_cooldown_and_the_per_phone_cap(bonus_factory: BonusFactory) -> None:
+    rules = {"resend_cooldown_seconds": 0.3, "max_codes_per_phone": 3}
+    bonus = await bonus_factory("onec", reservations=rules)
+    _, rsv = await reserve(bonus, "100.00", "onec")
+    old, _ = await last_code(bonus)
+    status, soon = await bonus.call("POST", f"{RSV}/{rsv['id']}/resend")
+    assert (status, soon["code"]) == (429, "resend_too_soon")
+    assert int(soon["_retry_after"]) >= 1
+    await asyncio.sleep(0.35)
+    status, resent = await bonus.call("POST", f"{RSV}/{rsv['id']}/resend")
+    assert (status, resent["status"]) == (200, "awaiting_code"), resent
+    new, _ = await last_code(bonus)
+    if new != old:
+        status, stale = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": old})
+        assert (status, stale["code"]) == (422, "invalid_code")
+    await asyncio.sleep(0.35)
+    status, third = await bonus.call("POST", f"{RSV}/{rsv['id']}/resend")
+    assert status == 200, third
+    await asyncio.sleep(0.35)
+    status, capped = await bonus.call("POST", f"{RSV}/{rsv['id']}/resend")
+    assert (status, capped["code"]) == (429, "too_many_codes")
+    status, another = await reserve(bonus, "10.00", "onec", order=order("onec", 2))
+    assert (status, another["code"]) == (429, "too_many_codes")
+    assert await available(bonus) == "900.00"  # the refused one holds nothing
+    newest, _ = await last_code(bonus)
+    status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": newest})
+    assert (status, held["status"]) == (200, "held")
+
+
+async def test_the_code_goes_to_the_phone_the_master_has_on_file(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("onec")
+    body = {"customer": {"card": "2000000000015"}, "amount": "10.00", "order": order("onec")}
+    status, rsv = await bonus.call("POST", RSV, body)
+    assert status == 201, rsv
+    assert rsv["code_sent_to"] == mask(PHONE)
+    code, _ = await last_code(bonus, PHONE)
+    assert code
+
+
+async def test_sender_master_passes_the_code_to_retailcrm(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    crm = RetailcrmEmulator(port=free_port(), confirm_sms_charge=True, rate_limit=50)
+    await crm.start()
+    try:
+        config = {
+            "store": {"url": f"sqlite:///{tmp_path / 'master.db'}"},
+            "clients": {
+                "till": {"token": CLIENT_TOKEN, "scopes": ["bonus:read", "bonus:reserve"]},
+                "support": {"token": ADMIN_TOKEN, "scopes": ["admin"]},
+            },
+            "systems": {
+                "retailcrm": {
+                    "type": "retailcrm",
+                    "options": {
+                        "url": crm.url,
+                        "api_key": "sandbox-bridge-key-0001",
+                        "poll_interval": 0,
+                        "rate_limit": 50,
+                    },
+                },
+            },
+            "bonus": {"master": "retailcrm", "sms": {"sender": "master"}},
+        }
+        bonus = await bonus_factory("retailcrm", config=config)
+        status, rsv = await reserve(bonus, "100.00", "retailcrm")
+        assert (status, rsv["status"]) == (201, "awaiting_code"), rsv
+        code = crm.checkout.sms[-1]["code"]
+        wrong = "0000" if code != "0000" else "1111"
+        status, refused = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": wrong})
+        assert (status, refused["code"], refused["attempts_left"]) == (422, "invalid_code", 4)
+        status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+        assert (status, held["status"]) == (200, "held"), held
+        status, done = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+        assert (status, done["status"]) == (200, "committed"), done
+        assert await available(bonus) == "900.00"
+    finally:
+        await crm.stop()
+
+
+async def test_reservations_need_the_reserve_scope_and_a_known_id(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("onec")
+    status, body = await reserve(bonus, "10.00", "onec", headers=ADMIN)
+    assert (status, body["code"]) == (403, "forbidden")
+    status, body = await reserve(bonus, "10.00", "onec", headers={})
+    assert status == 401
+    status, body = await bonus.call("GET", f"{RSV}/rsv_00000000000000000000")
+    assert (status, body["code"]) == (404, "reservation_not_found")
+    status, body = await bonus.call("POST", f"{RSV}/nonsense/confirm", {"code": "123456"})
+    assert (status, body["code"]) == (404, "reservation_not_found")
