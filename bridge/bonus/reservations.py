@@ -566,34 +566,11 @@ class ReservationService:
         return await self._settle(rsv)
 
     async def _cancel(self, rsv: Reservation, actor: str) -> Reservation:
-        if rsv.status in (
-            RsvStatus.RELEASED,
-            RsvStatus.CANCELLED,
-            RsvStatus.RELEASE_PENDING,
-            RsvStatus.LOCKED,
-            RsvStatus.EXPIRED,
-        ):
+        moved = cancel_requested(rsv, self._clock())
+        if moved is None:
             return rsv  # nothing (more) to cancel
-        if rsv.status in (RsvStatus.COMMITTED, RsvStatus.COMMIT_PENDING):
-            raise ReservationProblem("already_committed", "the reservation is committed")
-        if rsv.status is RsvStatus.CREATING:
-            raise ReservationProblem(
-                "request_in_progress", "the reservation is still being created", retry_after=1
-            )
-        if rsv.status is RsvStatus.FAILED:
-            raise ReservationProblem("failed", f"the reservation failed: {rsv.error_code}")
-        then = RsvStatus.RELEASED if rsv.status is RsvStatus.HELD else RsvStatus.CANCELLED
         rsv = await self._save(
-            replace(
-                rsv,
-                status=RsvStatus.RELEASE_PENDING,
-                code_hash=None,
-                pending="release",
-                pending_then=then,
-                pending_attempts=0,
-                pending_due_at=self._clock(),
-            ),
-            Step("cancel_requested", RsvStatus.RELEASE_PENDING, actor=actor),
+            moved, Step("cancel_requested", RsvStatus.RELEASE_PENDING, actor=actor)
         )
         return await self._settle(rsv)
 
@@ -756,6 +733,38 @@ class ReservationService:
     def _count_sms(self, gateway: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.sms.labels(gateway, outcome).inc()
+
+
+def cancel_requested(rsv: Reservation, now: float) -> Reservation | None:
+    """The reservation with a release owed (``release_pending``), None when there is
+    nothing left to cancel; ReservationProblem when it cannot be cancelled. Shared by the
+    API and ``bridge reservations cancel`` (whose release the daemon's sweeper makes)."""
+    if rsv.status in (
+        RsvStatus.RELEASED,
+        RsvStatus.CANCELLED,
+        RsvStatus.RELEASE_PENDING,
+        RsvStatus.LOCKED,
+        RsvStatus.EXPIRED,
+    ):
+        return None
+    if rsv.status in (RsvStatus.COMMITTED, RsvStatus.COMMIT_PENDING):
+        raise ReservationProblem("already_committed", "the reservation is committed")
+    if rsv.status is RsvStatus.CREATING:
+        raise ReservationProblem(
+            "request_in_progress", "the reservation is still being created", retry_after=1
+        )
+    if rsv.status is RsvStatus.FAILED:
+        raise ReservationProblem("failed", f"the reservation failed: {rsv.error_code}")
+    then = RsvStatus.RELEASED if rsv.status is RsvStatus.HELD else RsvStatus.CANCELLED
+    return replace(
+        rsv,
+        status=RsvStatus.RELEASE_PENDING,
+        code_hash=None,
+        pending="release",
+        pending_then=then,
+        pending_attempts=0,
+        pending_due_at=now,
+    )
 
 
 def _settled(

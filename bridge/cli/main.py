@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bridge import __version__
-from bridge.cli import check, events, replay, sandbox, serve, status
+from bridge.cli import check, events, replay, reservations, sandbox, serve, status
 from bridge.cli.output import USAGE, fail
 from bridge.errors import BridgeError
 
@@ -18,7 +18,9 @@ EXAMPLES = """examples:
   bridge events list --status dead      what is dead-lettered
   bridge events show evt_42             payload, deliveries, every attempt
   bridge replay --status dead --target retailcrm --yes
+  bridge reservations list --status held
   bridge sandbox                        run the emulators of the configured systems
+  bridge sandbox messages --json        the SMS codes the sandbox gateway "sent"
 """
 
 
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: ./config.yaml)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (serve, check, status, events, replay, sandbox):
+    for module in (serve, check, status, events, replay, reservations, sandbox):
         module.register(commands)
     return parser
 

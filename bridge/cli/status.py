@@ -18,7 +18,7 @@ def register(commands: Commands) -> None:
     parser = add_command(
         commands,
         "status",
-        "queue depth per target and status, oldest pending age, cursors",
+        "queue depth per target and status, oldest pending age, cursors, reservations by state",
         "bridge status --json | jq '.queues[] | select(.status == \"dead\")'",
         run,
     )
@@ -32,6 +32,7 @@ async def gather_status(store: Store) -> dict[str, Any]:
         "queues": queue_view(await store.queue_depth(), now),
         "events": {k.value: v for k, v in sorted((await store.count_events()).items())},
         "cursors": [cursor_view(c) for c in await store.list_cursors()],
+        "reservations": dict(sorted((await store.count_reservations()).items())),
     }
 
 
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         out.print("Deliveries: nothing waiting, nothing dead.")
     counts = ", ".join(f"{k} {v}" for k, v in data["events"].items()) or "none yet"
     out.print(f"Events: {counts}", markup=False)
+    held = ", ".join(f"{k} {v}" for k, v in data["reservations"].items()) or "none yet"
+    out.print(f"Reservations: {held}", markup=False)
     if data["cursors"]:
         print_table(
             "Cursors",
