@@ -698,8 +698,9 @@ class ReservationService:
                 await self.sweep_once()
                 wait = self.rules.sweep_seconds
                 due = await self.store.next_reservation_due()
-                if due is not None:
-                    wait = min(wait, max(0.0, due - self._clock()))
+                left = None if due is None else due - self._clock()
+                if left is not None and left > 0:  # past ones were handled or must wait
+                    wait = min(wait, left)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep sweeping; the store or master may come back

@@ -105,6 +105,24 @@ def bonus_config(tmp_path: Path, master: str, **bonus: Any) -> dict[str, Any]:
 BonusFactory = Callable[..., Awaitable[Bonus]]
 
 
+async def start_bonus(
+    path: Path, config: dict[str, Any]
+) -> tuple[Bonus, Callable[[], Awaitable[None]]]:
+    """Write ``config`` to ``path`` and serve it; returns the bridge and its stop."""
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    runtime = build_runtime(read_settings(path, env={}))
+    runner = web.AppRunner(build_app(runtime))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    http = aiohttp.ClientSession()
+
+    async def stop() -> None:
+        await http.close()
+        await runner.cleanup()
+
+    return Bonus(f"http://127.0.0.1:{runner.addresses[0][1]}", runtime, http), stop
+
+
 @pytest.fixture
 async def bonus_factory(tmp_path: Path) -> AsyncIterator[BonusFactory]:
     """``await bonus_factory(master, **bonus_settings)`` → a started :class:`Bonus`;
@@ -113,16 +131,9 @@ async def bonus_factory(tmp_path: Path) -> AsyncIterator[BonusFactory]:
 
     async def make(master: str, config: dict[str, Any] | None = None, **bonus: Any) -> Bonus:
         config = config or bonus_config(tmp_path, master, **bonus)
-        path = tmp_path / f"{master}-{len(cleanups)}.yaml"
-        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-        runtime = build_runtime(read_settings(path, env={}))
-        runner = web.AppRunner(build_app(runtime))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        cleanups.append(runner.cleanup)
-        http = aiohttp.ClientSession()
-        cleanups.append(http.close)
-        return Bonus(f"http://127.0.0.1:{runner.addresses[0][1]}", runtime, http)
+        bonus_, stop = await start_bonus(tmp_path / f"{master}-{len(cleanups)}.yaml", config)
+        cleanups.append(stop)
+        return bonus_
 
     yield make
     for cleanup in reversed(cleanups):
