@@ -231,6 +231,9 @@ class SmscGatewaySettings(Strict):
     url: str = "https://smsc.ru/sys/send.php"
 
 
+HTTP_FIELDS = frozenset({"phone", "text"})
+
+
 class HttpGatewaySettings(Strict):
     """Any provider with an HTTP API: a request template with ``{phone}`` and ``{text}``."""
 
@@ -249,8 +252,30 @@ class HttpGatewaySettings(Strict):
     @classmethod
     def _templates(cls, value: dict[str, str]) -> dict[str, str]:
         for text in value.values():
-            check_template(text, frozenset({"phone", "text"}))
+            check_template(text, HTTP_FIELDS)
         return value
+
+    @field_validator("json_body")
+    @classmethod
+    def _json_templates(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        def walk(node: Any) -> None:
+            if isinstance(node, str):
+                check_template(node, HTTP_FIELDS)
+            elif isinstance(node, dict):
+                for item in node.values():
+                    walk(item)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        walk(value)
+        return value
+
+    @model_validator(mode="after")
+    def _body_needs_post(self) -> HttpGatewaySettings:
+        if self.method == "GET" and self.json_body is not None:
+            raise ValueError("json_body needs method: POST (a GET has no body)")
+        return self
 
 
 GatewaySettings = Annotated[

@@ -28,7 +28,7 @@ from tests.support.bonus import (
     start_bonus,
 )
 from tests.support.configs import ADMIN_TOKEN, CLIENT_TOKEN
-from tests.support.daemon import free_port
+from tests.support.daemon import cli_json, free_port
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
@@ -98,6 +98,20 @@ async def test_reserve_confirm_commit_lowers_the_master_balance_by_the_committed
     kinds = [step["kind"] for step in shown["history"]]
     assert kinds[0] == "created" and "confirmed" in kinds and kinds[-1] == "commit_done"
     assert code not in str(shown)
+    async with bonus.http.get(f"{bonus.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert 'bridge_sms_messages_total{gateway="sandbox",outcome="sent"} 1.0' in metrics
+    assert 'bridge_reservations{status="committed"} 1.0' in metrics
+    assert 'bridge_bonus_requests_total{operation="commit",outcome="committed"} 1.0' in metrics
+
+    # Support sees the same from the CLI, reading the store the daemon writes.
+    config = bonus.runtime.loaded.path
+    listed = await cli_json(config, "reservations", "list", "--json")
+    assert [(r["id"], r["status"]) for r in listed["reservations"]] == [(rsv["id"], "committed")]
+    messages = await cli_json(config, "sandbox", "messages", "--phone", "8 900 000 00 01", "--json")
+    assert [m["reference"] for m in messages["messages"]] == [rsv["id"]]
+    status = await cli_json(config, "status", "--json")
+    assert status["reservations"] == {"committed": 1}
 
 
 @pytest.mark.parametrize("master", MASTERS)

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.errors import NotFound, StoreError
 from bridge.store import SQLiteStore
-from bridge.store.migrate import migrate_sqlite
+from bridge.store.migrate import list_migrations, migrate_sqlite
 from bridge.store.records import (
     AttemptOutcome,
     Cursor,
@@ -234,7 +234,9 @@ async def test_list_filters(store: SQLiteStore, clock: Clock) -> None:
 def test_migrations_apply_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     try:
-        assert migrate_sqlite(conn) == ["0001_initial.sql"]
+        shipped = [name for _version, name, _sql in list_migrations("sqlite")]
+        assert shipped[:2] == ["0001_initial.sql", "0002_reservations.sql"]
+        assert migrate_sqlite(conn) == shipped
         assert migrate_sqlite(conn) == []
     finally:
         conn.close()
@@ -260,7 +262,8 @@ def test_two_processes_migrating_a_fresh_file_do_not_collide(tmp_path: Path) -> 
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(map(str, results)) == ["['0001_initial.sql']", "[]", "[]", "[]"]
+    shipped = [name for _version, name, _sql in list_migrations("sqlite")]
+    assert sorted(map(str, results)) == [str(shipped), "[]", "[]", "[]"]
 
 
 async def test_deliveries_that_go_alone_in_one_slot_keep_their_leases(tmp_path: Path) -> None:

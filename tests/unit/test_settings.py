@@ -156,6 +156,7 @@ def test_example_config_is_valid_with_its_variables_set() -> None:
         "BRIDGE_BITRIX_APPLICATION_TOKEN": "bx-token-0123456789",
         "BRIDGE_ONEC_PASSWORD": "onec-password",
         "BRIDGE_RETAILCRM_API_KEY": "crm-api-key-0123",
+        "BRIDGE_SMSRU_API_ID": "0123ABCD-0123-ABCD-0123-0123456789AB",
     }
     s = read_settings(Path("config.example.yaml"), env=env).settings
     assert sorted(s.systems) == ["bitrix", "onec", "retailcrm"]
