@@ -105,7 +105,7 @@ async def test_reserve_confirm_commit_lowers_the_master_balance_by_the_committed
     assert 'bridge_bonus_requests_total{operation="commit",outcome="committed"} 1.0' in metrics
 
     # Support sees the same from the CLI, reading the store the daemon writes.
-    config = bonus.runtime.loaded.path
+    config = Path(bonus.runtime.loaded.document.file)
     listed = await cli_json(config, "reservations", "list", "--json")
     assert [(r["id"], r["status"]) for r in listed["reservations"]] == [(rsv["id"], "committed")]
     messages = await cli_json(config, "sandbox", "messages", "--phone", "8 900 000 00 01", "--json")
