@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from bridge.bonus.phones import mask
 from bridge.logs import configure_logging
 from bridge.settings import LogFormat, LogSettings
+from bridge.store.reservations import Reservation, RsvStatus, Step
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from tests.support.bonus import (
@@ -450,3 +452,41 @@ async def test_a_commit_owed_to_a_stopped_master_is_made_after_a_restart(tmp_pat
     finally:
         await onec.stop()
         await sms.cleanup()
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_a_creation_interrupted_after_the_hold_is_released_by_the_sweeper(
+    bonus_factory: BonusFactory, master: str
+) -> None:
+    """As if the process died between the master's hold and storing its answer: the row
+    is ``creating``, the master holds the points; the sweeper asks the master again (same
+    operation id, so no second hold) and releases."""
+    bonus = await bonus_factory(master)
+    svc, ledger = bonus.runtime.reservations, bonus.runtime.bonus
+    assert svc is not None
+    assert ledger is not None
+    customer = await ledger.ledger.find_customer(phone=PHONE)
+    now = time.time()
+    rsv = Reservation(
+        id="rsv_0123456789abcdef0123",
+        status=RsvStatus.CREATING,
+        master=master,
+        customer_id=customer.customer_id,
+        phone=PHONE,
+        amount=Decimal("250.00"),
+        order_system=master,
+        order_id=order(master)["id"],
+        master_order_id=order(master)["id"],
+        client="till",
+        sender="bridge",
+        expires_at=now + 1800,
+        created_at=now - 3600,
+        updated_at=now - 3600,
+    )
+    await bonus.runtime.store.create_reservation(rsv, Step("created", RsvStatus.CREATING))
+    await ledger.ledger.reserve(rsv.id, rsv.customer_id, rsv.amount, rsv.master_order_id)
+    assert await available(bonus) == "750.00"
+    assert await svc.sweep_once() == 1
+    swept = await wait_for_status(bonus, rsv.id, "cancelled")
+    assert swept["error"]["code"] == "interrupted"
+    assert await available(bonus) == "1000.00"
