@@ -26,7 +26,7 @@ import hashlib
 import secrets
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -158,6 +158,18 @@ class ReservationService:
             raise BridgeError("the reservation service is not started")
         return self._codes
 
+    @contextlib.asynccontextmanager
+    async def _guard(self, reservation_id: str) -> AsyncIterator[None]:
+        """The reservation's lock; a change made meanwhile by another process (the CLI)
+        becomes a 409 to retry, never a 500."""
+        async with self._lock(reservation_id):
+            try:
+                yield
+            except VersionConflict as exc:
+                raise ReservationProblem(
+                    "conflict", "the reservation changed meanwhile; retry", retry_after=1
+                ) from exc
+
     def _lock(self, reservation_id: str) -> asyncio.Lock:
         lock = self._locks.get(reservation_id)
         if lock is None:
@@ -183,7 +195,7 @@ class ReservationService:
 
     async def confirm(self, reservation_id: str, code: str) -> Reservation:
         """Check the code; ``held`` when it is right."""
-        async with self._lock(reservation_id):
+        async with self._guard(reservation_id):
             try:
                 rsv = await self._confirm(await self._get(reservation_id), code)
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
@@ -194,7 +206,7 @@ class ReservationService:
 
     async def resend(self, reservation_id: str) -> Reservation:
         """A new code to the same phone (after the cooldown, within the per-phone cap)."""
-        async with self._lock(reservation_id):
+        async with self._guard(reservation_id):
             try:
                 rsv = await self._resend(await self._get(reservation_id))
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
@@ -205,7 +217,7 @@ class ReservationService:
 
     async def commit(self, reservation_id: str, amount: Decimal | None) -> Reservation:
         """Write off the hold (or ``amount`` of it); ``commit_pending`` if the master is down."""
-        async with self._lock(reservation_id):
+        async with self._guard(reservation_id):
             try:
                 rsv = await self._commit(await self._get(reservation_id), amount)
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
@@ -216,7 +228,7 @@ class ReservationService:
 
     async def cancel(self, reservation_id: str, actor: str) -> Reservation:
         """Release the hold; ``release_pending`` if the master is down."""
-        async with self._lock(reservation_id):
+        async with self._guard(reservation_id):
             try:
                 rsv = await self._cancel(await self._get(reservation_id), actor)
             except ReservationProblem as exc:
@@ -263,7 +275,7 @@ class ReservationService:
         rsv = await self.store.create_reservation(draft, Step("created", RsvStatus.CREATING))
         if rsv.id != draft.id:
             return self._repeat(rsv, req), False
-        async with self._lock(rsv.id):
+        async with self._guard(rsv.id):
             return await self._hold_and_send(rsv), True
 
     async def _lookup_order(self, system: str, order_id: str) -> str | None:
@@ -304,7 +316,7 @@ class ReservationService:
         try:
             op = await self._reserve_at_master(rsv)
         except LedgerRefused as exc:
-            await self._fail(rsv, str(exc.code), exc.detail)
+            await self._fail(rsv, refusal_code(exc.code), exc.detail)
             raise
         except MasterUnavailable:
             # The hold may or may not have landed: owe a release, free the key for a retry.
@@ -398,8 +410,9 @@ class ReservationService:
                 )
             else:
                 await self._save(rsv, Step("sms_failed", rsv.status, reason))
+            retry = None if isinstance(exc, SmsRejected) else 5.0  # a refusal stays refused
             raise ReservationProblem(
-                "sms_unavailable", f"the code could not be sent: {reason}", retry_after=5
+                "sms_unavailable", f"the code could not be sent: {reason}", retry_after=retry
             ) from exc
         self._count_sms(sent.gateway, "sent")
         log.info(
@@ -550,6 +563,15 @@ class ReservationService:
         if final <= 0:
             raise ReservationProblem(
                 "invalid_request", "must be more than 0 (cancel releases a hold)", field="amount"
+            )
+        if rsv.sender == "master" and final != rsv.amount:
+            # RetailCRM would charge a smaller amount only after a new SMS code of its own
+            # (retailcrm-api.md §4.3 step 4): commit the whole hold, or cancel and reserve anew.
+            raise ReservationProblem(
+                "partial_commit_unsupported",
+                "the master confirms charges by its own SMS: commit the whole amount held,"
+                " or cancel and make a new reservation",
+                field="amount",
             )
         rsv = await self._save(
             replace(
@@ -766,6 +788,11 @@ def cancel_requested(rsv: Reservation, now: float) -> Reservation | None:
         pending_attempts=0,
         pending_due_at=now,
     )
+
+
+def refusal_code(code: LedgerErrorCode) -> str:
+    """The API's code for a master's refusal of a new reservation."""
+    return "unknown_order" if code is LedgerErrorCode.RESERVATION_NOT_FOUND else str(code)
 
 
 def _settled(

@@ -15,6 +15,7 @@ from bridge.bonus.reservations import (
     NewReservation,
     ReservationProblem,
     ReservationService,
+    refusal_code,
     request_digest,
 )
 from bridge.http.bonus import CustomerIn, money, read_model
@@ -38,6 +39,11 @@ STATUS = {
     "resend_too_soon": 429,
     "too_many_codes": 429,
     "sms_unavailable": 503,
+    "partial_commit_unsupported": 422,
+    # a master's refusal replayed for a repeated Idempotency-Key
+    "insufficient_balance": 422,
+    "unknown_order": 422,
+    "unknown_customer": 404,
 }
 LEDGER_STATUS = {
     LedgerErrorCode.UNKNOWN_CUSTOMER: 404,
@@ -181,8 +187,8 @@ def problem(exc: Exception) -> Problem:
             headers={"Retry-After": str(max(1, round(exc.retry_after)))},
         )
     if isinstance(exc, LedgerRefused):
-        code = "unknown_order" if exc.code is LedgerErrorCode.RESERVATION_NOT_FOUND else exc.code
-        return Problem(LEDGER_STATUS.get(exc.code, 409), str(code), exc.detail)
+        code = refusal_code(exc.code)
+        return Problem(LEDGER_STATUS.get(exc.code, 409), code, exc.detail)
     raise exc
 
 

@@ -375,8 +375,17 @@ async def test_sender_master_passes_the_code_to_retailcrm(
         wrong = "0000" if code != "0000" else "1111"
         status, refused = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": wrong})
         assert (status, refused["code"], refused["attempts_left"]) == (422, "invalid_code", 4)
+        status, cancelled = await bonus.call("POST", f"{RSV}/{rsv['id']}/cancel")
+        assert (status, cancelled["status"]) == (200, "cancelled"), cancelled
+        assert await available(bonus) == "1000.00"
+
+        status, rsv = await reserve(bonus, "100.00", "retailcrm")
+        assert (status, rsv["status"]) == (201, "awaiting_code"), rsv
+        code = crm.checkout.sms[-1]["code"]
         status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
         assert (status, held["status"]) == (200, "held"), held
+        status, partial = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit", {"amount": "60.00"})
+        assert (status, partial["code"]) == (422, "partial_commit_unsupported")
         status, done = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
         assert (status, done["status"]) == (200, "committed"), done
         assert await available(bonus) == "900.00"
