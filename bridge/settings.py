@@ -317,6 +317,17 @@ class ReservationSettings(Strict):
     # How often the background job looks for expired holds and pending commands.
     sweep_seconds: float = Field(default=1.0, gt=0, le=60)
     retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)  # pending-command backoff cap
+    # The HMAC key codes are stored under. Keep it out of the database (an environment
+    # variable): a copy of the store alone then reveals no code. Unset, a random key is
+    # kept in the store (fine for the sandbox).
+    code_key: SecretStr | None = None
+
+    @field_validator("code_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. openssl rand -hex 32)")
+        return value
 
     @model_validator(mode="after")
     def _hold_outlives_code(self) -> ReservationSettings:

@@ -33,7 +33,7 @@ from typing import Any
 
 from bridge.bonus.balance import BonusService, CustomerRef, MasterUnavailable
 from bridge.bonus.codes import CodeBook
-from bridge.bonus.phones import mask
+from bridge.bonus.phones import PhoneError, mask, normalize_phone
 from bridge.errors import BridgeError, NotFound
 from bridge.ledger import LedgerErrorCode, LedgerOperation, LedgerRefused, MasterVerification
 from bridge.logs import get_logger
@@ -42,6 +42,7 @@ from bridge.settings import BonusSettings
 from bridge.sms.gateway import SmsGateway, SmsRejected, SmsUnavailable
 from bridge.store.protocol import Store
 from bridge.store.reservations import (
+    OrderTaken,
     Reservation,
     RsvStatus,
     Step,
@@ -50,10 +51,9 @@ from bridge.store.reservations import (
 
 log = get_logger("bridge.reservations")
 
-# Refusals the master gives for a release that has nothing left to release.
-_NOTHING_HELD = frozenset(
-    {LedgerErrorCode.RESERVATION_NOT_FOUND, LedgerErrorCode.RESERVATION_CLOSED}
-)
+# The refusal that means a release has nothing to release. (``reservation_closed`` is not
+# one: at 1C it also covers a hold that was committed, which support must look at.)
+_NOTHING_HELD = frozenset({LedgerErrorCode.RESERVATION_NOT_FOUND})
 
 
 class ReservationProblem(BridgeError):
@@ -137,8 +137,11 @@ class ReservationService:
     async def start(self) -> None:
         """Load the code key and start the sweeper (which first finishes what a previous
         process left: pending commands, interrupted creations)."""
-        key = await self.store.secret("code_hmac_key", lambda: secrets.token_hex(32))
-        self._codes = CodeBook(bytes.fromhex(key), self.rules.code_length, self._randbelow)
+        if self.rules.code_key is not None:
+            key = self.rules.code_key.get_secret_value().encode()
+        else:
+            key = (await self.store.secret("code_hmac_key", lambda: secrets.token_hex(32))).encode()
+        self._codes = CodeBook(key, self.rules.code_length, self._randbelow)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="reservation-sweeper")
 
     async def stop(self) -> None:
@@ -188,50 +191,58 @@ class ReservationService:
         self._count("reserve", "created" if created else "repeated")
         return rsv, created
 
-    async def get(self, reservation_id: str) -> tuple[Reservation, list[Step]]:
-        """The reservation and its history."""
-        rsv = await self._get(reservation_id)
+    async def get(
+        self, reservation_id: str, client: str | None = None
+    ) -> tuple[Reservation, list[Step]]:
+        """The reservation and its history (``client``: only if that client made it)."""
+        rsv = await self._get(reservation_id, client)
         return rsv, await self.store.reservation_history(reservation_id)
 
-    async def confirm(self, reservation_id: str, code: str) -> Reservation:
+    async def confirm(
+        self, reservation_id: str, code: str, client: str | None = None
+    ) -> Reservation:
         """Check the code; ``held`` when it is right."""
         async with self._guard(reservation_id):
             try:
-                rsv = await self._confirm(await self._get(reservation_id), code)
+                rsv = await self._confirm(await self._get(reservation_id, client), code)
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
                 self._count("confirm", _outcome(exc))
                 raise
         self._count("confirm", "held")
         return rsv
 
-    async def resend(self, reservation_id: str) -> Reservation:
+    async def resend(self, reservation_id: str, client: str | None = None) -> Reservation:
         """A new code to the same phone (after the cooldown, within the per-phone cap)."""
         async with self._guard(reservation_id):
             try:
-                rsv = await self._resend(await self._get(reservation_id))
+                rsv = await self._resend(await self._get(reservation_id, client))
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
                 self._count("resend", _outcome(exc))
                 raise
         self._count("resend", "sent")
         return rsv
 
-    async def commit(self, reservation_id: str, amount: Decimal | None) -> Reservation:
+    async def commit(
+        self, reservation_id: str, amount: Decimal | None, client: str | None = None
+    ) -> Reservation:
         """Write off the hold (or ``amount`` of it); ``commit_pending`` if the master is down."""
         async with self._guard(reservation_id):
             try:
-                rsv = await self._commit(await self._get(reservation_id), amount)
+                rsv = await self._commit(await self._get(reservation_id, client), amount)
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
                 self._count("commit", _outcome(exc))
                 raise
         self._count("commit", str(rsv.status))
         return rsv
 
-    async def cancel(self, reservation_id: str, actor: str) -> Reservation:
+    async def cancel(
+        self, reservation_id: str, actor: str, client: str | None = None
+    ) -> Reservation:
         """Release the hold; ``release_pending`` if the master is down."""
         async with self._guard(reservation_id):
             try:
-                rsv = await self._cancel(await self._get(reservation_id), actor)
-            except ReservationProblem as exc:
+                rsv = await self._cancel(await self._get(reservation_id, client), actor)
+            except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
                 self._count("cancel", _outcome(exc))
                 raise
         self._count("cancel", str(rsv.status))
@@ -240,8 +251,13 @@ class ReservationService:
     # -- create ------------------------------------------------------------------------
 
     async def _create(self, req: NewReservation) -> tuple[Reservation, bool]:
-        now = self._clock()
+        if req.idempotency_key is not None:
+            # A repeat is answered from the store, even while the master is down.
+            earlier = await self.store.find_reservation(req.client, req.idempotency_key)
+            if earlier is not None:
+                return self._repeat(earlier, req), False
         customer = await self.bonus.resolve(req.customer)
+        now = self._clock()
         if customer.phone is None:
             raise ReservationProblem(
                 "no_phone_on_file",
@@ -272,7 +288,15 @@ class ReservationService:
             idempotency_key=req.idempotency_key,
             request_hash=req.request_hash,
         )
-        rsv = await self.store.create_reservation(draft, Step("created", RsvStatus.CREATING))
+        try:
+            rsv = await self.store.create_reservation(draft, Step("created", RsvStatus.CREATING))
+        except OrderTaken as exc:
+            raise ReservationProblem(
+                "order_has_reservation",
+                f"order {req.order_id} already has reservation {exc.args[0]}; commit or cancel"
+                " that one",
+                reservation_id=exc.args[0],
+            ) from exc
         if rsv.id != draft.id:
             return self._repeat(rsv, req), False
         async with self._guard(rsv.id):
@@ -372,6 +396,7 @@ class ReservationService:
         assert phone is not None
         code = self.codes.new_code()
         now = self._clock()
+        before = rsv
         rsv = await self._save(
             replace(
                 rsv,
@@ -399,7 +424,14 @@ class ReservationService:
             log.warning(
                 "sms_failed", reservation=rsv.id, phone=mask(phone), error=reason, first=first
             )
-            if first:
+            if not first:  # the code the customer already has keeps working
+                await self._save(
+                    replace(
+                        rsv, code_hash=before.code_hash, code_expires_at=before.code_expires_at
+                    ),
+                    Step("sms_failed", rsv.status, reason),
+                )
+            else:
                 await self._owe_release(
                     replace(
                         rsv, idempotency_key=None, code_hash=None, error_code="sms_unavailable"
@@ -408,8 +440,6 @@ class ReservationService:
                     kind="sms_failed",
                     detail=reason,
                 )
-            else:
-                await self._save(rsv, Step("sms_failed", rsv.status, reason))
             retry = None if isinstance(exc, SmsRejected) else 5.0  # a refusal stays refused
             raise ReservationProblem(
                 "sms_unavailable", f"the code could not be sent: {reason}", retry_after=retry
@@ -424,6 +454,8 @@ class ReservationService:
         )
 
     async def _claim_sms(self, rsv: Reservation, phone: str) -> bool:
+        with contextlib.suppress(PhoneError):
+            phone = normalize_phone(phone)  # one cap per number, whatever its notation
         return await self.store.claim_sms_slot(
             self.codes.phone_key(phone),
             self._clock(),
@@ -440,6 +472,7 @@ class ReservationService:
         if self._code_expired(rsv):
             await self._end_code(rsv)
             raise ReservationProblem("expired", "the code has expired; make a new reservation")
+        self._same_sender(rsv)
         if rsv.sender == "master":
             assert self._verifier is not None
             assert rsv.verification_id is not None
@@ -498,6 +531,7 @@ class ReservationService:
                     "resend_too_soon", f"wait {wait:.0f} s before asking again", retry_after=wait
                 )
         assert rsv.phone is not None
+        self._same_sender(rsv)
         if not await self._claim_sms(rsv, rsv.phone):
             raise ReservationProblem(
                 "too_many_codes",
@@ -522,6 +556,14 @@ class ReservationService:
             ),
             Step("code_sent", rsv.status, f"by the master to {mask(rsv.phone)}"),
         )
+
+    def _same_sender(self, rsv: Reservation) -> None:
+        if rsv.sender != self.sender:
+            raise ReservationProblem(
+                "sender_changed",
+                f"this reservation's code was sent by the {rsv.sender}, but bonus.sms.sender is"
+                f" now {self.sender}; cancel it and make a new one",
+            )
 
     def _code_expired(self, rsv: Reservation) -> bool:
         now = self._clock()
@@ -585,7 +627,7 @@ class ReservationService:
             ),
             Step("commit_requested", RsvStatus.COMMIT_PENDING, str(final)),
         )
-        return await self._settle(rsv)
+        return _refusal_raised(await self._settle(rsv))
 
     async def _cancel(self, rsv: Reservation, actor: str) -> Reservation:
         moved = cancel_requested(rsv, self._clock())
@@ -594,7 +636,7 @@ class ReservationService:
         rsv = await self._save(
             moved, Step("cancel_requested", RsvStatus.RELEASE_PENDING, actor=actor)
         )
-        return await self._settle(rsv)
+        return _refusal_raised(await self._settle(rsv))
 
     async def _expire(self, rsv: Reservation) -> Reservation:
         return await self._owe_release(
@@ -657,18 +699,29 @@ class ReservationService:
             if rsv.pending == "release" and exc.code in _NOTHING_HELD:
                 done = rsv  # nothing held at the master any more: the release is done
             else:
-                log.error(  # noqa: TRY400 - a refusal, not a crash: no traceback
-                    "master_refused", reservation=rsv.id, call=rsv.pending, error=str(exc)
-                )
-                return await self._save(
-                    _settled(rsv, RsvStatus.FAILED, error=(str(exc.code), exc.detail)),
-                    Step(f"{rsv.pending}_refused", RsvStatus.FAILED, exc.detail),
-                )
+                return await self._refused(rsv, exc)
         log.info("master_" + rsv.pending, reservation=rsv.id, status=str(rsv.pending_then))
         return await self._save(
             _settled(done, rsv.pending_then),
             Step(f"{rsv.pending}_done", rsv.pending_then),
         )
+
+    async def _refused(self, rsv: Reservation, exc: LedgerRefused) -> Reservation:
+        """The master refused an owed call. A refused commit leaves a hold behind: owe its
+        release (the reservation stays ``failed``). A refused release needs support."""
+        log.error("master_refused", reservation=rsv.id, call=rsv.pending, error=str(exc))
+        failed = _settled(rsv, RsvStatus.FAILED, error=(str(exc.code), exc.detail))
+        step = Step(f"{rsv.pending}_refused", RsvStatus.FAILED, f"{exc.code}: {exc.detail}")
+        if rsv.pending != "commit":
+            return await self._save(failed, step)
+        failed = replace(
+            failed,
+            pending="release",
+            pending_then=RsvStatus.FAILED,
+            pending_attempts=0,
+            pending_due_at=self._clock(),
+        )
+        return await self._settle(await self._save(failed, step))
 
     async def _retry_later(self, rsv: Reservation, reason: str) -> Reservation:
         attempts = rsv.pending_attempts + 1
@@ -689,7 +742,15 @@ class ReservationService:
         for rsv_id in await self.store.due_reservations(now, stuck, 100):
             async with self._lock(rsv_id):
                 rsv = await self.store.get_reservation(rsv_id)
-                touched += await self._sweep_one(rsv, now, stuck)
+                try:
+                    touched += await self._sweep_one(rsv, now, stuck)
+                except Exception as exc:  # one bad row must not stall the others
+                    log.exception("reservation_sweep_failed", reservation=rsv_id)
+                    if rsv.pending is not None:
+                        with contextlib.suppress(Exception):
+                            await self._retry_later(
+                                await self.store.get_reservation(rsv_id), f"error: {exc}"
+                            )
         return touched
 
     async def _sweep_one(self, rsv: Reservation, now: float, stuck: float) -> int:
@@ -734,11 +795,15 @@ class ReservationService:
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _get(self, reservation_id: str) -> Reservation:
+    async def _get(self, reservation_id: str, client: str | None = None) -> Reservation:
+        """The reservation; another client's is as good as absent (ids are not secrets)."""
         try:
-            return await self.store.get_reservation(reservation_id)
+            rsv = await self.store.get_reservation(reservation_id)
         except NotFound as exc:
             raise ReservationProblem("reservation_not_found", str(exc)) from exc
+        if client is not None and rsv.client != client:
+            raise ReservationProblem("reservation_not_found", f"no reservation {reservation_id!r}")
+        return rsv
 
     async def _save(self, rsv: Reservation, step: Step) -> Reservation:
         return await self.store.update_reservation(rsv, [step])
@@ -788,6 +853,18 @@ def cancel_requested(rsv: Reservation, now: float) -> Reservation | None:
         pending_attempts=0,
         pending_due_at=now,
     )
+
+
+def _refusal_raised(rsv: Reservation) -> Reservation:
+    """A call the master refused ends as a 409 ``master_refused``, never as a 2xx."""
+    if rsv.status is RsvStatus.FAILED:
+        raise ReservationProblem(
+            "master_refused",
+            f"the master refused: {rsv.error_detail or rsv.error_code}",
+            master_code=rsv.error_code,
+            reservation_status=str(rsv.status),
+        )
+    return rsv
 
 
 def refusal_code(code: LedgerErrorCode) -> str:

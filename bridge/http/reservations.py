@@ -18,11 +18,12 @@ from bridge.bonus.reservations import (
     refusal_code,
     request_digest,
 )
+from bridge.http.auth import Client
 from bridge.http.bonus import CustomerIn, money, read_model
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.ledger import LedgerErrorCode, LedgerRefused
-from bridge.store.reservations import Reservation, RsvStatus
+from bridge.store.reservations import Reservation
 from bridge.views import reservation_view
 
 RESERVATION_ID = re.compile(r"^rsv_[0-9a-f]{20}$")
@@ -112,7 +113,7 @@ class ConfirmIn(BaseModel):
     @field_validator("code", mode="before")
     @classmethod
     def _digits(cls, value: Any) -> str:
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4,8}", value.strip()):
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4,8}", value.strip()):
             raise ValueError("must be the 4 to 8 digits of the SMS, as a string")
         return value.strip()
 
@@ -144,6 +145,11 @@ def service(request: web.Request) -> ReservationService:
     return found
 
 
+def owner(client: Client) -> str | None:
+    """Whose reservations a client may see and move: its own; ``admin`` sees all."""
+    return None if "admin" in client.scopes else client.name
+
+
 def reservation_id(request: web.Request) -> str:
     """The ``{id}`` of the path, checked."""
     rsv_id = request.match_info["id"]
@@ -160,11 +166,11 @@ async def read_optional(request: web.Request, model: type[BaseModel]) -> Any:
 
 
 def answer(svc: ReservationService, rsv: Reservation, created: bool = False) -> web.Response:
-    """201 for a new one, 202 while a master call is owed for the caller's request, else 200."""
+    """201 for a new one, 202 while a master call is still owed, else 200."""
     status = 200
     if created:
         status = 201
-    elif rsv.status in (RsvStatus.COMMIT_PENDING, RsvStatus.RELEASE_PENDING):
+    elif rsv.pending is not None:  # a commit or release is owed to the master: accepted
         status = 202
     return json_response(reservation_view(rsv, svc.rules.max_attempts), status)
 
@@ -226,10 +232,12 @@ async def create(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     """``GET /api/v1/bonus/reservations/{id}``: state, amounts, times, history."""
-    request.app[AUTH].require(request, "bonus:read")
+    client = request.app[AUTH].authenticate(request)
+    if not {"bonus:read", "admin"} & client.scopes:
+        raise Problem(403, "forbidden", "this token lacks the 'bonus:read' scope")
     svc = service(request)
     try:
-        rsv, history = await svc.get(reservation_id(request))
+        rsv, history = await svc.get(reservation_id(request), owner(client))
     except ReservationProblem as exc:
         raise problem(exc) from exc
     return json_response(reservation_view(rsv, svc.rules.max_attempts, history))
@@ -237,12 +245,12 @@ async def show(request: web.Request) -> web.Response:
 
 async def confirm(request: web.Request) -> web.Response:
     """``POST …/{id}/confirm``."""
-    request.app[AUTH].require(request, "bonus:reserve")
+    client = request.app[AUTH].require(request, "bonus:reserve")
     svc = service(request)
     rsv_id = reservation_id(request)
     body: ConfirmIn = await read_model(request, ConfirmIn)
     try:
-        rsv = await svc.confirm(rsv_id, body.code)
+        rsv = await svc.confirm(rsv_id, body.code, owner(client))
     except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv)
@@ -250,12 +258,12 @@ async def confirm(request: web.Request) -> web.Response:
 
 async def resend(request: web.Request) -> web.Response:
     """``POST …/{id}/resend``."""
-    request.app[AUTH].require(request, "bonus:reserve")
+    client = request.app[AUTH].require(request, "bonus:reserve")
     svc = service(request)
     rsv_id = reservation_id(request)
     await read_optional(request, EmptyIn)
     try:
-        rsv = await svc.resend(rsv_id)
+        rsv = await svc.resend(rsv_id, owner(client))
     except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv)
@@ -263,12 +271,12 @@ async def resend(request: web.Request) -> web.Response:
 
 async def commit(request: web.Request) -> web.Response:
     """``POST …/{id}/commit``: 200 committed, 202 commit_pending."""
-    request.app[AUTH].require(request, "bonus:reserve")
+    client = request.app[AUTH].require(request, "bonus:reserve")
     svc = service(request)
     rsv_id = reservation_id(request)
     body: CommitIn = await read_optional(request, CommitIn)
     try:
-        rsv = await svc.commit(rsv_id, body.amount)
+        rsv = await svc.commit(rsv_id, body.amount, owner(client))
     except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv)
@@ -281,8 +289,8 @@ async def cancel(request: web.Request) -> web.Response:
     rsv_id = reservation_id(request)
     await read_optional(request, EmptyIn)
     try:
-        rsv = await svc.cancel(rsv_id, f"client:{client.name}")
-    except ReservationProblem as exc:
+        rsv = await svc.cancel(rsv_id, f"client:{client.name}", owner(client))
+    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv)
 

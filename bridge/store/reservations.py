@@ -104,6 +104,10 @@ class SandboxMessage:
     reference: str | None
 
 
+class OrderTaken(Exception):
+    """The order already has an open (or committed) reservation: ``args[0]`` is its id."""
+
+
 class VersionConflict(Exception):
     """Someone else moved the reservation on first; re-read and decide again."""
 
@@ -112,7 +116,11 @@ class ReservationStore(Protocol):
     """Reservation rows, their history, SMS accounting and the sandbox outbox."""
 
     async def create_reservation(self, rsv: Reservation, step: Step) -> Reservation:
-        """Insert ``rsv``; if its (client, idempotency_key) is taken, return that one."""
+        """Insert ``rsv``; if its (client, idempotency_key) is taken, return that one; if its
+        order has an open or committed reservation, raise OrderTaken."""
+
+    async def find_reservation(self, client: str, idempotency_key: str) -> Reservation | None:
+        """The reservation ``client`` made with this Idempotency-Key, if any."""
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         """The reservation; raises NotFound."""

@@ -540,6 +540,10 @@ class SQLiteStore:
         now = self._clock()
         return await self._write(lambda conn: rsv_io.create(conn, rsv, step, now))
 
+    async def find_reservation(self, client: str, idempotency_key: str) -> Reservation | None:
+        """By Idempotency-Key."""
+        return await self._read(lambda conn: rsv_io.by_key(conn, client, idempotency_key))
+
     async def get_reservation(self, reservation_id: str) -> Reservation:
         """One reservation; NotFound if there is none."""
         return await self._read(lambda conn: rsv_io.get(conn, reservation_id))

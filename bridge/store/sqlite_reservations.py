@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge.errors import NotFound
 from bridge.store.reservations import (
+    OrderTaken,
     Reservation,
     RsvStatus,
     SandboxMessage,
@@ -52,15 +53,25 @@ def _append(conn: sqlite3.Connection, rsv_id: str, steps: Sequence[Step], now: f
     )
 
 
+_OPEN = (
+    "(status IN ('creating', 'awaiting_code', 'held', 'commit_pending', 'release_pending',"
+    " 'committed') OR pending IS NOT NULL)"
+)
+
+
 def create(conn: sqlite3.Connection, rsv: Reservation, step: Step, now: float) -> Reservation:
-    """Insert, or return the reservation that already holds the idempotency key."""
+    """Insert, or return the reservation that already holds the idempotency key; raise
+    OrderTaken if the order already has an open reservation."""
     if rsv.idempotency_key is not None:
-        row = conn.execute(
-            f"{_SELECT} WHERE client = ? AND idempotency_key = ?",
-            (rsv.client, rsv.idempotency_key),
-        ).fetchone()
-        if row is not None:
-            return _from_row(row)
+        found = by_key(conn, rsv.client, rsv.idempotency_key)
+        if found is not None:
+            return found
+    taken = conn.execute(
+        f"SELECT id FROM reservations WHERE master = ? AND master_order_id = ? AND {_OPEN}",
+        (rsv.master, rsv.master_order_id),
+    ).fetchone()
+    if taken is not None:
+        raise OrderTaken(str(taken[0]))
     marks = ", ".join("?" for _ in COLUMNS)
     conn.execute(
         f"INSERT INTO reservations ({', '.join(COLUMNS)}) VALUES ({marks})",
@@ -68,6 +79,14 @@ def create(conn: sqlite3.Connection, rsv: Reservation, step: Step, now: float) -
     )
     _append(conn, rsv.id, [step], now)
     return rsv
+
+
+def by_key(conn: sqlite3.Connection, client: str, key: str) -> Reservation | None:
+    """The reservation a client made with this Idempotency-Key, if any."""
+    row = conn.execute(
+        f"{_SELECT} WHERE client = ? AND idempotency_key = ?", (client, key)
+    ).fetchone()
+    return None if row is None else _from_row(row)
 
 
 def get(conn: sqlite3.Connection, rsv_id: str) -> Reservation:

@@ -499,3 +499,77 @@ async def test_a_creation_interrupted_after_the_hold_is_released_by_the_sweeper(
     swept = await wait_for_status(bonus, rsv.id, "cancelled")
     assert swept["error"]["code"] == "interrupted"
     assert await available(bonus) == "1000.00"
+
+
+@pytest.mark.parametrize("master", MASTERS)
+async def test_one_order_has_one_open_reservation(bonus_factory: BonusFactory, master: str) -> None:
+    bonus = await bonus_factory(master)
+    status, first = await reserve(bonus, "100.00", master)
+    assert status == 201, first
+    status, second = await reserve(bonus, "50.00", master)
+    assert (status, second["code"], second["reservation_id"]) == (
+        409,
+        "order_has_reservation",
+        first["id"],
+    )
+    await bonus.call("POST", f"{RSV}/{first['id']}/cancel")
+    status, third = await reserve(bonus, "50.00", master)  # released: the order is free again
+    assert status == 201, third
+    assert await available(bonus) == "950.00"
+
+
+async def test_same_key_at_once_holds_once(bonus_factory: BonusFactory) -> None:
+    bonus = await bonus_factory("onec")
+    headers = {"Authorization": f"Bearer {CLIENT_TOKEN}", "Idempotency-Key": "burst-1"}
+    answers = await asyncio.gather(
+        *(reserve(bonus, "100.00", "onec", headers=headers) for _ in range(5))
+    )
+    created = [body["id"] for status, body in answers if status == 201]
+    assert len(created) == 1, answers
+    for status, body in answers:
+        assert status in {200, 201, 409}, body
+        assert body.get("id", created[0]) == created[0]
+        if status == 409:
+            assert body["code"] in {"request_in_progress", "order_has_reservation"}
+    assert await available(bonus) == "900.00"
+
+
+async def test_a_commit_the_master_refuses_is_not_reported_as_done(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("onec")
+    _, rsv = await reserve(bonus, "100.00", "onec")
+    code, _ = await last_code(bonus)
+    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    # Someone closes the hold in 1C behind the bridge's back.
+    bonus.emulator.ledger.release("manual-release", rsv["id"])
+    status, refused = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+    assert (status, refused["code"]) == (409, "master_refused"), refused
+    assert refused["master_code"] == "reservation_closed"
+    status, shown = await bonus.call("GET", f"{RSV}/{rsv['id']}")
+    assert shown["status"] == "failed"
+    assert "commit_refused" in [s["kind"] for s in shown["history"]]
+    assert await available(bonus) == "1000.00"  # nothing was written off
+
+
+async def test_a_client_sees_and_moves_only_its_own_reservations(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = bonus_config(tmp_path, "onec")
+    config["clients"]["site"] = {
+        "token": "site-token-00000000000001",
+        "scopes": ["bonus:read", "bonus:reserve"],
+    }
+    bonus = await bonus_factory("onec", config=config)
+    _, rsv = await reserve(bonus, "100.00", "onec")
+    site = {"Authorization": "Bearer site-token-00000000000001"}
+    for method, verb, body in (
+        ("GET", "", None),
+        ("POST", "/confirm", {"code": "123456"}),
+        ("POST", "/commit", None),
+        ("POST", "/cancel", None),
+    ):
+        status, answer = await bonus.call(method, f"{RSV}/{rsv['id']}{verb}", body, site)
+        assert (status, answer["code"]) == (404, "reservation_not_found"), (verb, answer)
+    status, seen = await bonus.call("GET", f"{RSV}/{rsv['id']}", headers=ADMIN)
+    assert (status, seen["status"]) == (200, "awaiting_code")  # support sees every one
