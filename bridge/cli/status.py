@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 from bridge.cli.common import Commands, add_command, load, with_store
 from bridge.cli.output import FAILURE, OK, out, print_json, print_table, short_time
+from bridge.settings import HttpSettings
 from bridge.store import Store
 from bridge.views import cursor_view, queue_view
 
@@ -18,7 +22,8 @@ def register(commands: Commands) -> None:
     parser = add_command(
         commands,
         "status",
-        "queue depth per target and status, oldest pending age, cursors, reservations by state",
+        "queue depth per target and status, oldest pending age, cursors, reservations by state,"
+        " breaker states (asked of the running daemon)",
         "bridge status --json | jq '.queues[] | select(.status == \"dead\")'",
         run,
     )
@@ -36,12 +41,29 @@ async def gather_status(store: Store) -> dict[str, Any]:
     }
 
 
+def daemon_systems(http: HttpSettings) -> dict[str, str] | str:
+    """Each system's state as the running daemon sees it (breakers live in its memory), or
+    why it could not be asked."""
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104
+    url = f"http://{host}:{http.port}/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # 503: not ready, but it answered
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        return f"the daemon at {url} did not answer ({exc})"
+    systems = body.get("systems") if isinstance(body, dict) else None
+    return {str(k): str(v) for k, v in systems.items()} if isinstance(systems, dict) else {}
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the status."""
     loaded = load(args)
     if loaded is None:
         return FAILURE
     data = asyncio.run(with_store(loaded, gather_status))
+    data["systems"] = daemon_systems(loaded.settings.http)
     if args.json:
         print_json(data)
         return OK
@@ -60,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"Events: {counts}", markup=False)
     held = ", ".join(f"{k} {v}" for k, v in data["reservations"].items()) or "none yet"
     out.print(f"Reservations: {held}", markup=False)
+    if isinstance(data["systems"], str):
+        out.print(f"Systems: {data['systems']}", markup=False)
+    else:
+        states = ", ".join(f"{k} {v}" for k, v in data["systems"].items())
+        out.print(f"Systems: {states or 'none'}", markup=False)
     if data["cursors"]:
         print_table(
             "Cursors",

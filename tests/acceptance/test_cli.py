@@ -179,6 +179,7 @@ async def test_dead_letter_replay_and_show_through_the_cli(
 
         status = await cli_json(config, "status")
         assert status["events"] == {"done": 2}
+        assert set(status["systems"]) == {"shop", "crm"}  # asked of the running daemon
         code, out, _ = await run_cli(config, "events", "list", "--status", "done")
         assert code == 0 and body["event_id"] in out
     finally:
