@@ -17,10 +17,9 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
-from unittest import mock
 
 import aiohttp
-import requests
+from aiohttp import web
 from intake import start_daemon  # bench/ is on sys.path when run as a script
 
 from bridge.settings import SystemSettings
@@ -33,17 +32,36 @@ CRM_KEY = "sandbox-bridge-key-0001"
 TARGET_P50_MS, TARGET_P99_MS = 1.0, 5.0
 PCTS = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
 STREAMS = ("bridge", "direct", "floor")
-DROP = {"content-length", "connection", "user-agent", "accept-encoding"}  # aiohttp sets these
+# Set by the client library or the proxy, not by the connector: aiohttp sets its own.
+DROP = {"host", "content-length", "connection", "user-agent", "accept-encoding"}
+DROP |= {"transfer-encoding", "keep-alive"}
 # The emulator's own process: the emulator plus a bare aiohttp server (the floor: one HTTP
-# round trip with no work behind it); prints their URLs as one JSON line, serves until
-# stdin closes.
+# round trip with no work behind it; GET /count there answers how many requests the
+# emulator has served that the direct stream did not send, i.e. the bridge's); prints their
+# URLs as one JSON line, serves until stdin closes.
 EMULATOR = """
 import asyncio, json, sys
 from aiohttp import web
 
+served = [0]
+TAG = "X-Bench-Stream"
+
 async def echo(request: web.Request) -> web.Response:
     await request.read()
     return web.json_response({"balance": "1000.00", "pad": "x" * 250})
+
+async def count(request: web.Request) -> web.Response:
+    return web.json_response({"served": served[0]})
+
+def counted(gate):
+    # Counts every master request (not the emulator's admin paths) in front of the
+    # emulator's own middleware; set before start(), which builds the app with it.
+    @web.middleware
+    async def middleware(request, handler):
+        if not request.path.startswith("/__emulator__/") and TAG not in request.headers:
+            served[0] += 1
+        return await gate(request, handler)
+    return middleware
 
 async def main() -> None:
     if sys.argv[1] == "retailcrm":
@@ -52,9 +70,11 @@ async def main() -> None:
     else:
         from connectors.onec.emulator import OnecEmulator
         emulator = OnecEmulator(username="bridge", password="sandbox")
+    emulator._gate = counted(emulator._gate)
     await emulator.start()
     app = web.Application()
     app.router.add_post("/echo", echo)
+    app.router.add_get("/count", count)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -147,13 +167,18 @@ def master_system(master: str, urls: dict[str, str], crm_rate: float) -> dict[st
 
 def write_config(tmp: Path, port: int, name: str, system: dict[str, Any]) -> Path:
     """Store in tmp, one client with bonus:read, the master as the only system (JSON is YAML)."""
+    # A look-up sends no SMS, but the bridge wants a real way to send confirmation codes:
+    # the master's own (RetailCRM), or a gateway template at a closed port (never called).
+    sms: dict[str, Any] = {"sender": "master"}
+    if system["type"] != "retailcrm":
+        sms = {"sender": "bridge", "gateway": {"type": "http", "url": "http://127.0.0.1:9/sms"}}
     config = {
         "store": {"url": f"sqlite:///{tmp / 'bench.db'}"},
         "http": {"host": "127.0.0.1", "port": port},
         "log": {"level": "warning", "format": "json"},
         "clients": {"till": {"token": TOKEN, "scopes": ["bonus:read"]}},
         "systems": {name: system},
-        "bonus": {"master": name},
+        "bonus": {"master": name, "sms": sms},
         "sandbox": {"enabled": False},
     }
     path = tmp / "bench.yaml"
@@ -162,31 +187,63 @@ def write_config(tmp: Path, port: int, name: str, system: dict[str, Any]) -> Pat
 
 
 async def capture(name: str, system: dict[str, Any]) -> list[Call]:
-    """The requests the bridge's connector makes for one look-up (find_customer, balance)."""
+    """The requests the bridge's connector makes for one look-up (find_customer, balance),
+    as they reach the master: recorded by a pass-through proxy put where the master is.
+
+    Recorded on the wire, so whatever the connector uses (requests, zeep, aiohttp) is seen
+    alike. The second of two look-ups is the one kept: a connector may remember something
+    from the first (RetailCRM's bonus details), and the bridge in the run is warm too.
+    """
+    target = system["options"].get("url") or system["options"]["address"]
+    origin = target.split("/", 3)[:3]  # scheme, "", host:port
+    master = "/".join(origin)
+    recording: list[Call] | None = None
+    upstream = aiohttp.ClientSession(auto_decompress=False)
+
+    async def relay(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP}
+        if recording is not None:
+            recording.append(Call(request.method, master + request.path_qs, headers, body))
+        url = master + request.path_qs
+        async with upstream.request(request.method, url, data=body, headers=headers) as r:
+            answer = await r.read()
+            kept = {k: v for k, v in r.headers.items() if k.lower() not in DROP}
+            return web.Response(status=r.status, body=answer, headers=kept)
+
+    app = web.Application(client_max_size=16 * 2**20)
+    app.router.add_route("*", "/{tail:.*}", relay)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    proxied = json.loads(
+        json.dumps(system).replace(master, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    )
     ctype: Any = RETAILCRM if system["type"] == "retailcrm" else ONEC
-    options = ctype.options_model.model_validate(system["options"])
+    options = ctype.options_model.model_validate(proxied["options"])
     connector = ctype.create(name, SystemSettings(type=system["type"]), options)
-    await connector.start()  # the WSDL is read here, before recording starts
-    calls: list[Call] = []
-    send = requests.Session.send
-
-    def record(session: requests.Session, req: requests.PreparedRequest, **kw: Any) -> Any:
-        body = req.body.encode() if isinstance(req.body, str) else req.body or b""
-        headers = {k: v for k, v in req.headers.items() if k.lower() not in DROP}
-        calls.append(Call(str(req.method), str(req.url), headers, body))
-        return send(session, req, **kw)
-
     try:
-        with mock.patch.object(requests.Session, "send", record):
+        await connector.start()  # the WSDL is read here, before recording starts
+        for kept in (False, True):
+            recording = [] if kept else None
             customer = await connector.find_customer(phone=PHONE)
             balance = await connector.balance(customer.customer_id, Decimal(CART))
+            calls = recording or []
     finally:
         await connector.close()
+        await upstream.close()
+        await runner.cleanup()
     if (balance.balance, balance.max_redeemable) != (Decimal(1000), Decimal(150)):
         raise SystemExit(f"unexpected balance from the emulator: {balance!r:.300}")
     if not calls:
-        raise SystemExit("the connector sent nothing through requests: nothing to replay")
+        raise SystemExit("the connector sent nothing to the master: nothing to replay")
     return calls
+
+
+async def served(session: aiohttp.ClientSession, floor: str) -> int:
+    """How many master requests the emulator has served so far (its process counts them)."""
+    async with session.get(floor.replace("/echo", "/count")) as r:
+        return int((await r.json())["served"])
 
 
 async def drive(
@@ -206,7 +263,7 @@ async def drive(
 
     plans = {  # the requests of one look-up (or one floor round trip), in order
         "bridge": [Call("POST", urls["bridge"], headers, body)],
-        "direct": calls,
+        "direct": [c._replace(headers=c.headers | {"X-Bench-Stream": "direct"}) for c in calls],
         "floor": [Call("POST", urls["floor"], {"Content-Type": "application/json"}, body)],
     }
 
@@ -238,6 +295,7 @@ async def drive(
     for i in range(total):
         if i == warm:  # CPU time of this process and the children, from here on
             cpu0 = {pid: cpu_seconds(pid) for pid in [os.getpid(), *pids]}
+            served0 = asyncio.create_task(served(sessions[-1], urls["floor"]))
             measured = time.perf_counter()
         due = started + i / tick
         if (wait := due - time.perf_counter()) > 0:
@@ -251,13 +309,14 @@ async def drive(
         task.add_done_callback(tasks.discard)
     sending = time.perf_counter() - measured
     await asyncio.gather(*tasks)
+    master_requests = await served(sessions[-1], urls["floor"]) - await served0
     wall = time.perf_counter() - measured
     cores = {pid: (cpu_seconds(pid) - used) / wall for pid, used in cpu0.items()}
     for session in sessions:
         await session.close()
     span = {s: sending * (sent[s] / (total - warm) if blocks else 1) for s in STREAMS}
     rates = {s: len(lat[s]) / span[s] if span[s] else 0.0 for s in STREAMS}
-    return lat, errors, lags[warm:], (total - warm) / sending, rates, cores
+    return lat, errors, lags[warm:], (total - warm) / sending, rates, cores, master_requests
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -273,7 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             urls["bridge"] = f"http://127.0.0.1:{port}/api/v1/bonus/balance"
             try:
                 pids = [daemon.pid, emulator.pid]
-                lat, errors, lags, sent_rate, rates, cores = asyncio.run(
+                lat, errors, lags, sent_rate, rates, cores, master_requests = asyncio.run(
                     drive(args, urls, calls, pids)
                 )
             finally:
@@ -293,10 +352,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     b, d = out["bridge"], out["direct"]
     over = {k: round(b[f"{k}_ms"] - d[f"{k}_ms"], 3) for k in ("p50", "p99")}
-    ok = b["errors"] + d["errors"] == 0
     names = {os.getpid(): "bench", daemon.pid: "bridge", emulator.pid: "emulator"}
     per_lookup = cores[daemon.pid] * args.seconds / max(1, b["count"] + b["errors"])
+    # Like with like: what the emulator served over the measured part, less the direct
+    # stream's requests (tagged), is what the bridge asked of the master per look-up.
+    bridge_calls = master_requests / max(1, b["count"] + b["errors"])
+    same = abs(bridge_calls - len(calls)) < 0.05
+    ok = b["errors"] + d["errors"] == 0 and same  # a target is only met comparing like with like
     return out | {
+        "master_calls_per_lookup": {"direct": len(calls), "bridge": round(bridge_calls, 3)},
+        "same_master_calls": same,
         "overhead_ms": over,
         "generator": {"sent_per_second": round(sent_rate, 1), "lag": stats(lags)},
         "cpu_cores": {names[pid]: round(used, 3) for pid, used in cores.items()},
@@ -312,6 +377,12 @@ def report(r: dict[str, Any]) -> None:
     mark, g, c, o = {True: "PASS", False: "MISS"}, r["generator"], r["cpu_cores"], r["overhead_ms"]
     print(f"\nbalance look-ups: {r['settings']}")
     print(f"  direct = {' -> '.join(r['direct_calls'])}")
+    m = r["master_calls_per_lookup"]
+    print(
+        f"  like with like: direct replays the {m['direct']} requests the bridge's connector"
+        f" sent on a warm look-up; in this run the master served {m['bridge']:.2f} per bridge"
+        f" look-up: {'same' if r['same_master_calls'] else 'NOT THE SAME'}"
+    )
     for stream in STREAMS:
         f = r[stream]
         print(
@@ -335,7 +406,7 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    """Parse options, run, print; exit 1 if any look-up failed."""
+    """Parse options, run, print; exit 1 if any look-up failed or the streams differed."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--master", choices=["onec", "onec-soap", "retailcrm"], default="onec")
     parser.add_argument("--rate", type=float, default=0, help="look-ups/s (200; retailcrm 10)")
@@ -353,7 +424,8 @@ def main() -> int:
     report(result)
     if args.json:
         print(json.dumps(result, indent=2))
-    return 1 if sum(result[s]["errors"] for s in STREAMS) else 0
+    failed = sum(result[s]["errors"] for s in STREAMS) or not result["same_master_calls"]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,30 +1,40 @@
 """Wire clients for a 1C infobase: SOAP through zeep, or the HTTP service with JSON.
 
 Both take and return the contract's *logical* names (``contract.py``) and translate to the
-installation's names through a ``Naming``. Both are blocking (zeep and requests): callers
-run them in worker threads. Wire failures become the exceptions below; which reaction each
-calls for is decided in ``errors.py``. Nothing here imports the bridge's core.
+installation's names through a ``Naming``. Both call asynchronously, on the caller's event
+loop, through one kept-alive aiohttp pool (``wire.py``); zeep builds and reads the SOAP
+envelopes (its async path, ``AsyncServiceProxy``), and only the WSDL is fetched with
+``requests``, once, by the blocking ``SoapClient.load`` (callers run it in a worker
+thread). Wire failures become the exceptions below; which reaction each calls for is
+decided in ``errors.py``. Nothing here imports the bridge's core.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import requests
+import requests.structures
 import zeep
 import zeep.exceptions
 import zeep.helpers
+import zeep.proxy
+import zeep.wsdl.utils
 from requests.adapters import HTTPAdapter
 
 from connectors.onec.contract import OPERATIONS, Naming
+from connectors.onec.wire import (
+    OnecCallError,
+    OnecUnreachable,
+    Wire,
+    environment_ca_bundle,
+    environment_proxy,
+)
 
 SoapVersion = Literal["1.1", "1.2"]
-
-
-class OnecCallError(Exception):
-    """A call to 1C failed; subclasses say how."""
 
 
 class OnecFault(OnecCallError):
@@ -45,40 +55,22 @@ class OnecHTTPError(OnecCallError):
         self.status = status
 
 
-class OnecUnreachable(OnecCallError):
-    """No answer: the connection failed or the timeout passed."""
-
-    def __init__(self, message: str, *, timed_out: bool) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
-
-
 class OnecContractMismatch(OnecCallError):
     """The service does not have what the configured names say (operation, element)."""
 
 
-class OnecClient(Protocol):
-    """What the connector needs of either transport."""
-
-    def load(self) -> str:
-        """Prepare (load the WSDL); return a one-line description of the service."""
-        ...
-
-    def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Call a logical operation with logical parameters; the result by logical names."""
-        ...
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        ...
-
-
-def _session(username: str, password: str, pool_size: int) -> requests.Session:
+def _session(url: str, username: str, password: str) -> requests.Session:
+    """The session the WSDL is fetched with (zeep loads it synchronously, once)."""
     session = requests.Session()
     # requests encodes Basic credentials as latin-1: a Cyrillic 1C user name cannot pass
     # (onec.md §1.4); the options validation asks for a Latin technical user.
     session.auth = (username, password)
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    # trust_env=False: the proxy and CA variables are read here, once, like the Wire does.
+    session.trust_env = False
+    session.verify = environment_ca_bundle() or True
+    proxy = environment_proxy(url)
+    session.proxies = {"http": proxy, "https": proxy} if proxy else {}
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -89,7 +81,7 @@ def _excerpt(text: str) -> str:
 
 
 class SoapClient:
-    """zeep over a pooled requests session with Basic auth and timeouts."""
+    """zeep's async path over the Wire: Basic auth, one timeout per call, pooled connections."""
 
     def __init__(
         self,
@@ -108,21 +100,32 @@ class SoapClient:
         self._address = address
         self._version = soap_version
         self._timeout = timeout
-        self._session = _session(username, password, pool_size)
+        self._session = _session(address or wsdl, username, password)
+        self._wire = Wire(
+            url=address or wsdl,
+            username=username,
+            password=password,
+            timeout=timeout,
+            pool_size=pool_size,
+        )
         self._service: Any = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the WSDL has been loaded and checked (``load``)."""
+        return self._service is not None
+
     def load(self) -> str:
-        """Load and check the WSDL once; every named operation must be in the binding."""
-        transport = _CheckedTransport(
-            session=self._session, timeout=self._timeout, operation_timeout=self._timeout
-        )
+        """Load and check the WSDL once; every named operation must be in the binding.
+
+        Blocking (zeep reads the WSDL synchronously): run it in a worker thread.
+        """
+        transport = _SoapTransport(self._wire, session=self._session, timeout=self._timeout)
         # strict=False: a hand-written 1C record may carry elements the WSDL does not list
         # (onec.md §1.5, zeep #779); xml_huge_tree off keeps lxml's limits on hostile input.
         settings = zeep.Settings(strict=False, xml_huge_tree=False)
         try:
-            client = zeep.Client(
-                self._wsdl, transport=transport, settings=settings, plugins=[_Utf8Headers()]
-            )
+            client = zeep.AsyncClient(self._wsdl, transport=transport, settings=settings)
         except requests.HTTPError as exc:  # zeep's WSDL download calls raise_for_status()
             status = exc.response.status_code if exc.response is not None else 0
             raise OnecHTTPError(status, "while loading the WSDL") from exc
@@ -137,11 +140,14 @@ class SoapClient:
         try:
             if self._address:
                 # 1C bakes the host it was reached by into the WSDL, often an internal one
-                # (onec.md §1.2, §1.5): create_service points the binding elsewhere.
-                self._service = client.create_service(binding, self._address)
+                # (onec.md §1.2, §1.5): the binding is pointed elsewhere. (zeep's
+                # create_service makes a blocking proxy even on an AsyncClient.)
+                service = zeep.proxy.AsyncServiceProxy(
+                    client, client.wsdl.bindings[binding], address=self._address
+                )
             else:
                 port = f"{self._naming.service}Soap12" if self._version == "1.2" else None
-                self._service = client.bind(self._naming.service, port)
+                service = client.bind(self._naming.service, port)
         except (LookupError, ValueError, zeep.exceptions.Error) as exc:
             raise OnecContractMismatch(
                 f"the WSDL has no binding {binding} (check service and namespace): {exc}"
@@ -149,26 +155,25 @@ class SoapClient:
         missing = [
             f"{n.contract.name} → {n.name}"
             for n in self._naming.resolve_all()
-            if not hasattr(self._service, n.name)
+            if not hasattr(service, n.name)
         ]
         if missing:
             raise OnecContractMismatch(f"the WSDL lacks operations: {', '.join(missing)}")
+        self._service = service
         return f"SOAP {self._version} service {self._naming.service}"
 
-    def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call ``logical`` through zeep and rename the result back to logical names."""
         if self._service is None:
-            self.load()
+            raise OnecContractMismatch("the WSDL is not loaded yet (SoapClient.load)")
         named = self._naming.resolve(logical)
         values = named.params_to_elements({k: v for k, v in params.items() if v is not None})
         try:
-            answer = getattr(self._service, named.name)(**values)
+            answer = await getattr(self._service, named.name)(**values)
         except zeep.exceptions.Fault as exc:
             raise OnecFault(str(exc.message or ""), status=500) from exc
         except zeep.exceptions.TransportError as exc:
             raise OnecHTTPError(exc.status_code, _excerpt(str(exc.content or ""))) from exc
-        except requests.RequestException as exc:
-            raise _unreachable(exc) from exc
         except (zeep.exceptions.Error, TypeError) as exc:
             raise OnecContractMismatch(f"{named.name}: {exc}") from exc
         plain = zeep.helpers.serialize_object(answer, dict)
@@ -178,9 +183,10 @@ class SoapClient:
         record = plain.get("return", plain) if "return" in plain else plain
         return named.result_from_elements(record)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
+        await self._wire.close()
 
 
 class HttpServiceClient:
@@ -190,71 +196,81 @@ class HttpServiceClient:
         self, *, url: str, username: str, password: str, timeout: float, pool_size: int = 4
     ) -> None:
         self._root = url.rstrip("/")
-        self._timeout = timeout
-        self._session = _session(username, password, pool_size)
+        self._wire = Wire(
+            url=self._root,
+            username=username,
+            password=password,
+            timeout=timeout,
+            pool_size=pool_size,
+        )
+
+    @property
+    def loaded(self) -> bool:
+        """Always: there is nothing to load."""
+        return True
 
     def load(self) -> str:
         """Nothing to load: the HTTP service has no schema (onec.md §2)."""
         return f"HTTP service at {self._root}"
 
-    def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """POST the logical parameters as JSON; the answer's keys are logical already."""
         path = OPERATIONS[logical].http_path
         body = {k: _jsonable(v) for k, v in params.items() if v is not None}
+        answer = await self._wire.post(
+            f"{self._root}/{path.lstrip('/')}",
+            json.dumps(body, allow_nan=False).encode(),
+            {"Content-Type": "application/json", "Accept": "application/json"},
+        )
         try:
-            response = self._session.post(
-                f"{self._root}/{path.lstrip('/')}", json=body, timeout=self._timeout
-            )
-        except requests.RequestException as exc:
-            raise _unreachable(exc) from exc
-        try:
-            doc = response.json()
+            doc = json.loads(answer.body)  # bytes: a UTF-8 BOM, which 1C may write, is fine
         except ValueError:
             doc = None
-        if response.ok and isinstance(doc, dict):
+        if answer.status < 400 and isinstance(doc, dict):
             return doc
         error = doc.get("error") if isinstance(doc, dict) else None
         if isinstance(error, dict) and isinstance(error.get("code"), str):
             text = f"{error['code']}: {error.get('message', '')}"
-            raise OnecFault(text, code=error["code"], status=response.status_code)
-        raise OnecHTTPError(response.status_code, _excerpt(response.text))
+            raise OnecFault(text, code=error["code"], status=answer.status)
+        raise OnecHTTPError(answer.status, _excerpt(answer.text()))
 
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self._session.close()
+    async def close(self) -> None:
+        """Close the pooled connections (a later call opens a new pool)."""
+        await self._wire.close()
 
 
-class _CheckedTransport(zeep.Transport):
-    """A transport that reports HTTP errors by their status before zeep reads the body.
+class _SoapTransport(zeep.Transport):
+    """zeep's transport: the WSDL through ``requests`` (inherited, blocking, once), the calls
+    through the Wire (``post_xml`` is awaited by zeep's async path).
 
-    1C answers a business error with HTTP 500 and a SOAP fault, which zeep must parse; but
-    a 401 or a proxy's 502 carries a web page, and zeep reads a well-formed one as
-    "Unknown fault occured", losing the status that says what to do.
+    It reports HTTP errors by their status before zeep reads the body: 1C answers a
+    business error with HTTP 500 and a SOAP fault, which zeep must parse; but a 401 or a
+    proxy's 502 carries a web page, and zeep reads a well-formed one as "Unknown fault
+    occured", losing the status that says what to do.
+
+    A Cyrillic SOAPAction (``…#БонуснаяПрограмма:ПолучитьБаланс``) goes out as UTF-8:
+    aiohttp writes header values so, where http.client would fail on anything beyond
+    latin-1 (python-zeep#1172, seen against a real 1C service).
     """
 
-    def post_xml(self, address: str, envelope: Any, headers: dict[str, Any]) -> Any:
-        """Post, then raise OnecHTTPError unless the answer is a SOAP message."""
-        response = super().post_xml(address, envelope, headers)
-        kind = response.headers.get("Content-Type", "")
-        is_soap = "xml" in kind and response.status_code in (200, 500)
-        if response.status_code != 200 and not is_soap:
-            raise OnecHTTPError(response.status_code, _excerpt(response.text))
+    def __init__(self, wire: Wire, *, session: requests.Session, timeout: float) -> None:
+        super().__init__(session=session, timeout=timeout, operation_timeout=timeout)
+        self._wire = wire
+
+    async def post_xml(self, address: str, envelope: Any, headers: dict[str, Any]) -> Any:
+        """Post; raise OnecHTTPError unless the answer is a SOAP message; else zeep's input."""
+        body = zeep.wsdl.utils.etree_to_string(envelope)
+        sent = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
+        answer = await self._wire.post(address, body, sent)
+        kind = answer.headers.get("Content-Type", "")
+        if answer.status != 200 and not ("xml" in kind and answer.status == 500):
+            raise OnecHTTPError(answer.status, _excerpt(answer.text()))
+        response = requests.Response()  # what zeep's process_reply reads
+        response._content = answer.body
+        response.status_code = answer.status
+        response.headers = requests.structures.CaseInsensitiveDict(answer.headers)
+        response.encoding = answer.charset
         return response
-
-
-class _Utf8Headers(zeep.Plugin):
-    """Send header values as UTF-8 bytes: http.client encodes str headers as latin-1, so a
-    Cyrillic SOAPAction (``…#БонуснаяПрограмма:ПолучитьБаланс``) would fail before it is
-    sent (python-zeep#1172, seen against a real 1C service)."""
-
-    def egress(
-        self, envelope: Any, http_headers: dict[str, Any], operation: Any, binding_options: Any
-    ) -> tuple[Any, dict[str, Any]]:
-        """Encode every non-latin-1 header value."""
-        for key, value in list(http_headers.items()):
-            if isinstance(value, str) and not value.isascii():
-                http_headers[key] = value.encode("utf-8")
-        return envelope, http_headers
 
 
 def _jsonable(value: Any) -> Any:
@@ -269,10 +285,11 @@ def _unreachable(exc: requests.RequestException) -> OnecUnreachable:
 __all__ = [
     "HttpServiceClient",
     "OnecCallError",
-    "OnecClient",
     "OnecContractMismatch",
     "OnecFault",
     "OnecHTTPError",
     "OnecUnreachable",
     "SoapClient",
+    "environment_ca_bundle",
+    "environment_proxy",
 ]

@@ -1,15 +1,16 @@
 """The 1C connector: bonus master (``Ledger``), change source (``GetChanges`` and pushes to
 ``/hooks/onec``), and ``bridge check --probe``, over SOAP or the HTTP service.
 
-The wire clients block (zeep, requests), so every call runs in this system's own thread
-pool, sized by ``delivery.concurrency``, and the caller never waits longer than
-``delivery.timeout_seconds``.
+Calls run on the event loop, at most ``delivery.concurrency`` at once (the wire's pool of
+connections), and the caller never waits longer than ``delivery.timeout_seconds`` (+0.5 s of
+slack). Only loading the WSDL blocks (zeep reads it synchronously): it runs in this
+system's worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,7 +24,7 @@ from bridge.logs import get_logger
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from bridge.webhook_format import parse_generic_webhook
-from connectors.onec.client import HttpServiceClient, OnecCallError, OnecClient, SoapClient
+from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.errors import classify
 from connectors.onec.options import OnecOptions
@@ -41,7 +42,9 @@ ENTITIES: dict[str, str] = {
 }
 
 
-def build_client(options: OnecOptions, timeout: float, pool_size: int) -> OnecClient:
+def build_client(
+    options: OnecOptions, timeout: float, pool_size: int
+) -> SoapClient | HttpServiceClient:
     """The wire client the options describe."""
     username, password = options.username, options.password.get_secret_value()
     if options.transport == "http":
@@ -75,9 +78,8 @@ class OnecConnector:
         self.feeds = ("changes",)
         self._timeout = system.delivery.timeout_seconds
         self._client = build_client(options, self._timeout, system.delivery.concurrency)
-        self._pool = ThreadPoolExecutor(
-            max_workers=system.delivery.concurrency, thread_name_prefix=f"onec-{name}"
-        )
+        # One thread: it only loads the WSDL (zeep reads it synchronously).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"onec-{name}")
         self._loaded: str | None = None
 
     # -- lifecycle and probe -------------------------------------------------------------
@@ -96,13 +98,17 @@ class OnecConnector:
             )
 
     async def close(self) -> None:
-        """Stop the worker threads and close pooled connections."""
+        """Stop the worker thread and close pooled connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+        await self._client.close()
 
     async def probe_service(self) -> str:
         """Load the WSDL (SOAP) and check every configured operation is in it."""
-        self._loaded = await self._run(self._client.load)
+        client = self._client
+        if isinstance(client, HttpServiceClient):
+            self._loaded = client.load()  # no schema: nothing to fetch
+        else:
+            self._loaded = await self._run(client.load)
         return self._loaded
 
     async def probe(self) -> str:
@@ -115,18 +121,30 @@ class OnecConnector:
     # -- calls -------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, fn)
+        """A blocking client call in this system's worker threads, within the timeout."""
+        return await self._bounded(asyncio.get_running_loop().run_in_executor(self._pool, fn))
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
         try:
             # requests' timeout is per socket read; this bounds the whole call for the caller.
-            return await asyncio.wait_for(future, self._timeout + 0.5)
+            # asyncio.timeout, not wait_for: no extra task per call on the look-up path.
+            async with asyncio.timeout(self._timeout + 0.5):
+                return await call
         except TimeoutError as exc:
             raise TransientError(f"1C did not answer within {self._timeout:g} s") from exc
         except OnecCallError as exc:
             raise classify(exc) from exc
 
     async def _call(self, logical: str, **params: Any) -> dict[str, Any]:
-        return await self._run(lambda: self._client.call(logical, params))
+        if self._client.loaded:
+            return await self._bounded(self._client.call(logical, params))
+        return await self._bounded(self._load_then_call(logical, params))
+
+    async def _load_then_call(self, logical: str, params: dict[str, Any]) -> dict[str, Any]:
+        # 1C was down at start-up: the WSDL is loaded now, within this call's time bound.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._client.load)
+        return await self._client.call(logical, params)
 
     # -- Ledger --------------------------------------------------------------------------
 

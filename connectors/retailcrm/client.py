@@ -67,7 +67,7 @@ class RetailcrmClient:
         self.url = root
         self.site = site
         self._timeout = timeout
-        self._session = open_session(api_key, pool_size)
+        self._session = open_session(api_key, pool_size, root)
 
     def __repr__(self) -> str:
         return f"RetailcrmClient({self.url!r}, site={self.site!r})"

@@ -24,10 +24,20 @@ reverse                    not offered: RetailCRM reverses order bonuses itself 
 RetailCRM has no operation ids: ``apply`` is made idempotent by reading the order first
 (the same charge already there is the answer to a repeat), ``cancel`` is idempotent by
 itself, but a manual credit is not — the bonus service must record it before calling.
+
+Every call waits its turn at the key's limiter (10 requests/s by default, §1.6), so a
+balance is kept to what it needs: the account (balance, level) and the cart's cap are read
+every time; the points waiting activation and those burning soon — two calls that only feed
+the informational ``pending`` and ``expiring`` — are kept per account for
+``DETAILS_TTL_SECONDS`` and read again after any write this connector makes. The trade-off:
+a credit or charge made elsewhere (an order completed in RetailCRM, the UI) shows in those
+two fields up to a minute late; ``balance``, ``available`` and ``max_redeemable`` are never
+cached. A look-up is then 3 calls with a cart (was 5), 2 without.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -45,14 +55,30 @@ from connectors.retailcrm.client import RetailcrmClient, phone_digits
 
 T = TypeVar("T")
 Run = Callable[[Callable[[], T]], Awaitable[T]]
+Expiring = tuple[tuple[Decimal, date], ...]
+
+DETAILS_TTL_SECONDS = 60.0  # how long pending / expiring points are reused (module docstring)
+DETAILS_KEPT = 10_000  # accounts whose details are kept at most; the oldest go first
 
 
 class RetailcrmLoyalty:
     """The loyalty calls of one account, run through the connector's limiter and pool."""
 
-    def __init__(self, client: RetailcrmClient, run: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(
+        self,
+        client: RetailcrmClient,
+        run: Callable[..., Awaitable[Any]],
+        *,
+        details_ttl: float = DETAILS_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._run = run
+        self._details_ttl = details_ttl
+        self._clock = clock
+        # account id -> (when read, pending, expiring); dicts keep insertion order.
+        self._details: dict[int, tuple[float, Decimal, Expiring]] = {}
+        self._writes = 0  # writes made through this object, to spot one during a read
 
     async def find_customer(
         self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
@@ -86,10 +112,7 @@ class RetailcrmLoyalty:
         """Points, level, points still waiting activation and points burning soon."""
         account = await self._account(customer_id)
         aid = int(account["id"])
-        pending = await self._run(
-            lambda: self._client.bonus_details(aid, "waiting_activation", 20, 1)
-        )
-        burning = await self._run(lambda: self._client.bonus_details(aid, "burn_soon", 20, 1))
+        pending, expiring = await self._bonus_details(aid)
         cap = None
         if cart_total is not None:
             cap = await self._max_charge(account, cart_total)
@@ -102,13 +125,42 @@ class RetailcrmLoyalty:
             as_of=datetime.now(UTC),
             max_redeemable=cap,
             level=_text((account.get("level") or {}).get("name")),
-            pending=_money((pending.get("statistic") or {}).get("totalAmount")),
-            expiring=tuple(
-                (_money(b.get("amount")), date.fromisoformat(str(b["date"])[:10]))
-                for b in burning.get("bonuses") or []
-                if isinstance(b, Mapping) and b.get("date")
-            ),
+            pending=pending,
+            expiring=expiring,
         )
+
+    async def _bonus_details(self, aid: int) -> tuple[Decimal, Expiring]:
+        """Points waiting activation and burning soon: kept for ``details_ttl`` seconds."""
+        kept = self._details.get(aid)
+        if kept is not None and self._clock() - kept[0] < self._details_ttl:
+            return kept[1], kept[2]
+        read_at, writes = self._clock(), self._writes
+        pending = await self._run(
+            lambda: self._client.bonus_details(aid, "waiting_activation", 20, 1)
+        )
+        burning = await self._run(lambda: self._client.bonus_details(aid, "burn_soon", 20, 1))
+        total = _money((pending.get("statistic") or {}).get("totalAmount"))
+        expiring = tuple(
+            (_money(b.get("amount")), date.fromisoformat(str(b["date"])[:10]))
+            for b in burning.get("bonuses") or []
+            if isinstance(b, Mapping) and b.get("date")
+        )
+        if writes != self._writes:
+            # A write of ours landed while these were read: answer with them, keep nothing.
+            return total, expiring
+        self._details.pop(aid, None)  # re-inserted last: the oldest entries go first
+        self._details[aid] = (read_at, total, expiring)
+        while len(self._details) > DETAILS_KEPT:
+            del self._details[next(iter(self._details))]
+        return total, expiring
+
+    def forget_details(self, account_id: str | None = None) -> None:
+        """Read pending / expiring points again next time: of one account, or of all."""
+        self._writes += 1
+        if account_id is None:
+            self._details.clear()
+        elif account_id.isdigit():
+            self._details.pop(int(account_id), None)
 
     async def reserve(
         self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
@@ -125,8 +177,8 @@ class RetailcrmLoyalty:
                 LedgerErrorCode.OPERATION_CONFLICT,
                 f"order {order_id} already has {charged} bonuses charged",
             )
-        answer = await self._run(
-            lambda: self._client.loyalty_apply({"externalId": order_id}, amount)
+        answer = await self._write(
+            customer_id, lambda: self._client.loyalty_apply({"externalId": order_id}, amount)
         )
         check = answer.get("verification") or {}
         waiting = (
@@ -141,7 +193,10 @@ class RetailcrmLoyalty:
     async def confirm_code(self, verification_id: str, code: str) -> None:
         """``/verification/sms/confirm``: a wrong code is ``invalid_code``."""
         try:
-            await self._run(lambda: self._client.verification_confirm(code, verification_id))
+            # The charge lands now; whose it is, the check does not say: forget every account.
+            await self._write(
+                None, lambda: self._client.verification_confirm(code, verification_id)
+            )
         except PermanentError as exc:
             raise LedgerRefused(LedgerErrorCode.INVALID_CODE, str(exc)) from exc
 
@@ -156,6 +211,7 @@ class RetailcrmLoyalty:
             raise LedgerRefused(
                 LedgerErrorCode.RESERVATION_CLOSED, f"no bonuses are charged on {reservation_id}"
             )
+        account_id = str((order.get("loyaltyAccount") or {}).get("id") or "")
         if amount is not None and amount != charged:
             if charged and amount > charged:
                 raise LedgerRefused(
@@ -165,22 +221,23 @@ class RetailcrmLoyalty:
             # A retry after a cancel that landed finds nothing charged and only applies, so
             # a commit never ends with nothing written off.
             if charged:
-                await self._run(
-                    lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
+                await self._write(
+                    account_id,
+                    lambda: self._client.cancel_bonus_operations({"externalId": reservation_id}),
                 )
-            await self._run(
-                lambda: self._client.loyalty_apply({"externalId": reservation_id}, amount)
+            await self._write(
+                account_id,
+                lambda: self._client.loyalty_apply({"externalId": reservation_id}, amount),
             )
             charged = amount
-        account_id = str((order.get("loyaltyAccount") or {}).get("id") or "")
         return await self._operation(
             operation_id, "commit", "committed", charged, account_id, reservation_id
         )
 
     async def release(self, operation_id: str, reservation_id: str) -> LedgerOperation:
         """Cancel the order's bonus operations (idempotent at RetailCRM)."""
-        answer = await self._run(
-            lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
+        answer = await self._write(  # whose order it is comes with the answer: forget all
+            None, lambda: self._client.cancel_bonus_operations({"externalId": reservation_id})
         )
         order = answer.get("order") or {}
         account_id = str((order.get("loyaltyAccount") or {}).get("id") or "")
@@ -193,8 +250,9 @@ class RetailcrmLoyalty:
     ) -> LedgerOperation:
         """A manual credit; not idempotent at RetailCRM (see the module docstring)."""
         comment = f"bridge {operation_id} for order {order_id}"
-        await self._run(
-            lambda: self._client.bonus_credit(int(customer_id), amount, comment=comment)
+        await self._write(
+            customer_id,
+            lambda: self._client.bonus_credit(int(customer_id), amount, comment=comment),
         )
         return await self._operation(operation_id, "accrue", "accrued", amount, customer_id, None)
 
@@ -204,8 +262,9 @@ class RetailcrmLoyalty:
         """A manual write-off (a till sale not mirrored as an order, §4.3); like a manual
         credit, not idempotent at RetailCRM."""
         comment = f"bridge {operation_id}: {reason}"
-        await self._run(
-            lambda: self._client.bonus_charge(int(customer_id), amount, comment=comment)
+        await self._write(
+            customer_id,
+            lambda: self._client.bonus_charge(int(customer_id), amount, comment=comment),
         )
         return await self._operation(operation_id, "charge", "committed", amount, customer_id, None)
 
@@ -217,6 +276,14 @@ class RetailcrmLoyalty:
             "RetailCRM reverses order bonuses when the order is cancelled; with RetailCRM as"
             " the master, returns are recorded there, not through the bridge"
         )
+
+    async def _write(self, account_id: str | None, call: Callable[[], T]) -> T:
+        """A write; whatever came of it, the account's details (all, for None) are read anew."""
+        try:
+            result: T = await self._run(call)
+        finally:
+            self.forget_details(account_id or None)
+        return result
 
     async def _account(self, account_id: str) -> Mapping[str, Any]:
         if not account_id.isdigit():
