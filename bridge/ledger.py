@@ -28,6 +28,7 @@ class LedgerErrorCode(StrEnum):
     OPERATION_CONFLICT = "operation_conflict"
     INVALID_REQUEST = "invalid_request"
     INVALID_CODE = "invalid_code"  # a master-sent confirmation code was wrong or expired
+    CUSTOMER_MISMATCH = "customer_mismatch"  # the order belongs to another customer
 
 
 class LedgerRefused(PermanentError):
@@ -107,6 +108,11 @@ class Ledger(Protocol):
         self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
     ) -> LedgerOperation:
         """Hold ``amount`` for ``order_id``; the reservation's id is ``operation_id``."""
+        ...
+
+    def reservation_ref(self, operation_id: str, order_id: str) -> str:
+        """The ``reservation_id`` a ``reserve(operation_id, …, order_id)`` answers, known
+        without asking the master (to release a hold whose answer was lost in a crash)."""
         ...
 
     async def commit(

@@ -681,14 +681,9 @@ class ReservationService:
                 done = replace(rsv, committed=amount)
             else:
                 if rsv.master_ref is None:
-                    # A creation was interrupted before the master answered: ask again
-                    # (same operation id, so no second hold) to learn the master's id.
-                    try:
-                        ref = (await self._reserve_at_master(rsv)).reservation_id or rsv.id
-                    except LedgerRefused as exc:
-                        if exc.code is LedgerErrorCode.INSUFFICIENT_BALANCE:
-                            raise LedgerRefused(LedgerErrorCode.RESERVATION_NOT_FOUND, "") from exc
-                        raise
+                    # A creation interrupted before the master's answer was stored: the
+                    # master names the hold it may have made the way it always does.
+                    ref = ledger.reservation_ref(rsv.id, rsv.master_order_id)
                 await self.bonus.call_master(
                     "release", lambda: ledger.release(f"{rsv.id}:release", ref)
                 )

@@ -52,6 +52,7 @@ LEDGER_STATUS = {
     LedgerErrorCode.INVALID_REQUEST: 422,
     LedgerErrorCode.RESERVATION_NOT_FOUND: 422,  # at create: the master has no such order
     LedgerErrorCode.OPERATION_CONFLICT: 409,
+    LedgerErrorCode.CUSTOMER_MISMATCH: 409,
 }
 
 

@@ -187,6 +187,10 @@ class OnecConnector:
             )
         )
 
+    def reservation_ref(self, operation_id: str, order_id: str) -> str:
+        """1C names a hold by the operation id that made it (CONTRACT.md, Reserve)."""
+        return operation_id
+
     async def commit(
         self, operation_id: str, reservation_id: str, amount: Decimal | None = None
     ) -> LedgerOperation:

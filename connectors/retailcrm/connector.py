@@ -56,6 +56,7 @@ class RetailcrmConnector:
         self.find_customer = self.loyalty.find_customer
         self.balance = self.loyalty.balance
         self.reserve = self.loyalty.reserve
+        self.reservation_ref = self.loyalty.reservation_ref
         self.commit = self.loyalty.commit
         self.release = self.loyalty.release
         self.accrue = self.loyalty.accrue

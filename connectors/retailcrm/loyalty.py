@@ -167,6 +167,15 @@ class RetailcrmLoyalty:
     ) -> LedgerOperation:
         """Charge ``amount`` on order ``order_id`` (its externalId), or start the SMS check."""
         order = await self._order(order_id)
+        # RetailCRM charges the points of whoever owns the order (§4.3 step 3), whatever
+        # account the bridge has in mind: the code's owner must be the order's owner.
+        account = await self._account(customer_id)
+        owner = (order.get("customer") or {}).get("id")
+        if owner is None or str(owner) != str((account.get("customer") or {}).get("id")):
+            raise LedgerRefused(
+                LedgerErrorCode.CUSTOMER_MISMATCH,
+                f"order {order_id} belongs to another customer than account {customer_id}",
+            )
         charged = _money(order.get("bonusesChargeTotal"))
         if charged == amount:  # a repeat of this very apply: answer as the first time did
             return await self._operation(
@@ -190,6 +199,10 @@ class RetailcrmLoyalty:
             return LedgerOperation(**{**op.__dict__, "verification_id": str(check["checkId"])})
         return op
 
+    def reservation_ref(self, operation_id: str, order_id: str) -> str:
+        """A charge is named by its order: released with cancel-bonus-operations on it."""
+        return order_id
+
     async def confirm_code(self, verification_id: str, code: str) -> None:
         """``/verification/sms/confirm``: a wrong code is ``invalid_code``."""
         try:
@@ -198,6 +211,10 @@ class RetailcrmLoyalty:
                 None, lambda: self._client.verification_confirm(code, verification_id)
             )
         except PermanentError as exc:
+            # A confirm repeated after its answer was lost: the code was right (the wording
+            # is the emulator's; RetailCRM's own is unconfirmed, retailcrm-api.md §9 q.7).
+            if "already been confirmed" in str(exc):
+                return
             raise LedgerRefused(LedgerErrorCode.INVALID_CODE, str(exc)) from exc
 
     async def commit(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import retailcrm
 import structlog
 from aiohttp import web
 
@@ -42,6 +43,22 @@ def order(master: str, number: int = 1) -> dict[str, str]:
     """An order the master accepts a charge on: RetailCRM's seeded orders, or a till
     receipt for 1C (which takes any order id)."""
     return {"system": master, "id": f"o-{number}" if master == "retailcrm" else f"till-{number}"}
+
+
+async def another_order(bonus: Bonus, master: str) -> dict[str, str]:
+    """A second order of the seeded customer (+79000000001): RetailCRM's sandbox seeds only
+    one, so it is created there with the official client, as a shop's site would."""
+    if master != "retailcrm":
+        return order(master, 2)
+    client = retailcrm.v5(bonus.emulator.url, "sandbox-manager-key-0001")
+    data = {
+        "externalId": "o-9",
+        "customer": {"externalId": "c-1"},
+        "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 1500}],
+    }
+    answer = await asyncio.to_thread(lambda: client.order_create(data, "shop").get_response())
+    assert answer.get("success"), answer
+    return {"system": "retailcrm", "id": "o-9"}
 
 
 async def reserve(bonus: Bonus, amount: str, master: str, **extra: Any) -> tuple[int, Any]:
@@ -194,7 +211,8 @@ async def test_five_wrong_codes_lock_and_the_right_one_then_fails_and_no_log_hol
         assert await available(bonus) == "1000.00"  # the hold was released
 
         # A code is accepted once only.
-        _, second = await reserve(bonus, "50.00", master, order=order(master, 2))
+        second_order = await another_order(bonus, master)
+        _, second = await reserve(bonus, "50.00", master, order=second_order)
         code2, _ = await last_code(bonus)
         status, held = await bonus.call("POST", f"{RSV}/{second['id']}/confirm", {"code": code2})
         assert (status, held["status"]) == (200, "held")
@@ -247,7 +265,7 @@ async def test_repeating_reserve_with_one_idempotency_key_and_repeating_commit_c
         "POST", f"{RSV}/{first['id']}/commit", {"amount": "100.00"}
     )
     assert (status, different["code"]) == (409, "already_committed")
-    status, over = await reserve(bonus, "5000.00", master, order=order(master, 2))
+    status, over = await reserve(bonus, "5000.00", master, order=await another_order(bonus, master))
     assert (status, over["code"]) in {(422, "insufficient_balance"), (422, "invalid_request")}
 
 
@@ -463,13 +481,14 @@ async def test_a_commit_owed_to_a_stopped_master_is_made_after_a_restart(tmp_pat
         await sms.cleanup()
 
 
+@pytest.mark.parametrize("held_at_master", [True, False], ids=["held", "never-held"])
 @pytest.mark.parametrize("master", MASTERS)
-async def test_a_creation_interrupted_after_the_hold_is_released_by_the_sweeper(
-    bonus_factory: BonusFactory, master: str
+async def test_a_creation_interrupted_by_a_crash_is_released_by_the_sweeper(
+    bonus_factory: BonusFactory, master: str, held_at_master: bool
 ) -> None:
-    """As if the process died between the master's hold and storing its answer: the row
-    is ``creating``, the master holds the points; the sweeper asks the master again (same
-    operation id, so no second hold) and releases."""
+    """As if the process died after storing the row and before storing the master's
+    answer: the row is ``creating``; the master may or may not hold the points. The sweeper
+    releases whatever there is, under the id the master gives such a hold."""
     bonus = await bonus_factory(master)
     svc, ledger = bonus.runtime.reservations, bonus.runtime.bonus
     assert svc is not None
@@ -493,8 +512,9 @@ async def test_a_creation_interrupted_after_the_hold_is_released_by_the_sweeper(
         updated_at=now - 3600,
     )
     await bonus.runtime.store.create_reservation(rsv, Step("created", RsvStatus.CREATING))
-    await ledger.ledger.reserve(rsv.id, rsv.customer_id, rsv.amount, rsv.master_order_id)
-    assert await available(bonus) == "750.00"
+    if held_at_master:
+        await ledger.ledger.reserve(rsv.id, rsv.customer_id, rsv.amount, rsv.master_order_id)
+        assert await available(bonus) == "750.00"
     assert await svc.sweep_once() == 1
     swept = await wait_for_status(bonus, rsv.id, "cancelled")
     assert swept["error"]["code"] == "interrupted"
@@ -573,3 +593,14 @@ async def test_a_client_sees_and_moves_only_its_own_reservations(
         assert (status, answer["code"]) == (404, "reservation_not_found"), (verb, answer)
     status, seen = await bonus.call("GET", f"{RSV}/{rsv['id']}", headers=ADMIN)
     assert (status, seen["status"]) == (200, "awaiting_code")  # support sees every one
+
+
+async def test_a_retailcrm_order_of_another_customer_is_refused(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("retailcrm")
+    # o-2 belongs to the customer with phone …02; RetailCRM would charge *their* points.
+    status, refused = await reserve(bonus, "50.00", "retailcrm", order=order("retailcrm", 2))
+    assert (status, refused["code"]) == (409, "customer_mismatch"), refused
+    status, other = await bonus.balance({"customer": {"card": "2000000000022"}})
+    assert other["balance"] == "250.00"
