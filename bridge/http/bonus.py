@@ -46,6 +46,10 @@ class CustomerIn(BaseModel):
             raise ValueError("must be 1 to 64 characters")
         return value
 
+    def ref(self) -> CustomerRef:
+        """The service's view of the same customer."""
+        return CustomerRef(self.phone, self.card, self.system, self.id)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> CustomerIn:
         given = [
@@ -164,7 +168,7 @@ async def balance(request: web.Request) -> web.Response:
     if service is None:
         raise Problem(404, "no_bonus_master", "bonus.master is not configured")
     body = await read_model(request, BalanceIn)
-    ref = CustomerRef(**body.customer.model_dump())
+    ref = body.customer.ref()
     total = body.cart.total if body.cart else None
     try:
         answer = await service.balance(ref, total)

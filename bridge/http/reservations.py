@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from bridge.bonus.balance import CustomerRef, MasterUnavailable
+from bridge.bonus.balance import MasterUnavailable
 from bridge.bonus.reservations import (
     NewReservation,
     ReservationProblem,
@@ -214,7 +214,7 @@ async def create(request: web.Request) -> web.Response:
     body: ReserveIn = await read_model(request, ReserveIn)
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
     req = NewReservation(
-        customer=CustomerRef(**body.customer.model_dump()),
+        customer=body.customer.ref(),
         amount=body.amount,
         order_system=body.order.system,
         order_id=body.order.id,
