@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -244,56 +245,56 @@ async def show(request: web.Request) -> web.Response:
     return json_response(reservation_view(rsv, svc.rules.max_attempts, history))
 
 
-async def confirm(request: web.Request) -> web.Response:
-    """``POST …/{id}/confirm``."""
+Move = Callable[[ReservationService, str, Any, Client], Awaitable[Reservation]]
+
+
+async def _move(
+    request: web.Request, model: type[BaseModel], move: Move, *, optional: bool = False
+) -> web.Response:
+    """One state-machine call on ``{id}``: auth, the id, the body, the call, the answer."""
     client = request.app[AUTH].require(request, "bonus:reserve")
     svc = service(request)
     rsv_id = reservation_id(request)
-    body: ConfirmIn = await read_model(request, ConfirmIn)
+    body = await (read_optional if optional else read_model)(request, model)
     try:
-        rsv = await svc.confirm(rsv_id, body.code, owner(client))
+        rsv = await move(svc, rsv_id, body, client)
     except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv)
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """``POST …/{id}/confirm``: 200 held · 422 invalid_code · 409 locked/expired."""
+    return await _move(
+        request, ConfirmIn, lambda svc, rid, body, c: svc.confirm(rid, body.code, owner(c))
+    )
 
 
 async def resend(request: web.Request) -> web.Response:
-    """``POST …/{id}/resend``."""
-    client = request.app[AUTH].require(request, "bonus:reserve")
-    svc = service(request)
-    rsv_id = reservation_id(request)
-    await read_optional(request, EmptyIn)
-    try:
-        rsv = await svc.resend(rsv_id, owner(client))
-    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
-        raise problem(exc) from exc
-    return answer(svc, rsv)
+    """``POST …/{id}/resend``: 200 · 429 resend_too_soon/too_many_codes."""
+    return await _move(
+        request, EmptyIn, lambda svc, rid, _body, c: svc.resend(rid, owner(c)), optional=True
+    )
 
 
 async def commit(request: web.Request) -> web.Response:
     """``POST …/{id}/commit``: 200 committed, 202 commit_pending."""
-    client = request.app[AUTH].require(request, "bonus:reserve")
-    svc = service(request)
-    rsv_id = reservation_id(request)
-    body: CommitIn = await read_optional(request, CommitIn)
-    try:
-        rsv = await svc.commit(rsv_id, body.amount, owner(client))
-    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
-        raise problem(exc) from exc
-    return answer(svc, rsv)
+    return await _move(
+        request,
+        CommitIn,
+        lambda svc, rid, body, c: svc.commit(rid, body.amount, owner(c)),
+        optional=True,
+    )
 
 
 async def cancel(request: web.Request) -> web.Response:
     """``POST …/{id}/cancel``: 200 released/cancelled, 202 release_pending."""
-    client = request.app[AUTH].require(request, "bonus:reserve")
-    svc = service(request)
-    rsv_id = reservation_id(request)
-    await read_optional(request, EmptyIn)
-    try:
-        rsv = await svc.cancel(rsv_id, f"client:{client.name}", owner(client))
-    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
-        raise problem(exc) from exc
-    return answer(svc, rsv)
+    return await _move(
+        request,
+        EmptyIn,
+        lambda svc, rid, _body, c: svc.cancel(rid, f"client:{c.name}", owner(c)),
+        optional=True,
+    )
 
 
 def add_routes(app: web.Application) -> None:

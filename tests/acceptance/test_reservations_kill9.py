@@ -7,18 +7,17 @@ in the test process, so they keep their state while the daemon is killed and res
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
-from aiohttp import web
 
 from connectors.onec.emulator import OnecEmulator
-from tests.support.bonus import bonus_config
+from tests.support.bonus import outside_onec_config
 from tests.support.configs import CLIENT_TOKEN
 from tests.support.daemon import Daemon, cli_json, free_port
+from tests.support.sms import Provider, sms_provider
 
 TILL = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
 RSV = "/api/v1/bonus/reservations"
@@ -32,38 +31,23 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, body: Any = N
 async def test_an_owed_commit_survives_kill_9_and_lands_after_the_master_returns(
     tmp_path: Path,
 ) -> None:
-    texts: list[str] = []
+    async with sms_provider() as sms:
+        await run_the_story(tmp_path, sms)
 
-    async def provider(request: web.Request) -> web.Response:
-        texts.append((await request.json())["text"])
-        return web.json_response({"status": "queued"})
 
-    sms_app = web.Application()
-    sms_app.router.add_post("/send", provider)
-    sms = web.AppRunner(sms_app)
-    await sms.setup()
-    await web.TCPSite(sms, "127.0.0.1", 0).start()
+async def run_the_story(tmp_path: Path, sms: Provider) -> None:
     onec = OnecEmulator(port=free_port())
     await onec.start()
 
     port = free_port()
-    config = bonus_config(
+    config = outside_onec_config(
         tmp_path,
-        "onec",
+        onec.url,
         timeout_seconds=1,
         reservations={"sweep_seconds": 0.2, "retry_max_seconds": 1},
         breaker={"failures": 2, "reset_seconds": 0.5},
-        sms={
-            "gateway": {
-                "type": "http",
-                "url": f"http://127.0.0.1:{sms.addresses[0][1]}/send",
-                "json_body": {"to": "{phone}", "text": "{text}"},
-            }
-        },
+        sms=sms.gateway(),
     )
-    config["systems"] = {"onec": config["systems"]["onec"]}
-    config["systems"]["onec"]["options"]["address"] = onec.url
-    config["sandbox"] = {"enabled": False}
     config["http"] = {"port": port}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -78,7 +62,7 @@ async def test_an_owed_commit_survives_kill_9_and_lands_after_the_master_returns
         }
         status, rsv = await call(http, "POST", daemon.url + RSV, body)
         assert status == 201, rsv
-        code = re.findall(r"[0-9]{6}", texts[-1])[0]
+        code = sms.last_code()
         status, held = await call(
             http, "POST", f"{daemon.url}{RSV}/{rsv['id']}/confirm", {"code": code}
         )
@@ -110,4 +94,3 @@ async def test_an_owed_commit_survives_kill_9_and_lands_after_the_master_returns
         await http.close()
         await daemon.stop()
         await onec.stop()
-        await sms.cleanup()

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import retailcrm
 import structlog
-from aiohttp import web
 
 from bridge.bonus.phones import mask
 from bridge.logs import configure_logging
@@ -28,10 +27,12 @@ from tests.support.bonus import (
     BonusFactory,
     bonus_config,
     bonus_factory,
+    outside_onec_config,
     start_bonus,
 )
 from tests.support.configs import ADMIN_TOKEN, CLIENT_TOKEN
 from tests.support.daemon import cli_json, free_port
+from tests.support.sms import sms_provider
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
@@ -428,57 +429,37 @@ async def test_reservations_need_the_reserve_scope_and_a_known_id(
 async def test_a_commit_owed_to_a_stopped_master_is_made_after_a_restart(tmp_path: Path) -> None:
     """The 1C emulator and an SMS provider run outside the bridge, so the bridge can stop
     and start again while they keep their state."""
-    texts: list[str] = []
-
-    async def provider(request: web.Request) -> web.Response:
-        texts.append((await request.json())["text"])
-        return web.json_response({"status": "queued"})
-
-    sms_app = web.Application()
-    sms_app.router.add_post("/send", provider)
-    sms = web.AppRunner(sms_app)
-    await sms.setup()
-    await web.TCPSite(sms, "127.0.0.1", 0).start()
-    onec = OnecEmulator(port=free_port())
-    await onec.start()
-    config = bonus_config(
-        tmp_path,
-        "onec",
-        reservations={"sweep_seconds": 0.1, "retry_max_seconds": 0.5},
-        breaker={"failures": 2, "reset_seconds": 0.3},
-        sms={
-            "gateway": {
-                "type": "http",
-                "url": f"http://127.0.0.1:{sms.addresses[0][1]}/send",
-                "json_body": {"to": "{phone}", "text": "{text}"},
-            }
-        },
-    )
-    config["systems"] = {"onec": config["systems"]["onec"]}
-    config["systems"]["onec"]["options"]["address"] = onec.url
-    config["sandbox"] = {"enabled": False}
-    try:
-        bonus, stop = await start_bonus(tmp_path / "first.yaml", config)
-        _, rsv = await reserve(bonus, "100.00", "onec")
-        code = next(w for w in texts[-1].replace(":", " ").split() if w.isdigit())
-        status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
-        assert (status, held["status"]) == (200, "held")
-        onec.faults.set(outage=True)
-        status, pending = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
-        assert (status, pending["status"]) == (202, "commit_pending")
-        await stop()  # the owed commit is in the store, nowhere else
-
-        onec.faults.set(outage=False)
-        bonus, stop = await start_bonus(tmp_path / "second.yaml", config)
+    async with sms_provider() as sms:
+        onec = OnecEmulator(port=free_port())
+        await onec.start()
+        config = outside_onec_config(
+            tmp_path,
+            onec.url,
+            reservations={"sweep_seconds": 0.1, "retry_max_seconds": 0.5},
+            breaker={"failures": 2, "reset_seconds": 0.3},
+            sms=sms.gateway(),
+        )
         try:
-            done = await wait_for_status(bonus, rsv["id"], "committed")
-            assert done["committed"] == "100.00"
-            assert await available(bonus) == "900.00"
+            bonus, stop = await start_bonus(tmp_path / "first.yaml", config)
+            _, rsv = await reserve(bonus, "100.00", "onec")
+            confirm = {"code": sms.last_code()}
+            status, held = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", confirm)
+            assert (status, held["status"]) == (200, "held")
+            onec.faults.set(outage=True)
+            status, pending = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
+            assert (status, pending["status"]) == (202, "commit_pending")
+            await stop()  # the owed commit is in the store, nowhere else
+
+            onec.faults.set(outage=False)
+            bonus, stop = await start_bonus(tmp_path / "second.yaml", config)
+            try:
+                done = await wait_for_status(bonus, rsv["id"], "committed")
+                assert done["committed"] == "100.00"
+                assert await available(bonus) == "900.00"
+            finally:
+                await stop()
         finally:
-            await stop()
-    finally:
-        await onec.stop()
-        await sms.cleanup()
+            await onec.stop()
 
 
 @pytest.mark.parametrize("held_at_master", [True, False], ids=["held", "never-held"])

@@ -102,6 +102,16 @@ def bonus_config(tmp_path: Path, master: str, **bonus: Any) -> dict[str, Any]:
     }
 
 
+def outside_onec_config(tmp_path: Path, onec_url: str, **bonus: Any) -> dict[str, Any]:
+    """A 1C master running outside the bridge (no sandbox): the bridge can stop and start
+    while 1C and the SMS provider keep their state. ``bonus`` needs an ``sms`` gateway."""
+    config = bonus_config(tmp_path, "onec", **bonus)
+    config["systems"] = {"onec": config["systems"]["onec"]}
+    config["systems"]["onec"]["options"]["address"] = onec_url
+    config["sandbox"] = {"enabled": False}
+    return config
+
+
 BonusFactory = Callable[..., Awaitable[Bonus]]
 
 
