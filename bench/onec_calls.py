@@ -1,4 +1,5 @@
-"""Latency of a 1C balance call through the connector against a raw zeep (or requests) call."""
+"""Latency of a 1C balance call through the connector against a raw client making the same
+call over the same transport (zeep's async path or aiohttp), on the same event loop."""
 
 from __future__ import annotations
 
@@ -11,22 +12,25 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import aiohttp
 import requests
 import zeep
 import zeep.helpers
+import zeep.wsdl.utils
 from requests.auth import HTTPBasicAuth
 
 from bridge.ledger import LedgerBalance
 from bridge.settings import DeliverySettings, SystemSettings
 from connectors.onec.connector import ONEC, OnecConnector
+from connectors.onec.wire import Answer
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE, CART, USER, PASSWORD = "+79000000001", Decimal("300"), "bridge", "sandbox"
@@ -58,6 +62,51 @@ class Variant:
     label: str
     sync: Callable[[], object] | None = None
     coro: Callable[[], Awaitable[object]] | None = None
+
+
+class Reply(NamedTuple):
+    """What zeep's ``process_reply`` reads of an HTTP answer."""
+
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
+    encoding: str | None
+
+
+class AioTransport(zeep.Transport):
+    """zeep's async path over a bare aiohttp session: the least a raw async client needs.
+
+    zeep's own ``AsyncTransport`` is built on httpx, which the project does not install; this
+    is the connector's transport without its checks. The WSDL is read with ``requests``,
+    as in the connector. ``canned``, once set, is answered without any I/O (the envelope is
+    still serialized, as the connector's transport does before its canned ``Wire.post``).
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, session: requests.Session) -> None:
+        super().__init__(session=session)  # type: ignore[no-untyped-call]
+        self.http = http
+        self.last: Reply | None = None
+        self.canned: Reply | None = None
+
+    async def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> Reply:
+        """POST the envelope; the answer as zeep reads it."""
+        body = zeep.wsdl.utils.etree_to_string(envelope)  # type: ignore[no-untyped-call]
+        if self.canned is not None:
+            return self.canned
+        async with self.http.post(address, data=body, headers=headers) as r:
+            self.last = Reply(r.status, await r.read(), r.headers, r.charset)
+        return self.last
+
+
+@dataclass
+class RawClients:
+    """The same call with no bridge code: async (the judged baseline) and blocking (the
+    baseline before 2026-11-23), and what the raw client does besides the network."""
+
+    raw: Variant
+    sync: Variant
+    canned: Callable[[bytes], Awaitable[object]]
+    session: requests.Session
 
 
 def stats(lat: list[float]) -> dict[str, Any]:
@@ -127,33 +176,57 @@ def make_connector(transport: str, urls: dict[str, str]) -> OnecConnector:
     return ONEC.create("onec", system, ONEC.options_model.model_validate(options))
 
 
-def raw_variant(
-    transport: str, urls: dict[str, str], cid: str
-) -> tuple[Variant, Any, requests.Session]:
-    """The call with no bridge code (zeep, or requests + JSON), one answer, its session."""
-    session = requests.Session()
+def raw_clients(
+    transport: str, urls: dict[str, str], cid: str, http: aiohttp.ClientSession
+) -> RawClients:
+    """The raw clients for ``transport``; ``http`` is a keep-alive aiohttp session."""
+    session = requests.Session()  # keep-alive: a bare requests.post would reconnect
     session.auth = HTTPBasicAuth(USER, PASSWORD)
     if transport == "soap":
-        transport_ = zeep.Transport(session=session)  # type: ignore[no-untyped-call]
-        client = zeep.Client(urls["wsdl_url"], transport=transport_)  # type: ignore[no-untyped-call]
-        service = client.service
+        blocking = zeep.Transport(session=session)  # type: ignore[no-untyped-call]
+        sync_service = zeep.Client(urls["wsdl_url"], transport=blocking).service  # type: ignore[no-untyped-call]
+        aio = AioTransport(http, session)
+        service = zeep.AsyncClient(urls["wsdl_url"], transport=aio).service  # type: ignore[no-untyped-call]
 
-        def raw() -> object:
-            return service.GetBalance(CustomerId=cid, CartTotal=CART)
+        def sync_raw() -> object:
+            return sync_service.GetBalance(CustomerId=cid, CartTotal=CART)
 
-        label = "raw zeep"
+        async def raw() -> object:
+            return await service.GetBalance(CustomerId=cid, CartTotal=CART)
+
+        async def canned(answer: bytes) -> object:  # the last reply stands in for it
+            aio.canned = aio.last
+            try:
+                return await service.GetBalance(CustomerId=cid, CartTotal=CART)
+            finally:
+                aio.canned = None
+
+        labels = ("raw zeep async (aiohttp)", "raw zeep sync (requests), reference")
     else:
-        # A keep-alive session like the connector's: a bare requests.post would reconnect.
         balance_url = f"{urls['hs_url']}/v1/balance"
         body = {"customer_id": cid, "cart_total": str(CART)}
 
-        def raw() -> object:
+        def sync_raw() -> object:
             response = session.post(balance_url, json=body, timeout=TIMEOUT)
             response.raise_for_status()
             return response.json()
 
-        label = "raw requests"
-    return Variant("raw", label, sync=raw), raw(), session
+        async def raw() -> object:
+            async with http.post(balance_url, json=body) as response:
+                response.raise_for_status()
+                return await response.json()
+
+        async def canned(answer: bytes) -> object:
+            json.dumps(body)
+            return json.loads(answer)
+
+        labels = ("raw aiohttp", "raw requests (sync), reference")
+    return RawClients(
+        Variant("raw", labels[0], coro=raw),
+        Variant("sync", labels[1], sync=sync_raw),
+        canned,
+        session,
+    )
 
 
 def check_raw(transport: str, answer: Any) -> None:
@@ -167,121 +240,116 @@ def check_raw(transport: str, answer: Any) -> None:
 
 
 async def parts(
-    connector: OnecConnector, transport: str, cid: str, raw_answer: Any, n: int, pause: float
+    connector: OnecConnector, transport: str, cid: str, raw: RawClients, n: int
 ) -> dict[str, dict[str, Any]]:
-    """The connector's own steps without the network; ``pause`` is the raw call's p50."""
-    loop = asyncio.get_running_loop()
-    pool = connector._pool
-    out: dict[str, dict[str, Any]] = {}
+    """The connector's own work with the network taken out: the wire answers a recorded reply."""
+    client, params = connector._client, {"customer_id": cid, "cart_total": CART}
+    wire = client._wire
+    real_post, recorded = wire.post, []
 
-    def noop() -> None:
+    async def recording(url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        recorded.append(await real_post(url, body, headers))
+        return recorded[-1]
+
+    async def replaying(url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return recorded[-1]
+
+    async def nothing() -> None:
         return None
 
-    async def hop() -> None:
-        await loop.run_in_executor(pool, noop)
-
-    async def run() -> None:
-        await connector._run(noop)
-
-    out["hop"] = stats(await measure(Variant("hop", "", coro=hop), n))
-    out["run"] = stats(await measure(Variant("run", "", coro=run), n))
-
-    def nap() -> None:
-        time.sleep(pause)
-
-    async def run_nap() -> None:
-        await connector._run(nap)
-
-    # The hop again, around a sleep as long as a call: the loop thread goes idle meanwhile
-    # and must be woken, as it is around a real call. Reported as (hop + sleep) - sleep.
-    slept: dict[str, list[float]] = {"nap": [], "run_nap": []}
-    for _ in range(10):
-        slept["nap"] += await measure(Variant("nap", "", sync=nap), max(1, n // 20))
-        slept["run_nap"] += await measure(Variant("run_nap", "", coro=run_nap), max(1, n // 20))
-    naps, run_naps = stats(slept["nap"]), stats(slept["run_nap"])
-    out["run_idle"] = {
-        "count": naps["count"],
-        "pause_ms": round(pause * 1000, 4),
-        **{k: round(run_naps[k] - naps[k], 4) for k in ("p50_ms", "p99_ms", "mean_ms")},
-    }
-    if transport == "soap":
-        naming = connector.options.operations
-        params = {"customer_id": cid, "cart_total": CART}
-
-        def rename() -> object:
-            named = naming.resolve("balance")
-            named.params_to_elements(params)
-            plain = zeep.helpers.serialize_object(raw_answer, dict)  # type: ignore[no-untyped-call]
-            return named.result_from_elements(plain)
-
-        out["rename"] = stats(await measure(Variant("rename", "", sync=rename), n))
-    record = connector._client.call("balance", {"customer_id": cid, "cart_total": CART})
-
-    async def canned(logical: str, **params: Any) -> dict[str, Any]:
-        return record
-
-    connector._call = canned  # type: ignore[method-assign]
+    out: dict[str, dict[str, Any]] = {}
+    wire.post = recording  # type: ignore[method-assign]
     try:
-        result = await connector.balance(cid, CART)
-        assert isinstance(result, LedgerBalance)
-        out["convert"] = stats(
-            await measure(Variant("convert", "", coro=lambda: connector.balance(cid, CART)), n)
-        )
+        await client.call("balance", params)
+        wire.post = replaying  # type: ignore[method-assign]
+        variants = [
+            Variant("raw_canned", "", coro=lambda: raw.canned(recorded[-1].body)),
+            Variant("client_canned", "", coro=lambda: client.call("balance", params)),
+            Variant("connector_canned", "", coro=lambda: connector.balance(cid, CART)),
+            Variant("bounded", "", coro=lambda: connector._bounded(nothing())),
+        ]
+        if transport == "soap":
+            naming = connector.options.operations
+            answer = await raw.raw.coro()  # type: ignore[misc]
+
+            def rename() -> object:
+                named = naming.resolve("balance")
+                named.params_to_elements(params)
+                plain = zeep.helpers.serialize_object(answer, dict)  # type: ignore[no-untyped-call]
+                return named.result_from_elements(plain)
+
+            variants.append(Variant("rename", "", sync=rename))
+        record = await client.call("balance", params)
+
+        async def canned(logical: str, **_: Any) -> dict[str, Any]:
+            return record
+
+        for v in variants:
+            out[v.key] = stats(await measure(v, n))
+        connector._call = canned  # type: ignore[method-assign]
+        assert isinstance(await connector.balance(cid, CART), LedgerBalance)
+        convert = Variant("convert", "", coro=lambda: connector.balance(cid, CART))
+        out["convert"] = stats(await measure(convert, n))
     finally:
-        del connector._call
+        del wire.post
+        connector.__dict__.pop("_call", None)
     return out
 
 
 async def bench(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
     """Warm up, then run the variants in blocks, rotating which goes first."""
     connector = make_connector(args.transport, urls)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)  # as the connector's wire has
+    auth = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
     await connector.start()
     try:
-        cid = (await connector.find_customer(phone=PHONE)).customer_id
-        raw, raw_answer, session = raw_variant(args.transport, urls, cid)
-        check_raw(args.transport, raw_answer)
-        wire, loop = connector._client, asyncio.get_running_loop()
+        async with aiohttp.ClientSession(headers=auth, timeout=timeout) as http:
+            cid = (await connector.find_customer(phone=PHONE)).customer_id
+            raw = raw_clients(args.transport, urls, cid, http)
+            check_raw(args.transport, await raw.raw.coro())  # type: ignore[misc]
+            check_raw(args.transport, raw.sync.sync())  # type: ignore[misc]
+            client = connector._client
 
-        def wire_call() -> object:
-            return wire.call("balance", {"customer_id": cid, "cart_total": CART})
+            async def wire_call() -> object:
+                return await client.call("balance", {"customer_id": cid, "cart_total": CART})
 
-        async def pooled() -> object:
-            return await loop.run_in_executor(connector._pool, wire_call)
-
-        variants = [
-            raw,
-            Variant("client", "wire client, same thread", sync=wire_call),
-            Variant("pooled", "wire client in the pool, no wait_for", coro=pooled),
-            Variant("connector", "connector.balance()", coro=lambda: connector.balance(cid, CART)),
-        ]
-        for v in variants:
-            await measure(v, args.warmup)
-        lat: dict[str, list[float]] = {v.key: [] for v in variants}
-        block_p50: dict[str, list[float]] = {v.key: [] for v in variants}
-        sizes = [
-            args.calls // args.blocks + (i < args.calls % args.blocks) for i in range(args.blocks)
-        ]
-        t0 = time.perf_counter()
-        for b, size in enumerate(sizes):
-            order = variants[b % len(variants) :] + variants[: b % len(variants)]
-            for v in order:
-                got = await measure(v, size)
-                lat[v.key] += got
-                block_p50[v.key].append(stats(got)["p50_ms"])
-        elapsed = time.perf_counter() - t0
-        pause = stats(lat["raw"])["p50_ms"] / 1000
-        steps = await parts(connector, args.transport, cid, raw_answer, args.calls, pause)
-        session.close()
+            variants = [
+                raw.raw,
+                raw.sync,
+                Variant("client", "wire client (client.call)", coro=wire_call),
+                Variant(
+                    "connector", "connector.balance()", coro=lambda: connector.balance(cid, CART)
+                ),
+            ]
+            for v in variants:
+                await measure(v, args.warmup)
+            lat: dict[str, list[float]] = {v.key: [] for v in variants}
+            cpu = dict.fromkeys(lat, 0.0)
+            block_p50: dict[str, list[float]] = {v.key: [] for v in variants}
+            sizes = [
+                args.calls // args.blocks + (i < args.calls % args.blocks)
+                for i in range(args.blocks)
+            ]
+            t0 = time.perf_counter()
+            for b, size in enumerate(sizes):
+                order = variants[b % len(variants) :] + variants[: b % len(variants)]
+                for v in order:
+                    c0 = time.process_time()
+                    got = await measure(v, size)
+                    cpu[v.key] += time.process_time() - c0
+                    lat[v.key] += got
+                    block_p50[v.key].append(stats(got)["p50_ms"])
+            elapsed = time.perf_counter() - t0
+            steps = await parts(connector, args.transport, cid, raw, args.calls)
+            raw.session.close()
     finally:
         await connector.close()
-    result = {v.key: stats(lat[v.key]) | {"label": v.label} for v in variants}
-    r, c = result["raw"], result["connector"]
-    overhead = {
-        f"{k}_ms": round(c[f"{k}_ms"] - r[f"{k}_ms"], 4) for k in ("p50", "p99", "mean")
-    } | {f"{k}_ratio": round(c[f"{k}_ms"] / r[f"{k}_ms"], 3) for k in ("p50", "p99", "mean")}
-    per_block = [
-        round(cb - rb, 4) for cb, rb in zip(block_p50["connector"], block_p50["raw"], strict=True)
-    ]
+    result = {
+        v.key: stats(lat[v.key])
+        | {"label": v.label, "cpu_us_per_call": round(cpu[v.key] / args.calls * 1e6, 1)}
+        for v in variants
+    }
+    c = result["connector"]
     return {
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "settings": {
@@ -295,69 +363,88 @@ async def bench(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any
         "versions": {
             "python": platform.python_version(),
             "zeep": version("zeep"),
+            "aiohttp": version("aiohttp"),
             "requests": version("requests"),
         },
         "measured_seconds": round(elapsed, 2),
         "variants": result,
-        "overhead": overhead,
-        "overhead_p50_per_block_ms": per_block,
+        "overhead": overhead(c, result["raw"]),
+        "overhead_vs_sync": overhead(c, result["sync"]),
+        "overhead_p50_per_block_ms": [
+            round(cb - rb, 4)
+            for cb, rb in zip(block_p50["connector"], block_p50["raw"], strict=True)
+        ],
         "parts": steps,
     }
+
+
+def overhead(c: dict[str, Any], r: dict[str, Any]) -> dict[str, float]:
+    """``c`` minus ``r`` at p50, p99 and mean, in ms and as ratios, and in CPU per call."""
+    keys = ("p50", "p99", "mean")
+    return (
+        {f"{k}_ms": round(c[f"{k}_ms"] - r[f"{k}_ms"], 4) for k in keys}
+        | {f"{k}_ratio": round(c[f"{k}_ms"] / r[f"{k}_ms"], 3) for k in keys}
+        | {"cpu_us_per_call": round(c["cpu_us_per_call"] - r["cpu_us_per_call"], 1)}
+    )
 
 
 def report(r: dict[str, Any]) -> None:
     """Print the human-readable block."""
     s, v, o, p = r["settings"], r["variants"], r["overhead"], r["parts"]
+    vers = r["versions"]
     print(
         f"\n1C balance call, transport {s['transport']}: {s['calls']} sequential calls per"
         f" variant after {s['warmup']} warm-up, {s['blocks']} blocks rotating which goes first;"
-        f" emulator in its own process ({r['date_utc']} UTC, Python {r['versions']['python']},"
-        f" zeep {r['versions']['zeep']}, {r['measured_seconds']} s measured)"
+        f" emulator in its own process ({r['date_utc']} UTC, Python {vers['python']},"
+        f" zeep {vers['zeep']}, aiohttp {vers['aiohttp']}, {r['measured_seconds']} s measured)"
     )
-    print(f"  {'variant':<40} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8}")
+    head = f"{'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8} {'CPU us':>7}"
+    print(f"  {'variant':<40} {head}")
     for f in v.values():
         print(
             f"  {f['label']:<40} {f['p50_ms']:>8.3f} {f['p99_ms']:>8.3f}"
-            f" {f['mean_ms']:>8.3f} {f['max_ms']:>8.3f}"
+            f" {f['mean_ms']:>8.3f} {f['max_ms']:>8.3f} {f['cpu_us_per_call']:>7.1f}"
+        )
+    for name, d in (("raw", o), (v["sync"]["label"].split(",")[0], r["overhead_vs_sync"])):
+        print(
+            f"  overhead connector - {name}: p50 {d['p50_ms']:+.3f} ms (x{d['p50_ratio']:.3f}),"
+            f" p99 {d['p99_ms']:+.3f} ms (x{d['p99_ratio']:.3f}),"
+            f" mean {d['mean_ms']:+.3f} ms (x{d['mean_ratio']:.3f}),"
+            f" CPU {d['cpu_us_per_call']:+.1f} us/call"
         )
     blocks = r["overhead_p50_per_block_ms"]
     print(
-        f"  overhead connector - raw: p50 {o['p50_ms']:+.3f} ms (x{o['p50_ratio']:.3f}),"
-        f" p99 {o['p99_ms']:+.3f} ms (x{o['p99_ratio']:.3f}),"
-        f" mean {o['mean_ms']:+.3f} ms (x{o['mean_ratio']:.3f})"
+        f"  p50 overhead per block (connector - raw): {min(blocks):+.3f} .. {max(blocks):+.3f} ms"
     )
-    print(f"  p50 overhead per block: {min(blocks):+.3f} .. {max(blocks):+.3f} ms")
-    steps = [("raw", "client"), ("client", "pooled"), ("pooled", "connector")]
     names = {
         "client": "wire client - raw"
-        + (" (names, zeep settings)" if s["transport"] == "soap" else " (body, checks)"),
-        "pooled": "pool hop around the real call",
-        "connector": "wait_for + result conversion",
+        + (" (names, checks, Answer -> Response)" if s["transport"] == "soap" else " (checks)"),
+        "connector": "connector - wire client (timeout, errors, conversion)",
     }
     head = "what the connector adds, step by step (variant - previous)"
-    print(f"  {head:<56} {'p50 us':>9} {'p99 us':>9}")
-    for a, b in steps:
+    print(f"  {head:<56} {'p50 us':>9} {'p99 us':>9} {'CPU us':>7}")
+    for a, b in (("raw", "client"), ("client", "connector")):
         d50 = (v[b]["p50_ms"] - v[a]["p50_ms"]) * 1000
         d99 = (v[b]["p99_ms"] - v[a]["p99_ms"]) * 1000
-        print(f"    {names[b]:<54} {d50:>+9.1f} {d99:>+9.1f}")
+        dcpu = v[b]["cpu_us_per_call"] - v[a]["cpu_us_per_call"]
+        print(f"    {names[b]:<54} {d50:>+9.1f} {d99:>+9.1f} {dcpu:>+7.1f}")
+    raw_what = "zeep, post_xml canned" if s["transport"] == "soap" else "json.dumps + json.loads"
     isolated = [
-        ("_run() of a no-op: pool hop + wait_for", "run"),
-        ("  hop alone (run_in_executor)", "hop"),
-        (f"_run() of a {p['run_idle']['pause_ms']:.2f} ms sleep, minus the sleep", "run_idle"),
+        (f"raw client, no network ({raw_what})", "raw_canned"),
+        ("wire client, Wire.post canned", "client_canned"),
+        ("connector.balance(), Wire.post canned", "connector_canned"),
+        ("  resolve + serialize_object + rename", "rename"),
+        ("  _bounded() of a no-op: asyncio.timeout + except", "bounded"),
+        ("  balance() with _call canned: to LedgerBalance", "convert"),
     ]
-    if "rename" in p:
-        isolated.insert(0, ("resolve + serialize_object + rename", "rename"))
-    isolated.append(("balance() with _call canned: to LedgerBalance", "convert"))
-    runs, naps = p["run"]["count"], p["run_idle"]["count"]
-    print(f"  the same costs isolated, no network ({runs} runs each; {naps} around the sleep)")
+    print(f"  the same costs with the network taken out ({p['convert']['count']} runs each)")
     for label, key in isolated:
-        f = p[key]
-        print(f"    {label:<54} {f['p50_ms'] * 1000:>+9.1f} {f['p99_ms'] * 1000:>+9.1f}")
-    keys = [key for key in ("rename", "run_idle", "convert") if key in p]
-    total = sum(p[key]["p50_ms"] for key in keys)
-    what = " + ".join({"rename": "rename", "run_idle": "hop around sleep"}.get(k, k) for k in keys)
+        if key in p:
+            f = p[key]
+            print(f"    {label:<54} {f['p50_ms'] * 1000:>9.1f} {f['p99_ms'] * 1000:>9.1f}")
+    own = (p["connector_canned"]["p50_ms"] - p["raw_canned"]["p50_ms"]) * 1000
     print(
-        f"    sum at p50 ({what}) {total * 1000:+.1f} us;"
+        f"    connector - raw client, both without the network, p50 {own:+.1f} us;"
         f" measured connector - raw {o['p50_ms'] * 1000:+.1f} us"
     )
 
