@@ -52,6 +52,31 @@ class DeliveryJob:
     # The entity as the source holds it now, read just before the attempt when the source
     # can be read (PRODUCT 3.3: history gives changes, not state); None otherwise.
     state: Mapping[str, Any] | None = None
+    # What to write, in the target's shape: the route's mapping file applied to ``state``
+    # (or to the latest change's data when the source cannot be re-read). None when the
+    # route has no mapping; the sink then writes what the change itself carried.
+    document: Mapping[str, Any] | None = None
+
+    @property
+    def external_id(self) -> str:
+        """The key the target upserts by: ``<source>-<entity id>``, stable for an entity."""
+        return f"{self.source}-{self.entity_id}"
+
+
+class Mapped(Protocol):
+    """What a mapping made of one source document."""
+
+    document: dict[str, Any] | None  # the target's document; None when skipped
+    skipped: str | None  # why the change does not flow (a filter, an unknown value)
+
+
+class DocumentMapper(Protocol):
+    """A flow's mapping file, compiled (PRODUCT 4.4); raises a PermanentError naming the
+    rule when the source document cannot be mapped."""
+
+    def apply(self, source: Mapping[str, Any]) -> Mapped:
+        """Map one source document."""
+        ...
 
 
 @runtime_checkable

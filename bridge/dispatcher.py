@@ -16,9 +16,10 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from bridge.connector import BatchSink, DeliveryJob, EntityReader, Sink
-from bridge.errors import DeliveryError, ErrorClass, StoreError, TransientError
+from bridge.connector import BatchSink, DeliveryJob, DocumentMapper, EntityReader, Sink
+from bridge.errors import DeliveryError, ErrorClass, PermanentError, StoreError, TransientError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.retry import decide_retry
@@ -55,6 +56,7 @@ class Dispatcher:
         lease_seconds: float,
         metrics: Metrics | None = None,
         readers: Mapping[str, EntityReader] | None = None,
+        mappers: Mapping[tuple[str, str, str], DocumentMapper] | None = None,
         clock: Callable[[], float] = time.time,
         unit_random: Callable[[], float] = random.random,
         shutdown_grace: float = 10.0,
@@ -65,6 +67,7 @@ class Dispatcher:
         self._lease_seconds = lease_seconds
         self._metrics = metrics
         self._readers = dict(readers or {})  # by source system
+        self._mappers = dict(mappers or {})  # by (source, entity, target)
         self._clock = clock
         self._random = unit_random
         self._grace = shutdown_grace
@@ -176,7 +179,8 @@ class Dispatcher:
         if len(batch) > 1 and any(j.source in self._readers for j in jobs):
             with contextlib.suppress(StoreError):  # reads done in turn used up lease time
                 await self._store.extend_leases(batch, self.owner)
-        ready = [j for j in jobs if j.delivery_id not in failed]
+        jobs, skipped = self._map_documents(jobs, failed)
+        ready = [j for j in jobs if j.delivery_id not in failed and j.delivery_id not in skipped]
         delivered = (
             dict(zip([j.delivery_id for j in ready], await self._deliver(lane, ready), strict=True))
             if ready
@@ -185,7 +189,7 @@ class Dispatcher:
         errors = [failed.get(j.delivery_id, delivered.get(j.delivery_id)) for j in jobs]
         duration_ms = (time.monotonic() - started) * 1000
         for claimed, error in zip(batch, errors, strict=True):
-            await self._record(claimed, error, duration_ms)
+            await self._record(claimed, error, duration_ms, skipped.get(claimed.delivery.id))
 
     async def _read_sources(
         self, lane: TargetLane, jobs: list[DeliveryJob]
@@ -223,6 +227,36 @@ class Dispatcher:
             out.append(job)
         return out, failed
 
+    def _map_documents(
+        self, jobs: list[DeliveryJob], failed: dict[str, DeliveryError]
+    ) -> tuple[list[DeliveryJob], dict[str, str]]:
+        """Apply each job's route mapping to the entity as the source holds it (or, when the
+        source cannot be re-read, to the latest change's data). A change a filter turns
+        away is done without a write; one that cannot be mapped is dead (permanent)."""
+        out: list[DeliveryJob] = []
+        skipped: dict[str, str] = {}
+        for job in jobs:
+            mapper = self._mappers.get((job.source, job.entity, job.target))
+            if mapper is None or job.delivery_id in failed:
+                out.append(job)
+                continue
+            source = job.state if job.state is not None else _change_data(job)
+            try:
+                if source is None:
+                    raise PermanentError(
+                        f"{job.source} {job.entity} {job.entity_id}: nothing to map (the"
+                        " source cannot be read and the change carried no data)"
+                    )
+                mapped = mapper.apply(source)
+            except DeliveryError as exc:
+                failed[job.delivery_id] = exc
+                out.append(job)
+                continue
+            if mapped.document is None:
+                skipped[job.delivery_id] = f"skipped: {mapped.skipped or 'filtered out'}"
+            out.append(dataclasses.replace(job, document=mapped.document))
+        return out, skipped
+
     async def _deliver(
         self, lane: TargetLane, jobs: list[DeliveryJob]
     ) -> list[DeliveryError | None]:
@@ -254,10 +288,16 @@ class Dispatcher:
             return [error] * len(jobs)
 
     async def _record(
-        self, claimed: Claimed, error: DeliveryError | None, duration_ms: float
+        self,
+        claimed: Claimed,
+        error: DeliveryError | None,
+        duration_ms: float,
+        note: str | None = None,
     ) -> None:
         d = claimed.delivery
         outcome = self._outcome(claimed, error, duration_ms)
+        if note is not None and error is None:
+            outcome = dataclasses.replace(outcome, message=note)  # done without a write
         if self._metrics is not None:
             self._metrics.observe_attempt(d.target, outcome.status, duration_ms / 1000)
         try:
@@ -316,6 +356,15 @@ class Dispatcher:
                 log.warning("deliveries_recovered", count=released, reason="lease_expired")
             for lane in self._lanes.values():
                 lane.wakeup.set()
+
+
+def _change_data(job: DeliveryJob) -> Mapping[str, Any] | None:
+    """The latest change's own data, for a source the bridge cannot read back."""
+    payload = job.events[-1].payload if job.events else None
+    if not isinstance(payload, Mapping):
+        return None
+    data = payload.get("data")
+    return data if isinstance(data, Mapping) else None
 
 
 def _job(claimed: Claimed) -> DeliveryJob:

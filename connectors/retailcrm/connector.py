@@ -241,12 +241,16 @@ class RetailcrmConnector:
 
 
 def document_of(job: DeliveryJob) -> dict[str, Any]:
-    """The RetailCRM document a delivery writes: the latest change's payload as it stands.
-
-    Until mapping files translate between systems (issue 6), a source must send the
-    RetailCRM shape (``{"document": {...}}`` or the fields themselves). The ``externalId``
-    defaults to ``<source>-<entity id>``, stable across retries and replays.
+    """The RetailCRM document a delivery writes: the route's mapped document, or, for a
+    route without a mapping file, the latest change's payload as it stands (then the source
+    must send the RetailCRM shape, ``{"document": {...}}`` or the fields themselves). The
+    ``externalId`` defaults to ``<source>-<entity id>``, stable across retries and replays.
     """
+    if job.document is not None:
+        document = dict(job.document)
+        document.setdefault("externalId", job.external_id)
+        document["externalId"] = str(document["externalId"])
+        return document
     payload = job.events[-1].payload
     nested = payload.get("document")
     document = dict(nested if isinstance(nested, Mapping) else payload)
