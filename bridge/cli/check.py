@@ -1,4 +1,5 @@
-"""``bridge check``: validate config.yaml (and, with connectors, their options)."""
+"""``bridge check``: validate config.yaml (and, with connectors, their options) and every
+mapping file its routes name."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from bridge.cli.common import Commands, add_command
 from bridge.cli.output import FAILURE, OK, err, out, print_json
 from bridge.connector import Lifecycle, Probe
 from bridge.errors import BridgeError, SettingsError
+from bridge.mapping import check_route_mappings
 from bridge.registry import Connectors, build_connectors
 from bridge.settings import Settings
-from bridge.settings_loader import read_settings
+from bridge.settings_loader import load_document, read_settings
 
 
 def register(commands: Commands) -> None:
@@ -20,7 +22,7 @@ def register(commands: Commands) -> None:
     parser = add_command(
         commands,
         "check",
-        "validate the config and report every problem with file and line",
+        "validate the config and its mapping files; report every problem with file and line",
         "bridge --config /etc/bridge/config.yaml check",
         run,
     )
@@ -38,13 +40,17 @@ def run(args: argparse.Namespace) -> int:
     problems: list[str] = []
     reached: list[str] = []
     summary = ""
+    config = Path(args.config)
     try:
-        loaded = read_settings(Path(args.config))
+        loaded = read_settings(config)
     except SettingsError as exc:
-        problems = exc.problems
+        # The mapping files are checked all the same: one run names every mistake.
+        document, _ = load_document(config)
+        problems = exc.problems + check_route_mappings(config, document)
     else:
         connectors, found = build_connectors(loaded.settings)
         problems = [str(loaded.document.problem(p.path, p.message)) for p in found]
+        problems += check_route_mappings(config, loaded.document)
         s = loaded.settings
         summary = (
             f"{len(s.systems)} systems, {len(s.mirror.routes)} routes, {len(s.clients)} clients"

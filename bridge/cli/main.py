@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from bridge import __version__
 from bridge.cli import check, events, replay, reservations, sandbox, serve, status
+from bridge.cli import map as map_command
 from bridge.cli.output import USAGE, fail
 from bridge.errors import BridgeError
 
@@ -18,6 +19,7 @@ EXAMPLES = """examples:
   bridge events list --status dead      what is dead-lettered
   bridge events show evt_42             payload, deliveries, every attempt
   bridge replay --status dead --target retailcrm --yes
+  bridge map mappings/retailcrm_order_to_onec.yaml order.json
   bridge reservations list --status held
   bridge sandbox                        run the emulators of the configured systems
   bridge sandbox messages --json        the SMS codes the sandbox gateway "sent"
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: ./config.yaml)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (serve, check, status, events, replay, reservations, sandbox):
+    for module in (serve, check, status, events, replay, map_command, reservations, sandbox):
         module.register(commands)
     return parser
 
