@@ -66,15 +66,22 @@ class DeliveryJob:
 class Mapped(Protocol):
     """What a mapping made of one source document."""
 
-    document: dict[str, Any] | None  # the target's document; None when skipped
-    skipped: str | None  # why the change does not flow (a filter, an unknown value)
+    @property
+    def document(self) -> dict[str, Any] | None:
+        """The target's document; None when skipped."""
+        ...
+
+    @property
+    def skipped(self) -> str | None:
+        """Why the change does not flow (a filter, an unknown value)."""
+        ...
 
 
 class DocumentMapper(Protocol):
     """A flow's mapping file, compiled (PRODUCT 4.4); raises a PermanentError naming the
     rule when the source document cannot be mapped."""
 
-    def apply(self, source: Mapping[str, Any]) -> Mapped:
+    def apply(self, source: Mapping[str, Any], /) -> Mapped:
         """Map one source document."""
         ...
 

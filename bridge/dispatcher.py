@@ -364,7 +364,7 @@ def _change_data(job: DeliveryJob) -> Mapping[str, Any] | None:
     if not isinstance(payload, Mapping):
         return None
     data = payload.get("data")
-    return data if isinstance(data, Mapping) else None
+    return data if isinstance(data, Mapping) else payload
 
 
 def _job(claimed: Claimed) -> DeliveryJob:

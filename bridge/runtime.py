@@ -6,14 +6,16 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bridge.bonus.balance import BonusService
 from bridge.bonus.reservations import ReservationService
-from bridge.connector import Emulator, Lifecycle
+from bridge.connector import DocumentMapper, Emulator, Lifecycle
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
 from bridge.logs import get_logger
+from bridge.mapping import check_route_mappings, load_mapping, mapping_path
 from bridge.metrics import Metrics
 from bridge.poller import Poller
 from bridge.registry import Connectors, build_connectors
@@ -40,6 +42,8 @@ class Runtime:
     bonus: BonusService | None = None
     reservations: ReservationService | None = None
     emulators: dict[str, Emulator] = field(default_factory=dict)
+    # Each route's mapping file, compiled, by (source, entity, target).
+    mappers: dict[tuple[str, str, str], DocumentMapper] = field(default_factory=dict)
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
@@ -78,6 +82,7 @@ class Runtime:
             lease_seconds=self.settings.store.lease_seconds,
             metrics=self.metrics,
             readers=self.connectors.readers(),
+            mappers=self.mappers,
         )
         await self.dispatcher.start()
         self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)
@@ -136,13 +141,30 @@ class Runtime:
 
 
 def build_runtime(loaded: LoadedSettings) -> Runtime:
-    """Build (not start) the runtime; connector problems raise SettingsError."""
+    """Build (not start) the runtime; connector and mapping problems raise SettingsError
+    (all of them, as ``bridge check`` lists them)."""
     connectors, problems = build_connectors(loaded.settings)
-    if problems:
-        raise SettingsError([str(loaded.document.problem(p.path, p.message)) for p in problems])
+    found = [str(loaded.document.problem(p.path, p.message)) for p in problems]
+    found += check_route_mappings(Path(loaded.document.file), loaded.document)
+    if found:
+        raise SettingsError(found)
     return Runtime(
         loaded=loaded,
         store=open_store(loaded.settings.store),
         connectors=connectors,
         router=Router(loaded.settings),
+        mappers=load_mappers(loaded),
     )
+
+
+def load_mappers(loaded: LoadedSettings) -> dict[tuple[str, str, str], DocumentMapper]:
+    """Every route's mapping file, compiled once (the files were checked just before)."""
+    mappers: dict[tuple[str, str, str], DocumentMapper] = {}
+    config_file = Path(loaded.document.file)
+    for route in loaded.settings.mirror.routes:
+        if route.mapping is None:
+            continue
+        mapping = load_mapping(mapping_path(config_file, route.mapping))
+        for target in route.targets:
+            mappers[(route.source, route.entity, target)] = mapping
+    return mappers

@@ -26,6 +26,7 @@ def write_config(
     source_url: str = "http://127.0.0.1:9",
     sandbox: bool = False,
     target_type: str = "recorder",
+    mapping: str | None = None,
 ) -> Path:
     """A config with source ``shop`` (generic JSON webhooks, bearer) routing orders to
     ``crm`` (a recorder) and, optionally, more recorders."""
@@ -44,6 +45,9 @@ def write_config(
     }
     for name, url in targets.items():
         systems[name] = {"type": target_type, "delivery": delivery, "options": {"url": url}}
+    route: dict[str, Any] = {"source": "shop", "entity": "order", "targets": list(targets)}
+    if mapping is not None:
+        route["mapping"] = mapping  # a file in ``folder``
     config = {
         "store": {"url": f"sqlite:///{folder / 'bridge.db'}", "lease_seconds": lease_seconds},
         "http": {"host": "127.0.0.1", "port": port},
@@ -53,7 +57,7 @@ def write_config(
             "support": {"token": ADMIN_TOKEN, "scopes": ["admin"]},
         },
         "systems": systems,
-        "mirror": {"routes": [{"source": "shop", "entity": "order", "targets": list(targets)}]},
+        "mirror": {"routes": [route]},
         "sandbox": {"enabled": sandbox},
     }
     path = folder / "config.yaml"

@@ -59,6 +59,8 @@ class RecorderConnector:
             "events": [e.id for e in job.events],
             # The source's state when the core could re-read it, else the change's payload.
             "state": dict(job.state) if job.state is not None else latest.payload,
+            # What the route's mapping made of it (None without a mapping file).
+            "document": dict(job.document) if job.document is not None else None,
         }
         try:
             async with self._session.post(f"{self.url}/apply", json=body) as resp:
