@@ -155,7 +155,7 @@ class SoapClient:
         missing = [
             f"{n.contract.name} → {n.name}"
             for n in self._naming.resolve_all()
-            if not hasattr(service, n.name)
+            if not hasattr(service, n.name) and not n.contract.mirroring
         ]
         if missing:
             raise OnecContractMismatch(f"the WSDL lacks operations: {', '.join(missing)}")
@@ -168,8 +168,14 @@ class SoapClient:
             raise OnecContractMismatch("the WSDL is not loaded yet (SoapClient.load)")
         named = self._naming.resolve(logical)
         values = named.params_to_elements({k: v for k, v in params.items() if v is not None})
+        operation = getattr(self._service, named.name, None)
+        if operation is None:  # a mirroring operation this 1C does not publish (yet)
+            raise OnecContractMismatch(
+                f"the WSDL lacks {named.name} ({logical}): publish it to mirror"
+                f" {logical.split('_')[1]}s (CONTRACT.md)"
+            )
         try:
-            answer = await getattr(self._service, named.name)(**values)
+            answer = await operation(**values)
         except zeep.exceptions.Fault as exc:
             raise OnecFault(str(exc.message or ""), status=500) from exc
         except zeep.exceptions.TransportError as exc:

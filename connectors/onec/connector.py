@@ -1,5 +1,7 @@
 """The 1C connector: bonus master (``Ledger``), change source (``GetChanges`` and pushes to
-``/hooks/onec``), and ``bridge check --probe``, over SOAP or the HTTP service.
+``/hooks/onec``), reader of orders and customers (``EntityReader``: GetOrder, GetCustomer),
+their writer (``Sink``: SaveOrder, SaveCustomer), and ``bridge check --probe``, over SOAP or
+the HTTP service.
 
 Calls run on the event loop, at most ``delivery.concurrency`` at once (the wire's pool of
 connections), and the caller never waits longer than ``delivery.timeout_seconds`` (+0.5 s of
@@ -17,16 +19,26 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bridge.connector import PollResult, WebhookRejected, WebhookRequest
-from bridge.errors import DeliveryError, TransientError
+from bridge.connector import DeliveryJob, PollResult, WebhookRejected, WebhookRequest
+from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
 from bridge.logs import get_logger
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from bridge.webhook_format import parse_generic_webhook
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
+from connectors.onec.contract import ORIGIN_BRIDGE
 from connectors.onec.emulator import OnecEmulator
-from connectors.onec.errors import classify
+from connectors.onec.errors import classify, is_not_found
+from connectors.onec.models import (
+    READS,
+    WRITES,
+    customer_state,
+    document_of,
+    document_text,
+    operation_id,
+    order_state,
+)
 from connectors.onec.options import OnecOptions
 
 T = TypeVar("T")
@@ -124,7 +136,7 @@ class OnecConnector:
         """A blocking client call in this system's worker threads, within the timeout."""
         return await self._bounded(asyncio.get_running_loop().run_in_executor(self._pool, fn))
 
-    async def _bounded(self, call: Awaitable[T]) -> T:
+    async def _bounded(self, call: Awaitable[T], *, ledger: bool = True) -> T:
         try:
             # requests' timeout is per socket read; this bounds the whole call for the caller.
             # asyncio.timeout, not wait_for: no extra task per call on the look-up path.
@@ -133,12 +145,17 @@ class OnecConnector:
         except TimeoutError as exc:
             raise TransientError(f"1C did not answer within {self._timeout:g} s") from exc
         except OnecCallError as exc:
-            raise classify(exc) from exc
+            raise classify(exc, ledger=ledger) from exc
 
     async def _call(self, logical: str, **params: Any) -> dict[str, Any]:
+        return await self._request(logical, params, ledger=True)
+
+    async def _request(
+        self, logical: str, params: dict[str, Any], *, ledger: bool
+    ) -> dict[str, Any]:
         if self._client.loaded:
-            return await self._bounded(self._client.call(logical, params))
-        return await self._bounded(self._load_then_call(logical, params))
+            return await self._bounded(self._client.call(logical, params), ledger=ledger)
+        return await self._bounded(self._load_then_call(logical, params), ledger=ledger)
 
     async def _load_then_call(self, logical: str, params: dict[str, Any]) -> dict[str, Any]:
         # 1C was down at start-up: the WSDL is loaded now, within this call's time bound.
@@ -244,6 +261,17 @@ class OnecConnector:
         for item in r.get("items") or []:
             if item.get("entity") not in ENTITIES:
                 continue  # a change of something we do not mirror
+            if item.get("origin") == ORIGIN_BRIDGE:
+                # The bridge's own SaveOrder / SaveCustomer: mirroring it would echo the write
+                # back to where it came from (PRODUCT 3.3, "No echoes"; CONTRACT.md). A later
+                # change made in 1C has no origin and flows.
+                log.debug(
+                    "change_skipped_own_write",
+                    system=self.name,
+                    entity=item.get("entity"),
+                    message_no=item.get("message_no"),
+                )
+                continue
             events.append(
                 InboundEvent(
                     source_key=f"msg-{item['message_no']}",
@@ -258,6 +286,43 @@ class OnecConnector:
             )
         last = int(r.get("last_message_no") or since)
         return PollResult(events, str(last), bool(r.get("more")))
+
+    # -- mirroring: reading and writing orders and customers ------------------------------
+
+    async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+        """GetOrder / GetCustomer by the id the change feed gave (the bridge's external id
+        for what it saved, else 1C's own id); None when 1C has no such one, or for entities
+        no operation reads (receipts, sales and returns arrive whole in pushes)."""
+        logical = READS.get(entity)
+        if logical is None or not entity_id:
+            return None
+        try:
+            record = await self._request(logical, {"id": entity_id}, ledger=False)
+        except DeliveryError as exc:
+            if is_not_found(exc.__cause__):
+                return None
+            raise
+        return order_state(record) if entity == "order" else customer_state(record)
+
+    async def deliver(self, job: DeliveryJob) -> None:
+        """SaveOrder / SaveCustomer of the job's document by its external id; a retry or a
+        repeat of the same state is answered by 1C from memory and writes nothing."""
+        await self.write(job)
+
+    async def write(self, job: DeliveryJob) -> dict[str, Any]:
+        """``deliver``, returning 1C's answer for the id map: ``SavedOrder`` (``number``) or
+        ``SavedCustomer`` (``customer_id``), and ``created``."""
+        if job.entity not in WRITES:
+            allowed = ", ".join(sorted(WRITES))
+            raise PermanentError(f"1C takes {allowed}; route {job.entity!r} changes elsewhere")
+        logical, parameter = WRITES[job.entity]
+        text = document_text(document_of(job))
+        params = {
+            "operation_id": operation_id(job.operation_key, text),
+            "external_id": job.external_id,
+            parameter: text,
+        }
+        return await self._request(logical, params, ledger=False)
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
         """Parse a generic-format push and check that every entity is one 1C reports."""

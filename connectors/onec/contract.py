@@ -29,6 +29,9 @@ HTTP_ROOT = "loyalty"  # the HTTP service's root URL: /hs/loyalty/v1/<operation>
 OPERATION_ID_MAX_LENGTH = 64
 CHANGES_LIMIT_DEFAULT = 100
 CHANGES_LIMIT_MAX = 1000
+# Change.origin of a change the bridge itself wrote (SaveOrder, SaveCustomer): its poller
+# drops these, so a write never comes back as a change to mirror (PRODUCT 3.3, "No echoes").
+ORIGIN_BRIDGE = "bridge"
 
 
 class XsdType(StrEnum):
@@ -45,6 +48,7 @@ class ErrorCode(StrEnum):
     """Business error codes: the start of a SOAP faultstring, or ``error.code`` in JSON."""
 
     UNKNOWN_CUSTOMER = "unknown_customer"
+    UNKNOWN_ORDER = "unknown_order"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     RESERVATION_NOT_FOUND = "reservation_not_found"
     RESERVATION_CLOSED = "reservation_closed"
@@ -59,7 +63,12 @@ class ErrorCode(StrEnum):
         return _HTTP_STATUS.get(self, 422)
 
 
-_HTTP_STATUS = {"operation_conflict": 409, "unknown_customer": 404, "reservation_not_found": 404}
+_HTTP_STATUS = {
+    "operation_conflict": 409,
+    "unknown_customer": 404,
+    "unknown_order": 404,
+    "reservation_not_found": 404,
+}
 
 
 def fault_text(code: ErrorCode, message: str) -> str:
@@ -139,10 +148,18 @@ class Operation:
     result: Record
 
     @property
+    def mirroring(self) -> bool:
+        """Added for order and customer mirroring: a service published only for the loyalty
+        calls (every 1C installed before they existed) may lack it and still be a master."""
+        return self.name in MIRRORING
+
+    @property
     def idempotent(self) -> bool:
         """Whether it changes the ledger or order book and so takes ``operation_id``."""
         return any(param.name == "operation_id" for param in self.params)
 
+
+MIRRORING = frozenset({"get_order", "save_customer", "get_customer"})
 
 _S, _D, _N, _B, _T = XsdType.STRING, XsdType.DECIMAL, XsdType.INT, XsdType.BOOLEAN, XsdType.DATETIME
 
@@ -170,17 +187,28 @@ OPERATION = Record("Operation", (
     _f("operation_id", _S), _f("kind", _S), _f("status", _S), _f("reservation_id", _S, True),
     _f("amount", _D), _f("balance", _D), _f("available", _D)))
 SAVED_ORDER = Record("SavedOrder", (_f("external_id", _S), _f("number", _S), _f("created", _B)))
+ORDER_DOCUMENT = Record("OrderDocument", (
+    _f("id", _S), _f("external_id", _S, True), _f("number", _S), _f("date", _T),
+    _f("status", _S), _f("version", _S), _f("order", _S)))
+SAVED_CUSTOMER = Record("SavedCustomer", (
+    _f("external_id", _S), _f("customer_id", _S), _f("created", _B)))
+CUSTOMER_DOCUMENT = Record("CustomerDocument", (
+    _f("customer_id", _S), _f("external_id", _S, True), _f("phone", _S, True),
+    _f("card", _S, True), _f("name", _S, True), _f("version", _S), _f("customer", _S)))
 CHANGE = Record("Change", (
     _f("message_no", _N), _f("entity", _S), _f("id", _S), _f("action", _S),
-    _f("version", _S, True)))
+    _f("version", _S, True), _f("origin", _S, True)))
 CHANGES = Record("Changes", (
     RecordField("items", "Items", CHANGE, optional=True, repeated=True),
     _f("last_message_no", _N), _f("more", _B)))
 RECORDS: Mapping[str, Record] = MappingProxyType(
-    {r.name: r for r in (CUSTOMER, BALANCE, OPERATION, SAVED_ORDER, CHANGES, CHANGE)})
+    {r.name: r for r in (
+        CUSTOMER, BALANCE, OPERATION, SAVED_ORDER, ORDER_DOCUMENT, SAVED_CUSTOMER,
+        CUSTOMER_DOCUMENT, CHANGES, CHANGE)})
 
 _OP_ID, _CUSTOMER_ID, _AMOUNT = _p("operation_id", _S), _p("customer_id", _S), _p("amount", _D)
 _ORDER_ID, _RESERVATION_ID = _p("order_id", _S), _p("reservation_id", _S)
+_EXTERNAL_ID, _ID = _p("external_id", _S), _p("id", _S)
 OPERATIONS: Mapping[str, Operation] = MappingProxyType({op.name: op for op in (
     Operation("find_customer", "FindCustomer", "/v1/find-customer",
               (_p("phone", _S, True), _p("card", _S, True), _p("customer_id", _S, True)), CUSTOMER),
@@ -196,7 +224,11 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({op.name: op for op in (
     Operation("reverse", "Reverse", "/v1/reverse",
               (_OP_ID, _p("original_operation_id", _S), _AMOUNT), OPERATION),
     Operation("save_order", "SaveOrder", "/v1/save-order",
-              (_OP_ID, _p("external_id", _S), _p("order", _S)), SAVED_ORDER),
+              (_OP_ID, _EXTERNAL_ID, _p("order", _S)), SAVED_ORDER),
+    Operation("get_order", "GetOrder", "/v1/order", (_ID,), ORDER_DOCUMENT),
+    Operation("save_customer", "SaveCustomer", "/v1/save-customer",
+              (_OP_ID, _EXTERNAL_ID, _p("customer", _S)), SAVED_CUSTOMER),
+    Operation("get_customer", "GetCustomer", "/v1/customer", (_ID,), CUSTOMER_DOCUMENT),
     Operation("get_changes", "GetChanges", "/v1/changes",
               (_p("since_message_no", _N), _p("limit", _N, True)), CHANGES),
 )})

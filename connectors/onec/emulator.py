@@ -6,6 +6,10 @@
 names are a ``Naming``'s, so a Cyrillic-named service is served as easily as the reference
 one. ``faults`` injects latency, SOAP faults, HTTP errors, hangs and outages at run time;
 ``POST /__emulator__/faults`` does the same over HTTP (unauthenticated, loopback only).
+Changes "made in 1C" — an order entered or its status changed, a customer edited — go
+through ``POST /__emulator__/orders`` and ``/__emulator__/customers`` (or the ledger's
+``enter_order``, ``change_order``, ``change_customer``); ``/__emulator__/changes`` appends a
+bare change to the feed.
 """
 
 from __future__ import annotations
@@ -144,6 +148,8 @@ class OnecEmulator:
         app.router.add_route("POST", f"{ADMIN}/faults", self._faults_post)
         app.router.add_route("GET", f"{ADMIN}/state", self._state)
         app.router.add_route("POST", f"{ADMIN}/changes", self._push_change)
+        app.router.add_route("POST", f"{ADMIN}/orders", self._order_in_1c)
+        app.router.add_route("POST", f"{ADMIN}/customers", self._customer_in_1c)
         # handler_cancellation: a client that gave up on a hang frees its handler at once.
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
@@ -295,6 +301,32 @@ class OnecEmulator:
             return web.json_response(asdict(change))
         except LedgerError as exc:
             return _json_error(422, exc.code, exc.message)
+        except (TypeError, ValueError) as exc:
+            return _json_error(400, "invalid_request", str(exc))
+
+    async def _order_in_1c(self, request: web.Request) -> web.Response:
+        """``{"document": {...}, "status"?}`` enters an order in 1C; with ``"id"`` (the feed's
+        id) it changes that one: ``{"id": "crm-1", "status": "shipped"}``."""
+        try:
+            body = _json_object(await request.read())
+            if "id" in body:
+                order = self.ledger.change_order(**body)
+            else:
+                order = self.ledger.enter_order(**body)
+            return web.json_response(asdict(order), dumps=_dumps)
+        except LedgerError as exc:
+            return _json_error(ErrorCode(exc.code).http_status, exc.code, exc.message)
+        except (TypeError, ValueError) as exc:
+            return _json_error(400, "invalid_request", str(exc))
+
+    async def _customer_in_1c(self, request: web.Request) -> web.Response:
+        """``{"id": "<customer id or external id>", "name"?, "phone"?, "card"?}`` edits a
+        customer in 1C."""
+        try:
+            customer = self.ledger.change_customer(**_json_object(await request.read()))
+            return web.json_response(asdict(customer), dumps=_dumps)
+        except LedgerError as exc:
+            return _json_error(ErrorCode(exc.code).http_status, exc.code, exc.message)
         except (TypeError, ValueError) as exc:
             return _json_error(400, "invalid_request", str(exc))
 

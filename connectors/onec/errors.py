@@ -3,7 +3,9 @@
 ====================================  ===============================================
 what 1C did                           reaction
 ====================================  ===============================================
-fault with a business code            ``LedgerRefused(code)`` (permanent: not retried)
+fault with a business code            ``LedgerRefused(code)`` (permanent: not retried);
+                                      ``PermanentError`` for orders and customers
+                                      (``invalid_request`` names the field)
 fault without a known code            ``TransientError`` (a 1C exception, DB lock, ...)
 HTTP 401 / 403                        ``AuthError`` (user or its right to the service)
 HTTP 404 of the publication           ``ConfigError`` (wrong address or service name)
@@ -31,17 +33,27 @@ from connectors.onec.client import (
     OnecHTTPError,
     OnecUnreachable,
 )
-from connectors.onec.contract import fault_code
+from connectors.onec.contract import ErrorCode, fault_code
+
+_CONTRACT_CODES = frozenset(code.value for code in ErrorCode)
+_NOT_FOUND = frozenset({ErrorCode.UNKNOWN_ORDER.value, ErrorCode.UNKNOWN_CUSTOMER.value})
 
 
-def classify(exc: OnecCallError) -> DeliveryError:
-    """The bridge error for a failed 1C call; raise it ``from`` the original."""
+def classify(exc: OnecCallError, *, ledger: bool = True) -> DeliveryError:
+    """The bridge error for a failed 1C call; raise it ``from`` the original.
+
+    ``ledger``: a bonus call, whose refusals the core reads by code (``LedgerRefused``);
+    otherwise an order or customer read or write, refused with a ``PermanentError``.
+    """
     if isinstance(exc, OnecFault):
-        code = exc.code or fault_code(exc.text)
-        if code is not None and code in LedgerErrorCode.__members__.values():
-            message = exc.text.split(":", 1)[-1].strip() if ":" in exc.text else exc.text
+        code = _business_code(exc)
+        if code is None:
+            return TransientError(f"1C fault: {exc.text}")
+        message = exc.text.split(":", 1)[-1].strip() if ":" in exc.text else exc.text
+        if ledger and code in LedgerErrorCode.__members__.values():
             return LedgerRefused(LedgerErrorCode(code), message)
-        return TransientError(f"1C fault: {exc.text}")
+        # The same document would be refused again: invalid_request names the field.
+        return PermanentError(f"1C refused it: {code}: {message}")
     if isinstance(exc, OnecHTTPError):
         return _by_status(exc.status, str(exc))
     if isinstance(exc, OnecUnreachable):
@@ -49,6 +61,16 @@ def classify(exc: OnecCallError) -> DeliveryError:
     if isinstance(exc, OnecContractMismatch):
         return ConfigError(f"1C service does not match the configured contract: {exc}")
     return TransientError(f"1C call failed: {exc}")
+
+
+def is_not_found(exc: BaseException | None) -> bool:
+    """Whether 1C answered that the order or customer asked for does not exist."""
+    return isinstance(exc, OnecFault) and _business_code(exc) in _NOT_FOUND
+
+
+def _business_code(exc: OnecFault) -> str | None:
+    code = exc.code or fault_code(exc.text)
+    return code if code in _CONTRACT_CODES else None
 
 
 def _by_status(status: int, message: str) -> DeliveryError:

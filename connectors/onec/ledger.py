@@ -7,16 +7,37 @@ the contract leaves open are marked "Decision:" where they are made.
 
 from __future__ import annotations
 
-import json
 import threading
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Literal, TypeVar, cast
+from decimal import ROUND_DOWN, Decimal
+from typing import Literal, TypeAlias, TypeVar, cast
 
-from connectors.onec.contract import OPERATION_ID_MAX_LENGTH, ErrorCode
+from connectors.onec.checks import (
+    CENT,
+    ERROR_CODES,
+    LedgerError,
+    check_amount,
+    check_count,
+    check_fields,
+    check_moment,
+    check_operation_id,
+    check_text,
+    invalid,
+    is_blank,
+    parse_document,
+)
+from connectors.onec.contract import ORIGIN_BRIDGE
+from connectors.onec.customers import (
+    ZERO,
+    Account,
+    Customer,
+    CustomerDirectory,
+    CustomerDocument,
+    SavedCustomer,
+    normalize_phone,
+)
 from connectors.onec.orders import (
     ACTIONS,
     ENTITIES,
@@ -24,15 +45,12 @@ from connectors.onec.orders import (
     ChangeFeed,
     Changes,
     OrderBook,
+    OrderDocument,
     SavedOrder,
+    StoredOrder,
 )
 
-# CONTRACT.md "Errors": the stable codes, as contract.py lists them.
-ERROR_CODES = frozenset(code.value for code in ErrorCode)
-MAX_OPERATION_ID = OPERATION_ID_MAX_LENGTH  # CONTRACT.md "Idempotency"
 MAX_LIMIT = 1000
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
 # (phone, card, name, points, level); the first is the product requirement for every master.
 SANDBOX_CUSTOMERS = (
     ("+79000000001", "2000000000015", "Иван Петров", "1000.00", "Базовый"),
@@ -50,28 +68,8 @@ _STATUS: dict[Kind, Status] = {
     "reverse": "reversed",
 }
 Clock = Callable[[], datetime]
-_R = TypeVar("_R", "Operation", "SavedOrder")
-
-
-class LedgerError(Exception):
-    """A business error with its stable contract code; str() is the SOAP faultstring form."""
-
-    def __init__(self, code: str, message: str) -> None:
-        if code not in ERROR_CODES:
-            raise ValueError(f"not a contract error code: {code!r}")
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Customer:
-    """A customer as find_customer returns it; `phone` is the phone on file, E.164."""
-
-    customer_id: str
-    phone: str
-    card: str | None = None
-    name: str | None = None
+_R = TypeVar("_R", "Operation", SavedOrder, SavedCustomer)
+_Result: TypeAlias = "Operation | SavedOrder | SavedCustomer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,95 +99,16 @@ class Operation:
 
 
 @dataclass(slots=True)
-class _Account:
-    customer: Customer
-    balance: Decimal
-    level: str | None
-    reserved: Decimal = ZERO
-    version: int = 1
-
-    @property
-    def available(self) -> Decimal:
-        return self.balance - self.reserved
-
-
-@dataclass(slots=True)
 class _Reservation:
     customer_id: str
     amount: Decimal
     closed: Status | None = None  # "committed" or "released" once closed
 
 
-def normalize_phone(raw: str) -> str | None:
-    """Return `raw` in E.164 (8XXXXXXXXXX, 7XXXXXXXXXX and 9XXXXXXXXX read as +7), else None."""
-    text = raw.strip()
-    if not text or set(text) - set("0123456789+-() ") or "+" in text[1:]:
-        return None
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if text.startswith("+"):  # an explicit country code is trusted: +81… is Japan, not 8…
-        return "+" + digits if 8 <= len(digits) <= 15 else None
-    if len(digits) == 11 and digits[0] in "78":  # Russian trunk prefix 8 or country code 7
-        return "+7" + digits[1:]
-    if len(digits) == 10 and digits[0] == "9":  # a mobile number typed without any prefix
-        return "+7" + digits
-    return None
-
-
-def _op(value: object) -> str:
-    return _text(value, "operation_id", MAX_OPERATION_ID)
-
-
-def _invalid(field: str, problem: str) -> LedgerError:
-    return LedgerError("invalid_request", f"{field}: {problem}")
-
-
-def _text(value: object, field: str, limit: int = 256) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _invalid(field, "required, a non-empty string")
-    if len(value) > limit:
-        raise _invalid(field, f"longer than {limit} characters")
-    return value
-
-
-def _amount(value: object, field: str = "amount", *, allow_zero: bool = False) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise _invalid(field, 'required, a decimal such as "150.00" (never a float)')
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else value)
-        exact = number.quantize(CENT) if number.is_finite() else None
-    except InvalidOperation:
-        exact = None
-    if exact is None:
-        raise _invalid(field, f"{value!r} is not a decimal number")
-    if exact != number:
-        raise _invalid(field, f"{value!r} has more than 2 decimal places")
-    if exact < 0 or (exact == 0 and not allow_zero):
-        raise _invalid(field, f"{value!r} must be {'zero or more' if allow_zero else 'positive'}")
-    return exact
-
-
-def _count(value: object, field: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(field, "required, an integer")
-    if value < low or (high is not None and value > high):
-        raise _invalid(field, f"{value} is outside {low}..{high if high is not None else ''}")
-    return value
-
-
-def _moment(value: object, field: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    except ValueError:
-        when = None
-    if not isinstance(when, datetime) or when.tzinfo is None:
-        raise _invalid(field, "an ISO 8601 dateTime with an offset, e.g. 2026-11-22T10:00:00Z")
-    return when.astimezone(UTC)
-
-
-def _not_json(constant: str) -> object:
-    raise ValueError(constant)
+def _known(account: Account | None, by: str) -> Account:
+    if account is None:
+        raise LedgerError("unknown_customer", f"Клиент не найден (by {by})")
+    return account
 
 
 def _utc_now() -> datetime:
@@ -205,12 +124,10 @@ class OnecLedger:
         if not 0 < self._max_share <= 1:
             raise ValueError("max_share must be in (0, 1]")
         self._lock = threading.Lock()  # one lock for everything: an infobase is one transaction
-        self._accounts: dict[str, _Account] = {}
-        self._by_phone: dict[str, str] = {}
-        self._by_card: dict[str, str] = {}
+        self._customers = CustomerDirectory()
         self._reservations: dict[str, _Reservation] = {}
         self._left: dict[str, tuple[Kind, str, Decimal]] = {}  # accrue/commit -> left to reverse
-        self._done: dict[str, tuple[tuple[object, ...], Operation | SavedOrder]] = {}
+        self._done: dict[str, tuple[tuple[object, ...], _Result]] = {}
         self._feed = ChangeFeed()
         self._orders = OrderBook(self._feed)
 
@@ -218,7 +135,8 @@ class OnecLedger:
         """Add SANDBOX_CUSTOMERS, as data entered before the exchange began (not in the feed)."""
         with self._lock:
             for phone, card, name, points, level in SANDBOX_CUSTOMERS:
-                self._add(phone, card, name, Decimal(points), level)
+                e164, card_no = self._free(phone, card)
+                self._customers.add(e164, card_no, name, Decimal(points), level)
 
     def find_customer(
         self, phone: str | None = None, card: str | None = None, customer_id: str | None = None
@@ -228,24 +146,24 @@ class OnecLedger:
         keys = {"phone": phone, "card": card, "customer_id": customer_id}
         given = {k: v for k, v in keys.items() if not (v is None or str(v).strip() == "")}
         if len(given) != 1:
-            raise _invalid("phone, card, customer_id", f"exactly one is required, got {len(given)}")
+            raise invalid("phone, card, customer_id", f"exactly one is required, got {len(given)}")
         ((field, value),) = given.items()
         with self._lock:
             if field == "phone":
-                cid = self._by_phone.get(self._phone(value))
+                found = self._customers.by_phone(self._phone(value))
             elif field == "card":
-                cid = self._by_card.get(_text(value, "card").strip())
+                found = self._customers.by_card(check_text(value, "card").strip())
             else:
-                cid = _text(value, "customer_id")
-            return self._account(cid or "", field).customer
+                found = self._customers.accounts.get(check_text(value, "customer_id"))
+            return _known(found, field).customer
 
     def balance(self, customer_id: str, cart_total: Decimal | str | None = None) -> Balance:
         """Points of a customer; with a cart total also the most that cart may be paid with."""
-        cid = _text(customer_id, "customer_id")
-        total = None if cart_total is None else _amount(cart_total, "cart_total", allow_zero=True)
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("the clock must return an aware datetime")
+        cid = check_text(customer_id, "customer_id")
+        total = None
+        if cart_total is not None:
+            total = check_amount(cart_total, "cart_total", allow_zero=True)
+        now = self._now()
         with self._lock:
             acc = self._account(cid)
             limit = None
@@ -263,11 +181,15 @@ class OnecLedger:
         expires_at: datetime | str | None = None,
     ) -> Operation:
         """Hold points out of available until commit or release."""
-        op, cid, points = _op(operation_id), _text(customer_id, "customer_id"), _amount(amount)
-        order = _text(order_id, "order_id")
+        op, cid, points = (
+            check_operation_id(operation_id),
+            check_text(customer_id, "customer_id"),
+            check_amount(amount),
+        )
+        order = check_text(order_id, "order_id")
         # Decision: expires_at is only part of the request. CONTRACT.md keeps a reservation
         # open until commit or release, so nothing here expires it.
-        expiry = None if expires_at is None else _moment(expires_at, "expires_at")
+        expiry = None if expires_at is None else check_moment(expires_at, "expires_at")
         params = ("reserve", cid, points, order, expiry)
         with self._lock:
             if (known := self._recall(op, params, Operation)) is not None:
@@ -283,8 +205,8 @@ class OnecLedger:
         self, operation_id: str, reservation_id: str, amount: Decimal | str | None = None
     ) -> Operation:
         """Write off the reservation (or `amount` of it, releasing the rest) and close it."""
-        op, rid = _op(operation_id), _text(reservation_id, "reservation_id")
-        points = None if amount is None else _amount(amount)
+        op, rid = check_operation_id(operation_id), check_text(reservation_id, "reservation_id")
+        points = None if amount is None else check_amount(amount)
         params = ("commit", rid, points)  # "same parameters" = same request: None != full amount
         with self._lock:
             if (known := self._recall(op, params, Operation)) is not None:
@@ -293,7 +215,7 @@ class OnecLedger:
             written = res.amount if points is None else points
             if written > res.amount:
                 raise LedgerError("amount_exceeds_reservation", f"{written} > {res.amount} held")
-            acc = self._accounts[res.customer_id]
+            acc = self._customers.accounts[res.customer_id]
             acc.reserved -= res.amount
             acc.balance -= written
             res.closed = "committed"
@@ -303,12 +225,12 @@ class OnecLedger:
 
     def release(self, operation_id: str, reservation_id: str) -> Operation:
         """Close a reservation without a write-off; the result's amount is what was held."""
-        op, rid = _op(operation_id), _text(reservation_id, "reservation_id")
+        op, rid = check_operation_id(operation_id), check_text(reservation_id, "reservation_id")
         with self._lock:
             if (known := self._recall(op, ("release", rid), Operation)) is not None:
                 return known
             res = self._open(rid)
-            acc = self._accounts[res.customer_id]
+            acc = self._customers.accounts[res.customer_id]
             acc.reserved -= res.amount
             res.closed = "released"
             return self._settle(op, ("release", rid), rid, res.amount, acc)
@@ -317,8 +239,12 @@ class OnecLedger:
         self, operation_id: str, customer_id: str, amount: Decimal | str, order_id: str
     ) -> Operation:
         """Add points to a customer for an order."""
-        op, cid, points = _op(operation_id), _text(customer_id, "customer_id"), _amount(amount)
-        params = ("accrue", cid, points, _text(order_id, "order_id"))
+        op, cid, points = (
+            check_operation_id(operation_id),
+            check_text(customer_id, "customer_id"),
+            check_amount(amount),
+        )
+        params = ("accrue", cid, points, check_text(order_id, "order_id"))
         with self._lock:
             if (known := self._recall(op, params, Operation)) is not None:
                 return known
@@ -332,19 +258,22 @@ class OnecLedger:
         self, operation_id: str, original_operation_id: str, amount: Decimal | str
     ) -> Operation:
         """Take back part of an accrue (points removed) or of a commit (points returned)."""
-        op, orig = _op(operation_id), _text(original_operation_id, "original_operation_id")
-        points = _amount(amount)
+        op, orig = (
+            check_operation_id(operation_id),
+            check_text(original_operation_id, "original_operation_id"),
+        )
+        points = check_amount(amount)
         params = ("reverse", orig, points)
         with self._lock:
             if (known := self._recall(op, params, Operation)) is not None:
                 return known
             if orig not in self._left:  # Decision: the contract has no code for this case.
-                raise _invalid("original_operation_id", f"{orig!r} is no accrue or commit here")
+                raise invalid("original_operation_id", f"{orig!r} is no accrue or commit here")
             kind, cid, left = self._left[orig]
             if points > left:
                 raise LedgerError("amount_exceeds_original", f"{points} > {left} left of {orig}")
             self._left[orig] = (kind, cid, left - points)
-            acc = self._accounts[cid]
+            acc = self._customers.accounts[cid]
             # Decision: reversing accrued points already spent takes the balance below zero (a
             # debt): the contract gives reverse no insufficient_balance, and a return must pass.
             acc.balance += points if kind == "commit" else -points
@@ -353,43 +282,149 @@ class OnecLedger:
 
     def save_order(self, operation_id: str, external_id: str, order: str) -> SavedOrder:
         """Create or update the order with this external id; `order` is a JSON object as text."""
-        op, ext = _op(operation_id), _text(external_id, "external_id")
-        try:
-            # Decimal keeps amounts exact; NaN/Infinity are not JSON and would never compare equal.
-            document = json.loads(order, parse_float=Decimal, parse_constant=_not_json)
-        except (TypeError, ValueError):
-            document = None
-        if not isinstance(document, dict):
-            raise _invalid("order", "required, a JSON object as a string")
+        op, ext = check_operation_id(operation_id), check_text(external_id, "external_id")
+        document = parse_document(order, "order")
         params = ("save_order", ext, document)  # parsed: spacing and key order do not count
+        now = self._now()
         with self._lock:
             if (known := self._recall(op, params, SavedOrder)) is not None:
                 return known
-            return self._remember(op, params, self._orders.save(ext, document))
+            return self._remember(op, params, self._orders.save(ext, document, now))
+
+    def get_order(self, id: str) -> OrderDocument:
+        """The order the change feed calls ``id``: the bridge's external id, or 1C's own id."""
+        key = check_text(id, "id")
+        with self._lock:
+            return self._orders.read(self._order(key))
+
+    def save_customer(self, operation_id: str, external_id: str, customer: str) -> SavedCustomer:
+        """Create or update the customer with this external id; `customer` is a JSON object
+        as text, of which 1C reads `phone`, `card` and `name` into its catalog."""
+        op, ext = check_operation_id(operation_id), check_text(external_id, "external_id")
+        document = parse_document(customer, "customer")
+        name = document.get("name")
+        if not (name is None or isinstance(name, str)):
+            raise invalid("customer.name", "a string")
+        params = ("save_customer", ext, document)
+        with self._lock:
+            if (known := self._recall(op, params, SavedCustomer)) is not None:
+                return known
+            phone = None if is_blank(document.get("phone")) else document["phone"]
+            e164 = None if phone is None else self._phone(phone, "customer.phone")
+            acc = self._customers.find(ext)
+            if acc is None and e164 is not None:
+                # Decision: a new external id whose phone is on file names that customer: 1C
+                # keys loyalty customers by phone, and a second partner with the same phone
+                # would split the points (issue 6: customers are matched by normalised phone).
+                acc = self._customers.by_phone(e164)
+            if acc is None and e164 is None:
+                raise invalid("customer.phone", "required for a new customer")
+            current = acc.customer if acc is not None else None
+            # A key the document leaves out keeps 1C's value; one it sends empty clears it.
+            if current is not None:
+                e164 = e164 or current.phone
+                name = name if "name" in document else current.name
+            card = document.get("card", current.card if current else None)
+            e164, card = self._free(e164, card, acc, "customer.")
+            name = name.strip() or None if isinstance(name, str) else None
+            if acc is None:
+                acc = self._customers.add(e164, card, name, ZERO, None)
+            else:
+                self._customers.update(acc, e164, card, name)
+                acc.version += 1
+            self._customers.link(acc, ext)
+            acc.document = document
+            cid, created = acc.customer.customer_id, current is None
+            action = "created" if created else "changed"
+            self._feed.record("customer", cid, action, str(acc.version), ORIGIN_BRIDGE)
+            return self._remember(op, params, SavedCustomer(ext, cid, created))
+
+    def get_customer(self, id: str) -> CustomerDocument:
+        """The customer saved under external id ``id``, else with 1C's customer id ``id``."""
+        key = check_text(id, "id")
+        with self._lock:
+            return self._customers.read(_known(self._customers.find(key), "id"))
+
+    # Changes made in 1C itself (a manager, a till): the emulator's admin API and tests use
+    # these to play the 1C side. None of them carries the bridge's origin.
+
+    def enter_order(
+        self, document: Mapping[str, object] | None = None, status: str | None = None
+    ) -> OrderDocument:
+        """An order entered in 1C: 1C's own id and number, no external id."""
+        fields = check_fields(document, "document")
+        state = None if status is None else check_text(status, "status")
+        now = self._now()
+        with self._lock:
+            return self._orders.read(self._orders.enter(fields, state, now))
+
+    def change_order(
+        self,
+        id: str,
+        status: str | None = None,
+        fields: Mapping[str, object] | None = None,
+    ) -> OrderDocument:
+        """A change of an order in 1C: a new status and/or fields merged into its document."""
+        key, patch = check_text(id, "id"), check_fields(fields, "fields")
+        state = None if status is None else check_text(status, "status")
+        if state is None and not patch:
+            raise invalid("status, fields", "at least one is required")
+        with self._lock:
+            return self._orders.read(self._orders.change(self._order(key), state, patch))
+
+    def change_customer(
+        self,
+        id: str,
+        phone: str | None = None,
+        card: str | None = None,
+        name: str | None = None,
+    ) -> CustomerDocument:
+        """A change of a customer in 1C: a new phone, card or name."""
+        key = check_text(id, "id")
+        if phone is None and card is None and name is None:
+            raise invalid("phone, card, name", "at least one is required")
+        with self._lock:
+            acc = _known(self._customers.find(key), "id")
+            c = acc.customer
+            e164, card_no = self._free(c.phone if phone is None else phone, card or c.card, acc)
+            self._customers.update(acc, e164, card_no, c.name if name is None else name)
+            self._touch(acc)
+            return self._customers.read(acc)
 
     def get_changes(self, since_message_no: int, limit: int = 100) -> Changes:
         """Changes after `since_message_no`, at most `limit` (1..1000) of them."""
-        since = _count(since_message_no, "since_message_no", 0)
-        size = _count(limit, "limit", 1, MAX_LIMIT)
+        since = check_count(since_message_no, "since_message_no", 0)
+        size = check_count(limit, "limit", 1, MAX_LIMIT)
         with self._lock:
             return self._feed.page(since, size)
 
     def push_change(
-        self, entity: str, id: str, action: str = "changed", version: str | None = None
+        self,
+        entity: str,
+        id: str,
+        action: str = "changed",
+        version: str | None = None,
+        origin: str | None = None,
     ) -> Change:
-        """Append a change made inside 1C (a till receipt, a new customer) to the feed."""
+        """Append a change made inside 1C (a till receipt, a new customer) to the feed; with
+        ``origin`` one a writer names as its own (the bridge's: ``bridge``)."""
         if entity not in ENTITIES:
-            raise _invalid("entity", f"{entity!r} is not one of {sorted(ENTITIES)}")
+            raise invalid("entity", f"{entity!r} is not one of {sorted(ENTITIES)}")
         if action not in ACTIONS:
-            raise _invalid("action", f"{action!r} is not one of {sorted(ACTIONS)}")
+            raise invalid("action", f"{action!r} is not one of {sorted(ACTIONS)}")
         with self._lock:
-            return self._feed.record(entity, _text(id, "id"), action, version)
+            return self._feed.record(entity, check_text(id, "id"), action, version, origin)
 
     def snapshot(self) -> dict[str, object]:
         """Everything an operation can change, as plain values to compare in tests."""
         with self._lock:
+            accounts = self._customers.accounts
             return {
-                "balances": {k: (a.balance, a.reserved) for k, a in self._accounts.items()},
+                "balances": {k: (a.balance, a.reserved) for k, a in accounts.items()},
+                "customers": {
+                    k: (a.customer.phone, a.customer.card, a.customer.name, a.version, a.document)
+                    for k, a in accounts.items()
+                },
                 "open": {k: r.amount for k, r in self._reservations.items() if r.closed is None},
                 "left_to_reverse": {k: left for k, (_, _, left) in self._left.items()},
                 "orders": self._orders.snapshot(),
@@ -399,32 +434,41 @@ class OnecLedger:
 
     # Internals below run under self._lock.
 
-    def _phone(self, raw: object) -> str:
+    def _phone(self, raw: object, field: str = "phone") -> str:
         e164 = normalize_phone(raw) if isinstance(raw, str) else None
         if e164 is None:
-            raise _invalid("phone", f"{raw!r} is not a phone number")
+            raise invalid(field, f"{raw!r} is not a phone number")
         return e164
 
-    def _add(
-        self, phone: str, card: str | None, name: str | None, points: Decimal, level: str | None
-    ) -> Customer:
-        e164 = self._phone(phone)
-        card = None if card is None else _text(card, "card").strip()
-        if e164 in self._by_phone or card in self._by_card:
-            raise _invalid("phone" if e164 in self._by_phone else "card", "already on file")
-        # 1C identifies catalog items by a GUID (Ref_Key); a counter keeps them deterministic.
-        customer = Customer(str(uuid.UUID(int=len(self._accounts) + 1)), e164, card, name)
-        self._accounts[customer.customer_id] = _Account(customer, points, level)
-        self._by_phone[e164] = customer.customer_id
-        if card is not None:
-            self._by_card[card] = customer.customer_id
-        return customer
+    def _free(
+        self, phone: object, card: object, owner: Account | None = None, prefix: str = ""
+    ) -> tuple[str, str | None]:
+        """The phone in E.164 and the card, checked to be on file for no one but ``owner``;
+        ``prefix`` places the fields in error messages (``customer.`` inside a document)."""
+        e164 = self._phone(phone, f"{prefix}phone")
+        card_no = None if is_blank(card) else check_text(card, f"{prefix}card").strip()
+        for field, holder in (
+            ("phone", self._customers.by_phone(e164)),
+            ("card", None if card_no is None else self._customers.by_card(card_no)),
+        ):
+            if holder is not None and holder is not owner:
+                raise invalid(f"{prefix}{field}", "already on file for another customer")
+        return e164, card_no
 
-    def _account(self, customer_id: str, by: str = "customer_id") -> _Account:
-        account = self._accounts.get(customer_id)
-        if account is None:
-            raise LedgerError("unknown_customer", f"Клиент не найден (by {by})")
-        return account
+    def _account(self, customer_id: str) -> Account:
+        return _known(self._customers.accounts.get(customer_id), "customer_id")
+
+    def _order(self, key: str) -> StoredOrder:
+        order = self._orders.find(key)
+        if order is None:
+            raise LedgerError("unknown_order", f"Заказ не найден: {key!r}")
+        return order
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return an aware datetime")
+        return now
 
     def _open(self, reservation_id: str) -> _Reservation:
         res = self._reservations.get(reservation_id)
@@ -450,14 +494,26 @@ class OnecLedger:
         return result
 
     def _settle(
-        self, op: str, params: tuple[object, ...], rid: str | None, amount: Decimal, acc: _Account
+        self, op: str, params: tuple[object, ...], rid: str | None, amount: Decimal, acc: Account
     ) -> Operation:
         kind = cast(Kind, params[0])
         result = Operation(op, kind, _STATUS[kind], rid, amount, acc.balance, acc.available)
         return self._remember(op, params, result)
 
-    def _touch(self, acc: _Account) -> None:
+    def _touch(self, acc: Account) -> None:
         # Decision: a change of Balance (commit, accrue, reverse) is a customer change, as 1C
         # registers the partner when its points move; reserve and release only move holds.
         acc.version += 1
         self._feed.record("customer", acc.customer.customer_id, "changed", str(acc.version))
+
+
+__all__ = [
+    "ERROR_CODES",
+    "SANDBOX_CUSTOMERS",
+    "Balance",
+    "Customer",
+    "LedgerError",
+    "OnecLedger",
+    "Operation",
+    "normalize_phone",
+]

@@ -6,12 +6,19 @@ holds the lock and makes save_order idempotent before it calls in here.
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
-from connectors.onec.contract import CHANGE_ACTIONS, CHANGE_ENTITIES
+from connectors.onec.contract import CHANGE_ACTIONS, CHANGE_ENTITIES, ORIGIN_BRIDGE
 
 ENTITIES = CHANGE_ENTITIES
 ACTIONS = CHANGE_ACTIONS
+# Decision: what Status an order has when neither the bridge's document nor 1C gave one.
+DEFAULT_STATUS = "new"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +31,29 @@ class SavedOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderDocument:
+    """The result of get_order: the document as JSON text and 1C's own fields beside it."""
+
+    id: str  # 1C's own id (the document's Ref)
+    external_id: str | None  # the bridge's ExternalId; None for an order entered in 1C
+    number: str
+    date: datetime
+    status: str
+    version: str
+    order: str
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
-    """One entry of the change feed; `version` is the entity's data version, if known."""
+    """One entry of the change feed; `version` is the entity's data version, if known;
+    `origin` is ORIGIN_BRIDGE for a write the bridge made itself, else None (made in 1C)."""
 
     message_no: int
     entity: str
     id: str
     action: str
     version: str | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +76,16 @@ class ChangeFeed:
         """The number of the newest change, 0 while the feed is empty."""
         return len(self._items)
 
-    def record(self, entity: str, id: str, action: str, version: str | None = None) -> Change:
+    def record(
+        self,
+        entity: str,
+        id: str,
+        action: str,
+        version: str | None = None,
+        origin: str | None = None,
+    ) -> Change:
         """Append a change and return it with its message number."""
-        change = Change(len(self._items) + 1, entity, id, action, version)
+        change = Change(len(self._items) + 1, entity, id, action, version, origin)
         self._items.append(change)
         return change
 
@@ -70,33 +99,121 @@ class ChangeFeed:
 
 
 @dataclass(slots=True)
-class _Order:
+class StoredOrder:
+    id: str
     number: str
+    date: datetime
     document: dict[str, object]
+    status: str
+    external_id: str | None
     version: int = 1
+
+    @property
+    def feed_id(self) -> str:
+        # CONTRACT.md "Change feed": the bridge's ExternalId for orders it saved, else 1C's id.
+        return self.external_id or self.id
 
 
 class OrderBook:
-    """Orders keyed by the bridge's external id, numbered as 1C numbers documents."""
+    """Orders by 1C's own id, found also by the bridge's external id; numbered as 1C does."""
 
     def __init__(self, feed: ChangeFeed) -> None:
         self._feed = feed
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, StoredOrder] = {}
+        self._by_external: dict[str, str] = {}
 
-    def save(self, external_id: str, document: dict[str, object]) -> SavedOrder:
-        """Create the order or replace its document, recording order/created or order/changed."""
-        order = self._orders.get(external_id)
+    def find(self, key: str) -> StoredOrder | None:
+        """The order with this external id, else with this 1C id (the feed gives either)."""
+        own = self._by_external.get(key, key)
+        return self._orders.get(own)
+
+    def save(self, external_id: str, document: dict[str, object], now: datetime) -> SavedOrder:
+        """The bridge's write: create the order or replace its document, recorded as the
+        bridge's own change (origin), so the bridge's poller does not mirror it back."""
+        order = self.find(external_id)
         if order is None:
-            # 1C numbers documents with a prefix and a zero-padded counter, e.g. "00-000001";
-            # orders are never deleted here, so the count is monotonic.
-            order = _Order(f"00-{len(self._orders) + 1:06d}", document)
-            self._orders[external_id] = order
-            self._feed.record("order", external_id, "created", "1")
-        else:
-            order.document, order.version = document, order.version + 1
-            self._feed.record("order", external_id, "changed", str(order.version))
-        return SavedOrder(external_id, order.number, created=order.version == 1)
+            order = self._new(document, now, external_id)
+            self._by_external[external_id] = order.id
+            self._feed.record("order", order.feed_id, "created", "1", ORIGIN_BRIDGE)
+            return SavedOrder(external_id, order.number, created=True)
+        # 1C's handler fills ЗаказКлиента.Статус from the document when it names one and
+        # leaves the status alone when it does not.
+        order.document, order.version = document, order.version + 1
+        order.status = _status_of(document) or order.status
+        self._feed.record("order", order.feed_id, "changed", str(order.version), ORIGIN_BRIDGE)
+        return SavedOrder(external_id, order.number, created=False)
+
+    def enter(self, document: dict[str, object], status: str | None, now: datetime) -> StoredOrder:
+        """An order entered in 1C itself (a till, a manager): 1C's own id, no external id."""
+        order = self._new(document, now, None)
+        if status is not None:
+            self._set_status(order, status)
+        self._feed.record("order", order.feed_id, "created", "1")
+        return order
+
+    def change(
+        self, order: StoredOrder, status: str | None, fields: Mapping[str, object] | None
+    ) -> StoredOrder:
+        """A change made in 1C (a new status, edited fields): recorded without an origin, so
+        it flows to the other systems even for an order the bridge saved."""
+        order.document = {**order.document, **(fields or {})}
+        if status is not None:
+            self._set_status(order, status)
+        elif isinstance(fields, Mapping) and (named := _status_of(dict(fields))) is not None:
+            order.status = named
+        order.version += 1
+        self._feed.record("order", order.feed_id, "changed", str(order.version))
+        return order
+
+    def read(self, order: StoredOrder) -> OrderDocument:
+        """The order as get_order answers it."""
+        text = json.dumps(json_values(order.document), ensure_ascii=False)
+        return OrderDocument(
+            order.id,
+            order.external_id,
+            order.number,
+            order.date,
+            order.status,
+            str(order.version),
+            text,
+        )
 
     def snapshot(self) -> dict[str, tuple[str, int, dict[str, object]]]:
-        """Number, version and document of every order, by external id."""
-        return {k: (o.number, o.version, o.document) for k, o in self._orders.items()}
+        """Number, version and document of every order, by the id the feed gives it."""
+        return {o.feed_id: (o.number, o.version, o.document) for o in self._orders.values()}
+
+    def _new(
+        self, document: dict[str, object], now: datetime, external_id: str | None
+    ) -> StoredOrder:
+        count = len(self._orders) + 1
+        # 1C numbers documents with a prefix and a zero-padded counter, e.g. "00-000001", and
+        # identifies them by a GUID (Ref); a counter keeps both deterministic. Orders are never
+        # deleted here, so the count is monotonic.
+        own = str(uuid.UUID(int=(1 << 124) | count))
+        status = _status_of(document) or DEFAULT_STATUS
+        order = StoredOrder(own, f"00-{count:06d}", now, document, status, external_id)
+        self._orders[own] = order
+        return order
+
+    @staticmethod
+    def _set_status(order: StoredOrder, status: str) -> None:
+        order.status = status
+        if "status" in order.document:  # the document's own status is 1C's Status
+            order.document = {**order.document, "status": status}
+
+
+def _status_of(document: dict[str, object]) -> str | None:
+    status = document.get("status")
+    return status if isinstance(status, str) and status.strip() else None
+
+
+def json_values(value: object) -> object:
+    """A stored document as JSON values: decimals as numbers, as 1C's ЗаписатьJSON writes
+    an Число (no trailing zeros: 10.50 comes back as 10.5)."""
+    if isinstance(value, Mapping):
+        return {str(key): json_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_values(item) for item in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

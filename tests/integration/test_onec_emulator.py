@@ -170,6 +170,16 @@ def every_operation(emu: OnecEmulator) -> list[str]:
         assert (rest.LastMessageNo, rest.More) == (5, False)
         empty = svc.GetChanges(SinceMessageNo=5)
         assert (empty.Items, empty.LastMessageNo, empty.More) == ([], 5, False)
+
+        # The mirroring reads and the customer write (tests/integration/test_onec_orders.py).
+        read = svc.GetOrder(Id="A-1")
+        assert (read.ExternalId, read.Number, json.loads(read.Order)) == ("A-1", "00-000001", {
+            "number": "A-1", "total": "300.00", "items": [],
+        })  # fmt: skip
+        customer = json.dumps({"phone": "+79000000009", "name": "Анна"})
+        saved = svc.SaveCustomer(OperationId="sc-1", ExternalId="crm-c9", Customer=customer)
+        assert saved.Created is True
+        assert svc.GetCustomer(Id="crm-c9").CustomerId == saved.CustomerId
     return names.sent
 
 
@@ -494,6 +504,7 @@ async def test_http_service(emulator: OnecEmulator, http: aiohttp.ClientSession)
     status, changes = await post("/v1/changes", {"since_message_no": 0, "limit": 2})
     assert (status, len(changes["items"]), changes["more"]) == (200, 2, True)
     first = {"message_no": 1, "entity": "customer", "id": cid, "action": "changed", "version": "2"}
+    first["origin"] = None  # points moved: no echo (only SaveOrder/SaveCustomer say "bridge")
     assert changes["items"][0] == first
 
     errors = [

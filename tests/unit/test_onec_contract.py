@@ -65,6 +65,7 @@ def test_error_codes_match_contract_md() -> None:
     assert ErrorCode.UNKNOWN_CUSTOMER.http_status == 404
     assert ErrorCode.RESERVATION_NOT_FOUND.http_status == 404
     assert ErrorCode.INSUFFICIENT_BALANCE.http_status == 422
+    assert ErrorCode.UNKNOWN_ORDER.http_status == 404
 
 
 def test_fault_text_round_trips_and_unknown_text_has_no_code() -> None:
@@ -83,7 +84,9 @@ def test_records_default_names_and_idempotency() -> None:
     items = RECORDS["Changes"].fields[0]
     assert (items.name, items.type, items.repeated) == ("items", RECORDS["Change"], True)
     ledger = {name for name, op in OPERATIONS.items() if op.idempotent}
-    assert ledger == {"reserve", "commit", "release", "accrue", "reverse", "save_order"}
+    assert ledger == {
+        "reserve", "commit", "release", "accrue", "reverse", "save_order", "save_customer",
+    }  # fmt: skip
     for op in OPERATIONS.values():  # one flat logical → element map per operation needs this
         names = [name for record in op.result.walk() for name in record.names]
         assert len(names) == len(set(names)), op.name

@@ -20,7 +20,7 @@ from connectors.onec.client import (
     OnecHTTPError,
     OnecUnreachable,
 )
-from connectors.onec.errors import classify
+from connectors.onec.errors import classify, is_not_found
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,36 @@ def test_refusals_keep_the_code_and_the_message() -> None:
     assert got.code is LedgerErrorCode.UNKNOWN_CUSTOMER
     assert got.detail == "Клиент не найден"
     assert got.error_class == "permanent"
+
+
+@pytest.mark.parametrize(
+    ("failure", "reaction"),
+    [
+        (OnecFault("invalid_request: customer.phone: required"), PermanentError),
+        (OnecFault("x", code="operation_conflict", status=409), PermanentError),
+        (OnecFault("unknown_order: Заказ не найден", code="unknown_order"), PermanentError),
+        (OnecFault("Ошибка СУБД"), TransientError),
+        (OnecFault("x", code="not_found", status=404), TransientError),  # not a contract code
+        (OnecHTTPError(401, "Unauthorized"), AuthError),
+        (OnecUnreachable("ReadTimeout", timed_out=True), TransientError),
+    ],
+)
+def test_order_and_customer_calls_are_refused_without_a_ledger_code(
+    failure: OnecCallError, reaction: type[DeliveryError]
+) -> None:
+    got = classify(failure, ledger=False)
+    assert type(got) is reaction
+    if reaction is PermanentError:
+        assert str(failure).split(":", 1)[-1].strip() in str(got)
+
+
+def test_unknown_order_is_permanent_even_on_the_ledger_path() -> None:
+    assert type(classify(OnecFault("unknown_order: нет"))) is PermanentError
+
+
+def test_not_found_is_an_unknown_order_or_customer() -> None:
+    assert is_not_found(OnecFault("unknown_order: нет"))
+    assert is_not_found(OnecFault("x", code="unknown_customer", status=404))
+    assert not is_not_found(OnecFault("invalid_request: id: required"))
+    assert not is_not_found(OnecHTTPError(404, "Not Found"))  # the publication, not the entity
+    assert not is_not_found(None)

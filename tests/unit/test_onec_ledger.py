@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -275,6 +276,10 @@ ERROR_CASES: list[tuple[str, Callable[[OnecLedger, str], object]]] = [
     ("amount_exceeds_original", lambda lg, c: lg.reverse("v9", "acc", "50.01")),
     ("operation_conflict", lambda lg, c: lg.accrue("acc", c, "50.01", "o")),
     ("invalid_request", lambda lg, c: lg.find_customer()),
+    ("unknown_order", lambda lg, c: lg.get_order("nope")),
+    ("unknown_order", lambda lg, c: lg.change_order("nope", status="closed")),
+    ("unknown_customer", lambda lg, c: lg.get_customer("nope")),
+    ("invalid_request", lambda lg, c: lg.save_customer("s9", "crm-9", '{"name": "no phone"}')),
 ]
 
 
@@ -336,6 +341,11 @@ MUTATIONS: dict[str, tuple[Call, Call, Call]] = {
         lambda lg, c: None,
         lambda lg, c: lg.save_order("op", "crm-1", '{"total": "10.00", "items": []}'),
         lambda lg, c: lg.save_order("op", "crm-1", '{"total": "11.00", "items": []}'),
+    ),
+    "save_customer": (
+        lambda lg, c: None,
+        lambda lg, c: lg.save_customer("op", "crm-c1", '{"phone": "+79005550000", "name": "А"}'),
+        lambda lg, c: lg.save_customer("op", "crm-c1", '{"phone": "+79005550000", "name": "Б"}'),
     ),
 }
 
@@ -536,6 +546,110 @@ def test_save_order_upserts_by_external_id_with_1c_numbers(ledger: OnecLedger) -
         ("order", "crm-2", "created", "1"),
         ("order", "crm-1", "changed", "2"),
     ]
+
+
+def test_the_bridges_saves_are_marked_as_its_own_changes(ledger: OnecLedger) -> None:
+    ledger.save_order("s1", "crm-1", "{}")
+    cid = ledger.save_customer("s2", "crm-c1", '{"phone": "+79005550000"}').customer_id
+    assert [(c.entity, c.id, c.origin) for c in ledger.get_changes(0).items] == [
+        ("order", "crm-1", "bridge"),
+        ("customer", cid, "bridge"),
+    ]
+    ledger.change_order("crm-1", status="shipped")
+    ledger.change_customer(cid, name="Анна")
+    assert [(c.entity, c.id, c.action, c.origin) for c in ledger.get_changes(2).items] == [
+        ("order", "crm-1", "changed", None),
+        ("customer", cid, "changed", None),
+    ]
+
+
+def test_get_order_answers_the_document_with_1c_fields(ledger: OnecLedger, clock: Clock) -> None:
+    ledger.save_order("s1", "crm-1", '{"total": 10.50, "status": "paid", "n": 3}')
+    read = ledger.get_order("crm-1")
+    assert (read.external_id, read.number, read.status, read.version) == (
+        "crm-1",
+        "00-000001",
+        "paid",
+        "1",
+    )
+    assert read.date == clock.now
+    # Numbers come back as numbers, as 1C's ЗаписатьJSON writes an Число.
+    assert json.loads(read.order) == {"total": 10.5, "status": "paid", "n": 3}
+    assert ledger.get_order(read.id) == read  # 1C's own id finds it too
+
+
+def test_status_follows_the_document_and_changes_in_1c(ledger: OnecLedger) -> None:
+    ledger.save_order("s1", "crm-1", "{}")
+    assert ledger.get_order("crm-1").status == "new"  # Decision: the default
+    ledger.change_order("crm-1", status="shipped")
+    read = ledger.get_order("crm-1")
+    # A document without a status keeps that shape; Status says what 1C holds.
+    assert (read.status, json.loads(read.order)) == ("shipped", {})
+    ledger.save_order("s2", "crm-1", '{"total": "5.00"}')
+    assert ledger.get_order("crm-1").status == "shipped"  # the bridge sent none: kept
+    ledger.save_order("s3", "crm-1", '{"status": "paid"}')
+    ledger.change_order("crm-1", status="closed", fields={"comment": "в 1С"})
+    read = ledger.get_order("crm-1")
+    assert (read.status, read.version) == ("closed", "5")
+    assert json.loads(read.order) == {"status": "closed", "comment": "в 1С"}
+
+
+def test_an_order_entered_in_1c_is_written_back_by_its_1c_id(ledger: OnecLedger) -> None:
+    entered = ledger.enter_order({"total": "99.00"}, status="sold")
+    assert (entered.external_id, entered.number, entered.status) == (None, "00-000001", "sold")
+    saved = ledger.save_order("s1", entered.id, '{"total": "99.00", "status": "complete"}')
+    assert (saved.number, saved.created) == ("00-000001", False)
+    assert ledger.get_order(entered.id).status == "complete"
+    assert [(c.id, c.action, c.origin) for c in ledger.get_changes(0).items] == [
+        (entered.id, "created", None),
+        (entered.id, "changed", "bridge"),
+    ]
+
+
+def test_save_customer_upserts_and_matches_by_phone(ledger: OnecLedger, ivan: str) -> None:
+    new = ledger.save_customer("s1", "crm-c1", '{"phone": "89005550000", "card": "777"}')
+    assert new.created is True
+    assert ledger.find_customer(card="777").phone == "+79005550000"
+    edited = ledger.save_customer("s2", "crm-c1", '{"phone": "+79005550000", "name": "Анна"}')
+    assert (edited.customer_id, edited.created) == (new.customer_id, False)
+    read = ledger.get_customer("crm-c1")
+    assert (read.name, read.card, read.version) == ("Анна", "777", "2")  # card left out: kept
+    # Another system's id for a phone on file is the same person, with one bonus account.
+    linked = ledger.save_customer("s3", "bitrix-9", '{"phone": "+7 900 000-00-01"}')
+    assert (linked.customer_id, linked.created) == (ivan, False)
+    assert ledger.get_customer("bitrix-9").customer_id == ivan
+    assert ledger.get_customer(ivan).external_id == "bitrix-9"
+    cleared = ledger.save_customer("s4", "bitrix-9", '{"card": ""}')
+    assert cleared.customer_id == ivan
+    assert ledger.get_customer(ivan).card is None
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ('{"name": "без телефона"}', "customer.phone"),
+        ('{"phone": "not a phone"}', "customer.phone"),
+        ('{"phone": "+79005550000", "card": "2000000000022"}', "customer.card"),
+        ('{"phone": "+79005550000", "name": 5}', "customer.name"),
+        ("[1]", "customer"),
+    ],
+)
+def test_save_customer_refusals_name_the_field(
+    ledger: OnecLedger, document: str, field: str
+) -> None:
+    before = ledger.snapshot()
+    error = fails("invalid_request", lambda: ledger.save_customer("s1", "crm-1", document))
+    assert error.message.startswith(f"{field}:")
+    assert ledger.snapshot() == before
+
+
+def test_a_phone_of_another_customer_is_refused(ledger: OnecLedger, ivan: str) -> None:
+    ledger.save_customer("s1", "crm-c1", '{"phone": "+79005550000"}')
+    error = fails(
+        "invalid_request", lambda: ledger.save_customer("s2", "crm-c1", '{"phone": "89000000002"}')
+    )
+    assert error.message == "customer.phone: already on file for another customer"
+    fails("invalid_request", lambda: ledger.change_customer(ivan, phone="+79000000002"))
 
 
 # -- change feed ------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def test_unknown_type_bad_options_and_unwritable_targets() -> None:
         {
             "a": {"type": "nosuch"},
             "b": {"type": "recorder", "options": {"url": "x", "colour": "red"}},
-            "c": {"type": "onec", "options": {"address": "http://127.0.0.1:9/base/ws/x"}},
+            "c": {"type": "bitrix", "webhook": HOOK},
             "d": RECORDER,
         },
         [{"source": "d", "entity": "order", "targets": ["c"]}],
@@ -48,7 +48,7 @@ def test_unknown_type_bad_options_and_unwritable_targets() -> None:
     assert found == {
         (("systems", "a", "type"), "no connector of type 'nosuch' is installed"),
         (("systems", "b", "options", "colour"), "unknown key"),
-        (("mirror", "routes", 0, "targets", 0), "the onec connector cannot write"),
+        (("mirror", "routes", 0, "targets", 0), "the bitrix connector cannot write"),
     }
 
 

@@ -1,0 +1,150 @@
+"""The customer directory of one emulated 1C infobase: Партнеры with their phones, loyalty
+cards, points and, for customers the bridge saved, its external ids and document.
+
+Plain state without locking or validation, like orders.py: `OnecLedger` (ledger.py) checks
+the parameters, holds the lock and makes save_customer idempotent before it calls in here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from connectors.onec.orders import json_values
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer as find_customer returns it; `phone` is the phone on file, E.164."""
+
+    customer_id: str
+    phone: str
+    card: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCustomer:
+    """The result of save_customer: 1C's id of the customer, and whether it was new."""
+
+    external_id: str
+    customer_id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDocument:
+    """The result of get_customer: 1C's fields and the document as JSON text."""
+
+    customer_id: str
+    external_id: str | None
+    phone: str | None
+    card: str | None
+    name: str | None
+    version: str
+    customer: str
+
+
+@dataclass(slots=True)
+class Account:
+    """One customer and their points."""
+
+    customer: Customer
+    balance: Decimal
+    level: str | None
+    reserved: Decimal = ZERO
+    version: int = 1
+    external_id: str | None = None  # the first external id the bridge saved it under
+    document: dict[str, object] | None = None  # as save_customer last stored it
+
+    @property
+    def available(self) -> Decimal:
+        """Points that may be reserved: balance - reserved."""
+        return self.balance - self.reserved
+
+
+def normalize_phone(raw: str) -> str | None:
+    """Return `raw` in E.164 (8XXXXXXXXXX, 7XXXXXXXXXX and 9XXXXXXXXX read as +7), else None."""
+    text = raw.strip()
+    if not text or set(text) - set("0123456789+-() ") or "+" in text[1:]:
+        return None
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+"):  # an explicit country code is trusted: +81… is Japan, not 8…
+        return "+" + digits if 8 <= len(digits) <= 15 else None
+    if len(digits) == 11 and digits[0] in "78":  # Russian trunk prefix 8 or country code 7
+        return "+7" + digits[1:]
+    if len(digits) == 10 and digits[0] == "9":  # a mobile number typed without any prefix
+        return "+7" + digits
+    return None
+
+
+class CustomerDirectory:
+    """Accounts by 1C's customer id, found also by phone, card and the bridge's external ids."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self._by_phone: dict[str, str] = {}
+        self._by_card: dict[str, str] = {}
+        self._by_external: dict[str, str] = {}
+
+    def by_phone(self, e164: str) -> Account | None:
+        """The account with this phone on file."""
+        return self.accounts.get(self._by_phone.get(e164, ""))
+
+    def by_card(self, card: str) -> Account | None:
+        """The account holding this card."""
+        return self.accounts.get(self._by_card.get(card, ""))
+
+    def find(self, key: str) -> Account | None:
+        """The account saved under this external id, else with this 1C id."""
+        return self.accounts.get(self._by_external.get(key, key))
+
+    def add(
+        self, e164: str, card: str | None, name: str | None, points: Decimal, level: str | None
+    ) -> Account:
+        """A new customer; the phone and card must be free (the caller checked)."""
+        # 1C identifies catalog items by a GUID (Ref_Key); a counter keeps them deterministic.
+        customer = Customer(str(uuid.UUID(int=len(self.accounts) + 1)), e164, card, name)
+        account = Account(customer, points, level)
+        self.accounts[customer.customer_id] = account
+        self._index(customer)
+        return account
+
+    def update(self, account: Account, phone: str, card: str | None, name: str | None) -> None:
+        """New phone, card or name for an account; the phone and card must be free."""
+        old = account.customer
+        self._by_phone.pop(old.phone, None)
+        if old.card is not None:
+            self._by_card.pop(old.card, None)
+        account.customer = replace(old, phone=phone, card=card, name=name)
+        self._index(account.customer)
+
+    def link(self, account: Account, external_id: str) -> None:
+        """Remember that the bridge saved this customer under ``external_id``."""
+        self._by_external[external_id] = account.customer.customer_id
+        account.external_id = account.external_id or external_id
+
+    def read(self, account: Account) -> CustomerDocument:
+        """The customer as get_customer answers it."""
+        c = account.customer
+        # What the bridge stored, with the fields 1C keeps in the catalog as 1C holds them now
+        # (its handler writes them from Партнеры, normalised: the phone in E.164).
+        document: dict[str, object] = dict(account.document or {})
+        for key, value in (("phone", c.phone), ("name", c.name), ("card", c.card)):
+            if value is None:
+                document.pop(key, None)
+            else:
+                document[key] = value
+        text = json.dumps(json_values(document), ensure_ascii=False)
+        return CustomerDocument(
+            c.customer_id, account.external_id, c.phone, c.card, c.name, str(account.version), text
+        )
+
+    def _index(self, customer: Customer) -> None:
+        self._by_phone[customer.phone] = customer.customer_id
+        if customer.card is not None:
+            self._by_card[customer.card] = customer.customer_id
