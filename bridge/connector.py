@@ -56,6 +56,10 @@ class DeliveryJob:
     # (or to the latest change's data when the source cannot be re-read). None when the
     # route has no mapping; the sink then writes what the change itself carried.
     document: Mapping[str, Any] | None = None
+    # The target's own id for the entity when the entity came from the target in the first
+    # place (an order the bridge wrote into 1C as ``retailcrm-77`` is RetailCRM's order 77):
+    # the sink then writes to that one instead of upserting by ``external_id``.
+    target_ref: str | None = None
 
     @property
     def external_id(self) -> str:

@@ -254,7 +254,8 @@ class Dispatcher:
                 continue
             if mapped.document is None:
                 skipped[job.delivery_id] = f"skipped: {mapped.skipped or 'filtered out'}"
-            out.append(dataclasses.replace(job, document=mapped.document))
+            ref = target_ref(job, source)
+            out.append(dataclasses.replace(job, document=mapped.document, target_ref=ref))
         return out, skipped
 
     async def _deliver(
@@ -356,6 +357,26 @@ class Dispatcher:
                 log.warning("deliveries_recovered", count=released, reason="lease_expired")
             for lane in self._lanes.values():
                 lane.wakeup.set()
+
+
+def target_ref(job: DeliveryJob, source: Mapping[str, Any]) -> str | None:
+    """The target's own id of an entity that started in the target.
+
+    Every sink keys what the bridge writes by ``<source>-<id>`` (``DeliveryJob.external_id``),
+    so an entity known by such a key (as its id, or as the external id its source keeps)
+    names the target it came from and its id there: 1C reports an order the bridge saved
+    as ``retailcrm-77``; RetailCRM shows an order the bridge created from 1C with
+    ``externalId: onec-12``. Writing back then goes to RetailCRM's 77 or 1C's 12, never to
+    a second copy.
+    """
+    prefix = f"{job.target}-"
+    if job.entity_id.startswith(prefix) and len(job.entity_id) > len(prefix):
+        return job.entity_id[len(prefix) :]
+    for key in ("externalId", "external_id"):
+        value = source.get(key)
+        if isinstance(value, str) and value.startswith(prefix) and len(value) > len(prefix):
+            return value[len(prefix) :]
+    return None
 
 
 def _change_data(job: DeliveryJob) -> Mapping[str, Any] | None:

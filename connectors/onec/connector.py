@@ -319,7 +319,8 @@ class OnecConnector:
         text = document_text(document_of(job))
         params = {
             "operation_id": operation_id(job.operation_key, text),
-            "external_id": job.external_id,
+            # 1C finds an order by the bridge's external id, else by its own id (CONTRACT.md).
+            "external_id": job.target_ref or job.external_id,
             parameter: text,
         }
         return await self._request(logical, params, ledger=False)

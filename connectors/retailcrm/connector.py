@@ -163,8 +163,12 @@ class RetailcrmConnector:
     # -- writes --------------------------------------------------------------------------
 
     async def deliver(self, job: DeliveryJob) -> None:
-        """Create or edit the entity by ``externalId`` (a retry never makes a second one)."""
+        """Create or edit the entity by ``externalId`` (a retry never makes a second one);
+        an entity that started in RetailCRM (``job.target_ref``) is edited by its own id."""
         document = document_of(job)
+        if job.target_ref is not None:
+            await self._edit_own(job.entity, job.target_ref, document)
+            return
         await self._upsert(job.entity, document)
         self._refused.discard((job.entity, document["externalId"]))
         self._written.add((job.entity, document["externalId"]))
@@ -176,7 +180,7 @@ class RetailcrmConnector:
         only an entity refused inside a partial upload is retried alone, where an edit or a
         create names the field that is wrong.
         """
-        if job.entity not in ("order", "customer"):
+        if job.entity not in ("order", "customer") or job.target_ref is not None:
             return False
         key = (job.entity, document_of(job)["externalId"])
         # Upload only creates: an entity known to exist (written before) is edited alone.
@@ -190,6 +194,15 @@ class RetailcrmConnector:
             if group:
                 outcome.update(await self._upload(entity, group))
         return [outcome[j.delivery_id] for j in jobs]
+
+    async def _edit_own(self, entity: str, own_id: str, document: dict[str, Any]) -> None:
+        """Edit RetailCRM's entity ``own_id`` (``by=id``); its own externalId stays."""
+        if entity not in ("order", "customer") or not own_id.isdigit():
+            raise PermanentError(f"cannot edit RetailCRM {entity} {own_id!r} by id")
+        changes = {k: v for k, v in document.items() if k != "externalId"} | {"id": int(own_id)}
+        client = self._client
+        edit = client.order_edit if entity == "order" else client.customer_edit
+        await self._run(lambda: edit(changes, by="id"))
 
     async def _upsert(self, entity: str, document: dict[str, Any]) -> None:
         if entity not in ("order", "customer"):

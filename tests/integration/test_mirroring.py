@@ -1,0 +1,125 @@
+"""RetailCRM ⇄ 1C order mirroring through the shipped mapping files, over the wire (issue 6).
+
+The bridge runs with both sandbox emulators, both pollers and the routes of the shipped
+`mappings/`. An order a manager creates in RetailCRM appears in 1C translated; a status
+change made in 1C flows back to that same RetailCRM order; each system keeps one copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import retailcrm
+
+from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
+
+__all__ = ["bonus_factory"]  # the fixture, used by name
+
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
+
+
+def mirroring_config(tmp_path: Path) -> dict[str, Any]:
+    config = bonus_config(tmp_path, "onec")
+    for name in ("onec", "retailcrm"):
+        config["systems"][name]["options"]["poll_interval"] = 0.2
+    config["mirror"] = {
+        "routes": [
+            {
+                "source": "retailcrm",
+                "entity": "order",
+                "targets": ["onec"],
+                "mapping": str(MAPPINGS / "retailcrm_order_to_onec.yaml"),
+            },
+            {
+                "source": "onec",
+                "entity": "order",
+                "targets": ["retailcrm"],
+                "mapping": str(MAPPINGS / "onec_order_to_retailcrm.yaml"),
+            },
+        ]
+    }
+    return config
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15) -> Any:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, "not within the time"
+        await asyncio.sleep(0.1)
+
+
+async def crm_call(bonus: Bonus, call: Callable[[Any], Any]) -> dict[str, Any]:
+    """One call with the official client, as a RetailCRM manager."""
+    client = retailcrm.v5(bonus.runtime.emulators["retailcrm"].url, MANAGER_KEY)
+    answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
+    assert answer.get("success"), answer
+    return answer
+
+
+async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
+    onec = bonus.runtime.emulators["onec"]
+    store = bonus.runtime.store
+    # On its first start the RetailCRM poller walks past the history it finds; wait for
+    # that, so the order below is news.
+    await eventually(lambda: store.get_cursor("retailcrm", "orders"))
+    order = {
+        "externalId": "site-1001",
+        "number": "1001A",
+        "status": "new",
+        "customer": {"externalId": "c-1"},
+        "phone": "+7 900 000-00-01",
+        "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 2, "initialPrice": 1500}],
+    }
+    created = await crm_call(bonus, lambda c: c.order_create(order, "shop"))
+    crm_id = str(created["id"])
+    key = f"retailcrm-{crm_id}"
+
+    async def in_1c() -> Any:
+        return onec.ledger.snapshot()["orders"].get(key)
+
+    _number, _version, document = await eventually(in_1c)
+    assert (document["status"], document["number"], document["source"]) == (
+        "Новый",
+        "1001A",
+        "retailcrm",
+    )
+    assert document["customer"]["phone"] == "+79000000001"  # the customer's, normalised
+    assert document["customer"]["card"] == "2000000000015"
+    assert document["total"] == "3000.00"
+    assert [(i["sku"], i["quantity"], i["price"]) for i in document["items"]] == [
+        ("SKU-1", 2, "1500.00")
+    ]
+
+    # A manager in 1C marks it done: the status flows back to the same RetailCRM order.
+    onec.ledger.change_order(key, status="Выполнен")
+
+    async def back_in_crm() -> Any:
+        answer = await crm_call(bonus, lambda c: c.order(crm_id, "id", "shop"))
+        return answer["order"] if answer["order"]["status"] == "complete" else None
+
+    back = await eventually(back_in_crm)
+    assert back["externalId"] == "site-1001"  # the site's own key is kept
+    listed = await crm_call(bonus, lambda c: c.orders({}, 100, 1))
+    assert [o["id"] for o in listed["orders"] if o.get("number") == "1001A"] == [int(crm_id)]
+    copies = [
+        k
+        for k, (_n, _v, d) in onec.ledger.snapshot()["orders"].items()
+        if d.get("number") == "1001A"
+    ]
+    assert copies == [key]  # one copy in 1C
+
+    # Nothing changes any more: the pollers run on and no write comes back (no echo).
+    await asyncio.sleep(1.5)
+    versions = {k: v for k, (_n, v, _d) in onec.ledger.snapshot()["orders"].items()}
+    await asyncio.sleep(1.5)
+    assert {k: v for k, (_n, v, _d) in onec.ledger.snapshot()["orders"].items()} == versions
