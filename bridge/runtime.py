@@ -118,6 +118,10 @@ class Runtime:
                     f" {exc.strerror or exc}"
                 ) from exc
             log.info("sandbox_emulator_started", system=name, url=emulator.url)
+            # A sandbox emulator starts afresh each time (its data lives in memory): poll
+            # positions kept from its previous run would skip its first changes.
+            if await self.store.forget_cursors(name):
+                log.info("sandbox_cursors_reset", system=name)
 
     async def stop(self) -> None:
         """Stop in reverse order; queued writes commit before the store closes."""

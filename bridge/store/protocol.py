@@ -99,6 +99,9 @@ class Store(ReservationStore, Protocol):
     async def list_cursors(self) -> list[Cursor]:
         """All poll positions."""
 
+    async def forget_cursors(self, source: str) -> int:
+        """Drop a source's poll positions; how many there were."""
+
     async def map_ids(
         self, entity: str, system: str, local_id: str, peer_system: str, peer_id: str
     ) -> None:

@@ -254,6 +254,12 @@ class SQLiteStore:
         )
         return [Cursor(*row) for row in rows]
 
+    async def forget_cursors(self, source: str) -> int:
+        """Drop ``source``'s poll positions (its next poll starts as on a first start)."""
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM cursors WHERE source = ?", (source,)).rowcount
+        )
+
     # -- dispatch ----------------------------------------------------------------------
 
     async def claim_due(self, target: str, owner: str, limit: int) -> list[Claimed]:
