@@ -303,3 +303,12 @@ async def test_deliveries_that_go_alone_in_one_slot_keep_their_leases(tmp_path: 
         assert dict(sink.calls) == {str(i): 1 for i in range(8)}
     finally:
         await store.close()
+
+
+async def test_forgetting_a_sources_cursors_keeps_the_others(store: SQLiteStore) -> None:
+    await store.append_polled([], Cursor("shop", "orders", "7", 0))
+    await store.append_polled([], Cursor("shop", "customers", "3", 0))
+    await store.append_polled([], Cursor("crm", "orders", "9", 0))
+    assert await store.forget_cursors("shop") == 2
+    assert [(c.source, c.value) for c in await store.list_cursors()] == [("crm", "9")]
+    assert await store.get_cursor("shop", "orders") is None
