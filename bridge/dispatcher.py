@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -179,7 +181,7 @@ class Dispatcher:
         if len(batch) > 1 and any(j.source in self._readers for j in jobs):
             with contextlib.suppress(StoreError):  # reads done in turn used up lease time
                 await self._store.extend_leases(batch, self.owner)
-        jobs, skipped = self._map_documents(jobs, failed)
+        jobs, skipped, digests = await self._map_documents(batch, jobs, failed)
         ready = [j for j in jobs if j.delivery_id not in failed and j.delivery_id not in skipped]
         delivered = (
             dict(zip([j.delivery_id for j in ready], await self._deliver(lane, ready), strict=True))
@@ -189,7 +191,8 @@ class Dispatcher:
         errors = [failed.get(j.delivery_id, delivered.get(j.delivery_id)) for j in jobs]
         duration_ms = (time.monotonic() - started) * 1000
         for claimed, error in zip(batch, errors, strict=True):
-            await self._record(claimed, error, duration_ms, skipped.get(claimed.delivery.id))
+            did = claimed.delivery.id
+            await self._record(claimed, error, duration_ms, skipped.get(did), digests.get(did))
 
     async def _read_sources(
         self, lane: TargetLane, jobs: list[DeliveryJob]
@@ -227,14 +230,19 @@ class Dispatcher:
             out.append(job)
         return out, failed
 
-    def _map_documents(
-        self, jobs: list[DeliveryJob], failed: dict[str, DeliveryError]
-    ) -> tuple[list[DeliveryJob], dict[str, str]]:
+    async def _map_documents(
+        self, batch: list[Claimed], jobs: list[DeliveryJob], failed: dict[str, DeliveryError]
+    ) -> tuple[list[DeliveryJob], dict[str, str], dict[str, str]]:
         """Apply each job's route mapping to the entity as the source holds it (or, when the
         source cannot be re-read, to the latest change's data). A change a filter turns
-        away is done without a write; one that cannot be mapped is dead (permanent)."""
+        away is done without a write; one that cannot be mapped is dead (permanent); one
+        whose document is what the bridge last wrote there is done without a write too
+        (PRODUCT 3.3, the last guard against echoes: several changes that arrived while
+        the target was down end as one write). A replay always writes."""
         out: list[DeliveryJob] = []
         skipped: dict[str, str] = {}
+        digests: dict[str, str] = {}
+        replayed = {c.delivery.id for c in batch if c.delivery.generation}
         for job in jobs:
             mapper = self._mappers.get((job.source, job.entity, job.target))
             if mapper is None or job.delivery_id in failed:
@@ -252,11 +260,24 @@ class Dispatcher:
                 failed[job.delivery_id] = exc
                 out.append(job)
                 continue
+            ref = target_ref(job, source)
             if mapped.document is None:
                 skipped[job.delivery_id] = f"skipped: {mapped.skipped or 'filtered out'}"
-            ref = target_ref(job, source)
+            else:
+                digest = _digest(mapped.document, ref)
+                last = await self._last_written(job)
+                if last == digest and job.delivery_id not in replayed:
+                    skipped[job.delivery_id] = "skipped: unchanged since the last write"
+                else:
+                    digests[job.delivery_id] = digest
             out.append(dataclasses.replace(job, document=mapped.document, target_ref=ref))
-        return out, skipped
+        return out, skipped, digests
+
+    async def _last_written(self, job: DeliveryJob) -> str | None:
+        try:
+            return await self._store.last_written(job.target, job.source, job.entity, job.entity_id)
+        except StoreError:
+            return None  # without the guard the write happens: never lost, at worst repeated
 
     async def _deliver(
         self, lane: TargetLane, jobs: list[DeliveryJob]
@@ -294,11 +315,14 @@ class Dispatcher:
         error: DeliveryError | None,
         duration_ms: float,
         note: str | None = None,
+        digest: str | None = None,
     ) -> None:
         d = claimed.delivery
         outcome = self._outcome(claimed, error, duration_ms)
         if note is not None and error is None:
             outcome = dataclasses.replace(outcome, message=note)  # done without a write
+        elif digest is not None and error is None:
+            outcome = dataclasses.replace(outcome, written=digest)
         if self._metrics is not None:
             self._metrics.observe_attempt(d.target, outcome.status, duration_ms / 1000)
         try:
@@ -357,6 +381,12 @@ class Dispatcher:
                 log.warning("deliveries_recovered", count=released, reason="lease_expired")
             for lane in self._lanes.values():
                 lane.wakeup.set()
+
+
+def _digest(document: Mapping[str, Any], ref: str | None) -> str:
+    """A fingerprint of what a write would put into the target."""
+    text = json.dumps([document, ref], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def target_ref(job: DeliveryJob, source: Mapping[str, Any]) -> str | None:

@@ -102,6 +102,11 @@ class Store(ReservationStore, Protocol):
     async def forget_cursors(self, source: str) -> int:
         """Drop a source's poll positions; how many there were."""
 
+    async def last_written(
+        self, target: str, source: str, entity: str, entity_id: str
+    ) -> str | None:
+        """The digest of the mapped document last written for an entity into a target."""
+
     async def map_ids(
         self, entity: str, system: str, local_id: str, peer_system: str, peer_id: str
     ) -> None:

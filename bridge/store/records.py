@@ -160,6 +160,7 @@ class AttemptOutcome:
     error_class: str | None = None
     message: str | None = None
     duration_ms: float | None = None
+    written: str | None = None  # DONE with a write: the digest of the document written
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,19 @@ class SQLiteStore:
         )
         return [Cursor(*row) for row in rows]
 
+    async def last_written(
+        self, target: str, source: str, entity: str, entity_id: str
+    ) -> str | None:
+        """The digest of the document last written for this entity into ``target``."""
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT digest FROM written WHERE target = ? AND source = ? AND entity = ?"
+                " AND entity_id = ?",
+                (target, source, entity, entity_id),
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
+
     async def forget_cursors(self, source: str) -> int:
         """Drop ``source``'s poll positions (its next poll starts as on a first start)."""
         return await self._write(
@@ -322,6 +335,14 @@ class SQLiteStore:
             )
             if held:
                 conn.execute(q.REFRESH_EVENTS, (now, did))
+                if outcome.written is not None:
+                    d = claimed.delivery
+                    conn.execute(
+                        "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (target, source, entity, entity_id)"
+                        " DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+                        (d.target, d.source, d.entity, d.entity_id, outcome.written, now),
+                    )
             return held
 
         return await self._write(job)

@@ -14,6 +14,7 @@ from typing import Any
 
 import retailcrm
 
+from bridge.store.records import EventFilter
 from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -123,3 +124,63 @@ async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
     versions = {k: v for k, (_n, v, _d) in onec.ledger.snapshot()["orders"].items()}
     await asyncio.sleep(1.5)
     assert {k: v for k, (_n, v, _d) in onec.ledger.snapshot()["orders"].items()} == versions
+
+
+async def test_ten_changes_while_1c_is_down_become_one_write_of_the_final_state(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = mirroring_config(tmp_path)
+    config["systems"]["onec"]["delivery"] = {
+        "timeout_seconds": 1,
+        "retry": {"base_seconds": 0.2, "cap_seconds": 0.5, "max_attempts": 100},
+    }
+    bonus = await bonus_factory("onec", config=config)
+    onec = bonus.runtime.emulators["onec"]
+    await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
+    onec.faults.set(outage=True)
+    order = {
+        "externalId": "site-2002",
+        "number": "2002A",
+        "status": "new",
+        "customer": {"externalId": "c-1"},
+        "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 100}],
+    }
+    created = await crm_call(bonus, lambda c: c.order_create(order, "shop"))
+    crm_id = created["id"]
+
+    async def failing() -> Any:  # the first change's delivery has tried 1C and failed
+        events = await bonus.runtime.store.list_events(EventFilter(source="retailcrm"))
+        return [e for e in events if e.entity == "order" and e.status == "retry"]
+
+    await eventually(failing)
+    for n in range(2, 11):  # nine more changes while it waits to retry
+        change = {"id": crm_id, "customerComment": f"change {n}"}
+        await crm_call(bonus, lambda c, change=change: c.order_edit(change, "id", "shop"))
+    await asyncio.sleep(1.5)  # the pollers pick the changes up; the 1C deliveries fail
+    assert onec.ledger.snapshot()["orders"] == {}
+    onec.faults.set(outage=False)
+    key = f"retailcrm-{crm_id}"
+
+    async def written() -> Any:
+        return onec.ledger.snapshot()["orders"].get(key)
+
+    _number, version, document = await eventually(written)
+    assert document["comment"] == "change 10"  # the final state
+    await asyncio.sleep(2)  # every delivery has run by now
+    _number, version, document = onec.ledger.snapshot()["orders"][key]
+    assert version == 1, "one write into 1C"
+    events = await bonus.runtime.store.list_events(EventFilter(source="retailcrm", limit=100))
+    order_events = [e for e in events if e.entity == "order"]
+    assert order_events and all(e.status == "done" for e in order_events)
+    deliveries: dict[str, list[str | None]] = {}
+    for event in order_events:
+        detail = await bonus.runtime.store.get_event(event.id)
+        for h in detail.history:
+            if h.kind == "attempt" and h.outcome == "done" and h.delivery_id:
+                deliveries.setdefault(h.delivery_id, []).append(h.message)
+    # The changes rode in more than one delivery (one was already failing when the rest
+    # came); the later ones found the final state already written and wrote nothing.
+    assert len(deliveries) >= 2, deliveries
+    notes = [m for messages in deliveries.values() for m in messages]
+    assert notes.count(None) == 1, notes
+    assert all(n in (None, "skipped: unchanged since the last write") for n in notes), notes
