@@ -180,7 +180,8 @@ class RetailcrmConnector:
         only an entity refused inside a partial upload is retried alone, where an edit or a
         create names the field that is wrong.
         """
-        if job.entity not in ("order", "customer") or job.target_ref is not None:
+        # Customers go alone: before a create, each is looked up by phone (no duplicates).
+        if job.entity != "order" or job.target_ref is not None:
             return False
         key = (job.entity, document_of(job)["externalId"])
         # Upload only creates: an entity known to exist (written before) is edited alone.
@@ -221,7 +222,34 @@ class RetailcrmConnector:
             cause = exc.__cause__
             if not (isinstance(cause, RetailcrmError) and is_not_found(cause)):
                 raise
+            if entity == "customer" and await self._adopt_by_phone(document):
+                return
             await self._run(lambda: create(document))
+
+    async def _adopt_by_phone(self, document: dict[str, Any]) -> bool:
+        """A customer new to the bridge but already in RetailCRM under the same phone is that
+        customer, not a second one (PRODUCT 3.3): edit them by id, and give them the
+        bridge's externalId only when they have none (a site's own key is kept)."""
+        phones = document.get("phones")
+        first = phones[0] if isinstance(phones, list) and phones else None
+        phone = first.get("number") if isinstance(first, Mapping) else None
+        if not isinstance(phone, str) or not phone.strip():
+            return False
+        try:
+            found = await self._run(lambda: self._client.customers_by_phone(phone))
+        except ValueError:  # too few digits to search by
+            return False
+        if len(found) != 1:
+            # None: a new customer. Several: which one is ambiguous, and guessing would merge
+            # two people's histories; a new customer is the lesser harm (support can merge).
+            return False
+        own = found[0]
+        changes = {k: v for k, v in document.items() if k != "externalId"}
+        if not own.get("externalId"):
+            changes["externalId"] = document["externalId"]
+        changes["id"] = int(own["id"])
+        await self._run(lambda: self._client.customer_edit(changes, by="id"))
+        return True
 
     async def _upload(
         self, entity: str, jobs: list[DeliveryJob]

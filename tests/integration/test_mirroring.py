@@ -184,3 +184,34 @@ async def test_ten_changes_while_1c_is_down_become_one_write_of_the_final_state(
     notes = [m for messages in deliveries.values() for m in messages]
     assert notes.count(None) == 1, notes
     assert all(n in (None, "skipped: unchanged since the last write") for n in notes), notes
+
+
+async def test_a_1c_customer_already_in_retailcrm_by_phone_is_not_created_twice(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = mirroring_config(tmp_path)
+    config["mirror"]["routes"].append(
+        {
+            "source": "onec",
+            "entity": "customer",
+            "targets": ["retailcrm"],
+            "mapping": str(MAPPINGS / "onec_customer_to_retailcrm.yaml"),
+        }
+    )
+    bonus = await bonus_factory("onec", config=config)
+    onec = bonus.runtime.emulators["onec"]
+    await eventually(lambda: bonus.runtime.store.get_cursor("onec", "changes"))
+    seeded = onec.ledger.find_customer(phone="+79000000001")
+    onec.ledger.change_customer(seeded.customer_id, card="2000000000099")
+
+    async def carded() -> Any:
+        answer = await crm_call(bonus, lambda c: c.customers({"name": "9000000001"}, 20, 1))
+        mine = [c for c in answer["customers"] if c.get("discountCardNumber") == "2000000000099"]
+        return answer["customers"] if mine else None
+
+    customers = await eventually(carded)
+    same_phone = [
+        c for c in customers if any("9000000001" in p["number"] for p in c.get("phones", []))
+    ]
+    assert len(same_phone) == 1, same_phone  # the seeded c-1, edited; not a second one
+    assert same_phone[0]["externalId"] == "c-1"  # the site's own key is kept
