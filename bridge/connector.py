@@ -124,8 +124,10 @@ class BodyTokenAuth(Protocol):
 class Sink(Protocol):
     """Writes an entity's latest state into the system; raises DeliveryError subclasses."""
 
-    async def deliver(self, job: DeliveryJob) -> None:
-        """Apply the job idempotently (the same operation key must not apply twice)."""
+    async def deliver(self, job: DeliveryJob) -> str | None:
+        """Apply the job idempotently (the same operation key must not apply twice); return
+        the target's id of the entity when the target said it (the core keeps it in the id
+        map), or None."""
         ...
 
 

@@ -183,11 +183,19 @@ class Dispatcher:
                 await self._store.extend_leases(batch, self.owner)
         jobs, skipped, digests = await self._map_documents(batch, jobs, failed)
         ready = [j for j in jobs if j.delivery_id not in failed and j.delivery_id not in skipped]
+        refs: dict[str, str] = {}
         delivered = (
-            dict(zip([j.delivery_id for j in ready], await self._deliver(lane, ready), strict=True))
+            dict(
+                zip(
+                    [j.delivery_id for j in ready],
+                    await self._deliver(lane, ready, refs),
+                    strict=True,
+                )
+            )
             if ready
             else {}
         )
+        await self._map_ids(ready, refs)
         errors = [failed.get(j.delivery_id, delivered.get(j.delivery_id)) for j in jobs]
         duration_ms = (time.monotonic() - started) * 1000
         for claimed, error in zip(batch, errors, strict=True):
@@ -279,10 +287,23 @@ class Dispatcher:
         except StoreError:
             return None  # without the guard the write happens: never lost, at worst repeated
 
+    async def _map_ids(self, jobs: list[DeliveryJob], refs: dict[str, str]) -> None:
+        """Keep the pairs of ids the targets gave (PRODUCT 3.3: "id map updated"): balance
+        look-ups by another system's customer id and write-backs find the entity by them."""
+        for job in jobs:
+            peer = refs.get(job.delivery_id)
+            if peer is None:
+                continue
+            try:
+                await self._store.map_ids(job.entity, job.source, job.entity_id, job.target, peer)
+            except StoreError as exc:  # the write landed; the pair is only a convenience
+                log.warning("id_map_not_recorded", delivery_id=job.delivery_id, error=str(exc))
+
     async def _deliver(
-        self, lane: TargetLane, jobs: list[DeliveryJob]
+        self, lane: TargetLane, jobs: list[DeliveryJob], refs: dict[str, str] | None = None
     ) -> list[DeliveryError | None]:
-        """Run one attempt (one job, or a batch); an error per job, None where it landed."""
+        """Run one attempt (one job, or a batch); an error per job, None where it landed;
+        ``refs`` gets the target's id of a single job's entity when the sink gives it."""
         timeout = lane.settings.timeout_seconds
         try:
             if len(jobs) > 1 and isinstance(lane.sink, BatchSink):
@@ -292,7 +313,9 @@ class Dispatcher:
                 wrong = TransientError(f"the sink gave {len(results)} results for {len(jobs)}")
                 wrong.error_class = ErrorClass.UNEXPECTED
                 return [wrong] * len(jobs)
-            await asyncio.wait_for(lane.sink.deliver(jobs[0]), timeout)
+            ref = await asyncio.wait_for(lane.sink.deliver(jobs[0]), timeout)
+            if ref is not None and refs is not None:
+                refs[jobs[0].delivery_id] = str(ref)
             return [None]
         except DeliveryError as exc:
             return [exc] * len(jobs)

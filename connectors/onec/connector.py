@@ -304,10 +304,14 @@ class OnecConnector:
             raise
         return order_state(record) if entity == "order" else customer_state(record)
 
-    async def deliver(self, job: DeliveryJob) -> None:
+    async def deliver(self, job: DeliveryJob) -> str | None:
         """SaveOrder / SaveCustomer of the job's document by its external id; a retry or a
-        repeat of the same state is answered by 1C from memory and writes nothing."""
-        await self.write(job)
+        repeat of the same state is answered by 1C from memory and writes nothing. Returns
+        the id 1C knows the entity by: a customer's id, or the key an order was saved under."""
+        saved = await self.write(job)
+        if job.entity == "customer":
+            return _text(saved.get("customer_id"))
+        return job.target_ref or job.external_id
 
     async def write(self, job: DeliveryJob) -> dict[str, Any]:
         """``deliver``, returning 1C's answer for the id map: ``SavedOrder`` (``number``) or

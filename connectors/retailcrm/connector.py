@@ -162,16 +162,18 @@ class RetailcrmConnector:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def deliver(self, job: DeliveryJob) -> None:
+    async def deliver(self, job: DeliveryJob) -> str | None:
         """Create or edit the entity by ``externalId`` (a retry never makes a second one);
-        an entity that started in RetailCRM (``job.target_ref``) is edited by its own id."""
+        an entity that started in RetailCRM (``job.target_ref``) is edited by its own id.
+        Returns RetailCRM's id of the entity when its answer gives it."""
         document = document_of(job)
         if job.target_ref is not None:
             await self._edit_own(job.entity, job.target_ref, document)
-            return
-        await self._upsert(job.entity, document)
+            return job.target_ref
+        own = await self._upsert(job.entity, document)
         self._refused.discard((job.entity, document["externalId"]))
         self._written.add((job.entity, document["externalId"]))
+        return own
 
     def batchable(self, job: DeliveryJob) -> bool:
         """Orders and customers go in uploads, unless an upload refused this one before.
@@ -205,7 +207,7 @@ class RetailcrmConnector:
         edit = client.order_edit if entity == "order" else client.customer_edit
         await self._run(lambda: edit(changes, by="id"))
 
-    async def _upsert(self, entity: str, document: dict[str, Any]) -> None:
+    async def _upsert(self, entity: str, document: dict[str, Any]) -> str | None:
         if entity not in ("order", "customer"):
             raise PermanentError(
                 f"RetailCRM takes orders and customers; route {entity!r} changes elsewhere"
@@ -217,16 +219,18 @@ class RetailcrmConnector:
             else (client.customer_edit, client.customer_create)
         )
         try:
-            await self._run(lambda: edit(document))
+            answer = await self._run(lambda: edit(document))
         except PermanentError as exc:
             cause = exc.__cause__
             if not (isinstance(cause, RetailcrmError) and is_not_found(cause)):
                 raise
-            if entity == "customer" and await self._adopt_by_phone(document):
-                return
-            await self._run(lambda: create(document))
+            if entity == "customer" and (adopted := await self._adopt_by_phone(document)):
+                return adopted
+            answer = await self._run(lambda: create(document))
+        own = answer.get("id") if isinstance(answer, Mapping) else None
+        return None if own is None else str(own)
 
-    async def _adopt_by_phone(self, document: dict[str, Any]) -> bool:
+    async def _adopt_by_phone(self, document: dict[str, Any]) -> str | None:
         """A customer new to the bridge but already in RetailCRM under the same phone is that
         customer, not a second one (PRODUCT 3.3): edit them by id, and give them the
         bridge's externalId only when they have none (a site's own key is kept)."""
@@ -234,22 +238,22 @@ class RetailcrmConnector:
         first = phones[0] if isinstance(phones, list) and phones else None
         phone = first.get("number") if isinstance(first, Mapping) else None
         if not isinstance(phone, str) or not phone.strip():
-            return False
+            return None
         try:
             found = await self._run(lambda: self._client.customers_by_phone(phone))
         except ValueError:  # too few digits to search by
-            return False
+            return None
         if len(found) != 1:
             # None: a new customer. Several: which one is ambiguous, and guessing would merge
             # two people's histories; a new customer is the lesser harm (support can merge).
-            return False
+            return None
         own = found[0]
         changes = {k: v for k, v in document.items() if k != "externalId"}
         if not own.get("externalId"):
             changes["externalId"] = document["externalId"]
         changes["id"] = int(own["id"])
         await self._run(lambda: self._client.customer_edit(changes, by="id"))
-        return True
+        return str(own["id"])
 
     async def _upload(
         self, entity: str, jobs: list[DeliveryJob]

@@ -89,6 +89,7 @@ async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
         return onec.ledger.snapshot()["orders"].get(key)
 
     _number, _version, document = await eventually(in_1c)
+    assert await store.lookup_id("order", "retailcrm", crm_id, "onec") == key
     assert (document["status"], document["number"], document["source"]) == (
         "Новый",
         "1001A",
@@ -215,3 +216,10 @@ async def test_a_1c_customer_already_in_retailcrm_by_phone_is_not_created_twice(
     ]
     assert len(same_phone) == 1, same_phone  # the seeded c-1, edited; not a second one
     assert same_phone[0]["externalId"] == "c-1"  # the site's own key is kept
+
+    # The id map knows the pair, so RetailCRM's id now finds the customer's 1C balance.
+    crm_id = str(same_phone[0]["id"])
+    store = bonus.runtime.store
+    assert await store.lookup_id("customer", "onec", seeded.customer_id, "retailcrm") == crm_id
+    status, balance = await bonus.balance({"customer": {"system": "retailcrm", "id": crm_id}})
+    assert (status, balance["master"], balance["balance"]) == (200, "onec", "1000.00")
