@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.settings import Settings
+from bridge.settings import BONUS_TARGET, Settings
 from bridge.store.records import InboundEvent, NewEvent
 
 
@@ -19,6 +19,11 @@ class Router:
                 system = settings.systems.get(target)
                 if system is not None and system.enabled and target not in targets:
                     targets.append(target)
+        if settings.bonus.master is not None:
+            # Order changes of these systems also go to the bonus service, which commits or
+            # releases the reservation of the order when its status says so.
+            for source in settings.bonus.order_statuses:
+                table.setdefault((source, "order"), []).append(BONUS_TARGET)
         self._table = {key: tuple(value) for key, value in table.items()}
 
     def targets(self, source: str, entity: str) -> tuple[str, ...]:

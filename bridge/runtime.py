@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bonus.balance import BonusService
+from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
-from bridge.connector import DocumentMapper, Emulator, Lifecycle
+from bridge.connector import DocumentMapper, Emulator, Lifecycle, Sink
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
@@ -20,7 +21,7 @@ from bridge.metrics import Metrics
 from bridge.poller import Poller
 from bridge.registry import Connectors, build_connectors
 from bridge.router import Router
-from bridge.settings import Settings
+from bridge.settings import BONUS_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway
 from bridge.store import Store, open_store
@@ -70,11 +71,14 @@ class Runtime:
             await self.reservations.start()
         if not dispatch:
             return
-        lanes = {}
-        for target in sorted(self.router.all_targets()):
+        lanes: dict[str, tuple[Sink, DeliverySettings]] = {}
+        for target in sorted(self.router.all_targets() - {BONUS_TARGET}):
             sink = self.connectors.sink(target)
             if sink is not None:
                 lanes[target] = (sink, self.settings.systems[target].delivery)
+        if self.reservations is not None and BONUS_TARGET in self.router.all_targets():
+            rules = self.settings.bonus.order_statuses
+            lanes[BONUS_TARGET] = (OrderStatusSink(self.reservations, rules), DeliverySettings())
         self.dispatcher = Dispatcher(
             self.store,
             lanes,

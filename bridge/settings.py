@@ -339,6 +339,23 @@ class ReservationSettings(Strict):
         return self
 
 
+class OrderStatusRule(Strict):
+    """Order statuses of one system that move its orders' reservations (PRODUCT 3.2)."""
+
+    commit: list[str] = Field(default_factory=list)  # e.g. [complete]: write the hold off
+    release: list[str] = Field(default_factory=list)  # e.g. [cancel-other]: give it back
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> OrderStatusRule:
+        both = set(self.commit) & set(self.release)
+        if both:
+            raise ValueError(f"statuses both commit and release: {', '.join(sorted(both))}")
+        return self
+
+
+BONUS_TARGET = "_bonus"  # the internal target of order changes that move reservations
+
+
 class BonusSettings(Strict):
     """The bonus program: which system owns balances, and how to behave when it is down."""
 
@@ -349,6 +366,9 @@ class BonusSettings(Strict):
     breaker: BreakerSettings = BreakerSettings()
     reservations: ReservationSettings = ReservationSettings()
     sms: SmsSettings = SmsSettings()
+    # By system: the order statuses that commit or release the reservation made for that
+    # order ({"order": {"system": <it>, "id": …}}), e.g. {retailcrm: {commit: [complete]}}.
+    order_statuses: dict[str, OrderStatusRule] = Field(default_factory=dict)
 
 
 class SandboxSettings(Strict):

@@ -198,6 +198,12 @@ def cross_checks(doc: Document) -> list[Problem]:
     master = _as_dict(data.get("bonus")).get("master")
     if isinstance(master, str) and master not in systems:
         problems.append(doc.problem(("bonus", "master"), f"unknown system {master!r}"))
+    statuses = _as_dict(_as_dict(data.get("bonus")).get("order_statuses"))
+    problems.extend(
+        doc.problem(("bonus", "order_statuses", system), f"unknown system {system!r}")
+        for system in statuses
+        if system not in systems
+    )
     sms = _as_dict(_as_dict(data.get("bonus")).get("sms"))
     gateway = _as_dict(sms.get("gateway")).get("type", "sandbox")
     sandbox = _as_dict(data.get("sandbox")).get("enabled") is True

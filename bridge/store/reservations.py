@@ -144,6 +144,11 @@ class ReservationStore(Protocol):
     async def next_reservation_due(self) -> float | None:
         """The earliest moment the sweeper has something to do, if any."""
 
+    async def reservations_for_order(
+        self, order_system: str, order_ids: Sequence[str]
+    ) -> list[str]:
+        """Ids of the reservations made for an order known by any of ``order_ids``."""
+
     async def count_reservations(self) -> dict[str, int]:
         """Reservations per status."""
 

@@ -598,6 +598,13 @@ class SQLiteStore:
         """The earliest sweeper work."""
         return await self._read(rsv_io.next_due)
 
+    async def reservations_for_order(
+        self, order_system: str, order_ids: Sequence[str]
+    ) -> list[str]:
+        """Reservations made for an order known by any of ``order_ids``."""
+        ids = list(order_ids)
+        return await self._read(lambda conn: rsv_io.for_order(conn, order_system, ids))
+
     async def count_reservations(self) -> dict[str, int]:
         """Per status."""
         return await self._read(rsv_io.counts)

@@ -228,3 +228,16 @@ def secret(conn: sqlite3.Connection, name: str, made: str) -> str:
     conn.execute("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, made))
     (value,) = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
     return str(value)
+
+
+def for_order(conn: sqlite3.Connection, order_system: str, order_ids: Sequence[str]) -> list[str]:
+    """Ids of the reservations made for an order (by any of the ids it is known by)."""
+    if not order_ids:
+        return []
+    marks = ", ".join("?" for _ in order_ids)
+    rows = conn.execute(
+        f"SELECT id FROM reservations WHERE order_system = ? AND order_id IN ({marks})"
+        " ORDER BY created_at",
+        (order_system, *order_ids),
+    ).fetchall()
+    return [str(r[0]) for r in rows]

@@ -223,3 +223,55 @@ async def test_a_1c_customer_already_in_retailcrm_by_phone_is_not_created_twice(
     assert await store.lookup_id("customer", "onec", seeded.customer_id, "retailcrm") == crm_id
     status, balance = await bonus.balance({"customer": {"system": "retailcrm", "id": crm_id}})
     assert (status, balance["master"], balance["balance"]) == (200, "onec", "1000.00")
+
+
+async def test_order_statuses_commit_and_release_their_reservations(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = mirroring_config(tmp_path)
+    config["bonus"]["order_statuses"] = {
+        "retailcrm": {"commit": ["complete"], "release": ["cancel-other"]}
+    }
+    bonus = await bonus_factory("onec", config=config)
+    await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
+    ids = []
+    for number in ("3001A", "3002A"):
+        order = {
+            "number": number,
+            "status": "new",
+            "customer": {"externalId": "c-1"},
+            "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 500}],
+        }
+        ids.append((await crm_call(bonus, lambda c, o=order: c.order_create(o, "shop")))["id"])
+    reservations = []
+    for crm_id in ids:
+        body = {
+            "customer": {"phone": "+79000000001"},
+            "amount": "100.00",
+            "order": {"system": "retailcrm", "id": str(crm_id)},
+        }
+        status, rsv = await bonus.call("POST", "/api/v1/bonus/reservations", body)
+        assert status == 201, rsv
+        _, sms = await bonus.call("GET", "/sandbox/messages?limit=1")
+        code = next(w for w in sms["messages"][0]["text"].replace(":", " ").split() if w.isdigit())
+        status, held = await bonus.call(
+            "POST", f"/api/v1/bonus/reservations/{rsv['id']}/confirm", {"code": code}
+        )
+        assert held["status"] == "held", held
+        reservations.append(rsv["id"])
+
+    # The site completes the first order and cancels the second, in RetailCRM.
+    for crm_id, status_code in zip(ids, ("complete", "cancel-other"), strict=True):
+        change = {"id": crm_id, "status": status_code}
+        await crm_call(bonus, lambda c, ch=change: c.order_edit(ch, "id", "shop"))
+
+    async def moved() -> Any:
+        found = [
+            (await bonus.call("GET", f"/api/v1/bonus/reservations/{r}"))[1]["status"]
+            for r in reservations
+        ]
+        return found if found == ["committed", "released"] else None
+
+    await eventually(moved)
+    status, balance = await bonus.balance({"customer": {"phone": "+79000000001"}})
+    assert balance["balance"] == "900.00"  # the committed 100 only; the other came back
