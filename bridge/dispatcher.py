@@ -245,8 +245,8 @@ class Dispatcher:
         source cannot be re-read, to the latest change's data). A change a filter turns
         away is done without a write; one that cannot be mapped is dead (permanent); one
         whose document is what the bridge last wrote there is done without a write too
-        (PRODUCT 3.3, the last guard against echoes: several changes that arrived while
-        the target was down end as one write). A replay always writes."""
+        (PRODUCT 3.3: several changes that arrived while the target was down end as one
+        write of the final state). A replay always writes."""
         out: list[DeliveryJob] = []
         skipped: dict[str, str] = {}
         digests: dict[str, str] = {}
@@ -274,14 +274,24 @@ class Dispatcher:
             else:
                 digest = _digest(mapped.document, ref)
                 last = await self._last_written(job)
-                if last == digest and job.delivery_id not in replayed:
+                # Skip only a delivery whose every change was already in the source when
+                # the last write read it (a burst that arrived while the target was down):
+                # a change after that write may be a revert of what the target changed
+                # since, and must be written even if it equals the last write.
+                newest = max((e.received_at for e in job.events), default=float("inf"))
+                if (
+                    last is not None
+                    and last[0] == digest
+                    and newest < last[1]
+                    and job.delivery_id not in replayed
+                ):
                     skipped[job.delivery_id] = "skipped: unchanged since the last write"
                 else:
                     digests[job.delivery_id] = digest
             out.append(dataclasses.replace(job, document=mapped.document, target_ref=ref))
         return out, skipped, digests
 
-    async def _last_written(self, job: DeliveryJob) -> str | None:
+    async def _last_written(self, job: DeliveryJob) -> tuple[str, float] | None:
         try:
             return await self._store.last_written(job.target, job.source, job.entity, job.entity_id)
         except StoreError:

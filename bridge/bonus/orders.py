@@ -41,7 +41,10 @@ class OrderStatusSink:
         if move is None:
             return None
         store = self._reservations.store
-        for rsv_id in await store.reservations_for_order(job.source, _order_ids(job, order)):
+        found: list[str] = []
+        for system, ids in _order_refs(job, order).items():
+            found += [r for r in await store.reservations_for_order(system, ids) if r not in found]
+        for rsv_id in found:
             rsv = await store.get_reservation(rsv_id)
             try:
                 if move == "commit" and rsv.status is RsvStatus.HELD:
@@ -69,12 +72,19 @@ def _order_state(job: DeliveryJob) -> Mapping[str, Any]:
     return {}
 
 
-def _order_ids(job: DeliveryJob, order: Mapping[str, Any]) -> list[str]:
-    """Every id a caller may have named the order by: the change's id, and the ids the
-    order itself carries (RetailCRM's externalId and number, 1C's external id)."""
+def _order_refs(job: DeliveryJob, order: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every (system, id) a caller may have named the order by: the change's id and the ids
+    the order carries (RetailCRM's externalId and number, 1C's external id) in the system
+    that reported it, and, for a key the bridge made (``retailcrm-5003``: the order came
+    from RetailCRM), the id in the system it came from."""
     ids = [job.entity_id]
     for key in ("id", "externalId", "external_id", "number"):
         value = order.get(key)
         if isinstance(value, str | int) and str(value) not in ids:
             ids.append(str(value))
-    return ids
+    refs: dict[str, list[str]] = {job.source: ids}
+    for value in ids:
+        system, dash, own = value.partition("-")
+        if dash and own and system.isidentifier() and system != job.source:
+            refs.setdefault(system, []).append(own)
+    return refs

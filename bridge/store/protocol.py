@@ -104,8 +104,9 @@ class Store(ReservationStore, Protocol):
 
     async def last_written(
         self, target: str, source: str, entity: str, entity_id: str
-    ) -> str | None:
-        """The digest of the mapped document last written for an entity into a target."""
+    ) -> tuple[str, float] | None:
+        """The digest of the mapped document last written for an entity into a target, and
+        when."""
 
     async def map_ids(
         self, entity: str, system: str, local_id: str, peer_system: str, peer_id: str

@@ -256,16 +256,17 @@ class SQLiteStore:
 
     async def last_written(
         self, target: str, source: str, entity: str, entity_id: str
-    ) -> str | None:
-        """The digest of the document last written for this entity into ``target``."""
+    ) -> tuple[str, float] | None:
+        """The digest of the document last written for this entity into ``target``, and
+        when it was written."""
         row = await self._read(
             lambda conn: conn.execute(
-                "SELECT digest FROM written WHERE target = ? AND source = ? AND entity = ?"
-                " AND entity_id = ?",
+                "SELECT digest, updated_at FROM written WHERE target = ? AND source = ?"
+                " AND entity = ? AND entity_id = ?",
                 (target, source, entity, entity_id),
             ).fetchone()
         )
-        return None if row is None else str(row[0])
+        return None if row is None else (str(row[0]), float(row[1]))
 
     async def forget_cursors(self, source: str) -> int:
         """Drop ``source``'s poll positions (its next poll starts as on a first start)."""

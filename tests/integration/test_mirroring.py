@@ -230,12 +230,13 @@ async def test_order_statuses_commit_and_release_their_reservations(
 ) -> None:
     config = mirroring_config(tmp_path)
     config["bonus"]["order_statuses"] = {
-        "retailcrm": {"commit": ["complete"], "release": ["cancel-other"]}
+        "retailcrm": {"commit": ["complete"], "release": ["cancel-other"]},
+        "onec": {"commit": ["Выполнен"]},
     }
     bonus = await bonus_factory("onec", config=config)
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     ids = []
-    for number in ("3001A", "3002A"):
+    for number in ("3001A", "3002A", "3003A"):
         order = {
             "number": number,
             "status": "new",
@@ -260,18 +261,61 @@ async def test_order_statuses_commit_and_release_their_reservations(
         assert held["status"] == "held", held
         reservations.append(rsv["id"])
 
-    # The site completes the first order and cancels the second, in RetailCRM.
-    for crm_id, status_code in zip(ids, ("complete", "cancel-other"), strict=True):
+    # The site completes the first order and cancels the second, in RetailCRM; the third
+    # is completed in 1C (where it was mirrored as retailcrm-<id>).
+    for crm_id, status_code in zip(ids[:2], ("complete", "cancel-other"), strict=True):
         change = {"id": crm_id, "status": status_code}
         await crm_call(bonus, lambda c, ch=change: c.order_edit(ch, "id", "shop"))
+    onec = bonus.runtime.emulators["onec"]
+    key = f"retailcrm-{ids[2]}"
+
+    async def in_1c() -> Any:
+        return onec.ledger.snapshot()["orders"].get(key)
+
+    await eventually(in_1c)
+    onec.ledger.change_order(key, status="Выполнен")
 
     async def moved() -> Any:
         found = [
             (await bonus.call("GET", f"/api/v1/bonus/reservations/{r}"))[1]["status"]
             for r in reservations
         ]
-        return found if found == ["committed", "released"] else None
+        return found if found == ["committed", "released", "committed"] else None
 
     await eventually(moved)
     status, balance = await bonus.balance({"customer": {"phone": "+79000000001"}})
-    assert balance["balance"] == "900.00"  # the committed 100 only; the other came back
+    assert balance["balance"] == "800.00"  # the two committed 100s; the released came back
+
+
+async def test_several_write_backs_at_once_edit_the_orders_and_create_none(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
+    onec = bonus.runtime.emulators["onec"]
+    await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
+    ids = []
+    for n in range(3):
+        order = {
+            "number": f"40{n}A",
+            "status": "new",
+            "customer": {"externalId": "c-1"},
+            "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 100}],
+        }
+        ids.append((await crm_call(bonus, lambda c, o=order: c.order_create(o, "shop")))["id"])
+
+    async def all_in_1c() -> Any:
+        orders = onec.ledger.snapshot()["orders"]
+        return all(f"retailcrm-{i}" in orders for i in ids)
+
+    await eventually(all_in_1c)
+    before = await crm_call(bonus, lambda c: c.orders({}, 100, 1))
+    for i in ids:  # three statuses changed in 1C within one poll: one batch back
+        onec.ledger.change_order(f"retailcrm-{i}", status="Выполнен")
+
+    async def all_complete() -> Any:
+        listed = await crm_call(bonus, lambda c: c.orders({}, 100, 1))
+        mine = [o for o in listed["orders"] if o["id"] in ids]
+        return listed if all(o["status"] == "complete" for o in mine) else None
+
+    after = await eventually(all_complete)
+    assert len(after["orders"]) == len(before["orders"])  # edited, none created
