@@ -60,6 +60,9 @@ class DeliveryJob:
     # place (an order the bridge wrote into 1C as ``retailcrm-77`` is RetailCRM's order 77):
     # the sink then writes to that one instead of upserting by ``external_id``.
     target_ref: str | None = None
+    # The target's id of the entity as the id map keeps it from an earlier write (what the
+    # target answered then); the sink may write to it directly. None when not yet written.
+    mapped_id: str | None = None
 
     @property
     def external_id(self) -> str:

@@ -269,6 +269,7 @@ class Dispatcher:
                 out.append(job)
                 continue
             ref = target_ref(job, source)
+            known = None if ref is not None else await self._mapped_id(job)
             if mapped.document is None:
                 skipped[job.delivery_id] = f"skipped: {mapped.skipped or 'filtered out'}"
             else:
@@ -288,8 +289,16 @@ class Dispatcher:
                     skipped[job.delivery_id] = "skipped: unchanged since the last write"
                 else:
                     digests[job.delivery_id] = digest
-            out.append(dataclasses.replace(job, document=mapped.document, target_ref=ref))
+            out.append(
+                dataclasses.replace(job, document=mapped.document, target_ref=ref, mapped_id=known)
+            )
         return out, skipped, digests
+
+    async def _mapped_id(self, job: DeliveryJob) -> str | None:
+        try:
+            return await self._store.lookup_id(job.entity, job.source, job.entity_id, job.target)
+        except StoreError:
+            return None  # the sink falls back to its upsert by external id
 
     async def _last_written(self, job: DeliveryJob) -> tuple[str, float] | None:
         try:

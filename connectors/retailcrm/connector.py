@@ -170,6 +170,11 @@ class RetailcrmConnector:
         if job.target_ref is not None:
             await self._edit_own(job.entity, job.target_ref, document)
             return job.target_ref
+        if job.mapped_id is not None and job.mapped_id.isdigit():
+            # Written before: edit that one, whatever its externalId or phone are now (a
+            # customer adopted by phone keeps the site's key; the phone may have changed).
+            await self._edit_own(job.entity, job.mapped_id, document)
+            return job.mapped_id
         own = await self._upsert(job.entity, document)
         self._refused.discard((job.entity, document["externalId"]))
         self._written.add((job.entity, document["externalId"]))
@@ -185,6 +190,8 @@ class RetailcrmConnector:
         # Customers go alone: before a create, each is looked up by phone (no duplicates).
         if job.entity != "order" or job.target_ref is not None:
             return False
+        if job.mapped_id is not None:
+            return False
         key = (job.entity, document_of(job)["externalId"])
         # Upload only creates: an entity known to exist (written before) is edited alone.
         return key not in self._refused and key not in self._written
@@ -195,7 +202,7 @@ class RetailcrmConnector:
         mapped it, after the batch was formed) is an edit by id, never an upload."""
         outcome: dict[str, DeliveryError | None] = {}
         for job in jobs:
-            if job.target_ref is not None or job.entity != "order":
+            if job.target_ref is not None or job.mapped_id is not None or job.entity != "order":
                 try:
                     await self.deliver(job)
                     outcome[job.delivery_id] = None

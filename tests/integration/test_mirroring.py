@@ -89,7 +89,7 @@ async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
         return onec.ledger.snapshot()["orders"].get(key)
 
     _number, _version, document = await eventually(in_1c)
-    assert await store.lookup_id("order", "retailcrm", crm_id, "onec") == key
+    assert await eventually(lambda: store.lookup_id("order", "retailcrm", crm_id, "onec")) == key
     assert (document["status"], document["number"], document["source"]) == (
         "Новый",
         "1001A",
@@ -220,9 +220,26 @@ async def test_a_1c_customer_already_in_retailcrm_by_phone_is_not_created_twice(
     # The id map knows the pair, so RetailCRM's id now finds the customer's 1C balance.
     crm_id = str(same_phone[0]["id"])
     store = bonus.runtime.store
-    assert await store.lookup_id("customer", "onec", seeded.customer_id, "retailcrm") == crm_id
+    mapped = await eventually(
+        lambda: store.lookup_id("customer", "onec", seeded.customer_id, "retailcrm")
+    )
+    assert mapped == crm_id
     status, balance = await bonus.balance({"customer": {"system": "retailcrm", "id": crm_id}})
     assert (status, balance["master"], balance["balance"]) == (200, "onec", "1000.00")
+
+    # The phone changes in 1C: the id map leads to the same RetailCRM customer, no new one.
+    onec.ledger.change_customer(seeded.customer_id, phone="+79000000077")
+
+    async def rephoned() -> Any:
+        answer = await crm_call(bonus, lambda c: c.customer(crm_id, "id", "shop"))
+        phones = [p["number"] for p in answer["customer"].get("phones", [])]
+        return phones if any("9000000077" in n for n in phones) else None
+
+    await eventually(rephoned)
+    everyone = await crm_call(bonus, lambda c: c.customers({}, 100, 1))
+    assert not [
+        c for c in everyone["customers"] if str(c.get("externalId", "")).startswith("onec-")
+    ]
 
 
 async def test_order_statuses_commit_and_release_their_reservations(
