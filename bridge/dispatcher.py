@@ -32,6 +32,8 @@ from bridge.store.records import AttemptOutcome, Claimed, Status
 log = get_logger("bridge.dispatcher")
 
 IDLE_POLL_SECONDS = 1.0  # picks up replays made by the CLI in another process
+READ_REUSE = 5.0  # seconds a source read may serve another delivery of the entity
+READ_CACHE_SIZE = 4096
 STORE_ERROR_PAUSE = 1.0
 
 
@@ -70,6 +72,10 @@ class Dispatcher:
         self._metrics = metrics
         self._readers = dict(readers or {})  # by source system
         self._mappers = dict(mappers or {})  # by (source, entity, target)
+        # Recent source reads, shared by the lanes: (source, entity, id) -> (read at, state).
+        self._reads: dict[
+            tuple[str, str, str], tuple[float, asyncio.Future[Mapping[str, Any] | None]]
+        ] = {}
         self._clock = clock
         self._random = unit_random
         self._grace = shutdown_grace
@@ -214,6 +220,19 @@ class Dispatcher:
             if reader is None:
                 out.append(job)
                 continue
+            key = (job.source, job.entity, job.entity_id)
+            shared = await self._recent_read(key)
+            if shared is not None:
+                with contextlib.suppress(Exception):  # that read failed: make our own
+                    state = await asyncio.wait_for(
+                        asyncio.shield(shared), lane.settings.timeout_seconds
+                    )
+                    out.append(dataclasses.replace(job, state=state))
+                    continue
+            pending: asyncio.Future[Mapping[str, Any] | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._keep_read(key, self._clock(), pending)
             try:
                 state = await asyncio.wait_for(
                     reader.read_entity(job.entity, job.entity_id), lane.settings.timeout_seconds
@@ -233,10 +252,42 @@ class Dispatcher:
                 )
                 failed[job.delivery_id] = error
             else:
+                pending.set_result(state)
                 out.append(dataclasses.replace(job, state=state))
                 continue
+            pending.set_exception(TransientError("the shared read failed"))
+            pending.exception()  # retrieved: no "never retrieved" warning
             out.append(job)
         return out, failed
+
+    async def _recent_read(
+        self, key: tuple[str, str, str]
+    ) -> asyncio.Future[Mapping[str, Any] | None] | None:
+        """A read of this entity (done or under way) that another delivery started after
+        every change of the entity stored so far, so it holds them all: one source read
+        serves every target, and the source's rate limit is usually what bounds mirroring."""
+        kept = self._reads.get(key)
+        if kept is None or self._clock() - kept[0] >= READ_REUSE:
+            return None
+        try:
+            newest = await self._store.newest_change(*key)
+        except StoreError:
+            return None
+        return kept[1] if newest is not None and kept[0] > newest else None
+
+    def _keep_read(
+        self,
+        key: tuple[str, str, str],
+        read_at: float,
+        state: asyncio.Future[Mapping[str, Any] | None],
+    ) -> None:
+        if len(self._reads) >= READ_CACHE_SIZE:  # drop the stale ones, else the oldest half
+            now = self._clock()
+            self._reads = {k: v for k, v in self._reads.items() if now - v[0] < READ_REUSE}
+            if len(self._reads) >= READ_CACHE_SIZE:
+                ordered = sorted(self._reads.items(), key=lambda kv: kv[1][0])
+                self._reads = dict(ordered[READ_CACHE_SIZE // 2 :])
+        self._reads[key] = (read_at, state)
 
     async def _map_documents(
         self, batch: list[Claimed], jobs: list[DeliveryJob], failed: dict[str, DeliveryError]

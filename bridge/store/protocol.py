@@ -102,6 +102,9 @@ class Store(ReservationStore, Protocol):
     async def forget_cursors(self, source: str) -> int:
         """Drop a source's poll positions; how many there were."""
 
+    async def newest_change(self, source: str, entity: str, entity_id: str) -> float | None:
+        """When the newest stored change of an entity was received, if any."""
+
     async def last_written(
         self, target: str, source: str, entity: str, entity_id: str
     ) -> tuple[str, float] | None:

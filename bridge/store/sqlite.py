@@ -268,6 +268,17 @@ class SQLiteStore:
         )
         return None if row is None else (str(row[0]), float(row[1]))
 
+    async def newest_change(self, source: str, entity: str, entity_id: str) -> float | None:
+        """When the newest stored change of an entity was received."""
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT max(received_at) FROM events WHERE source = ? AND entity = ?"
+                " AND entity_id = ?",
+                (source, entity, entity_id),
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     async def forget_cursors(self, source: str) -> int:
         """Drop ``source``'s poll positions (its next poll starts as on a first start)."""
         return await self._write(
