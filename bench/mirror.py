@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from balance import cpu_seconds  # bench/ is on sys.path when run as a script
+from balance import cpu_seconds, free_port  # bench/ is on sys.path when run as a script
 from intake import start_daemon
 from retailcrm_mirror import ask, child_env
 
@@ -86,13 +85,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    """A free loopback port: bind to 0, read it, let it go."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(tmp: Path, port: int, urls: dict[str, str], rate_limit: float) -> Path:

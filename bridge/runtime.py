@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
 from bridge.logs import get_logger
-from bridge.mapping import check_route_mappings, load_mapping, mapping_path
+from bridge.mapping import Compiled, inspect_route_mappings, mapping_path
 from bridge.metrics import Metrics
 from bridge.poller import Poller
 from bridge.registry import Connectors, build_connectors
@@ -153,7 +154,9 @@ def build_runtime(loaded: LoadedSettings) -> Runtime:
     (all of them, as ``bridge check`` lists them)."""
     connectors, problems = build_connectors(loaded.settings)
     found = [str(loaded.document.problem(p.path, p.message)) for p in problems]
-    found += check_route_mappings(Path(loaded.document.file), loaded.document)
+    config_file = Path(loaded.document.file)
+    mapping_problems, compiled = inspect_route_mappings(config_file, loaded.document)
+    found += mapping_problems
     if found:
         raise SettingsError(found)
     return Runtime(
@@ -161,18 +164,21 @@ def build_runtime(loaded: LoadedSettings) -> Runtime:
         store=open_store(loaded.settings.store),
         connectors=connectors,
         router=Router(loaded.settings),
-        mappers=load_mappers(loaded),
+        mappers=route_mappers(loaded, compiled),
     )
 
 
-def load_mappers(loaded: LoadedSettings) -> dict[tuple[str, str, str], DocumentMapper]:
-    """Every route's mapping file, compiled once (the files were checked just before)."""
+def route_mappers(
+    loaded: LoadedSettings, compiled: Mapping[Path, Compiled]
+) -> dict[tuple[str, str, str], DocumentMapper]:
+    """Each route's compiled mapping file (checked, and compiled once, just before)."""
     mappers: dict[tuple[str, str, str], DocumentMapper] = {}
     config_file = Path(loaded.document.file)
     for route in loaded.settings.mirror.routes:
         if route.mapping is None:
             continue
-        mapping = load_mapping(mapping_path(config_file, route.mapping))
+        mapping = compiled[mapping_path(config_file, route.mapping).resolve()].mapping
+        assert mapping is not None  # a file with problems stopped build_runtime
         for target in route.targets:
             mappers[(route.source, route.entity, target)] = mapping
     return mappers

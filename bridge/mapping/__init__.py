@@ -19,7 +19,7 @@ from bridge.mapping.compiler import Compiled
 from bridge.mapping.engine import FlowMapping, MapResult
 from bridge.mapping.errors import MappingFailed
 from bridge.mapping.loader import check_mapping, inspect_mapping, load_mapping
-from bridge.mapping.routes import check_route_mappings, mapping_path
+from bridge.mapping.routes import check_route_mappings, inspect_route_mappings, mapping_path
 from bridge.mapping.transforms import TRANSFORMS
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "check_mapping",
     "check_route_mappings",
     "inspect_mapping",
+    "inspect_route_mappings",
     "load_mapping",
     "mapping_path",
 ]

@@ -22,6 +22,14 @@ def check_route_mappings(config_file: Path, document: Document) -> list[str]:
     Works on the config document's raw data, so it runs even when the config has problems
     of its own: one ``bridge check`` reports everything.
     """
+    return inspect_route_mappings(config_file, document)[0]
+
+
+def inspect_route_mappings(
+    config_file: Path, document: Document
+) -> tuple[list[str], dict[Path, Compiled]]:
+    """The problems, and every file compiled once (by resolved path), for a caller that
+    goes on to use the mappings (``bridge serve``)."""
     data = document.data if isinstance(document.data, dict) else {}
     mirror = data.get("mirror")
     routes = mirror.get("routes") if isinstance(mirror, dict) else None
@@ -41,7 +49,7 @@ def check_route_mappings(config_file: Path, document: Document) -> list[str]:
             seen[key] = inspect_mapping(path)
             problems += [str(p) for p in seen[key].problems]
         problems += [str(document.problem(at, m)) for m in disagreements(route, seen[key], name)]
-    return problems
+    return problems, seen
 
 
 def disagreements(route: dict[str, Any], mapping: Compiled, name: str) -> list[str]:
