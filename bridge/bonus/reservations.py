@@ -26,7 +26,7 @@ import hashlib
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -202,50 +202,47 @@ class ReservationService:
         self, reservation_id: str, code: str, client: str | None = None
     ) -> Reservation:
         """Check the code; ``held`` when it is right."""
-        async with self._guard(reservation_id):
-            try:
-                rsv = await self._confirm(await self._get(reservation_id, client), code)
-            except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
-                self._count("confirm", _outcome(exc))
-                raise
-        self._count("confirm", "held")
-        return rsv
+        return await self._move(
+            "confirm", reservation_id, client, lambda rsv: self._confirm(rsv, code), "held"
+        )
 
     async def resend(self, reservation_id: str, client: str | None = None) -> Reservation:
         """A new code to the same phone (after the cooldown, within the per-phone cap)."""
-        async with self._guard(reservation_id):
-            try:
-                rsv = await self._resend(await self._get(reservation_id, client))
-            except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
-                self._count("resend", _outcome(exc))
-                raise
-        self._count("resend", "sent")
-        return rsv
+        return await self._move("resend", reservation_id, client, self._resend, "sent")
 
     async def commit(
         self, reservation_id: str, amount: Decimal | None, client: str | None = None
     ) -> Reservation:
         """Write off the hold (or ``amount`` of it); ``commit_pending`` if the master is down."""
-        async with self._guard(reservation_id):
-            try:
-                rsv = await self._commit(await self._get(reservation_id, client), amount)
-            except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
-                self._count("commit", _outcome(exc))
-                raise
-        self._count("commit", str(rsv.status))
-        return rsv
+        return await self._move(
+            "commit", reservation_id, client, lambda rsv: self._commit(rsv, amount)
+        )
 
     async def cancel(
         self, reservation_id: str, actor: str, client: str | None = None
     ) -> Reservation:
         """Release the hold; ``release_pending`` if the master is down."""
+        return await self._move(
+            "cancel", reservation_id, client, lambda rsv: self._cancel(rsv, actor)
+        )
+
+    async def _move(
+        self,
+        operation: str,
+        reservation_id: str,
+        client: str | None,
+        step: Callable[[Reservation], Awaitable[Reservation]],
+        outcome: str | None = None,
+    ) -> Reservation:
+        """One call on an existing reservation, under its lock, counted by outcome (the
+        given one, else the status it ends in)."""
         async with self._guard(reservation_id):
             try:
-                rsv = await self._cancel(await self._get(reservation_id, client), actor)
+                rsv = await step(await self._get(reservation_id, client))
             except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
-                self._count("cancel", _outcome(exc))
+                self._count(operation, _outcome(exc))
                 raise
-        self._count("cancel", str(rsv.status))
+        self._count(operation, outcome or str(rsv.status))
         return rsv
 
     # -- create ------------------------------------------------------------------------
