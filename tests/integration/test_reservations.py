@@ -77,6 +77,16 @@ async def last_code(bonus: Bonus, phone: str = PHONE) -> tuple[str, str]:
     return code, text
 
 
+async def held(bonus: Bonus, amount: str, master: str) -> Any:
+    """A reservation of ``amount``, confirmed with the code from the sandbox outbox."""
+    status, rsv = await reserve(bonus, amount, master)
+    assert status == 201, rsv
+    code, _ = await last_code(bonus)
+    status, confirmed = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    assert (status, confirmed["status"]) == (200, "held"), confirmed
+    return rsv
+
+
 async def available(bonus: Bonus) -> str:
     status, body = await bonus.balance({"customer": {"card": "2000000000015"}})
     assert status == 200, body
@@ -139,9 +149,7 @@ async def test_cancel_after_the_hold_restores_the_balance(
     bonus_factory: BonusFactory, master: str
 ) -> None:
     bonus = await bonus_factory(master)
-    _, rsv = await reserve(bonus, "300.00", master)
-    code, _ = await last_code(bonus)
-    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    rsv = await held(bonus, "300.00", master)
     assert await available(bonus) == "700.00"  # held (1C) or charged pending commit (RetailCRM)
     status, cancelled = await bonus.call("POST", f"{RSV}/{rsv['id']}/cancel")
     assert (status, cancelled["status"]) == (200, "released"), cancelled
@@ -292,9 +300,7 @@ async def test_with_the_master_down_lookups_fail_fast_and_commit_completes_after
     bonus = await bonus_factory(
         master, reservations=rules, breaker={"failures": 2, "reset_seconds": 0.5}
     )
-    _, rsv = await reserve(bonus, "120.00", master)
-    code, _ = await last_code(bonus)
-    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    rsv = await held(bonus, "120.00", master)
 
     bonus.emulator.faults.set(outage=True)
     for _ in range(2):
@@ -539,9 +545,7 @@ async def test_a_commit_the_master_refuses_is_not_reported_as_done(
     bonus_factory: BonusFactory,
 ) -> None:
     bonus = await bonus_factory("onec")
-    _, rsv = await reserve(bonus, "100.00", "onec")
-    code, _ = await last_code(bonus)
-    await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
+    rsv = await held(bonus, "100.00", "onec")
     # Someone closes the hold in 1C behind the bridge's back.
     bonus.emulator.ledger.release("manual-release", rsv["id"])
     status, refused = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit")
