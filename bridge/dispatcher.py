@@ -190,23 +190,27 @@ class Dispatcher:
         jobs, skipped, digests = await self._map_documents(batch, jobs, failed)
         ready = [j for j in jobs if j.delivery_id not in failed and j.delivery_id not in skipped]
         refs: dict[str, str] = {}
-        delivered = (
-            dict(
-                zip(
-                    [j.delivery_id for j in ready],
-                    await self._deliver(lane, ready, refs),
-                    strict=True,
-                )
-            )
-            if ready
-            else {}
-        )
+        delivered: dict[str, DeliveryError | None] = {}
+        for group in self._regroup(lane, ready):
+            results = await self._deliver(lane, group, refs)
+            delivered.update(zip([j.delivery_id for j in group], results, strict=True))
         await self._map_ids(ready, refs)
         errors = [failed.get(j.delivery_id, delivered.get(j.delivery_id)) for j in jobs]
         duration_ms = (time.monotonic() - started) * 1000
         for claimed, error in zip(batch, errors, strict=True):
             did = claimed.delivery.id
             await self._record(claimed, error, duration_ms, skipped.get(did), digests.get(did))
+
+    @staticmethod
+    def _regroup(lane: TargetLane, jobs: list[DeliveryJob]) -> list[list[DeliveryJob]]:
+        """The batch again, now that the jobs are mapped: a job the sink turns down for a
+        batch only now (its target id became known) goes alone."""
+        if len(jobs) < 2 or not isinstance(lane.sink, BatchSink):
+            return [jobs] if jobs else []
+        sink = lane.sink
+        together = [j for j in jobs if sink.batchable(j)]
+        alone = [[j] for j in jobs if not sink.batchable(j)]
+        return ([together] if together else []) + alone
 
     async def _read_sources(
         self, lane: TargetLane, jobs: list[DeliveryJob]

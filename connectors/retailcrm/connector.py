@@ -197,20 +197,12 @@ class RetailcrmConnector:
         return key not in self._refused and key not in self._written
 
     async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
-        """One ``/upload`` per kind (≤ 50 each); an outcome per job. A job that writes back
-        to an entity that started in RetailCRM (``target_ref``: known only once the core has
-        mapped it, after the batch was formed) is an edit by id, never an upload."""
+        """One ``/upload`` per kind (≤ 50 each); an outcome per job."""
         outcome: dict[str, DeliveryError | None] = {}
-        for job in jobs:
-            if job.target_ref is not None or job.mapped_id is not None or job.entity != "order":
-                try:
-                    await self.deliver(job)
-                    outcome[job.delivery_id] = None
-                except DeliveryError as exc:
-                    outcome[job.delivery_id] = exc
-        group = [j for j in jobs if j.delivery_id not in outcome]
-        if group:
-            outcome.update(await self._upload("order", group))
+        for entity in ("order", "customer"):
+            group = [j for j in jobs if j.entity == entity]
+            if group:
+                outcome.update(await self._upload(entity, group))
         return [outcome[j.delivery_id] for j in jobs]
 
     async def _edit_own(self, entity: str, own_id: str, document: dict[str, Any]) -> None:
