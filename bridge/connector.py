@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -100,6 +101,42 @@ class EntityReader(Protocol):
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """The entity's current state, or None when the source cannot show it (deleted,
         or an entity it does not read)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ListedEntity:
+    """One entity a backfill listing found: its id as the source's change feed names it,
+    and its full state as :meth:`EntityReader.read_entity` would give it."""
+
+    entity_id: str
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a backfill listing, and where the next one starts."""
+
+    entities: list[ListedEntity]
+    cursor: str | None  # where the next page starts; None when this page was the last
+    total: int | None = None  # how many the whole listing holds, when the source says
+
+
+@runtime_checkable
+class EntityLister(Protocol):
+    """A source that can list its entities for ``bridge backfill`` (history, not changes).
+
+    Pages must not skip an entity that existed when the listing began, whatever is created
+    meanwhile; an entity listed twice is harmless (the store de-duplicates it).
+    """
+
+    def lists(self, entity: str) -> bool:
+        """Whether this source can list ``entity``."""
+        ...
+
+    async def list_entities(self, entity: str, since: date | None, cursor: str | None) -> ListPage:
+        """The page of ``entity`` after ``cursor`` (None: the first), those created on or
+        after ``since`` (None: all of them), oldest first where the source allows it."""
         ...
 
 
