@@ -27,7 +27,7 @@ from bridge.metrics import Metrics
 from bridge.retry import decide_retry
 from bridge.settings import DeliverySettings
 from bridge.store.protocol import Store
-from bridge.store.records import AttemptOutcome, Claimed, Status
+from bridge.store.records import AttemptOutcome, Claimed, EventRecord, Status
 
 log = get_logger("bridge.dispatcher")
 
@@ -224,6 +224,10 @@ class Dispatcher:
             if reader is None:
                 out.append(job)
                 continue
+            listed = await self._listed_state(job)
+            if listed is not None:
+                out.append(dataclasses.replace(job, state=listed))
+                continue
             key = (job.source, job.entity, job.entity_id)
             shared = await self._recent_read(key)
             if shared is not None:
@@ -263,6 +267,20 @@ class Dispatcher:
             pending.exception()  # retrieved: no "never retrieved" warning
             out.append(job)
         return out, failed
+
+    async def _listed_state(self, job: DeliveryJob) -> Mapping[str, Any] | None:
+        """The state a backfill listed, when the delivery carries nothing else and no live
+        change of the entity was stored since the listing began: then it is as fresh as a
+        read, and a backfill costs the source one call per page, not one per entity."""
+        listed_at = listed_time(job.events[-1]) if job.events else None
+        if listed_at is None or any(listed_time(e) is None for e in job.events):
+            return None
+        try:
+            live = await self._store.newest_change(job.source, job.entity, job.entity_id, live=True)
+        except StoreError:
+            return None
+        data = job.events[-1].payload["data"]
+        return data if live is None or live < listed_at else None
 
     async def _recent_read(
         self, key: tuple[str, str, str]
@@ -504,6 +522,16 @@ def target_ref(job: DeliveryJob, source: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value.startswith(prefix) and len(value) > len(prefix):
             return value[len(prefix) :]
     return None
+
+
+def listed_time(event: EventRecord) -> float | None:
+    """When the backfill that listed ``event`` asked the source for it (None: a change the
+    source reported)."""
+    payload = event.payload
+    if event.action != "listed" or not isinstance(payload, Mapping):
+        return None
+    at, data = payload.get("listed_at"), payload.get("data")
+    return float(at) if isinstance(at, int | float) and isinstance(data, Mapping) else None
 
 
 def _change_data(job: DeliveryJob) -> Mapping[str, Any] | None:

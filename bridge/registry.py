@@ -12,6 +12,7 @@ from bridge.connector import (
     BodyTokenAuth,
     ConnectorType,
     Emulator,
+    EntityLister,
     EntityReader,
     SandboxProvider,
     Sink,
@@ -68,6 +69,10 @@ class Connectors:
     def readers(self) -> dict[str, EntityReader]:
         """Every source whose entities can be re-read before delivery."""
         return {n: c for n, c in self.by_system.items() if isinstance(c, EntityReader)}
+
+    def listers(self) -> dict[str, EntityLister]:
+        """Every source whose entities can be listed for a backfill."""
+        return {n: c for n, c in self.by_system.items() if isinstance(c, EntityLister)}
 
     def emulators(self, settings: Settings) -> dict[str, Emulator]:
         """Sandbox emulators of every system whose connector type ships one."""

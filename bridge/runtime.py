@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.backfill import Backfiller
 from bridge.bonus.balance import BonusService
 from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
@@ -41,6 +42,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     dispatcher: Dispatcher | None = None
     poller: Poller | None = None
+    backfiller: Backfiller | None = None
     bonus: BonusService | None = None
     reservations: ReservationService | None = None
     emulators: dict[str, Emulator] = field(default_factory=dict)
@@ -92,6 +94,10 @@ class Runtime:
         await self.dispatcher.start()
         self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)
         self.poller.start()
+        systems = set(self.settings.systems)
+        listers = self.connectors.listers()
+        self.backfiller = Backfiller(self.store, listers, self.router, systems, self._wake)
+        self.backfiller.start()
 
     def _reservation_service(self, bonus: BonusService, ledger: Ledger) -> ReservationService:
         sms = self.settings.bonus.sms
@@ -132,6 +138,8 @@ class Runtime:
         """Stop in reverse order; queued writes commit before the store closes."""
         if self.reservations is not None:
             await self.reservations.stop()
+        if self.backfiller is not None:
+            await self.backfiller.stop()
         if self.poller is not None:
             await self.poller.stop()
         if self.dispatcher is not None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.bonus.phones import mask
+from bridge.store.backfills import Backfill
 from bridge.store.records import (
     Cursor,
     DeliveryRecord,
@@ -14,6 +15,7 @@ from bridge.store.records import (
     HistoryEntry,
     QueueDepth,
     ReplayResult,
+    Status,
 )
 from bridge.store.reservations import Reservation, SandboxMessage, Step
 
@@ -159,3 +161,25 @@ def reservation_view(
 def message_view(m: SandboxMessage) -> dict[str, Any]:
     """A sandbox SMS (sandbox only: the text holds the code)."""
     return {"id": m.id, "at": iso(m.at), "phone": m.phone, "text": m.text, "reference": m.reference}
+
+
+def backfill_view(b: Backfill) -> dict[str, Any]:
+    """A backfill with its progress: listed (of the source's total), delivered, dead."""
+    return {
+        "id": b.id,
+        "source": b.spec.source,
+        "entity": b.spec.entity,
+        "targets": list(b.spec.targets),
+        "since": b.spec.since.isoformat() if b.spec.since else None,
+        "status": b.status.value,
+        "listed": b.listed,
+        "total": b.total,
+        "delivered": b.events.get(Status.DONE, 0),
+        "dead": b.events.get(Status.DEAD, 0),
+        "waiting": b.waiting,
+        "error": b.error,
+        "actor": b.actor,
+        "created_at": iso(b.created_at),
+        "updated_at": iso(b.updated_at),
+        "finished_at": iso(b.finished_at),
+    }

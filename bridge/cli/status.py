@@ -14,7 +14,7 @@ from bridge.cli.common import Commands, add_command, load, with_store
 from bridge.cli.output import FAILURE, OK, out, print_json, print_table, short_time
 from bridge.settings import HttpSettings
 from bridge.store import Store
-from bridge.views import cursor_view, queue_view
+from bridge.views import backfill_view, cursor_view, queue_view
 
 
 def register(commands: Commands) -> None:
@@ -38,6 +38,7 @@ async def gather_status(store: Store) -> dict[str, Any]:
         "events": {k.value: v for k, v in sorted((await store.count_events()).items())},
         "cursors": [cursor_view(c) for c in await store.list_cursors()],
         "reservations": dict(sorted((await store.count_reservations()).items())),
+        "backfills": [backfill_view(b) for b in await store.list_backfills(open_only=True)],
     }
 
 
@@ -82,6 +83,14 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"Events: {counts}", markup=False)
     held = ", ".join(f"{k} {v}" for k, v in data["reservations"].items()) or "none yet"
     out.print(f"Reservations: {held}", markup=False)
+    for b in data["backfills"]:
+        total = f" of {b['total']}" if b["total"] is not None else ""
+        out.print(
+            f"Backfill {b['id']} ({b['entity']}s {b['source']} → {','.join(b['targets'])}):"
+            f" {b['status']}, {b['listed']}{total} listed, {b['delivered']} delivered,"
+            f" {b['dead']} dead" + (f"; last error: {b['error']}" if b["error"] else ""),
+            markup=False,
+        )
     if isinstance(data["systems"], str):
         out.print(f"Systems: {data['systems']}", markup=False)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from bridge.store.backfills import BackfillStore
 from bridge.store.records import (
     AttemptOutcome,
     Claimed,
@@ -28,8 +29,9 @@ from bridge.store.records import (
 from bridge.store.reservations import ReservationStore
 
 
-class Store(ReservationStore, Protocol):
-    """The durable event log (and the reservations of the bonus service)."""
+class Store(ReservationStore, BackfillStore, Protocol):
+    """The durable event log (with its backfills, and the reservations of the bonus
+    service)."""
 
     async def open(self, *, serving: bool = False) -> None:
         """Connect and migrate the schema; ``serving`` is the daemon (SQLite locks the file
@@ -102,8 +104,11 @@ class Store(ReservationStore, Protocol):
     async def forget_cursors(self, source: str) -> int:
         """Drop a source's poll positions; how many there were."""
 
-    async def newest_change(self, source: str, entity: str, entity_id: str) -> float | None:
-        """When the newest stored change of an entity was received, if any."""
+    async def newest_change(
+        self, source: str, entity: str, entity_id: str, *, live: bool = False
+    ) -> float | None:
+        """When the newest stored change of an entity was received, if any (``live``: only
+        changes the source reported, not what a backfill listed)."""
 
     async def last_written(
         self, target: str, source: str, entity: str, entity_id: str

@@ -53,6 +53,7 @@ class NewEvent:
     source: str
     event: InboundEvent
     targets: tuple[str, ...]
+    backfill: int | None = None  # the backfill that listed it; delivered after live changes
 
 
 @dataclass(frozen=True)

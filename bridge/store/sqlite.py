@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from bridge.errors import NotFound, StoreError
+from bridge.store import sqlite_backfills as bf_io
 from bridge.store import sqlite_reservations as rsv_io
 from bridge.store import sqlite_rows as row_io
 from bridge.store import sqlite_sql as q
+from bridge.store.backfills import Backfill, BackfillSpec, BackfillStatus
 from bridge.store.migrate import migrate_sqlite
 from bridge.store.records import (
     AttemptOutcome,
@@ -195,6 +197,7 @@ class SQLiteStore:
                     rejected.reason,
                     now,
                     now,
+                    None,  # not a backfill's
                 ),
             ).fetchone()
             if row is None:
@@ -268,12 +271,16 @@ class SQLiteStore:
         )
         return None if row is None else (str(row[0]), float(row[1]))
 
-    async def newest_change(self, source: str, entity: str, entity_id: str) -> float | None:
-        """When the newest stored change of an entity was received."""
+    async def newest_change(
+        self, source: str, entity: str, entity_id: str, *, live: bool = False
+    ) -> float | None:
+        """When the newest stored change of an entity (``live``: not a backfill's) was
+        received."""
+        live_only = " AND backfill IS NULL" if live else ""
         row = await self._read(
             lambda conn: conn.execute(
                 "SELECT max(received_at) FROM events WHERE source = ? AND entity = ?"
-                " AND entity_id = ?",
+                f" AND entity_id = ?{live_only}",
                 (source, entity, entity_id),
             ).fetchone()
         )
@@ -571,6 +578,39 @@ class SQLiteStore:
             return (row[0], row[1], row[2])
 
         return await self._write(job)
+
+    # -- backfills (bridge.store.backfills.BackfillStore) --------------------------------
+
+    async def open_backfill(self, spec: BackfillSpec, actor: str) -> tuple[Backfill, bool]:
+        """The open backfill of ``spec``, or a new one (True)."""
+        now = self._clock()
+        return await self._write(lambda conn: bf_io.open_(conn, spec, actor, now))
+
+    async def get_backfill(self, backfill_id: str) -> Backfill:
+        """One backfill; NotFound if there is none."""
+        return await self._read(lambda conn: bf_io.get(conn, backfill_id))
+
+    async def list_backfills(self, *, open_only: bool = False, limit: int = 50) -> list[Backfill]:
+        """Newest first."""
+        return await self._read(lambda conn: bf_io.listing(conn, open_only, limit))
+
+    async def append_listed(
+        self, backfill_id: str, events: Sequence[NewEvent], cursor: str | None, total: int | None
+    ) -> list[Stored]:
+        """A listed page and the cursor after it, together."""
+        now = self._clock()
+        return await self._write(
+            lambda conn: bf_io.append(conn, backfill_id, events, cursor, total, now)
+        )
+
+    async def set_backfill_status(
+        self, backfill_id: str, status: BackfillStatus, error: str | None = None
+    ) -> bool:
+        """Move an open backfill on."""
+        now = self._clock()
+        return await self._write(
+            lambda conn: bf_io.set_status(conn, backfill_id, status, error, now)
+        )
 
     # -- reservations (bridge.store.reservations.ReservationStore) ----------------------
 

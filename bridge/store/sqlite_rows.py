@@ -41,19 +41,24 @@ def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
             reason,
             now,
             now,
+            new.backfill,
         ),
     ).fetchone()
     if row is None:
         return Stored(existing_event(conn, new.source, ev.source_key), True)
     eid = row[0]
     key = f"{new.source}/{ev.entity}/{ev.entity_id}"
+    priority = 0 if new.backfill is None else 1
     for target in new.targets:
         waiting = conn.execute(q.FIND_WAITING, (target, key)).fetchone()
         if waiting is not None:
             did = waiting[0]
+            if priority == 0:  # a live change lifts the backfilled delivery it joins
+                conn.execute("UPDATE deliveries SET priority = 0 WHERE id = ?", (did,))
         else:
             did = conn.execute(
-                q.INSERT_DELIVERY, (target, new.source, ev.entity, ev.entity_id, key, now, now, now)
+                q.INSERT_DELIVERY,
+                (target, new.source, ev.entity, ev.entity_id, key, now, now, now, priority),
             ).fetchone()[0]
         conn.execute("INSERT INTO delivery_events VALUES (?, ?)", (did, eid))
     return Stored(event_ref(eid), False)

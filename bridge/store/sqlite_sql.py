@@ -2,6 +2,7 @@
 
 # A waiting delivery is due when its time has come and no older delivery of the same
 # entity to the same target is still waiting or in flight: that keeps per-entity order.
+# Live changes go before backfilled ones (priority 0 before 1).
 CLAIM_DUE = """
 SELECT d.id FROM deliveries d
 WHERE d.status IN ('pending', 'retry') AND d.target = ? AND d.due_at <= ?
@@ -9,7 +10,7 @@ WHERE d.status IN ('pending', 'retry') AND d.target = ? AND d.due_at <= ?
     SELECT 1 FROM deliveries o
     WHERE o.target = d.target AND o.entity_key = d.entity_key AND o.id < d.id
       AND o.status IN ('pending', 'retry', 'in_flight'))
-ORDER BY d.due_at, d.id
+ORDER BY d.priority, d.due_at, d.id
 LIMIT ?
 """
 
@@ -70,8 +71,8 @@ WHERE id IN (SELECT event_id FROM delivery_events WHERE delivery_id = ?)
 
 INSERT_EVENT = """
 INSERT INTO events (source, source_key, entity, entity_id, action, payload, status, reason,
-                    received_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    received_at, updated_at, backfill)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (source, source_key) DO NOTHING
 RETURNING id
 """
@@ -89,8 +90,8 @@ ORDER BY id DESC LIMIT 1
 
 INSERT_DELIVERY = """
 INSERT INTO deliveries (target, source, entity, entity_id, entity_key, status, due_at,
-                        created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                        created_at, updated_at, priority)
+VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
 RETURNING id
 """
 

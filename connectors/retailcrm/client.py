@@ -96,6 +96,12 @@ class RetailcrmClient:
         batch = _batch(orders)
         return self._call(lambda api: api.orders_upload(batch, self.site))
 
+    def orders(
+        self, filters: Mapping[str, Any] | None = None, limit: int = 20, page: int = 1
+    ) -> dict[str, Any]:
+        """``GET /orders`` with ``filter[...]`` (§2.1), one page."""
+        return self._call(lambda api: api.orders(dict(filters or {}), limit, page))
+
     def orders_history(self, since_id: int | None, limit: int = 100) -> dict[str, Any]:
         """``GET /orders/history`` after change ``since_id`` (all history when ``None``)."""
         filters = {} if since_id is None else {"sinceId": since_id}

@@ -146,6 +146,9 @@ class RetailcrmEmulator:
         self.faults = EmulatorFaults()
         self.stats = {"requests": 0, "rateLimited": 0}
         self.requests_by_key: dict[str, int] = {}  # by the key's name, for benches
+        # Admitted requests by "METHOD route pattern" (`GET v5/orders/(?P<ref>[^/]+)`), for
+        # tests and benches that count what a flow costs.
+        self.requests_by_route: dict[str, int] = {}
         self.url = ""  # set by start(), once the port is known
         self._windows: dict[str, deque[float]] = {}
         self._routes = self._route_table()
@@ -245,6 +248,8 @@ class RetailcrmEmulator:
         for method, pattern, route in self._routes:
             found = pattern.fullmatch(tail)
             if found and method == request.method:
+                shape = f"{method} {pattern.pattern}"
+                self.requests_by_route[shape] = self.requests_by_route.get(shape, 0) + 1
                 try:
                     answer = route(Call(params, found.groupdict(), key))
                     # §1.5: 201 for every `…/create` (the PHP loyalty fixture's 200 is that

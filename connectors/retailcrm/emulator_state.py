@@ -158,6 +158,10 @@ class RetailcrmState:
             "customerExternalId": lambda v: (
                 customer is not None and customer.get("externalId") == str(v)
             ),
+            # §2.1 list filters `createdAtFrom/To`: a date (`Y-m-d`) or a time (`Y-m-d H:i:s`);
+            # a date bound covers its whole day. Times compare as text in the one format.
+            "createdAtFrom": lambda v: str(entity.get("createdAt", "")) >= str(v),
+            "createdAtTo": lambda v: str(entity.get("createdAt", "")) <= _day_end(str(v)),
         }
         return all(test(wanted[key]) for key, test in tests.items() if key in wanted)
 
@@ -382,3 +386,8 @@ def name_matches(customer: Json, query: str) -> bool:
         return True
     wanted = digits(query)
     return any(phone_matches(wanted, p.get("number")) for p in customer.get("phones", []))
+
+
+def _day_end(bound: str) -> str:
+    """A date-only upper bound as the last second of that day."""
+    return f"{bound} 23:59:59" if len(bound) == 10 else bound
