@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path as FilePath
@@ -10,7 +10,16 @@ from typing import Any
 
 from bridge.mapping.conditions import Condition
 from bridge.mapping.errors import MappingFailed, SkipChange, UnknownValue, ValueProblem
-from bridge.mapping.paths import MISSING, Path, finish_lists, read_path, write_path
+from bridge.mapping.paths import (
+    MISSING,
+    Path,
+    fans_out,
+    finish_lists,
+    format_path,
+    read_every,
+    read_path,
+    write_path,
+)
 from bridge.mapping.transforms import Converter, Parts
 from bridge.mapping.values import describe, json_copy
 
@@ -40,14 +49,33 @@ class FieldRule:
     each: tuple[FieldRule, ...] | None = None
     item_filters: tuple[Condition, ...] = ()
     each_has_lists: bool = False  # an `each` target uses [n]: finish_lists per item
+    gathers: bool = False  # join with a [*] path: every value it yields is a part
+    fan_at: int | None = None  # `each` from a [*] path: the position of its first [*]
 
     def read(self, document: Any) -> Any:
-        """The source value (Parts for several paths), or MISSING."""
+        """The source value (Parts for several paths), or MISSING.
+
+        A ``[*]`` path gives its first value, except to join (every value is a part) and to
+        ``each`` (the list or object its first ``[*]`` steps into; see :meth:`_items`).
+        """
+        if self.fan_at is not None:
+            return read_path(document, self.sources[0][: self.fan_at])
+        if self.gathers:
+            return self._gather(document)
         if len(self.sources) == 1:
             return read_path(document, self.sources[0])
         if not self.sources:
             return MISSING
         return Parts(read_path(document, p) for p in self.sources)
+
+    def _gather(self, document: Any) -> Any:
+        parts: list[Any] = []
+        for path in self.sources:
+            if fans_out(path):
+                parts.extend(value for _, value in read_every(document, path))
+            else:
+                parts.append(read_path(document, path))
+        return Parts(parts) if parts else MISSING
 
     def fail(self, prefix: str, reason: str) -> MappingFailed:
         """The error for this rule, naming the source path (with item indexes)."""
@@ -87,17 +115,39 @@ class FieldRule:
         if self.each is None:
             assert self.convert is not None
             return self.convert(raw)
-        if not isinstance(raw, list | tuple):
-            raise ValueProblem(f"{describe(raw)}, not a list")
         items = []
-        for index, item in enumerate(raw):
+        for name, where, item in self._items(raw):
             if not isinstance(item, dict | Mapping):
-                raise ValueProblem(f"[{index}] is {describe(item)}, not an object")
+                raise ValueProblem(f"{name} is {describe(item)}, not an object")
             if any(c.refusal(item) for c in self.item_filters):
                 continue
-            out = build(self.each, item, f"{prefix}{self.source_text}[{index}].")
+            out = build(self.each, item, f"{prefix}{where}.")
             items.append(finish_lists(out) if self.each_has_lists else out)
         return items
+
+    def _items(self, raw: Any) -> Iterator[tuple[str, str, Any]]:
+        """The items ``each`` maps: (name in messages, source path of the item, item).
+
+        Without ``[*]`` the source must be a list. With it, ``raw`` is the list or object
+        the first ``[*]`` steps into, and the items are every value the rest of the path
+        yields from there, in document order (``payments[*]`` of ``{"17": {…}}`` or ``[]``).
+        """
+        if self.fan_at is None:
+            if isinstance(raw, dict | Mapping):
+                hint = f"write {self.source_text}[*] to map its values"
+                raise ValueProblem(f"an object, not a list ({hint})")
+            if not isinstance(raw, list | tuple):
+                raise ValueProblem(f"{describe(raw)}, not a list")
+            for index, item in enumerate(raw):
+                yield f"[{index}]", f"{self.source_text}[{index}]", item
+            return
+        if not isinstance(raw, list | tuple | dict | Mapping):
+            raise ValueProblem(f"{describe(raw)}, not a list or an object")
+        source = self.sources[0]
+        base = source[: self.fan_at]
+        for found, item in read_every(raw, source[self.fan_at :]):
+            where = format_path(base + found)
+            yield where, where, item
 
 
 def build(rules: tuple[FieldRule, ...], document: Any, prefix: str = "") -> dict[Any, Any]:

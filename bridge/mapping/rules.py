@@ -16,7 +16,15 @@ from bridge.mapping.conditions import Condition, FilterSpec
 from bridge.mapping.engine import FieldRule, Invalid
 from bridge.mapping.errors import ValueProblem
 from bridge.mapping.findings import Findings
-from bridge.mapping.paths import MISSING, Path, PathError, format_path, parse_path
+from bridge.mapping.paths import (
+    EVERY,
+    MISSING,
+    Path,
+    PathError,
+    fans_out,
+    format_path,
+    parse_path,
+)
 from bridge.mapping.transforms import (
     TRANSFORMS,
     BuildContext,
@@ -149,6 +157,15 @@ class RuleCompiler:
             self.findings.add(at, str(exc))
             return None
 
+    def _target(self, text: str, at: KeyPath) -> Path | None:
+        """A parsed ``to``: one place, so no ``[*]``."""
+        path = self._path(text, (*at, "to"))
+        if path is not None and fans_out(path):
+            message = "[*] reads every item or value; a target names one place, such as [0]"
+            self.findings.add((*at, "to"), message)
+            return None
+        return path
+
     def _rule(self, raw: Any, at: KeyPath) -> tuple[FieldRule | None, Path | None, str]:
         if not isinstance(raw, dict):
             self.findings.add(at, "a rule is a mapping such as {to: Number, from: number}")
@@ -158,7 +175,7 @@ class RuleCompiler:
         params = {k: v for k, v in raw.items() if k not in RULE_KEYS}
         to = raw.get("to")
         label = f"{format_key(at)} {to}" if isinstance(to, str) else format_key(at)
-        target = self._path(to, (*at, "to")) if isinstance(to, str) else None
+        target = self._target(to, at) if isinstance(to, str) else None
         if "each" in raw:
             rule = self._each(raw, at, keys, params, label, target)
         else:
@@ -208,6 +225,9 @@ class RuleCompiler:
             required=keys.required,
             default=keys.default if "default" in raw else MISSING,
             invalid=keys.invalid,
+            # join takes every value of a [*] path; the other transforms read one value,
+            # the first such a path yields (paths.read_path).
+            gathers=spec.sources is Sources.MANY and any(fans_out(p) for p in sources),
         )
 
     def _sources(self, raw: Any, at: KeyPath, spec: Transform | None) -> tuple[Path, ...] | None:
@@ -278,6 +298,7 @@ class RuleCompiler:
             each=sub_rules,
             item_filters=conditions,
             each_has_lists=has_lists,
+            fan_at=path.index(EVERY) if fans_out(path) else None,
         )
 
 

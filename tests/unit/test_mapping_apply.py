@@ -83,7 +83,9 @@ def test_errors_inside_each_name_the_item(example: FlowMapping, order: dict[str,
     )
     order["items"] = {"not": "a list"}
     message = str(failure(example, order))
-    assert message.endswith(":34: fields[11] Items: items: an object, not a list")
+    assert message.endswith(
+        ":34: fields[11] Items: items: an object, not a list (write items[*] to map its values)"
+    )
     order["items"] = ["text"]
     assert str(failure(example, order)).endswith("items: [0] is 'text', not an object")
 

@@ -1,0 +1,108 @@
+"""An order's payments mirrored from RetailCRM into 1C through the shipped mapping, over the wire.
+
+RetailCRM takes payments as a list on write but answers them, on read, as an object keyed
+by payment id, and an order without payments as ``[]`` (PHP's empty array;
+reference/retailcrm-api.md §1.4, §2.2). The bridge re-reads the order before delivering
+it, so the mapping sees that shape; ``payments[*]`` in the shipped mapping reads both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import retailcrm
+
+from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
+
+__all__ = ["bonus_factory"]  # the fixture, used by name
+
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
+
+
+def payments_config(tmp_path: Path) -> dict[str, Any]:
+    """Both sandboxes, the RetailCRM poller, and the shipped route of orders into 1C."""
+    config = bonus_config(tmp_path, "onec")
+    config["systems"]["retailcrm"]["options"]["poll_interval"] = 0.2
+    config["mirror"] = {
+        "routes": [
+            {
+                "source": "retailcrm",
+                "entity": "order",
+                "targets": ["onec"],
+                "mapping": str(MAPPINGS / "retailcrm_order_to_onec.yaml"),
+            }
+        ]
+    }
+    return config
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15) -> Any:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, "not within the time"
+        await asyncio.sleep(0.1)
+
+
+async def crm_call(bonus: Bonus, call: Callable[[Any], Any]) -> dict[str, Any]:
+    """One call with the official client, as a RetailCRM manager."""
+    client = retailcrm.v5(bonus.runtime.emulators["retailcrm"].url, MANAGER_KEY)
+    answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
+    assert answer.get("success"), answer
+    return answer
+
+
+def order(number: str, payments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "number": number,
+        "status": "new",
+        "customer": {"externalId": "c-1"},
+        "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 1500}],
+        "payments": payments,
+    }
+
+
+async def test_an_order_with_payments_arrives_in_1c_with_the_mapped_payment_type(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await bonus_factory("onec", config=payments_config(tmp_path))
+    onec = bonus.runtime.emulators["onec"]
+    # On its first start the RetailCRM poller walks past the history it finds; wait for
+    # that, so the orders below are news.
+    await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
+    paid = [
+        {"type": "bank-card", "amount": 1000, "status": "paid"},
+        {"type": "cash", "amount": 500, "status": "not-paid"},
+    ]
+    ids = []
+    for number, payments in (("5001P", paid), ("5002P", [])):
+        new = order(number, payments)
+        created = await crm_call(bonus, lambda c, o=new: c.order_create(o, "shop"))
+        ids.append(str(created["id"]))
+
+    # What the bridge reads back: payments keyed by payment id, or PHP's [] for none.
+    read = [(await crm_call(bonus, lambda c, i=i: c.order(i, "id", "shop")))["order"] for i in ids]
+    assert isinstance(read[0]["payments"], dict) and len(read[0]["payments"]) == 2
+    assert read[1]["payments"] == []
+
+    async def both_in_1c() -> Any:
+        orders = onec.ledger.snapshot()["orders"]
+        found = [orders.get(f"retailcrm-{i}") for i in ids]
+        return found if all(found) else None
+
+    (_n1, _v1, with_payments), (_n2, _v2, without) = await eventually(both_in_1c)
+    assert with_payments["number"] == "5001P"
+    assert with_payments["payment"] == "Банковская карта"  # the first payment's type
+    assert with_payments["payments"] == [
+        {"type": "Банковская карта", "amount": "1000.00"},
+        {"type": "Наличные", "amount": "500.00"},
+    ]
+    assert without["number"] == "5002P"
+    assert "payment" not in without
+    assert without["payments"] == []
