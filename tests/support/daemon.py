@@ -30,7 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def run_cli(config: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+async def run_cli(
+    config: Path, *args: str, stdin: bytes | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
     """Run ``bridge --config CONFIG ARGS`` to completion: (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -45,7 +47,7 @@ async def run_cli(config: Path, *args: str, stdin: bytes | None = None) -> tuple
         env=cli_env(),
         cwd=str(config.parent),
     )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
