@@ -99,7 +99,7 @@ async def test_kill_9_during_a_backfill_then_resume_every_order_once(tmp_path: P
     port = free_port()
     path = tmp_path / "config.yaml"
     text = yaml.safe_dump(config(tmp_path, port, crm.url, onec.hs_url), allow_unicode=True)
-    path.write_text(text, encoding="utf-8")  # noqa: ASYNC240 - a small file, test set-up
+    path.write_text(text, encoding="utf-8")
     daemon = Daemon(path, port)
 
     def written() -> dict[str, tuple[str, int, dict[str, Any]]]:
