@@ -58,7 +58,9 @@ def backfill_problems(
             )
     routed = router.targets(spec.source, spec.entity)
     for target in spec.targets:
-        if target == spec.source:
+        if target not in systems:
+            problems.append(f"--to {target}: no such system in config.yaml")
+        elif target == spec.source:
             problems.append(f"--to {target}: the source itself")
         elif target not in routed:
             problems.append(

@@ -17,7 +17,7 @@ from bridge.backfill import BACKLOG
 from bridge.store.backfills import BackfillSpec, BackfillStatus
 from bridge.store.records import EventFilter, InboundEvent, NewEvent
 from connectors.retailcrm.emulator_state import ORDER
-from tests.integration.test_mirroring import crm_call, eventually, mirroring_config
+from tests.integration.test_mirroring import MAPPINGS, crm_call, eventually, mirroring_config
 from tests.support.bonus import Bonus, BonusFactory, bonus_factory
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -196,3 +196,22 @@ async def test_live_deliveries_are_claimed_before_backfilled_ones(
     claimed = await store.claim_due("onec", "test", 3)
     # The live change first; a live change joining a backfilled delivery lifts it too.
     assert [c.delivery.entity_id for c in claimed] == ["3", "99", "0"]
+
+
+async def test_customers_are_backfilled_too(bonus_factory: BonusFactory, tmp_path: Path) -> None:
+    config = mirroring_config(tmp_path)
+    config["mirror"]["routes"].append(
+        {
+            "source": "retailcrm",
+            "entity": "customer",
+            "targets": ["onec"],
+            "mapping": str(MAPPINGS / "retailcrm_customer_to_onec.yaml"),
+        }
+    )
+    bonus = await bonus_factory("onec", config=config)
+    spec = BackfillSpec("retailcrm", "customer", ("onec",))
+    backfill, _ = await bonus.runtime.store.open_backfill(spec, "test")
+    done = await finished(bonus, backfill.id)
+    assert (done.listed, done.total, done.finished) == (3, 3, 3)  # the sandbox's three
+    for crm_id in ("101", "102", "103"):
+        assert await bonus.runtime.store.lookup_id("customer", "retailcrm", crm_id, "onec")
