@@ -89,8 +89,9 @@ class DocumentMapper(Protocol):
     """A flow's mapping file, compiled (PRODUCT 4.4); raises a PermanentError naming the
     rule when the source document cannot be mapped."""
 
-    def apply(self, source: Mapping[str, Any], /) -> Mapped:
-        """Map one source document."""
+    def apply(self, source: Mapping[str, Any], /, *, creating: bool = True) -> Mapped:
+        """Map one source document; ``creating`` False when the target already holds the
+        entity (rules for creation only are then left out)."""
         ...
 
 

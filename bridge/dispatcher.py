@@ -330,19 +330,23 @@ class Dispatcher:
                 out.append(job)
                 continue
             source = job.state if job.state is not None else _change_data(job)
-            try:
-                if source is None:
-                    raise PermanentError(
-                        f"{job.source} {job.entity} {job.entity_id}: nothing to map (the"
-                        " source cannot be read and the change carried no data)"
-                    )
-                mapped = mapper.apply(source)
-            except DeliveryError as exc:
-                failed[job.delivery_id] = exc
+            if source is None:
+                failed[job.delivery_id] = PermanentError(
+                    f"{job.source} {job.entity} {job.entity_id}: nothing to map (the"
+                    " source cannot be read and the change carried no data)"
+                )
                 out.append(job)
                 continue
             ref = target_ref(job, source)
             known = None if ref is not None else await self._mapped_id(job)
+            try:
+                # Rules marked `when: create` apply only while the target is not known to
+                # hold the entity (no id of it there yet).
+                mapped = mapper.apply(source, creating=ref is None and known is None)
+            except DeliveryError as exc:
+                failed[job.delivery_id] = exc
+                out.append(job)
+                continue
             if mapped.document is None:
                 skipped[job.delivery_id] = f"skipped: {mapped.skipped or 'filtered out'}"
             else:

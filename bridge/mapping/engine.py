@@ -182,8 +182,11 @@ class FlowMapping:
     rules: tuple[FieldRule, ...]
     has_lists: bool = False  # a top-level target uses [n]
 
-    def apply(self, document: Mapping[str, Any]) -> MapResult:
-        """Map one source document; raises :class:`MappingFailed` naming rule and value."""
+    def apply(self, document: Mapping[str, Any], *, creating: bool = True) -> MapResult:
+        """Map one source document; raises :class:`MappingFailed` naming rule and value.
+
+        ``creating`` False: the target already holds the entity (rules marked
+        ``when: create`` are left out)."""
         if not isinstance(document, dict | Mapping):
             raise MappingFailed(str(self.path), "(document)", "the source must be an object")
         for condition in self.filters:
