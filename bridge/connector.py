@@ -186,8 +186,9 @@ class BatchSink(Protocol):
         """Whether ``job`` may ride in a batch (one a batch refused before goes alone)."""
         ...
 
-    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
-        """Apply the jobs; per job, None when it landed or the error that stopped it.
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | str | None]:
+        """Apply the jobs; per job, the target's id of the entity (or None when the target
+        did not say) when it landed, or the error that stopped it.
 
         Raising a DeliveryError instead means the whole batch failed alike.
         """

@@ -399,13 +399,16 @@ class Dispatcher:
         self, lane: TargetLane, jobs: list[DeliveryJob], refs: dict[str, str] | None = None
     ) -> list[DeliveryError | None]:
         """Run one attempt (one job, or a batch); an error per job, None where it landed;
-        ``refs`` gets the target's id of a single job's entity when the sink gives it."""
+        ``refs`` gets the target's id of each job's entity the sink gives."""
         timeout = lane.settings.timeout_seconds
         try:
             if len(jobs) > 1 and isinstance(lane.sink, BatchSink):
                 results = await asyncio.wait_for(lane.sink.deliver_batch(jobs), timeout)
                 if len(results) == len(jobs):
-                    return list(results)
+                    for job, result in zip(jobs, results, strict=True):
+                        if isinstance(result, str) and refs is not None:
+                            refs[job.delivery_id] = result
+                    return [r if isinstance(r, DeliveryError) else None for r in results]
                 wrong = TransientError(f"the sink gave {len(results)} results for {len(jobs)}")
                 wrong.error_class = ErrorClass.UNEXPECTED
                 return [wrong] * len(jobs)

@@ -230,9 +230,10 @@ class RetailcrmConnector:
         # Upload only creates: an entity known to exist (written before) is edited alone.
         return key not in self._refused and key not in self._written
 
-    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | None]:
-        """One ``/upload`` per kind (≤ 50 each); an outcome per job."""
-        outcome: dict[str, DeliveryError | None] = {}
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | str | None]:
+        """One ``/upload`` per kind (≤ 50 each); an outcome per job: RetailCRM's id of what
+        landed (from ``uploadedOrders``, §2.4), or the error."""
+        outcome: dict[str, DeliveryError | str | None] = {}
         for entity in ("order", "customer"):
             group = [j for j in jobs if j.entity == entity]
             if group:
@@ -298,13 +299,13 @@ class RetailcrmConnector:
 
     async def _upload(
         self, entity: str, jobs: list[DeliveryJob]
-    ) -> dict[str, DeliveryError | None]:
+    ) -> dict[str, DeliveryError | str | None]:
         documents = [document_of(j) for j in jobs]
         upload = self._client.orders_upload if entity == "order" else self._client.customers_upload
         try:
-            await self._run(lambda: upload(documents))
+            answer = await self._run(lambda: upload(documents))
         except PartialUpload as exc:
-            uploaded = {str(u.get("externalId")) for u in exc.uploaded if isinstance(u, Mapping)}
+            uploaded = _uploaded_ids(exc.uploaded)
             failed = {str(f.get("externalId")) for f in exc.failed if isinstance(f, Mapping)}
             self._refused.update((entity, external_id) for external_id in failed)
             self._written.update((entity, external_id) for external_id in uploaded)
@@ -313,7 +314,7 @@ class RetailcrmConnector:
             # by entity (§2.4): each refused one is tried again on its own, where an edit or
             # a create names the field; one in neither list is simply tried again.
             return {
-                j.delivery_id: None
+                j.delivery_id: uploaded[d["externalId"]]
                 if d["externalId"] in uploaded
                 else TransientError(f"refused in a batch upload ({detail})")
                 if d["externalId"] in failed
@@ -323,7 +324,22 @@ class RetailcrmConnector:
         except DeliveryError as exc:
             return dict.fromkeys((j.delivery_id for j in jobs), exc)
         self._written.update((entity, d["externalId"]) for d in documents)
-        return dict.fromkeys(j.delivery_id for j in jobs)
+        key = "uploadedOrders" if entity == "order" else "uploadedCustomers"
+        ids = _uploaded_ids(answer.get(key) if isinstance(answer, Mapping) else None)
+        return {
+            j.delivery_id: ids.get(d["externalId"]) for j, d in zip(jobs, documents, strict=True)
+        }
+
+
+def _uploaded_ids(rows: Any) -> dict[str, str | None]:
+    """externalId → RetailCRM's id from an upload's ``uploadedOrders``/``uploadedCustomers``
+    (``[{id, externalId}]``, §2.4); the id None where the row does not carry it."""
+    found: dict[str, str | None] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, Mapping) and row.get("externalId") is not None:
+            own = row.get("id")
+            found[str(row["externalId"])] = None if own is None else str(own)
+    return found
 
 
 def document_of(job: DeliveryJob) -> dict[str, Any]:

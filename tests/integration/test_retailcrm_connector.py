@@ -213,6 +213,11 @@ async def test_a_backlog_goes_in_uploads_within_the_rate_limit(
     assert "web-999" not in written
     # 200 orders took a handful of uploads, not 200 calls.
     assert rig.crm.requests_by_key["bridge"] < 60
+    # The id map holds RetailCRM's id of each uploaded order (from `uploadedOrders`).
+    own = {o["externalId"]: str(o["id"]) for o in snapshot["orders"]}
+    for n in (0, 57, 199):
+        mapped = await rig.runtime.store.lookup_id("order", "shop", str(n), "crm")
+        assert mapped == own[f"web-{n}"]
     dead = await rig.runtime.store.get_event(refused)
     assert "missing-1" in (dead.deliveries[0].last_error or "")
 
