@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -155,12 +156,19 @@ class SoapClient:
         missing = [
             f"{n.contract.name} → {n.name}"
             for n in self._naming.resolve_all()
-            if not hasattr(service, n.name) and not n.contract.mirroring
+            if not hasattr(service, n.name) and not n.contract.optional
         ]
         if missing:
             raise OnecContractMismatch(f"the WSDL lacks operations: {', '.join(missing)}")
         self._service = service
         return f"SOAP {self._version} service {self._naming.service}"
+
+    def publishes(self, logical: str) -> bool | None:
+        """Whether the WSDL has ``logical`` (an optional operation may be missing); None
+        until it is loaded."""
+        if self._service is None:
+            return None
+        return hasattr(self._service, self._naming.resolve(logical).name)
 
     async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call ``logical`` through zeep and rename the result back to logical names."""
@@ -169,10 +177,11 @@ class SoapClient:
         named = self._naming.resolve(logical)
         values = named.params_to_elements({k: v for k, v in params.items() if v is not None})
         operation = getattr(self._service, named.name, None)
-        if operation is None:  # a mirroring operation this 1C does not publish (yet)
+        if operation is None:  # an optional operation this 1C does not publish (yet)
+            purpose = "backfill" if named.contract.listing else "mirror"
             raise OnecContractMismatch(
-                f"the WSDL lacks {named.name} ({logical}): publish it to mirror"
-                f" {logical.split('_')[1]}s (CONTRACT.md)"
+                f"the WSDL lacks {named.name} ({logical}): publish it to {purpose}"
+                f" {logical.split('_')[1].removesuffix('s')}s (CONTRACT.md)"
             )
         try:
             answer = await operation(**values)
@@ -218,6 +227,10 @@ class HttpServiceClient:
     def load(self) -> str:
         """Nothing to load: the HTTP service has no schema (onec.md §2)."""
         return f"HTTP service at {self._root}"
+
+    def publishes(self, logical: str) -> bool | None:
+        """Unknown (None): without a schema only a call tells (a template it lacks is 404)."""
+        return None
 
     async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """POST the logical parameters as JSON; the answer's keys are logical already."""
@@ -280,6 +293,9 @@ class _SoapTransport(zeep.Transport):
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # xs:dateTime in UTC, as the contract's JSON writes times: 2026-11-22T10:00:00Z.
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return str(value) if isinstance(value, Decimal) else value
 
 

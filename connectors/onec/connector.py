@@ -1,7 +1,8 @@
 """The 1C connector: bonus master (``Ledger``), change source (``GetChanges`` and pushes to
 ``/hooks/onec``), reader of orders and customers (``EntityReader``: GetOrder, GetCustomer),
-their writer (``Sink``: SaveOrder, SaveCustomer), and ``bridge check --probe``, over SOAP or
-the HTTP service.
+their lister for ``bridge backfill`` (``EntityLister``: ListOrders, ListCustomers), their
+writer (``Sink``: SaveOrder, SaveCustomer), and ``bridge check --probe``, over SOAP or the
+HTTP service.
 
 Calls run on the event loop, at most ``delivery.concurrency`` at once (the wire's pool of
 connections), and the caller never waits longer than ``delivery.timeout_seconds`` (+0.5 s of
@@ -14,28 +15,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bridge.connector import DeliveryJob, PollResult, WebhookRejected, WebhookRequest
-from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.connector import (
+    DeliveryJob,
+    ListedEntity,
+    ListPage,
+    PollResult,
+    WebhookRejected,
+    WebhookRequest,
+)
+from bridge.errors import ConfigError, DeliveryError, PermanentError, TransientError
 from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
 from bridge.logs import get_logger
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from bridge.webhook_format import parse_generic_webhook
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
-from connectors.onec.contract import ORIGIN_BRIDGE
+from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE
 from connectors.onec.emulator import OnecEmulator
-from connectors.onec.errors import classify, is_not_found
+from connectors.onec.errors import classify, is_not_found, is_unpublished
 from connectors.onec.models import (
+    LISTS,
     READS,
     WRITES,
     customer_state,
     document_of,
     document_text,
+    feed_id,
     operation_id,
     order_state,
 )
@@ -52,6 +62,9 @@ ENTITIES: dict[str, str] = {
     "return": "ВозвратТоваровОтКлиента, or a ЧекККМ of the return kind at the till",
     "customer": "Партнеры / Контрагенты, with their loyalty cards (КартыЛояльности)",
 }
+# CreatedFrom of the page start() asks for to learn whether the HTTP service has a listing:
+# a moment no document has reached, so 1C answers an empty page for the price of a look-up.
+_NOTHING_YET = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 def build_client(
@@ -93,6 +106,8 @@ class OnecConnector:
         # One thread: it only loads the WSDL (zeep reads it synchronously).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"onec-{name}")
         self._loaded: str | None = None
+        # Optional operations the HTTP service answered it lacks (the WSDL tells for SOAP).
+        self._unpublished: set[str] = set()
 
     # -- lifecycle and probe -------------------------------------------------------------
 
@@ -108,6 +123,8 @@ class OnecConnector:
                 error=str(exc),
                 error_class=str(exc.error_class),
             )
+            return
+        await self._learn_listings()
 
     async def close(self) -> None:
         """Stop the worker thread and close pooled connections."""
@@ -328,6 +345,68 @@ class OnecConnector:
             parameter: text,
         }
         return await self._request(logical, params, ledger=False)
+
+    # -- backfill: listing orders and customers ------------------------------------------
+
+    def lists(self, entity: str) -> bool:
+        """Whether 1C publishes the listing of ``entity`` (ListOrders / ListCustomers, which
+        CONTRACT.md makes optional): known from the WSDL, or for the HTTP service from what
+        start() asked; True while 1C has not been reached (the first page then tells)."""
+        logical = LISTS.get(entity)
+        if logical is None or logical in self._unpublished:
+            return False
+        return self._client.publishes(logical) is not False
+
+    async def list_entities(self, entity: str, since: date | None, cursor: str | None) -> ListPage:
+        """ListOrders / ListCustomers: the page after ``cursor`` of the documents created on
+        or after ``since`` (from 00:00 UTC), oldest first, each named as the change feed names
+        it and with the state ``read_entity`` gives."""
+        logical = LISTS.get(entity)
+        if logical is None:
+            listed = " and ".join(f"{name}s" for name in sorted(LISTS))
+            raise PermanentError(f"1C lists {listed}, not {entity!r}")
+        # CONTRACT.md "Conventions": times are xs:dateTime in UTC; a day starts at 00:00 there.
+        start = None if since is None else datetime.combine(since, time.min, tzinfo=UTC)
+        params = {"created_from": start, "after": cursor, "limit": self.options.list_page}
+        try:
+            record = await self._request(logical, params, ledger=False)
+        except DeliveryError as exc:
+            if not is_unpublished(exc.__cause__):
+                raise
+            self._unpublished.add(logical)
+            op = OPERATIONS[logical]
+            raise ConfigError(
+                f"1C's HTTP service has no {op.http_path} ({op.soap}): publish it to backfill"
+                f" {entity}s (CONTRACT.md)"
+            ) from exc
+        soap = OPERATIONS[logical].soap
+        states = [
+            order_state(item, soap) if entity == "order" else customer_state(item, soap)
+            for item in record.get("items") or []
+        ]
+        total = record.get("total")
+        return ListPage(
+            [ListedEntity(feed_id(entity, state), state) for state in states],
+            cursor=_text(record.get("next")),
+            total=None if total is None else int(total),
+        )
+
+    async def _learn_listings(self) -> None:
+        """The HTTP service has no schema to say whether it lists: ask each listing for an
+        empty page, so ``lists`` answers before a backfill starts. Only a 404 counts (the
+        service lacks the template); any other failure leaves it to the first page."""
+        if not isinstance(self._client, HttpServiceClient):
+            return
+
+        async def learn(logical: str) -> None:
+            try:
+                params = {"created_from": _NOTHING_YET, "limit": 1}
+                await self._request(logical, params, ledger=False)
+            except DeliveryError as exc:
+                if is_unpublished(exc.__cause__):
+                    self._unpublished.add(logical)
+
+        await asyncio.gather(*(learn(logical) for logical in LISTS.values()))
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
         """Parse a generic-format push and check that every entity is one 1C reports."""

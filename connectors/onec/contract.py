@@ -29,6 +29,8 @@ HTTP_ROOT = "loyalty"  # the HTTP service's root URL: /hs/loyalty/v1/<operation>
 OPERATION_ID_MAX_LENGTH = 64
 CHANGES_LIMIT_DEFAULT = 100
 CHANGES_LIMIT_MAX = 1000
+LIST_LIMIT_DEFAULT = 100  # ListOrders / ListCustomers: documents per page
+LIST_LIMIT_MAX = 1000
 # Change.origin of a change the bridge itself wrote (SaveOrder, SaveCustomer): its poller
 # drops these, so a write never comes back as a change to mirror (PRODUCT 3.3, "No echoes").
 ORIGIN_BRIDGE = "bridge"
@@ -154,12 +156,23 @@ class Operation:
         return self.name in MIRRORING
 
     @property
+    def listing(self) -> bool:
+        """Added for ``bridge backfill``: a service without it still mirrors live changes."""
+        return self.name in LISTING
+
+    @property
+    def optional(self) -> bool:
+        """Whether a service may lack it and still be used (a mirroring or listing call)."""
+        return self.mirroring or self.listing
+
+    @property
     def idempotent(self) -> bool:
         """Whether it changes the ledger or order book and so takes ``operation_id``."""
         return any(param.name == "operation_id" for param in self.params)
 
 
 MIRRORING = frozenset({"get_order", "save_customer", "get_customer"})
+LISTING = frozenset({"list_orders", "list_customers"})
 
 _S, _D, _N, _B, _T = XsdType.STRING, XsdType.DECIMAL, XsdType.INT, XsdType.BOOLEAN, XsdType.DATETIME
 
@@ -201,14 +214,22 @@ CHANGE = Record("Change", (
 CHANGES = Record("Changes", (
     RecordField("items", "Items", CHANGE, optional=True, repeated=True),
     _f("last_message_no", _N), _f("more", _B)))
+# A page of a listing: the documents exactly as GetOrder / GetCustomer answer them.
+ORDER_LIST = Record("OrderList", (
+    RecordField("items", "Items", ORDER_DOCUMENT, optional=True, repeated=True),
+    _f("next", _S, True), _f("total", _N)))
+CUSTOMER_LIST = Record("CustomerList", (
+    RecordField("items", "Items", CUSTOMER_DOCUMENT, optional=True, repeated=True),
+    _f("next", _S, True), _f("total", _N)))
 RECORDS: Mapping[str, Record] = MappingProxyType(
     {r.name: r for r in (
         CUSTOMER, BALANCE, OPERATION, SAVED_ORDER, ORDER_DOCUMENT, SAVED_CUSTOMER,
-        CUSTOMER_DOCUMENT, CHANGES, CHANGE)})
+        CUSTOMER_DOCUMENT, CHANGES, CHANGE, ORDER_LIST, CUSTOMER_LIST)})
 
 _OP_ID, _CUSTOMER_ID, _AMOUNT = _p("operation_id", _S), _p("customer_id", _S), _p("amount", _D)
 _ORDER_ID, _RESERVATION_ID = _p("order_id", _S), _p("reservation_id", _S)
 _EXTERNAL_ID, _ID = _p("external_id", _S), _p("id", _S)
+_LISTING = (_p("created_from", _T, True), _p("after", _S, True), _p("limit", _N, True))
 OPERATIONS: Mapping[str, Operation] = MappingProxyType({op.name: op for op in (
     Operation("find_customer", "FindCustomer", "/v1/find-customer",
               (_p("phone", _S, True), _p("card", _S, True), _p("customer_id", _S, True)), CUSTOMER),
@@ -231,8 +252,19 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({op.name: op for op in (
     Operation("get_customer", "GetCustomer", "/v1/customer", (_ID,), CUSTOMER_DOCUMENT),
     Operation("get_changes", "GetChanges", "/v1/changes",
               (_p("since_message_no", _N), _p("limit", _N, True)), CHANGES),
+    Operation("list_orders", "ListOrders", "/v1/orders", _LISTING, ORDER_LIST),
+    Operation("list_customers", "ListCustomers", "/v1/customers", _LISTING, CUSTOMER_LIST),
 )})
 # fmt: on
+
+
+def optional_only(logical: Iterable[str]) -> frozenset[str]:
+    """``logical`` as a set, checked to name only optional operations (what a 1C may lack)."""
+    names = frozenset(logical)
+    if bad := sorted(n for n in names if n not in OPERATIONS or not OPERATIONS[n].optional):
+        raise ValueError(f"only optional operations may be left out, not {', '.join(bad)}")
+    return names
+
 
 # XML 1.0 (5th ed.) NameStartChar / NameChar without ':' — Cyrillic (U+0400..U+04FF) is in
 # U+037F..U+1FFF, so 1C's Cyrillic identifiers are valid element and operation names.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from connectors.onec.orders import json_values
@@ -56,6 +57,8 @@ class Account:
     customer: Customer
     balance: Decimal
     level: str | None
+    seq: int  # its place in creation order: ListCustomers pages by it
+    created: datetime  # when it was entered, by the infobase's clock
     reserved: Decimal = ZERO
     version: int = 1
     external_id: str | None = None  # the first external id the bridge saved it under
@@ -104,12 +107,21 @@ class CustomerDirectory:
         return self.accounts.get(self._by_external.get(key, key))
 
     def add(
-        self, e164: str, card: str | None, name: str | None, points: Decimal, level: str | None
+        self,
+        e164: str,
+        card: str | None,
+        name: str | None,
+        points: Decimal,
+        level: str | None,
+        now: datetime,
     ) -> Account:
-        """A new customer; the phone and card must be free (the caller checked)."""
+        """A new customer, entered ``now``; the phone and card must be free (the caller
+        checked)."""
         # 1C identifies catalog items by a GUID (Ref_Key); a counter keeps them deterministic.
-        customer = Customer(str(uuid.UUID(int=len(self.accounts) + 1)), e164, card, name)
-        account = Account(customer, points, level)
+        # Customers are never deleted here, so the counter is also their creation order.
+        seq = len(self.accounts) + 1
+        customer = Customer(str(uuid.UUID(int=seq)), e164, card, name)
+        account = Account(customer, points, level, seq, now)
         self.accounts[customer.customer_id] = account
         self._index(customer)
         return account
@@ -127,6 +139,10 @@ class CustomerDirectory:
         """Remember that the bridge saved this customer under ``external_id``."""
         self._by_external[external_id] = account.customer.customer_id
         account.external_id = account.external_id or external_id
+
+    def in_creation_order(self) -> list[Account]:
+        """Every customer, the oldest first (ListCustomers)."""
+        return list(self.accounts.values())  # a dict keeps insertion order
 
     def read(self, account: Account) -> CustomerDocument:
         """The customer as get_customer answers it."""

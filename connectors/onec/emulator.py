@@ -20,7 +20,7 @@ import binascii
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -34,7 +34,15 @@ import yaml
 from aiohttp import hdrs, web
 
 from connectors.onec import emulator_soap as soap
-from connectors.onec.contract import HTTP_ROOT, OPERATIONS, ErrorCode, Naming, Record, fault_text
+from connectors.onec.contract import (
+    HTTP_ROOT,
+    OPERATIONS,
+    ErrorCode,
+    Naming,
+    Record,
+    fault_text,
+    optional_only,
+)
 from connectors.onec.ledger import LedgerError, OnecLedger
 from connectors.onec.wsdl import render_wsdl
 
@@ -117,10 +125,14 @@ class OnecEmulator:
         username: str = "bridge",
         password: str = "sandbox",  # noqa: S107 - the sandbox's documented credentials
         ledger: OnecLedger | None = None,
+        unpublished: Collection[str] = (),
     ) -> None:
         if not publication or "/" in publication:
             raise ValueError("publication must be one URL path segment, e.g. 'base'")
         self.naming = naming or Naming()
+        # Optional operations (logical names) this 1C lacks, as one published before they
+        # were added to the contract: left out of the WSDL, unknown to SOAP and HTTP alike.
+        self.unpublished = optional_only(unpublished)
         if ledger is None:
             ledger = OnecLedger()
             ledger.seed_sandbox()
@@ -167,7 +179,7 @@ class OnecEmulator:
         self.url = f"{root}/ws/{quote(self.naming.service)}.1cws"
         self.wsdl_url = f"{self.url}?wsdl"
         self.hs_url = f"{root}/hs/{HTTP_ROOT}"
-        self._wsdl = render_wsdl(self.naming, location=self.url).encode()
+        self._wsdl = render_wsdl(self.naming, self.url, omit=self.unpublished).encode()
 
     async def stop(self) -> None:
         """Stop listening; requests still hanging are cut off."""
@@ -220,9 +232,9 @@ class OnecEmulator:
         if version is soap.SOAP11:
             action = request.headers.get("SOAPAction", "").strip().strip('"') or None
         try:
-            call = soap.parse_request(await request.read(), version, self.naming, action)
-            self._inject()
+            call = self._parse(await request.read(), version, action)
             logical = call.operation.contract.name
+            self._inject()
             record = self._call(logical, call.params, dict(call.operation.params))
             body = soap.render_result(version, call.operation, self.naming.namespace, record)
             status = HTTPStatus.OK
@@ -236,9 +248,18 @@ class OnecEmulator:
         headers = {hdrs.CONTENT_TYPE: version.content_type}
         return web.Response(body=body, status=status, headers=headers)
 
+    def _parse(
+        self, body: bytes, version: soap.SoapVersion, action: str | None
+    ) -> soap.SoapRequest:
+        """A call of an operation this 1C publishes; SoapFault otherwise."""
+        call = soap.parse_request(body, version, self.naming, action)
+        if call.operation.contract.name in self.unpublished:
+            raise soap.SoapFault(f"Unknown operation {call.operation.name}", client=True)
+        return call
+
     async def _hs(self, request: web.Request) -> web.Response:
         operation = _BY_PATH.get("/" + request.match_info["tail"])
-        if operation is None:
+        if operation is None or operation.name in self.unpublished:
             return _json_error(404, "not_found", f"no HTTP service template {request.path}")
         if request.method != hdrs.METH_POST:
             return _json_error(405, "method_not_allowed", f"{operation.http_path} takes POST")

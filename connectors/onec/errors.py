@@ -68,6 +68,18 @@ def is_not_found(exc: BaseException | None) -> bool:
     return isinstance(exc, OnecFault) and _business_code(exc) in _NOT_FOUND
 
 
+def is_unpublished(exc: BaseException | None) -> bool:
+    """Whether the HTTP service has no template for the operation called: a 404 that is
+    no business answer (an optional operation a service published before it lacks).
+
+    A URL under the service's root that no template matches is answered 404 by the 1C
+    platform, as the emulator does (assumed: onec.md §2 names templates, not this answer).
+    """
+    if isinstance(exc, OnecFault):
+        return exc.status == 404 and _business_code(exc) is None
+    return isinstance(exc, OnecHTTPError) and exc.status == 404
+
+
 def _business_code(exc: OnecFault) -> str | None:
     code = exc.code or fault_code(exc.text)
     return code if code in _CONTRACT_CODES else None

@@ -38,6 +38,7 @@ from connectors.onec.customers import (
     SavedCustomer,
     normalize_phone,
 )
+from connectors.onec.listing import DocumentList, check_listing, page
 from connectors.onec.orders import (
     ACTIONS,
     ENTITIES,
@@ -133,10 +134,11 @@ class OnecLedger:
 
     def seed_sandbox(self) -> None:
         """Add SANDBOX_CUSTOMERS, as data entered before the exchange began (not in the feed)."""
+        now = self._now()
         with self._lock:
             for phone, card, name, points, level in SANDBOX_CUSTOMERS:
                 e164, card_no = self._free(phone, card)
-                self._customers.add(e164, card_no, name, Decimal(points), level)
+                self._customers.add(e164, card_no, name, Decimal(points), level, now)
 
     def find_customer(
         self, phone: str | None = None, card: str | None = None, customer_id: str | None = None
@@ -306,6 +308,7 @@ class OnecLedger:
         if not (name is None or isinstance(name, str)):
             raise invalid("customer.name", "a string")
         params = ("save_customer", ext, document)
+        now = self._now()
         with self._lock:
             if (known := self._recall(op, params, SavedCustomer)) is not None:
                 return known
@@ -328,7 +331,7 @@ class OnecLedger:
             e164, card = self._free(e164, card, acc, "customer.")
             name = name.strip() or None if isinstance(name, str) else None
             if acc is None:
-                acc = self._customers.add(e164, card, name, ZERO, None)
+                acc = self._customers.add(e164, card, name, ZERO, None, now)
             else:
                 self._customers.update(acc, e164, card, name)
                 acc.version += 1
@@ -344,6 +347,26 @@ class OnecLedger:
         key = check_text(id, "id")
         with self._lock:
             return self._customers.read(_known(self._customers.find(key), "id"))
+
+    def list_orders(
+        self, created_from: object = None, after: object = None, limit: object = None
+    ) -> DocumentList:
+        """A page of the orders made at or after ``created_from``, in creation order, after
+        the cursor ``after``; each as get_order answers it."""
+        query = check_listing("orders", created_from, after, limit)
+        with self._lock:
+            orders, cursor, total = page(query, self._orders.in_creation_order())
+            return DocumentList(tuple(self._orders.read(o) for o in orders), cursor, total)
+
+    def list_customers(
+        self, created_from: object = None, after: object = None, limit: object = None
+    ) -> DocumentList:
+        """A page of the customers entered at or after ``created_from``, in creation order,
+        after the cursor ``after``; each as get_customer answers it."""
+        query = check_listing("customers", created_from, after, limit)
+        with self._lock:
+            accounts, cursor, total = page(query, self._customers.in_creation_order())
+            return DocumentList(tuple(self._customers.read(a) for a in accounts), cursor, total)
 
     # Changes made in 1C itself (a manager, a till): the emulator's admin API and tests use
     # these to play the 1C side. None of them carries the bridge's origin.

@@ -21,8 +21,10 @@ from bridge.connector import DeliveryJob
 from bridge.errors import PermanentError
 from connectors.onec.contract import OPERATION_ID_MAX_LENGTH
 
-# entity → the contract operation that reads it, and (operation, parameter) that writes it.
+# entity → the contract operation that reads it, lists it, and (operation, parameter) that
+# writes it.
 READS: Mapping[str, str] = {"order": "get_order", "customer": "get_customer"}
+LISTS: Mapping[str, str] = {"order": "list_orders", "customer": "list_customers"}
 WRITES: Mapping[str, tuple[str, str]] = {
     "order": ("save_order", "order"),
     "customer": ("save_customer", "customer"),
@@ -30,8 +32,8 @@ WRITES: Mapping[str, tuple[str, str]] = {
 _DIGEST = 16  # hex characters of the document's digest in an OperationId
 
 
-def order_state(record: Mapping[str, Any]) -> dict[str, Any]:
-    """An ``OrderDocument`` as the core and the mapping files see it."""
+def order_state(record: Mapping[str, Any], operation: str = "GetOrder") -> dict[str, Any]:
+    """An ``OrderDocument`` (from ``operation``) as the core and the mapping files see it."""
     return {
         "id": _text(record.get("id")),
         "external_id": _text(record.get("external_id")),
@@ -39,12 +41,12 @@ def order_state(record: Mapping[str, Any]) -> dict[str, Any]:
         "date": _iso(record.get("date")),
         "status": _text(record.get("status")),
         "version": _text(record.get("version")),
-        "document": _json_object(record.get("order"), "GetOrder", "Order"),
+        "document": _json_object(record.get("order"), operation, "Order"),
     }
 
 
-def customer_state(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``CustomerDocument`` as the core and the mapping files see it."""
+def customer_state(record: Mapping[str, Any], operation: str = "GetCustomer") -> dict[str, Any]:
+    """A ``CustomerDocument`` (from ``operation``) as the core and the mapping files see it."""
     return {
         "customer_id": _text(record.get("customer_id")),
         "external_id": _text(record.get("external_id")),
@@ -52,8 +54,23 @@ def customer_state(record: Mapping[str, Any]) -> dict[str, Any]:
         "card": _text(record.get("card")),
         "name": _text(record.get("name")),
         "version": _text(record.get("version")),
-        "document": _json_object(record.get("customer"), "GetCustomer", "Customer"),
+        "document": _json_object(record.get("customer"), operation, "Customer"),
     }
+
+
+def feed_id(entity: str, state: Mapping[str, Any]) -> str:
+    """The id the change feed gives the entity ``state`` is of, so that a listed document
+    and a live change of it are one entity in the event log.
+
+    CONTRACT.md "Keys": the feed names an order by the ExternalId it was saved under, else
+    by 1C's own id; a customer by 1C's CustomerId.
+    """
+    keys = ("external_id", "id") if entity == "order" else ("customer_id",)
+    found = next((state[key] for key in keys if state.get(key)), None)
+    if found is None:
+        what = "an OrderDocument" if entity == "order" else "a CustomerDocument"
+        raise PermanentError(f"1C listed {what} without its id")
+    return str(found)
 
 
 def document_of(job: DeliveryJob) -> Mapping[str, Any]:

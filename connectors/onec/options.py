@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from connectors.onec.contract import Naming
+from connectors.onec.contract import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, Naming
 
 REFERENCE_WSDL = Path(__file__).parent / "wsdl" / "BridgeLoyalty.wsdl"
 
@@ -33,6 +33,8 @@ class OnecOptions(BaseModel):
     # Seconds between GetChanges polls; 0 turns polling off (1C then pushes to /hooks).
     poll_interval: float = Field(default=5.0, ge=0, le=3600)
     changes_page: int = Field(default=100, ge=1, le=1000)
+    # Documents per ListOrders / ListCustomers page for `bridge backfill` (CONTRACT.md).
+    list_page: int = Field(default=LIST_LIMIT_DEFAULT, ge=1, le=LIST_LIMIT_MAX)
 
     @field_validator("username")
     @classmethod

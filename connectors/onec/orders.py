@@ -100,6 +100,7 @@ class ChangeFeed:
 
 @dataclass(slots=True)
 class StoredOrder:
+    seq: int  # its place in creation order: ListOrders pages by it
     id: str
     number: str
     date: datetime
@@ -112,6 +113,11 @@ class StoredOrder:
     def feed_id(self) -> str:
         # CONTRACT.md "Change feed": the bridge's ExternalId for orders it saved, else 1C's id.
         return self.external_id or self.id
+
+    @property
+    def created(self) -> datetime:
+        """When the order was made: its Date, which nothing here changes afterwards."""
+        return self.date
 
 
 class OrderBook:
@@ -178,6 +184,10 @@ class OrderBook:
             text,
         )
 
+    def in_creation_order(self) -> list[StoredOrder]:
+        """Every order, the oldest first (ListOrders)."""
+        return list(self._orders.values())  # a dict keeps insertion order, and none is deleted
+
     def snapshot(self) -> dict[str, tuple[str, int, dict[str, object]]]:
         """Number, version and document of every order, by the id the feed gives it."""
         return {o.feed_id: (o.number, o.version, o.document) for o in self._orders.values()}
@@ -191,7 +201,7 @@ class OrderBook:
         # deleted here, so the count is monotonic.
         own = str(uuid.UUID(int=(1 << 124) | count))
         status = _status_of(document) or DEFAULT_STATUS
-        order = StoredOrder(own, f"00-{count:06d}", now, document, status, external_id)
+        order = StoredOrder(count, own, f"00-{count:06d}", now, document, status, external_id)
         self._orders[own] = order
         return order
 

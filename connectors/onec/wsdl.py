@@ -8,6 +8,7 @@ that one to prove adaptation through config). Regenerate the committed file with
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from typing import Any
 # service namespace twice (tns, xsd1) and XML Schema under two prefixes (xsd, xs).
 from lxml import etree  # type: ignore[import-untyped]
 
-from connectors.onec.contract import NamedOperation, Naming, Record
+from connectors.onec.contract import NamedOperation, Naming, Record, optional_only
 
 REFERENCE_LOCATION = "http://localhost/base/ws/BridgeLoyalty.1cws"
 REFERENCE_PATH = Path(__file__).parent / "wsdl" / "BridgeLoyalty.wsdl"
@@ -33,9 +34,12 @@ BASIC_PROFILE = "http://ws-i.org/profiles/basic/1.1"
 _Element = Any  # an lxml element
 
 
-def render_wsdl(naming: Naming, location: str) -> str:
-    """The WSDL of ``naming``'s service with both ports at ``location``, declared UTF-8."""
-    named = naming.resolve_all()
+def render_wsdl(naming: Naming, location: str, *, omit: Collection[str] = ()) -> str:
+    """The WSDL of ``naming``'s service with both ports at ``location``, declared UTF-8;
+    ``omit`` leaves out optional operations (logical names), as a 1C published before they
+    existed would."""
+    left_out = optional_only(omit)
+    named = tuple(op for op in naming.resolve_all() if op.contract.name not in left_out)
     service, namespace = naming.service, naming.namespace
     # Prefixes as 1C declares them: tns and xsd1 are both the service namespace (onec.md §1.2).
     nsmap = {None: WSDL, "soap12bind": SOAP12, "soapbind": SOAP11, "tns": namespace}

@@ -180,6 +180,18 @@ def every_operation(emu: OnecEmulator) -> list[str]:
         saved = svc.SaveCustomer(OperationId="sc-1", ExternalId="crm-c9", Customer=customer)
         assert saved.Created is True
         assert svc.GetCustomer(Id="crm-c9").CustomerId == saved.CustomerId
+
+        # The backfill listings (tests/integration/test_onec_listing.py).
+        orders = svc.ListOrders(Limit=1)
+        assert ([o.ExternalId for o in orders.Items], orders.Next, orders.Total) == (
+            ["A-1"],
+            None,
+            1,
+        )
+        customers = svc.ListCustomers(CreatedFrom=datetime(2000, 1, 1, tzinfo=UTC), Limit=3)
+        assert (len(customers.Items), customers.Total) == (3, 4)
+        rest = svc.ListCustomers(After=customers.Next)
+        assert ([c.ExternalId for c in rest.Items], rest.Next) == (["crm-c9"], None)
     return names.sent
 
 
