@@ -14,6 +14,7 @@ from bridge.mapping import MappingFailed, inspect_mapping
 
 EXAMPLE = """\
 bridge map mappings/retailcrm_order_to_onec.yaml order.json
+bridge map mappings/onec_order_to_retailcrm.yaml sale.json --edit   (a write-back)
 bridge map mappings/onec_customer_to_retailcrm.yaml - < customer.json   (- reads stdin)"""
 
 
@@ -33,6 +34,12 @@ def register(commands: Commands) -> None:
         help="the source entity as its system's API returns it (JSON object); - for stdin",
     )
     parser.add_argument(
+        "--edit",
+        action="store_true",
+        help="map as a write to a target that already holds the entity: rules with"
+        " `when: create` are left out (default: as the write that creates it)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON object: ok, document, skipped, problems"
     )
 
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if compiled.mapping is None:
         return report(args, [str(p) for p in compiled.problems], f"in {mapping_file}")
     try:
-        result = compiled.mapping.apply(source)
+        result = compiled.mapping.apply(source, creating=not args.edit)
     except MappingFailed as exc:
         return report(args, [str(exc)], f"mapping {args.input_json}")
     if args.json:

@@ -13,6 +13,7 @@ config routes name, for ``bridge check``).
 
     mapping = load_mapping(Path("mappings/retailcrm_order_to_onec.yaml"))
     result = mapping.apply(order)      # MapResult(document={...}) or MapResult(None, "why")
+    result = mapping.apply(order, creating=False)  # the target holds it: no `when: create`
 """
 
 from bridge.mapping.compiler import Compiled

@@ -32,6 +32,18 @@ class Invalid(StrEnum):
     KEEP = "keep"  # the source value is written unchanged
 
 
+class When(StrEnum):
+    """When a rule writes its target: on every write, or only when the write creates.
+
+    The dispatcher knows the target holds the entity when the entity came from the target
+    or the id map has its id there; a rule marked ``create`` is then left out of the result
+    altogether (not written, so a target that edits key by key keeps what it has).
+    """
+
+    ALWAYS = "always"
+    CREATE = "create"
+
+
 @dataclass(frozen=True, slots=True)
 class FieldRule:
     """One compiled entry of ``fields:`` (or of an ``each:`` inside it)."""
@@ -46,6 +58,7 @@ class FieldRule:
     required: bool
     default: Any  # MISSING when the rule has none
     invalid: Invalid
+    when: When = When.ALWAYS
     each: tuple[FieldRule, ...] | None = None
     item_filters: tuple[Condition, ...] = ()
     each_has_lists: bool = False  # an `each` target uses [n]: finish_lists per item
@@ -185,8 +198,8 @@ class FlowMapping:
     def apply(self, document: Mapping[str, Any], *, creating: bool = True) -> MapResult:
         """Map one source document; raises :class:`MappingFailed` naming rule and value.
 
-        ``creating`` False: the target already holds the entity (rules marked
-        ``when: create`` are left out)."""
+        ``creating`` False: the target already holds the entity, so the rules marked
+        ``when: create`` are left out (not read, not written; filters still apply)."""
         if not isinstance(document, dict | Mapping):
             raise MappingFailed(str(self.path), "(document)", "the source must be an object")
         for condition in self.filters:
@@ -194,9 +207,15 @@ class FlowMapping:
             if reason is not None:
                 return MapResult(None, reason)
         try:
-            out = build(self.rules, document)
+            out = build(self.rules_for(creating=creating), document)
         except SkipChange as exc:
             return MapResult(None, str(exc))
         except RecursionError:  # copying a source nested hundreds deep
             raise MappingFailed(str(self.path), "(document)", "nested too deeply") from None
         return MapResult(finish_lists(out) if self.has_lists else out)
+
+    def rules_for(self, *, creating: bool) -> tuple[FieldRule, ...]:
+        """The top-level rules of a write that creates the entity, or of one that edits it."""
+        if creating:
+            return self.rules
+        return tuple(rule for rule in self.rules if rule.when is When.ALWAYS)

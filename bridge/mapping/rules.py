@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from bridge.mapping.conditions import Condition, FilterSpec
-from bridge.mapping.engine import FieldRule, Invalid
+from bridge.mapping.engine import FieldRule, Invalid, When
 from bridge.mapping.errors import ValueProblem
 from bridge.mapping.findings import Findings
 from bridge.mapping.paths import (
@@ -38,7 +38,17 @@ from bridge.settings import Strict
 from bridge.settings_loader import KeyPath
 from bridge.settings_loader import format_path as format_key
 
-RULE_KEYS = ("to", "from", "transform", "required", "default", "invalid", "each", "filters")
+RULE_KEYS = (
+    "to",
+    "from",
+    "transform",
+    "required",
+    "default",
+    "invalid",
+    "when",
+    "each",
+    "filters",
+)
 
 
 class RuleKeys(Strict):
@@ -50,6 +60,7 @@ class RuleKeys(Strict):
     required: bool = False
     default: Any = None
     invalid: Invalid = Invalid.ERROR
+    when: When = When.ALWAYS
     each: list[Any] | None = None
     filters: list[Any] | None = None
 
@@ -108,13 +119,20 @@ class RuleCompiler:
     findings: Findings
     context: BuildContext
 
-    def rules(self, raw: list[Any], base: KeyPath) -> tuple[tuple[FieldRule, ...], bool]:
+    def rules(
+        self, raw: list[Any], base: KeyPath, *, in_each: bool = False
+    ) -> tuple[tuple[FieldRule, ...], bool]:
         """The compiled rules of one scope, and whether any target has a list index."""
         targets = _Targets(self.findings)
         compiled: list[FieldRule] = []
         has_lists = False
         for index, item in enumerate(raw):
             at = (*base, index)
+            if in_each and isinstance(item, dict) and "when" in item:
+                # An item goes to the target inside its list, and the list is written whole:
+                # a key left out of an item is not kept from what the target had.
+                message = "`when` applies to a whole target: put it on the rule with `each`"
+                self.findings.add((*at, "when"), message)
             rule, target, label = self._rule(item, at)
             if target is not None:
                 targets.claim(target, at, label)
@@ -225,6 +243,7 @@ class RuleCompiler:
             required=keys.required,
             default=keys.default if "default" in raw else MISSING,
             invalid=keys.invalid,
+            when=keys.when,
             # join takes every value of a [*] path; the other transforms read one value,
             # the first such a path yields (paths.read_path).
             gathers=spec.sources is Sources.MANY and any(fans_out(p) for p in sources),
@@ -280,7 +299,7 @@ class RuleCompiler:
         if isinstance(each, list):
             if not each:
                 self.findings.add((*at, "each"), "`each` lists no rules")
-            sub_rules, has_lists = self.rules(each, (*at, "each"))
+            sub_rules, has_lists = self.rules(each, (*at, "each"), in_each=True)
         conditions = self.conditions(filters, (*at, "filters")) if isinstance(filters, list) else ()
         if keys is None or target is None or path is None:
             return None
@@ -295,6 +314,7 @@ class RuleCompiler:
             required=keys.required,
             default=keys.default if "default" in raw else MISSING,
             invalid=keys.invalid,
+            when=keys.when,
             each=sub_rules,
             item_filters=conditions,
             each_has_lists=has_lists,

@@ -162,3 +162,15 @@ async def test_map_usage_errors_name_the_input(tmp_path: Path) -> None:
     assert code == 2
     assert "stdin: must hold one JSON object" in err
     assert "Traceback" not in err
+
+
+async def test_map_shows_the_create_and_with_edit_the_write_back(tmp_path: Path) -> None:
+    flow = tmp_path / "shop_order_to_crm.yaml"
+    flow.write_text(VALID + "  - {to: items, from: lines, when: create}\n", encoding="utf-8")
+    sample = tmp_path / "order.json"
+    sample.write_text('{"id": 7, "lines": [{"sku": "SKU-1"}]}', encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    code, out, err = await run_cli(config, "map", str(flow), str(sample))
+    assert (code, err, json.loads(out)) == (0, "", {"id": 7, "items": [{"sku": "SKU-1"}]})
+    code, out, err = await run_cli(config, "map", str(flow), str(sample), "--edit")
+    assert (code, err, json.loads(out)) == (0, "", {"id": 7})
