@@ -62,8 +62,8 @@ def _reset(exc: BitrixError, now: float | None) -> float:
     """Seconds until the method's oldest minute of spent time expires (§1.6
     ``operating_reset_at``), 60 s when the answer does not say."""
     body = exc.body if isinstance(exc.body, dict) else {}
-    spent = body.get("time") if isinstance(body.get("time"), dict) else {}
-    reset = spent.get("operating_reset_at")
+    spent = body.get("time")
+    reset = spent.get("operating_reset_at") if isinstance(spent, dict) else None
     if isinstance(reset, int | float):
         return max(1.0, float(reset) - (time.time() if now is None else now))
     return 60.0
