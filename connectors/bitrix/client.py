@@ -156,22 +156,30 @@ class BitrixClient:
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Envelope:
         """One method call; raises :class:`BitrixError`."""
+        if self.oauth is not None and not self.oauth.access_token:
+            await self._refresh()  # no access token kept yet
         try:
             return await self._post(method, params or {})
         except BitrixError as exc:
-            if self.oauth is None or exc.code != "expired_token":
+            if self.oauth is None or exc.code not in ("expired_token", "invalid_token"):
                 raise
         await self._refresh()  # §1.7: 401 expired_token → refresh, retry once
         return await self._post(method, params or {})
 
     async def batch(
-        self, commands: Mapping[str, tuple[str, Mapping[str, Any]]], *, halt: bool = False
+        self,
+        commands: Mapping[str, tuple[str, Mapping[str, Any]]],
+        *,
+        halt: bool = False,
+        params: Mapping[str, Any] | None = None,
     ) -> BatchAnswer:
-        """Up to 50 calls in one request; a command's error does not fail the others."""
+        """Up to 50 calls in one request; a command's error does not fail the others.
+        ``params`` go on the batch call itself (``auth_connector`` applies to the request)."""
         if not 0 < len(commands) <= BATCH_MAX:
             raise ValueError(f"a batch takes 1 to {BATCH_MAX} commands, not {len(commands)}")
-        cmd = {name: f"{method}?{php_query(params)}" for name, (method, params) in commands.items()}
-        answer = await self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd})
+        cmd = {name: f"{method}?{php_query(query)}" for name, (method, query) in commands.items()}
+        body = dict(params or {}) | {"halt": 1 if halt else 0, "cmd": cmd}
+        answer = await self.call("batch", body)
         inner = answer.result if isinstance(answer.result, Mapping) else {}
         results = _keyed(inner.get("result"), commands)
         totals = {k: int(v) for k, v in _keyed(inner.get("result_total"), commands).items()}

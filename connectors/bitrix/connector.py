@@ -1,161 +1,394 @@
-"""Bitrix24 as a webhook source: outbound (online) events, authenticated by their token.
+"""The Bitrix24 connector: events in, entities read, listed and written, balances out.
 
-bitrix.md §3.2: an event is a form-urlencoded POST with PHP bracket keys (``event``,
-``data[FIELDS][ID]``, ``ts``, ``auth[application_token]``, ...) that only says "ID X
-changed", so the bridge re-reads the entity. §3.4: online events are never retried, so the
-reliable path is the offline-event queue, which lands with the client in issue 7.
+- **In**: online events at ``/hooks/<system>`` (the application token checked), and, with
+  an OAuth application, the offline queue polled with ``clear=0`` and cleared only after
+  the changes are stored (bitrix.md §3.5). With the queue on, an online event only wakes
+  the poller: the queue has it too, and the bridge's own writes are kept out of it by
+  ``auth_connector``, so nothing echoes.
+- **Out**: contacts and deals through ``crm.item.*`` (or shop orders through
+  ``sale.order.*``), in ``batch`` calls of up to 50 (§1.5), keyed by the bridge's
+  ``originId``/``xmlId``; a write the bridge cannot be sure did not land before (a retry,
+  a replay) is looked up by that key first (§2.7: Bitrix has no idempotency key).
+- Every call waits on one leaky bucket per portal (§1.6).
 """
 
 from __future__ import annotations
 
-import hmac
-import re
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
-from pydantic import BaseModel, ConfigDict
-
-from bridge.connector import WebhookRejected, WebhookRequest
-from bridge.errors import AuthError
+from bridge.connector import (
+    DeliveryJob,
+    ListedEntity,
+    ListPage,
+    PollResult,
+    WebhookRequest,
+)
+from bridge.errors import ConfigError, DeliveryError, PermanentError
 from bridge.settings import SystemSettings, WebhookAuth
 from bridge.store.records import InboundEvent
+from connectors.bitrix.client import (
+    BATCH_MAX,
+    PAGE,
+    BitrixClient,
+    BitrixError,
+    LeakyBucket,
+    OAuthTokens,
+)
+from connectors.bitrix.errors import classify, is_not_found
+from connectors.bitrix.kinds import Kind, kinds
+from connectors.bitrix.options import BitrixOptions
+from connectors.bitrix.webhooks import (
+    EVENTS,
+    OFFLINE_NUDGE,
+    check_application_token,
+    entity_names,
+    offline_event,
+    parse_event,
+    read_form,
+)
 
-TOKEN_FIELD = "auth[application_token]"  # noqa: S105 (a form key, not a secret)
-MAX_DATA_FIELDS = 100
-
-# Event name → (entity, action). Names arrive upper-cased (bitrix.md §3.2 `event=ONCRMDEALUPDATE`)
-# and are matched case-insensitively, since the sale docs spell them `OnSaleOrderSaved`.
-# A CRM deal is "deal", not "order": bitrix.md §2.2 calls deals the order *mirror* in the CRM,
-# while §2.5 shop orders (`sale.order.*`) live in the same portal under their own id sequence,
-# so one name for both would merge deal 7 with order 7. Contacts are the only people we
-# subscribe to (companies are not mirrored), hence "customer", the bridge-wide name.
-EVENTS: dict[str, tuple[str, str]] = {
-    # bitrix.md §2.2: deal and contact events.
-    "ONCRMDEALADD": ("deal", "created"),
-    "ONCRMDEALUPDATE": ("deal", "changed"),
-    "ONCRMDEALDELETE": ("deal", "deleted"),
-    "ONCRMDEALMOVETOCATEGORY": ("deal", "changed"),
-    "ONCRMCONTACTADD": ("customer", "created"),
-    "ONCRMCONTACTUPDATE": ("customer", "changed"),
-    "ONCRMCONTACTDELETE": ("customer", "deleted"),
-    # bitrix.md §2.5: shop order events whose data[FIELDS][ID] is the order's id. Payment,
-    # shipment and property events carry only their own id, so they cannot name the order.
-    "ONSALEORDERSAVED": ("order", "changed"),
-    "ONORDERENTITYSAVED": ("order", "changed"),
-    "ONSALEBEFOREORDERDELETE": ("order", "deleted"),
-    "ONORDERDELETED": ("order", "deleted"),
-}
-
-_EVENT = re.compile(r"[A-Za-z0-9_]{1,64}")
-_NUMBER = re.compile(r"[0-9]{1,20}")
-_DATA_FIELD = re.compile(r"data\[FIELDS\]\[([A-Za-z0-9_]{1,64})\]")
-# Identifiers of the portal, not credentials (bitrix.md §3.3 suggests checking them too).
-_PORTAL_FIELDS = {"domain": "auth[domain]", "member_id": "auth[member_id]"}
-
-RawForm = dict[str, list[bytes]]
-
-
-class BitrixOptions(BaseModel):
-    """Options of a Bitrix system; none yet (the REST client lands in issue 7)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+CLEAR = "clear:"  # cursor: the offline batch stored and still to be cleared
+NUDGE = "trigger"  # the entity of an online event that only wakes the poller (no route)
 
 
 class BitrixConnector:
-    """Parses Bitrix24 outbound events; cannot write yet."""
+    """One Bitrix24 portal."""
 
     # bitrix.md §3.3: every outbound event carries auth[application_token]; we check it.
     authenticates_body = True
+    batch_size = BATCH_MAX
 
-    def __init__(self, name: str, token: bytes | None) -> None:
+    def __init__(
+        self, name: str, options: BitrixOptions, system: SystemSettings, token: bytes | None
+    ) -> None:
         self.name = name
+        self.options = options
         self._token = token
+        self._names = entity_names(options.orders)
+        self._kinds = kinds(options.orders)
+        self._connector = options.auth_connector
+        offline = options.calls and options.oauth is not None
+        self.feeds: tuple[str, ...] = ("offline",) if offline else ()
+        self.poll_interval = options.poll_interval if offline else 0.0
+        self._client: BitrixClient | None = None
+        if options.url is not None:
+            rate = options.rate
+            self._client = BitrixClient(
+                options.url.get_secret_value(),
+                limiter=LeakyBucket(rate.burst, rate.per_second),
+                timeout=system.delivery.timeout_seconds,
+                oauth=self._tokens(name, options),
+            )
+        self._recovered = False  # orphan reservations of the offline queue looked for
+        self._bound = False  # offline bindings made since start
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to open: connections are made on first use."""
+
+    async def close(self) -> None:
+        """Close pooled connections."""
+        if self._client is not None:
+            await self._client.close()
+
+    async def probe(self) -> str:
+        """``bridge check --probe``: the webhook or token works."""
+        answer = await self._call("profile", {})
+        who = answer.get("ID") if isinstance(answer, Mapping) else None
+        return f"Bitrix24 REST (user {who})"
+
+    # -- change capture ------------------------------------------------------------------
 
     def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """Check the application token, then turn the event into one change."""
+        """Check the application token, then turn the event into one change (or, with the
+        offline queue on, into a wake-up of its poller)."""
         form = read_form(request.body)
         if self._token is not None:
             check_application_token(form, self._token)
-        name = _single(form, "event", _EVENT, "must be a Bitrix event name").upper()
-        if name not in EVENTS:
-            raise WebhookRejected(f"event: {name!r} is not an event the bridge subscribes to")
-        entity, action = EVENTS[name]
-        entity_id = _single(form, "data[FIELDS][ID]", _NUMBER, "must be an integer id")
-        ts = _single(form, "ts", _NUMBER, "must be UNIX seconds")
-        return [
-            InboundEvent(
-                # One change of one object. Two same-named events for one object within a
-                # second collapse into one; online events are best-effort anyway (§3.4).
-                source_key=f"{name}:{entity_id}:{ts}",
-                entity=entity,
-                entity_id=entity_id,
-                action=action,
-                payload=_payload(form, name, ts),
+        names = form.get("event") or [b""]
+        if self.feeds and names[0].decode("ascii", "replace").upper() == OFFLINE_NUDGE:
+            return [self._nudge(form)]
+        event = parse_event(form, self._names)
+        if self.feeds:  # the queue holds this change too; poll it now
+            return [self._nudge(form)]
+        return [event]
+
+    def _nudge(self, form: dict[str, list[bytes]]) -> InboundEvent:
+        ts = (form.get("ts") or [b"0"])[0].decode("ascii", "replace")
+        name = (form.get("event") or [b""])[0].decode("ascii", "replace").upper()
+        return InboundEvent(f"nudge:{name}:{ts}", NUDGE, name or "event", "wake", {"event": name})
+
+    async def poll(self, feed: str, cursor: str | None) -> PollResult:
+        """The offline queue (§3.5): clear the batch stored by the last poll (the cursor
+        names it), then reserve the next with ``clear=0``. A batch reserved by a process
+        killed before it stored it is found with ``event.offline.list`` and read again by
+        its ``process_id`` after a restart."""
+        if feed != "offline":
+            raise ConfigError(f"Bitrix has no feed {feed!r}")
+        if not self._bound:
+            await self._bind()
+        pending = cursor.removeprefix(CLEAR) if cursor and cursor.startswith(CLEAR) else None
+        if pending:
+            await self._call(
+                "event.offline.clear", {"process_id": pending, "auth_connector": self._connector}
             )
-        ]
+        process_id: str | None = None
+        if not self._recovered:
+            process_id = await self._orphan(pending)
+            self._recovered = process_id is None
+        query: dict[str, Any] = {"clear": 0, "limit": PAGE, "auth_connector": self._connector}
+        if process_id is not None:
+            query["process_id"] = process_id
+        answer = await self._call("event.offline.get", query)
+        rows = answer.get("events") if isinstance(answer, Mapping) else None
+        rows = rows if isinstance(rows, list) else []
+        process_id = str(answer.get("process_id") or "") if isinstance(answer, Mapping) else ""
+        events = [e for e in (offline_event(r, self._names) for r in rows) if e is not None]
+        if not rows:
+            return PollResult([], "", more=not self._recovered)
+        more = len(rows) >= PAGE or not self._recovered
+        return PollResult(events, f"{CLEAR}{process_id}", more)
+
+    async def _bind(self) -> None:
+        """Offline bindings of the events of what this portal mirrors, with our connector
+        (§3.1: bind every time, a reinstall wipes them; §3.5: ``event_type: offline``)."""
+        wanted = {k for k, entity in self._names.items() if entity in self._kinds}
+        for name, (kind, _action) in EVENTS.items():
+            if kind not in wanted:
+                continue
+            params = {"event": name, "event_type": "offline", "auth_connector": self._connector}
+            try:
+                await self._call("event.bind", params)
+            except PermanentError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, BitrixError) and "already" in cause.description):
+                    raise
+        self._bound = True
+
+    async def _orphan(self, cleared: str | None) -> str | None:
+        """A process id holding records nobody will clear (a batch reserved, not stored)."""
+        answer = await self._call(
+            "event.offline.list", {"auth_connector": self._connector, "order": {"ID": "ASC"}}
+        )
+        rows = answer if isinstance(answer, list) else []
+        for row in rows:
+            owner = str(row.get("PROCESS_ID") or "") if isinstance(row, Mapping) else ""
+            if owner and owner != cleared:
+                return owner
+        return None
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+        """The deal, contact or shop order as Bitrix holds it now (an event only says "ID X
+        changed", §3.2); None once it is gone. ``externalId`` is added from the bridge's key
+        so a write-back finds the system the entity came from."""
+        kind = self._kinds.get(entity)
+        if kind is None or not entity_id.isdigit():
+            return None
+        method, params = kind.get(entity_id)
+        try:
+            found = kind.one(await self._call(method, params))
+        except PermanentError as exc:
+            if isinstance(exc.__cause__, BitrixError) and is_not_found(exc.__cause__):
+                return None
+            raise
+        return None if found is None else _with_external_id(kind, found)
+
+    def lists(self, entity: str) -> bool:
+        """Deals or shop orders, and contacts, can be listed."""
+        return entity in self._kinds and self._client is not None
+
+    async def list_entities(self, entity: str, since: date | None, cursor: str | None) -> ListPage:
+        """One page of the fast scan (§1.4: ``>ID``, ``start=-1``), oldest id first; the
+        cursor is the last id listed, so a page boundary never moves."""
+        kind = self._kinds[entity]
+        method, params = kind.listing(since)
+        after = int(cursor) if cursor and cursor.isdigit() else 0
+        query = dict(params) | {"order": {"id": "ASC"}, "start": -1}
+        query["filter"] = dict(params["filter"]) | {">id": after}
+        rows = kind.rows(await self._call(method, query))
+        listed = [ListedEntity(str(r["id"]), _with_external_id(kind, r)) for r in rows]
+        following = listed[-1].entity_id if len(rows) >= PAGE else None
+        return ListPage(listed, following)
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def deliver(self, job: DeliveryJob) -> str | None:
+        """Write one entity; its Bitrix id."""
+        [result] = await self.deliver_batch([job])
+        if isinstance(result, DeliveryError):
+            raise result
+        return result
+
+    def batchable(self, job: DeliveryJob) -> bool:
+        """Deals, contacts and shop orders all go in ``batch``."""
+        return job.entity in self._kinds
+
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | str | None]:
+        """One ``batch`` of adds and updates (after one lookup for the writes that may have
+        landed before); per job its Bitrix id, or the error."""
+        out: dict[str, DeliveryError | str | None] = {}
+        known: dict[str, str] = {}
+        for job in jobs:
+            if job.entity not in self._kinds:
+                out[job.delivery_id] = PermanentError(
+                    f"Bitrix takes orders and customers; route {job.entity!r} changes elsewhere"
+                )
+            elif (own := job.target_ref or job.mapped_id) is not None:
+                known[job.delivery_id] = own
+        unsure = [j for j in jobs if j.delivery_id not in out and j.delivery_id not in known]
+        unsure = [j for j in unsure if j.attempt > 1 or "-r" in j.operation_key]
+        try:
+            known |= await self._look_up(unsure)
+        except DeliveryError as exc:
+            for job in unsure:
+                out[job.delivery_id] = exc
+        commands: dict[str, tuple[str, dict[str, Any]]] = {}
+        for n, job in enumerate(j for j in jobs if j.delivery_id not in out):
+            kind, fields = self._kinds[job.entity], _fields(job)
+            own = known.get(job.delivery_id)
+            if own is not None and not own.isdigit():
+                out[job.delivery_id] = PermanentError(f"cannot write Bitrix's {own!r} by id")
+                continue
+            commands[f"w{n}"] = (
+                kind.update(own, fields, self._connector)
+                if own is not None
+                else kind.add(fields, job.external_id, self._connector)
+            )
+            out[job.delivery_id] = None  # replaced below by the id or the error
+        if commands:
+            await self._run_batch(jobs, commands, known, out)
+        return [out[j.delivery_id] for j in jobs]
+
+    async def _run_batch(
+        self,
+        jobs: Sequence[DeliveryJob],
+        commands: dict[str, tuple[str, dict[str, Any]]],
+        known: dict[str, str],
+        out: dict[str, DeliveryError | str | None],
+    ) -> None:
+        client = self._require_client()
+        try:
+            answer = await client.batch(commands, params={"auth_connector": self._connector})
+        except BitrixError as exc:
+            error = classify(exc)
+            for n, job in enumerate(j for j in jobs):
+                if f"w{n}" in commands:
+                    out[job.delivery_id] = error
+            return
+        for n, job in enumerate(jobs):
+            name = f"w{n}"
+            if name not in commands:
+                continue
+            if name in answer.errors:
+                out[job.delivery_id] = classify(answer.errors[name])
+                continue
+            kind = self._kinds[job.entity]
+            written = kind.one(answer.results.get(name))
+            own = written.get("id") if written else known.get(job.delivery_id)
+            out[job.delivery_id] = None if own is None else str(own)
+
+    async def _look_up(self, jobs: list[DeliveryJob]) -> dict[str, str]:
+        """Bitrix's ids of what the bridge wrote before under these jobs' keys."""
+        found: dict[str, str] = {}
+        for entity, kind in self._kinds.items():
+            mine = [j for j in jobs if j.entity == entity]
+            for start in range(0, len(mine), PAGE):
+                chunk = mine[start : start + PAGE]
+                method, params = kind.find([j.external_id for j in chunk])
+                rows = kind.rows(await self._call(method, params))
+                ids = {str(r.get(kind.key_field)): str(r["id"]) for r in rows if "id" in r}
+                found |= {j.delivery_id: ids[j.external_id] for j in chunk if j.external_id in ids}
+        return found
+
+    # -- the wire ------------------------------------------------------------------------
+
+    async def _call(self, method: str, params: Mapping[str, Any]) -> Any:
+        try:
+            return (await self._require_client().call(method, params)).result
+        except BitrixError as exc:
+            raise classify(exc) from exc
+
+    def _require_client(self) -> BitrixClient:
+        if self._client is None:
+            raise ConfigError(
+                f"system {self.name!r} has no options.url: the bridge only takes its webhooks"
+            )
+        return self._client
+
+    @staticmethod
+    def _tokens(name: str, options: BitrixOptions) -> OAuthTokens | None:
+        """The application's tokens: the configured ones, or the newer ones a refresh left
+        in the token file (a refresh token may be replaced on every refresh, §1.1)."""
+        oauth = options.oauth
+        if oauth is None:
+            return None
+        path = Path(oauth.token_file or f"var/bitrix-{name}-tokens.json")
+        configured = oauth.refresh_token.get_secret_value()
+        # The file belongs to the configured token it grew from: a new one in the config (the
+        # app installed again) starts afresh instead of refreshing with a dead one.
+        origin = hashlib.sha256(configured.encode()).hexdigest()[:16]
+        access, refresh = "", configured
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            if kept["from"] == origin:
+                access, refresh = str(kept["access_token"]), str(kept["refresh_token"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none kept yet: refresh at the first call that needs a token
+
+        async def keep(tokens: OAuthTokens) -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = {
+                "from": origin,
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+            }
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(data, file)
+
+        return OAuthTokens(
+            access_token=access,
+            refresh_token=refresh,
+            client_id=oauth.client_id,
+            client_secret=oauth.client_secret.get_secret_value(),
+            token_url=oauth.token_url,
+            on_refresh=keep,
+        )
 
 
-def read_form(body: bytes) -> RawForm:
-    """Split a form-urlencoded body into raw byte values per key; never fails.
-
-    Values stay bytes so that a token can be checked before anything is decoded, and a
-    body that is not a form at all simply lacks the token.
-    """
-    form: RawForm = {}
-    for pair in body.split(b"&"):
-        if not pair:
-            continue
-        raw_key, _, raw_value = pair.partition(b"=")
-        key = unquote_to_bytes(raw_key.replace(b"+", b" ")).decode("utf-8", "replace")
-        form.setdefault(key, []).append(unquote_to_bytes(raw_value.replace(b"+", b" ")))
-    return form
+def _fields(job: DeliveryJob) -> dict[str, Any]:
+    """What to write: the route's mapped document (Bitrix's field names), or the change's
+    own ``document``/data for a route without a mapping file."""
+    if job.document is not None:
+        return dict(job.document)
+    payload = job.events[-1].payload if job.events else None
+    data = payload.get("document") or payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, Mapping):
+        raise PermanentError(f"{job.source} {job.entity} {job.entity_id}: nothing to write")
+    return dict(data)
 
 
-def check_application_token(form: RawForm, expected: bytes) -> None:
-    """Raise AuthError unless ``auth[application_token]`` is the configured token."""
-    # bitrix.md §3.3: compare auth[application_token] with the token the portal issued
-    # (shown in the UI for an outgoing webhook, sent in ONAPPINSTALL for an app).
-    given = form.get(TOKEN_FIELD, [])
-    if not given or not given[0]:
-        raise AuthError(f"{TOKEN_FIELD}: is required")
-    if len(given) > 1:
-        raise AuthError(f"{TOKEN_FIELD}: given more than once")
-    if not hmac.compare_digest(given[0], expected):
-        raise AuthError(f"{TOKEN_FIELD}: does not match the configured webhook token")
-
-
-def _single(form: RawForm, key: str, pattern: re.Pattern[str], what: str) -> str:
-    values = form.get(key)
-    if not values:
-        raise WebhookRejected(f"{key}: is required")
-    if len(values) > 1:
-        raise WebhookRejected(f"{key}: given more than once")
-    text = values[0].decode("ascii", "replace")
-    if not pattern.fullmatch(text):
-        raise WebhookRejected(f"{key}: {what}")
-    return text
-
-
-def _payload(form: RawForm, event: str, ts: str) -> dict[str, Any]:
-    """What the event said, without the ``auth[...]`` tokens (never stored)."""
-    fields: dict[str, str] = {}
-    for key, values in form.items():
-        match = _DATA_FIELD.fullmatch(key)
-        if match:
-            fields[match.group(1)] = values[-1].decode("utf-8", "replace")
-    if len(fields) > MAX_DATA_FIELDS:
-        raise WebhookRejected(f"data[FIELDS]: at most {MAX_DATA_FIELDS} fields")
-    payload: dict[str, Any] = {"event": event, "ts": int(ts), "fields": fields}
-    for name, key in _PORTAL_FIELDS.items():
-        if form.get(key):
-            payload[name] = form[key][0].decode("utf-8", "replace")
-    return payload
+def _with_external_id(kind: Kind, found: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(found)
+    key = out.get(kind.key_field)
+    if isinstance(key, str) and key:
+        out.setdefault("externalId", key)
+    return out
 
 
 class BitrixType:
     """Entry-point object for ``type: bitrix``."""
 
-    options_model: type[BaseModel] = BitrixOptions
+    options_model: type[BitrixOptions] = BitrixOptions
 
     def create(self, name: str, system: SystemSettings, options: BitrixOptions) -> BitrixConnector:
         """A Bitrix connector for system ``name``; checks the token when auth is ``connector``."""
@@ -163,7 +396,14 @@ class BitrixType:
         token = None
         if webhook is not None and webhook.auth is WebhookAuth.CONNECTOR and webhook.token:
             token = webhook.token.get_secret_value().encode()
-        return BitrixConnector(name, token)
+        return BitrixConnector(name, options, system, token)
+
+    def create_emulator(self, name: str, system: SystemSettings, options: BitrixOptions) -> Any:
+        """The sandbox Bitrix24 portal where ``options.url`` points (``bridge serve`` with
+        ``sandbox.enabled``, ``bridge sandbox``)."""
+        from connectors.bitrix.emulator import sandbox_emulator  # only the sandbox needs it
+
+        return sandbox_emulator(name, system, options)
 
 
 BITRIX = BitrixType()

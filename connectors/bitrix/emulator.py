@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 from collections.abc import Collection, Sequence
 from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -343,3 +345,31 @@ def _json_object(body: bytes) -> Json:
     if isinstance(value, dict):
         return value
     raise ValueError("a JSON object is expected")
+
+
+def sandbox_emulator(name: str, system: Any, options: Any) -> BitrixEmulator:
+    """The sandbox portal a Bitrix system's options point at (``bridge serve`` with
+    ``sandbox.enabled``): its webhook URL's user and secret, the system's application token,
+    and the OAuth app's credentials, the configured refresh token accepted as issued."""
+    url = options.url.get_secret_value() if options.url is not None else ""
+    where = urlsplit(url)
+    hooks: tuple[Webhook, ...] = (DEFAULT_WEBHOOK,)
+    found = re.search(r"/rest/(\d+)/([^/]+)/?$", where.path)
+    if found:
+        hooks = (Webhook(int(found.group(1)), found.group(2)),)
+    webhook = system.webhook
+    token = webhook.token.get_secret_value() if webhook is not None and webhook.token else None
+    oauth = options.oauth
+    emulator = BitrixEmulator(
+        host=where.hostname or "127.0.0.1",
+        port=where.port or 80,
+        webhooks=hooks,
+        application_token=token or DEFAULT_APPLICATION_TOKEN,
+        client_id=oauth.client_id if oauth else DEFAULT_CLIENT_ID,
+        client_secret=oauth.client_secret.get_secret_value() if oauth else DEFAULT_CLIENT_SECRET,
+        burst=50,
+        leak=2.0,
+    )
+    if oauth is not None:
+        emulator.app.accept_refresh_token(oauth.refresh_token.get_secret_value())
+    return emulator

@@ -96,6 +96,11 @@ class OAuthApp:
         """A fresh token pair, as ONAPPINSTALL hands it to the install handler (§1.1)."""
         return self._issue(self.user_id if user_id is None else user_id, refresh=True)
 
+    def accept_refresh_token(self, token: str) -> None:
+        """Take ``token`` as a refresh token of this app, as if issued at install (the
+        sandbox: the bridge's config names it before the portal starts)."""
+        self._refresh[token] = _Token(self.user_id, self._clock() + REFRESH_TTL)
+
     def authorization_code(self) -> str:
         """A one-time code for `grant_type=authorization_code` (lives 30 s, §1.1)."""
         code = secrets.token_hex(16)

@@ -39,6 +39,7 @@ OFFLINE_NOTICE = "ONOFFLINEEVENT"
 # Events the portal offers and the scope each needs (§2.2, §2.5, §3.5).
 EVENTS = {
     **{f"ONCRM{t}{a}": "crm" for t in ("DEAL", "CONTACT") for a in ("ADD", "UPDATE", "DELETE")},
+    "ONCRMDEALMOVETOCATEGORY": "crm",  # §2.2; offered, never raised here (no categories)
     "ONSALEORDERSAVED": "sale",
     "ONORDERENTITYSAVED": "sale",
     "ONSALEBEFOREORDERDELETE": "sale",

@@ -226,7 +226,7 @@ def test_bitrix_deal_update() -> None:
     [event] = bitrix().parse_webhook(request(bitrix_form(), FORM))
     assert event == InboundEvent(
         "ONCRMDEALUPDATE:7405:1766047124",
-        "deal",
+        "order",  # orders are kept as deals by default (options.orders)
         "7405",
         "changed",
         {
@@ -244,12 +244,12 @@ def test_bitrix_deal_update() -> None:
 @pytest.mark.parametrize(
     ("name", "entity", "action"),
     [
-        ("ONCRMDEALADD", "deal", "created"),
-        ("ONCRMDEALDELETE", "deal", "deleted"),
+        ("ONCRMDEALADD", "order", "created"),
+        ("ONCRMDEALDELETE", "order", "deleted"),
         ("ONCRMCONTACTADD", "customer", "created"),
         ("ONCRMCONTACTUPDATE", "customer", "changed"),
-        ("OnSaleOrderSaved", "order", "changed"),  # sale docs spell names in mixed case
-        ("ONSALEBEFOREORDERDELETE", "order", "deleted"),
+        ("OnSaleOrderSaved", "shop_order", "changed"),  # sale docs spell names in mixed case
+        ("ONSALEBEFOREORDERDELETE", "shop_order", "deleted"),
     ],
 )
 def test_bitrix_event_names(name: str, entity: str, action: str) -> None:
@@ -258,6 +258,11 @@ def test_bitrix_event_names(name: str, entity: str, action: str) -> None:
     )
     [event] = bitrix().parse_webhook(request(form, FORM))
     assert (event.entity, event.action) == (entity, action)
+    # With orders kept as shop orders, the shop's events are the orders and deals are not.
+    shop = build(BITRIX, "bitrix", WebhookAuth.CONNECTOR, TOKEN, orders="shop")
+    [event] = shop.parse_webhook(request(form, FORM))
+    swapped = {"order": "deal", "shop_order": "order"}.get(entity, entity)
+    assert (event.entity, event.action) == (swapped, action)
     assert event.source_key == f"{name.upper()}:7405:1766047124"
     assert event.payload["fields"] == {"ID": "7405", "XML_ID": "bx-1", "ACTION": "save"}
 

@@ -1,0 +1,188 @@
+"""The Bitrix connector against the Bitrix24 emulator, over the wire (issue 7).
+
+Writes go in ``batch`` keyed by the bridge's ``originId``; a retry looks the key up before
+it adds; reads and backfill listings give what Bitrix holds; the offline queue is cleared
+only after a poll's changes were stored (here: after the next poll asks), and a batch
+reserved by a process that died before storing it is read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bridge.connector import DeliveryJob
+from bridge.settings import SystemSettings, WebhookAuth, WebhookSettings
+from bridge.store.records import EventRecord, Status
+from connectors.bitrix.connector import BITRIX, BitrixConnector
+from connectors.bitrix.emulator import BitrixEmulator
+
+REFRESH = "test-refresh-token-0001"
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[BitrixEmulator]:
+    emulator = BitrixEmulator(burst=50, leak=2.0)
+    emulator.app.accept_refresh_token(REFRESH)
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+def connector(
+    portal: BitrixEmulator, *, oauth: Path | None = None, **options: Any
+) -> BitrixConnector:
+    """A connector on the portal's webhook, or (``oauth``: its token file) as the app."""
+    webhook = WebhookSettings(
+        auth=WebhookAuth.CONNECTOR, token=SecretStr("sandbox-bitrix-app-token")
+    )
+    system = SystemSettings(type="bitrix", webhook=webhook)
+    if oauth is not None:
+        options["url"] = f"{portal.url}/rest/"
+        options["oauth"] = {
+            "client_id": "local.sandbox0000000001",
+            "client_secret": "sandbox-bitrix-client-secret",
+            "refresh_token": REFRESH,
+            "token_url": f"{portal.url}/oauth/token/",
+            "token_file": str(oauth),
+        }
+    else:
+        options["url"] = portal.webhook_url
+    built = BITRIX.create("bitrix", system, BITRIX.options_model.model_validate(options))
+    assert isinstance(built, BitrixConnector)
+    return built
+
+
+def job(
+    n: int, document: dict[str, Any], *, attempt: int = 1, entity: str = "order"
+) -> DeliveryJob:
+    event = EventRecord(
+        f"evt_{n}", "onec", f"k{n}", entity, str(n), "changed", Status.PENDING, None, {}, 0.0, 0.0
+    )
+    return DeliveryJob(
+        delivery_id=f"dlv_{n}",
+        operation_key=f"bridge-dlv_{n}",
+        target="bitrix",
+        source="onec",
+        entity=entity,
+        entity_id=str(n),
+        attempt=attempt,
+        events=(event,),
+        document=document,
+    )
+
+
+def deals(portal: BitrixEmulator) -> list[dict[str, Any]]:
+    found: dict[Any, dict[str, Any]] = portal.snapshot()["deals"]
+    return list(found.values())
+
+
+async def test_sixty_deals_go_in_two_batches_and_a_retry_finds_what_landed(
+    portal: BitrixEmulator,
+) -> None:
+    bitrix = connector(portal)
+    try:
+        jobs = [job(n, {"title": f"Order {n}", "opportunity": 100 + n}) for n in range(60)]
+        before = portal.stats["requests"]
+        results = await bitrix.deliver_batch(jobs[:50])
+        results += await bitrix.deliver_batch(jobs[50:])
+        assert portal.stats["requests"] - before == 2  # one batch each, no look-ups
+        assert all(isinstance(r, str) and r.isdigit() for r in results), results
+        written = {d["ORIGIN_ID"]: d for d in deals(portal) if d.get("ORIGINATOR_ID") == "bridge"}
+        assert sorted(written) == sorted(f"onec-{n}" for n in range(60))
+        assert written["onec-7"]["TITLE"] == "Order 7"
+
+        # A retry (it may have landed before) is looked up by its key: an update, no copy.
+        again = job(7, {"title": "Order 7, paid"}, attempt=2)
+        [own] = await bitrix.deliver_batch([again])
+        assert own == results[7]
+        titles = [d["TITLE"] for d in deals(portal) if d.get("ORIGIN_ID") == "onec-7"]
+        assert titles == ["Order 7, paid"]
+        # The id map's id goes straight to an update.
+        known = job(8, {"title": "Order 8, shipped"})
+        known = DeliveryJob(**{**known.__dict__, "mapped_id": results[8]})
+        assert await bitrix.deliver_batch([known]) == [results[8]]
+
+        state = await bitrix.read_entity("order", str(results[8]))
+        assert state is not None
+        assert (state["title"], state["externalId"]) == ("Order 8, shipped", "onec-8")
+        assert await bitrix.read_entity("order", "999999") is None
+    finally:
+        await bitrix.close()
+
+
+async def test_a_bad_write_fails_alone_inside_its_batch(portal: BitrixEmulator) -> None:
+    bitrix = connector(portal)
+    try:
+        good = job(1, {"title": "fine"})
+        bad = job(2, {"title": "x", "opportunity": "not a number"})
+        results = await bitrix.deliver_batch([good, bad])
+        assert isinstance(results[0], str)
+        assert getattr(results[1], "error_class", None) == "permanent", results[1]
+    finally:
+        await bitrix.close()
+
+
+async def test_deals_are_listed_oldest_first_in_pages_for_a_backfill(
+    portal: BitrixEmulator,
+) -> None:
+    for n in range(120):
+        portal.admin.seed("deal", {"TITLE": f"site {n}"})
+    bitrix = connector(portal)
+    try:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await bitrix.list_entities("order", None, cursor)
+            seen += [e.entity_id for e in page.entities]
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        assert len(seen) == len(set(seen)) == len(deals(portal))
+        assert seen == sorted(seen, key=int)
+    finally:
+        await bitrix.close()
+
+
+async def test_offline_events_are_cleared_only_after_they_are_stored_even_across_a_crash(
+    portal: BitrixEmulator, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.json"
+    first = connector(portal, oauth=tokens)
+    try:
+        result = await first.poll("offline", None)  # binds; nothing queued yet
+        assert result.events == []
+        deal = portal.admin.edit("deal", {"TITLE": "from the site"})
+        contact = portal.admin.edit("contact", {"NAME": "Анна"})
+        got = await first.poll("offline", result.cursor or None)
+        assert {(e.entity, e.entity_id) for e in got.events} == {
+            ("order", str(deal)),
+            ("customer", str(contact)),
+        }
+        assert got.cursor.startswith("clear:")
+        # The process dies here: the batch was reserved, never stored, never cleared.
+    finally:
+        await first.close()
+    queued = portal.snapshot()["offline"]
+    assert len(queued) == 2 and all(r["PROCESS_ID"] for r in queued)
+
+    second = connector(portal, oauth=tokens)  # a restart, with the cursor before that poll
+    try:
+        again = await second.poll("offline", result.cursor or None)
+        assert {(e.entity, e.entity_id) for e in again.events} == {
+            ("order", str(deal)),
+            ("customer", str(contact)),
+        }
+        assert len(portal.snapshot()["offline"]) == 2  # still there: not yet stored
+        done = await second.poll("offline", again.cursor)  # stored: now it clears them
+        assert done.events == []
+        assert portal.snapshot()["offline"] == []
+        # The bridge's own writes (with its auth_connector) are not queued back to it.
+        await second.deliver_batch([job(5, {"title": "from 1C"})])
+        assert portal.snapshot()["offline"] == []
+    finally:
+        await second.close()
