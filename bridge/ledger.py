@@ -91,6 +91,14 @@ class MasterVerification(Protocol):
 
 
 @runtime_checkable
+class ReturnsAtMaster(Protocol):
+    """A master that gives spent points back itself when an order it charged is cancelled
+    or returned (PRODUCT 3.4: the bridge reverses only where the master does not)."""
+
+    reverses_returns: bool
+
+
+@runtime_checkable
 class Ledger(Protocol):
     """Balance look-ups and write-offs at the bonus master."""
 

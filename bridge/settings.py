@@ -353,6 +353,31 @@ class OrderStatusRule(Strict):
         return self
 
 
+class ReturnSettings(Strict):
+    """How a return after a commit gives the spent points back (PRODUCT 3.4)."""
+
+    # basket: the committed amount × returned value / the order's value at commit;
+    # per_line: each returned line gives back its own share of the spend (the bonus amount
+    # the line carries, e.g. RetailCRM's items[].bonusesChargeTotal, else its share of the
+    # value) × returned quantity / quantity.
+    mode: Literal["basket", "per_line"] = "basket"
+    # Who gives the points back. auto: the master when it does so itself (RetailCRM cancels
+    # an order's bonus operations when the order is cancelled, retailcrm-api.md §4.3), else
+    # the bridge, through the master's reverse call (1C's Reverse).
+    reversed_by: Literal["auto", "bridge", "master"] = "auto"
+    # Order line statuses that mean the line came back whole, e.g. [returned] (RetailCRM
+    # item statuses are the account's own codes). A smaller quantity or a line gone from
+    # the order counts as returned without them.
+    line_statuses: list[str] = Field(default_factory=list)
+
+    @field_validator("line_statuses")
+    @classmethod
+    def _named(cls, value: list[str]) -> list[str]:
+        if any(not status.strip() for status in value):
+            raise ValueError("a line status must not be empty")
+        return value
+
+
 BONUS_TARGET = "_bonus"  # the internal target of order changes that move reservations
 
 
@@ -369,6 +394,8 @@ class BonusSettings(Strict):
     # By system: the order statuses that commit or release the reservation made for that
     # order ({"order": {"system": <it>, "id": …}}), e.g. {retailcrm: {commit: [complete]}}.
     order_statuses: dict[str, OrderStatusRule] = Field(default_factory=dict)
+    # Returns seen in those systems' order changes after a commit (PRODUCT 3.4).
+    returns: ReturnSettings = ReturnSettings()
 
 
 class SandboxSettings(Strict):

@@ -143,6 +143,8 @@ def reservation_view(
         out["channel"] = rsv.channel
     if rsv.committed is not None:
         out["committed"] = str(rsv.committed)
+    if rsv.returned is not None:
+        out["returned"] = str(rsv.returned)  # given back at the master on returns so far
     if rsv.pending is not None:
         out["master_call_pending"] = rsv.pending  # a release or commit still owed
         if rsv.pending_due_at is not None:

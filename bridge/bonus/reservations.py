@@ -10,12 +10,17 @@ creating ─(hold at master, code sent)─► awaiting_code ─(code ok)─► h
 The hold is made at the master when the reservation is created, so a customer without the
 points hears so before any SMS goes out, and the points cannot be spent twice while the
 code is on its way. Every master call carries an operation id derived from the
-reservation (``<id>``, ``<id>:commit``, ``<id>:release``), so a retry never charges twice.
+reservation (``<id>``, ``<id>:commit``, ``<id>:release``, ``<id>:reverse:<total>``), so a
+retry never charges or gives back twice.
 
 Commit and release are durable commands: the row records the call owed (``pending``)
 before it is made; if the master is down the caller gets ``*_pending`` and the sweeper
 retries until the master answers. The sweeper also ends codes and holds past their time
 and finishes creations a crash interrupted.
+
+A committed reservation whose order is returned (PRODUCT 3.4, ``bridge.bonus.returns``)
+keeps its status; the points a return is worth become a reverse owed the same way, and
+``returned`` says how much has been given back.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 from bridge.bonus.balance import BonusService, CustomerRef, MasterUnavailable
 from bridge.bonus.codes import CodeBook
 from bridge.bonus.phones import PhoneError, mask, normalize_phone
+from bridge.bonus.returns import ZERO, reverse_operation_id, who_reverses
 from bridge.errors import BridgeError, NotFound
 from bridge.ledger import LedgerErrorCode, LedgerOperation, LedgerRefused, MasterVerification
 from bridge.logs import get_logger
@@ -131,6 +137,8 @@ class ReservationService:
             )
         if self.sender == "bridge" and gateway is None:
             raise BridgeError("bonus.sms.sender is bridge, but no SMS gateway is configured")
+        # Who gives spent points back when an order is returned after its commit.
+        self.returns_by = who_reverses(settings.returns.reversed_by, bonus.master, bonus.ledger)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -643,6 +651,78 @@ class ReservationService:
             detail=None,
         )
 
+    # -- returns (PRODUCT 3.4) ---------------------------------------------------------
+
+    async def keep_basket(self, reservation_id: str, basket: str) -> Reservation:
+        """Keep the order's lines (``returns.dump_basket``) with its reservation: until the
+        commit (the last kept is the order at commit), and once after it if none was."""
+        async with self._guard(reservation_id):
+            rsv = await self._get(reservation_id)
+            late = rsv.status in _SPENT and rsv.basket is None
+            if rsv.basket == basket or not (rsv.status in _BEFORE_COMMIT or late):
+                return rsv
+            steps = []
+            if late:  # committed without the order seen (through the API): from now on
+                steps.append(Step("basket_kept", rsv.status, "the order's lines after commit"))
+            return await self.store.update_reservation(replace(rsv, basket=basket), steps)
+
+    async def note_return(self, reservation_id: str, target: Decimal, reason: str) -> Reservation:
+        """A return of the order after its commit is worth ``target`` points in all: give
+        back what is not given yet (a reverse owed until the master takes it), or, when the
+        master gives returns back itself, only record it."""
+        async with self._guard(reservation_id):
+            rsv = await self._get(reservation_id)
+            spent = rsv.committed if rsv.status is RsvStatus.COMMITTED else rsv.pending_amount
+            if rsv.status not in _SPENT or spent is None:
+                return rsv
+            target = min(target, spent)
+            if target > (rsv.return_target or ZERO):
+                who = "the bridge" if self.returns_by == "bridge" else f"the master ({rsv.master})"
+                rsv = await self._save(
+                    replace(rsv, return_target=target),
+                    Step("return_seen", rsv.status, f"{reason}: {target} of {spent}; by {who}"),
+                )
+                log.info("return_seen", reservation=rsv.id, target=str(target), by=who)
+            rsv = await self._reverse_owed(rsv)
+        self._count("return", str(rsv.status) if rsv.pending is None else "reverse_pending")
+        return rsv
+
+    async def _reverse_owed(self, rsv: Reservation) -> Reservation:
+        """Owe the master the reverse of what a return is worth beyond what was given back,
+        then try once now (one reverse at a time: the next one waits for its answer)."""
+        if self.returns_by != "bridge" or rsv.status is not RsvStatus.COMMITTED:
+            return rsv
+        if rsv.pending is not None or rsv.committed is None:
+            return rsv
+        owed = min(rsv.return_target or ZERO, rsv.committed) - (rsv.returned or ZERO)
+        if owed <= 0:
+            return rsv
+        rsv = await self._save(
+            replace(
+                rsv,
+                pending="reverse",
+                pending_amount=owed,
+                pending_then=rsv.status,
+                pending_attempts=0,
+                pending_due_at=self._clock(),
+            ),
+            Step("reverse_requested", rsv.status, str(owed)),
+        )
+        return await self._settle(rsv)
+
+    async def _reverse_at_master(self, rsv: Reservation) -> Reservation:
+        """Give ``pending_amount`` back against the commit; the operation id names the total
+        given back after it, so a retry is the same call and the next reverse a new one."""
+        amount = rsv.pending_amount
+        assert amount is not None
+        returned = (rsv.returned or ZERO) + amount
+        operation = reverse_operation_id(rsv.id, returned)
+        ledger = self.bonus.ledger
+        await self.bonus.call_master(
+            "reverse", lambda: ledger.reverse(operation, f"{rsv.id}:commit", amount)
+        )
+        return replace(rsv, returned=returned, error_code=None, error_detail=None)
+
     # -- owed master calls -------------------------------------------------------------
 
     async def _owe_release(
@@ -676,6 +756,8 @@ class ReservationService:
                     "commit", lambda: ledger.commit(f"{rsv.id}:commit", ref, amount)
                 )
                 done = replace(rsv, committed=amount)
+            elif rsv.pending == "reverse":
+                done = await self._reverse_at_master(rsv)
             else:
                 if rsv.master_ref is None:
                     # A creation interrupted before the master's answer was stored: the
@@ -693,15 +775,27 @@ class ReservationService:
             else:
                 return await self._refused(rsv, exc)
         log.info("master_" + rsv.pending, reservation=rsv.id, status=str(rsv.pending_then))
-        return await self._save(
+        detail = None
+        if rsv.pending == "reverse":
+            detail = f"{rsv.pending_amount} given back; {done.returned} of {done.committed} in all"
+        settled = await self._save(
             _settled(done, rsv.pending_then),
-            Step(f"{rsv.pending}_done", rsv.pending_then),
+            Step(f"{rsv.pending}_done", rsv.pending_then, detail),
         )
+        return await self._reverse_owed(settled)  # a return seen meanwhile is due now
 
     async def _refused(self, rsv: Reservation, exc: LedgerRefused) -> Reservation:
         """The master refused an owed call. A refused commit leaves a hold behind: owe its
         release (the reservation stays ``failed``). A refused release needs support."""
         log.error("master_refused", reservation=rsv.id, call=rsv.pending, error=str(exc))
+        if rsv.pending == "reverse":
+            # The commit stands and the points stay owed (return_target): the order's next
+            # change, or a replay of this one, asks again with the same operation id (a
+            # refused call changed nothing, CONTRACT.md "Idempotency").
+            return await self._save(
+                _settled(rsv, rsv.status, error=(str(exc.code), exc.detail)),
+                Step("reverse_refused", rsv.status, f"{exc.code}: {exc.detail}"),
+            )
         failed = _settled(rsv, RsvStatus.FAILED, error=(str(exc.code), exc.detail))
         step = Step(f"{rsv.pending}_refused", RsvStatus.FAILED, f"{exc.code}: {exc.detail}")
         if rsv.pending != "commit":
@@ -813,6 +907,10 @@ class ReservationService:
     def _count_sms(self, gateway: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.sms.labels(gateway, outcome).inc()
+
+
+_BEFORE_COMMIT = frozenset({RsvStatus.AWAITING_CODE, RsvStatus.HELD})
+_SPENT = frozenset({RsvStatus.COMMIT_PENDING, RsvStatus.COMMITTED})
 
 
 def cancel_requested(rsv: Reservation, now: float) -> Reservation | None:

@@ -120,7 +120,8 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(view)
         return OK
-    for key in ("id", "status", "master", "amount", "committed", "code_sent_to", "expires_at"):
+    shown = ("id", "status", "master", "amount", "committed", "returned", "code_sent_to")
+    for key in (*shown, "expires_at"):
         if key in view:
             out.print(f"{key}: {view[key]}", markup=False)
     out.print(f"order: {view['order']['system']}:{view['order']['id']}", markup=False)

@@ -72,13 +72,19 @@ class Reservation:
     attempts: int = 0
     sends: int = 0
     last_sent_at: float | None = None
-    pending: str | None = None  # "commit" | "release"
+    pending: str | None = None  # "commit" | "release" | "reverse"
     pending_amount: Decimal | None = None
     pending_then: RsvStatus | None = None
     pending_attempts: int = 0
     pending_due_at: float | None = None
     error_code: str | None = None
     error_detail: str | None = None
+    # Returns after the commit (PRODUCT 3.4): the order's lines as they were when it was
+    # committed (bridge.bonus.returns), the points a return was seen to need back in all,
+    # and those given back at the master so far.
+    basket: str | None = None
+    return_target: Decimal | None = None
+    returned: Decimal | None = None
     version: int = 0
 
 

@@ -19,7 +19,9 @@ from bridge.store.reservations import (
 )
 
 COLUMNS = tuple(f.name for f in fields(Reservation))
-_DECIMALS = frozenset({"amount", "committed", "order_total", "pending_amount"})
+_DECIMALS = frozenset(
+    {"amount", "committed", "order_total", "pending_amount", "return_target", "returned"}
+)
 _STATUSES = frozenset({"status", "pending_then"})
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM reservations"
 

@@ -39,6 +39,9 @@ class RetailcrmConnector:
 
     feeds = ("orders", "customers", "bonus_operations")
     batch_size = UPLOAD_MAX
+    # As the bonus master, RetailCRM cancels an order's bonus operations itself when the
+    # order is cancelled (retailcrm-api.md §4.3 steps 5-6): the bridge reverses nothing.
+    reverses_returns = True
 
     def __init__(self, name: str, options: RetailcrmOptions, system: SystemSettings) -> None:
         self.name = name

@@ -100,9 +100,7 @@ class BatchConnector(RecorderConnector):
     def batchable(self, job: DeliveryJob) -> bool:
         return job.attempt == 1  # a retry goes alone
 
-    async def deliver_batch(
-        self, jobs: Sequence[DeliveryJob]
-    ) -> list[DeliveryError | str | None]:
+    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | str | None]:
         assert self._session is not None
         ops = [
             {
