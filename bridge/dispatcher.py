@@ -338,7 +338,7 @@ class Dispatcher:
                 out.append(job)
                 continue
             ref = target_ref(job, source)
-            known = None if ref is not None else await self._mapped_id(job)
+            known = None if ref is not None else await self._mapped_id(job, source)
             try:
                 # Rules marked `when: create` apply only while the target is not known to
                 # hold the entity (no id of it there yet).
@@ -371,9 +371,18 @@ class Dispatcher:
             )
         return out, skipped, digests
 
-    async def _mapped_id(self, job: DeliveryJob) -> str | None:
+    async def _mapped_id(self, job: DeliveryJob, source: Mapping[str, Any]) -> str | None:
+        """The target's id of the entity from the id map: its own pair with the target, or,
+        for an entity that came from a third system (1C reports ``bitrix-7``, Bitrix's deal
+        7, on its way to RetailCRM), the pair of the system it came from, so each system
+        keeps one copy however many routes it is reached by."""
         try:
-            return await self._store.lookup_id(job.entity, job.source, job.entity_id, job.target)
+            found = await self._store.lookup_id(job.entity, job.source, job.entity_id, job.target)
+            for system, own in _origins(job, source):
+                if found is not None:
+                    break
+                found = await self._store.lookup_id(job.entity, system, own, job.target)
+            return found
         except StoreError:
             return None  # the sink falls back to its upsert by external id
 
@@ -529,6 +538,20 @@ def target_ref(job: DeliveryJob, source: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value.startswith(prefix) and len(value) > len(prefix):
             return value[len(prefix) :]
     return None
+
+
+def _origins(job: DeliveryJob, source: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(system, id) pairs the bridge's ``<system>-<id>`` keys on the entity name: its id,
+    or the external id its source keeps (see :func:`target_ref`)."""
+    found: list[tuple[str, str]] = []
+    for value in (job.entity_id, source.get("externalId"), source.get("external_id")):
+        if not isinstance(value, str):
+            continue
+        system, dash, own = value.partition("-")
+        named = dash and own and system.isidentifier()
+        if named and system not in (job.source, job.target) and (system, own) not in found:
+            found.append((system, own))
+    return found
 
 
 def listed_time(event: EventRecord) -> float | None:

@@ -122,6 +122,7 @@ class OAuthTokens:
     client_secret: str
     token_url: str = "https://oauth.bitrix.info/oauth/token/"  # noqa: S105 (a URL)
     on_refresh: Callable[[OAuthTokens], Awaitable[None]] | None = None
+    configured_refresh_token: str | None = None  # tried when a kept one is refused
 
 
 class BitrixClient:
@@ -253,27 +254,40 @@ class BitrixClient:
         async with self._refreshing:
             if oauth.access_token != old:
                 return  # another caller refreshed meanwhile
-            query = {
-                "grant_type": "refresh_token",
-                "client_id": oauth.client_id,
-                "client_secret": oauth.client_secret,
-                "refresh_token": oauth.refresh_token,
-            }
             try:
-                async with self._session_now().get(oauth.token_url, params=query) as resp:
-                    status, text = resp.status, await resp.text()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise BitrixError(0, "", f"token refresh failed: {exc}") from exc
-            data = _json(text)
-            if status != 200 or not isinstance(data, Mapping) or "access_token" not in data:
-                code = str(data.get("error", "")) if isinstance(data, Mapping) else ""
-                raise BitrixError(
-                    401 if status < 400 else status, code or "ERROR_OAUTH", text[:200]
-                )
+                data = await self._grant(oauth.refresh_token)
+            except BitrixError as exc:
+                # A kept (rotated) token the server no longer knows, after the portal was
+                # set up again: the configured one is the next best.
+                first = oauth.configured_refresh_token
+                if exc.code != "invalid_grant" or not first or first == oauth.refresh_token:
+                    raise
+                data = await self._grant(first)
             oauth.access_token = str(data["access_token"])
             oauth.refresh_token = str(data.get("refresh_token") or oauth.refresh_token)
             if oauth.on_refresh is not None:
                 await oauth.on_refresh(oauth)
+
+    async def _grant(self, refresh_token: str) -> Mapping[str, Any]:
+        """The token endpoint's ``refresh_token`` grant (§1.1)."""
+        oauth = self.oauth
+        assert oauth is not None
+        query = {
+            "grant_type": "refresh_token",
+            "client_id": oauth.client_id,
+            "client_secret": oauth.client_secret,
+            "refresh_token": refresh_token,
+        }
+        try:
+            async with self._session_now().get(oauth.token_url, params=query) as resp:
+                status, text = resp.status, await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise BitrixError(0, "", f"token refresh failed: {exc}") from exc
+        data = _json(text)
+        if status != 200 or not isinstance(data, Mapping) or "access_token" not in data:
+            code = str(data.get("error", "")) if isinstance(data, Mapping) else ""
+            raise BitrixError(401 if status < 400 else status, code or "ERROR_OAUTH", text[:200])
+        return data
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -362,6 +362,7 @@ class BitrixConnector:
             client_secret=oauth.client_secret.get_secret_value(),
             token_url=oauth.token_url,
             on_refresh=keep,
+            configured_refresh_token=configured,
         )
 
 
