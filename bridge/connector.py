@@ -196,6 +196,18 @@ class BatchSink(Protocol):
 
 
 @runtime_checkable
+class BalanceMirror(Protocol):
+    """A system that shows customers the master's balance (a Bitrix contact field).
+
+    After every bonus change the bonus service stores a ``balance`` change of the customer
+    (source ``_bonus``, the master's customer id), routed to each such system; its delivery
+    reads the balance from the master then, so several changes make one write.
+    """
+
+    mirrors_balances: bool
+
+
+@runtime_checkable
 class Lifecycle(Protocol):
     """Connectors holding sessions or pools open them here and close them on shutdown."""
 

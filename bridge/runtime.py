@@ -11,9 +11,10 @@ from pathlib import Path
 
 from bridge.backfill import Backfiller
 from bridge.bonus.balance import BonusService
+from bridge.bonus.mirror import BalanceChanges, BalanceReader
 from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
-from bridge.connector import DocumentMapper, Emulator, Lifecycle, Sink
+from bridge.connector import BalanceMirror, DocumentMapper, Emulator, Lifecycle, Sink
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
@@ -74,8 +75,13 @@ class Runtime:
             await self.reservations.start()
         if not dispatch:
             return
+        mirrors = self._balance_mirrors()
+        readers = dict(self.connectors.readers())
+        if self.bonus is not None and self.reservations is not None and mirrors:
+            self.reservations.balance_changes = BalanceChanges(self.store, mirrors, self._wake)
+            readers[BONUS_TARGET] = BalanceReader(self.bonus)
         lanes: dict[str, tuple[Sink, DeliverySettings]] = {}
-        for target in sorted(self.router.all_targets() - {BONUS_TARGET}):
+        for target in sorted((self.router.all_targets() | set(mirrors)) - {BONUS_TARGET}):
             sink = self.connectors.sink(target)
             if sink is not None:
                 lanes[target] = (sink, self.settings.systems[target].delivery)
@@ -88,7 +94,7 @@ class Runtime:
             self.owner,
             lease_seconds=self.settings.store.lease_seconds,
             metrics=self.metrics,
-            readers=self.connectors.readers(),
+            readers=readers,
             mappers=self.mappers,
         )
         await self.dispatcher.start()
@@ -98,6 +104,16 @@ class Runtime:
         listers = self.connectors.listers()
         self.backfiller = Backfiller(self.store, listers, self.router, systems, self._wake)
         self.backfiller.start()
+
+    def _balance_mirrors(self) -> tuple[str, ...]:
+        """Systems that show the master's balance (a Bitrix contact field)."""
+        return tuple(
+            sorted(
+                name
+                for name, c in self.connectors.by_system.items()
+                if isinstance(c, BalanceMirror) and c.mirrors_balances
+            )
+        )
 
     def _reservation_service(self, bonus: BonusService, ledger: Ledger) -> ReservationService:
         sms = self.settings.bonus.sms

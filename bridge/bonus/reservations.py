@@ -38,6 +38,7 @@ from typing import Any
 
 from bridge.bonus.balance import BonusService, CustomerRef, MasterUnavailable
 from bridge.bonus.codes import CodeBook
+from bridge.bonus.mirror import BalanceChanges
 from bridge.bonus.phones import PhoneError, mask, normalize_phone
 from bridge.bonus.returns import ZERO, reverse_operation_id, who_reverses
 from bridge.errors import BridgeError, NotFound
@@ -139,6 +140,9 @@ class ReservationService:
             raise BridgeError("bonus.sms.sender is bridge, but no SMS gateway is configured")
         # Who gives spent points back when an order is returned after its commit.
         self.returns_by = who_reverses(settings.returns.reversed_by, bonus.master, bonus.ledger)
+        # Where a change of a customer's points is announced (set by the runtime when some
+        # system mirrors balances).
+        self.balance_changes: BalanceChanges | None = None
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -388,10 +392,17 @@ class ReservationService:
 
     async def _reserve_at_master(self, rsv: Reservation) -> LedgerOperation:
         ledger = self.bonus.ledger
-        return await self.bonus.call_master(
+        op = await self.bonus.call_master(
             "reserve",
             lambda: ledger.reserve(rsv.id, rsv.customer_id, rsv.amount, rsv.master_order_id),
         )
+        await self._balance_changed(rsv, "reserve")
+        return op
+
+    async def _balance_changed(self, rsv: Reservation, step: str) -> None:
+        """Tell the balance mirrors (a Bitrix contact field) the points changed."""
+        if self.balance_changes is not None:
+            await self.balance_changes.changed(rsv, step)
 
     async def _send_new_code(self, rsv: Reservation, *, first: bool) -> Reservation:
         """Store a new code's digest, then send it (a customer never holds a code the
@@ -782,6 +793,7 @@ class ReservationService:
             _settled(done, rsv.pending_then),
             Step(f"{rsv.pending}_done", rsv.pending_then, detail),
         )
+        await self._balance_changed(settled, rsv.pending)
         return await self._reverse_owed(settled)  # a return seen meanwhile is due now
 
     async def _refused(self, rsv: Reservation, exc: LedgerRefused) -> Reservation:

@@ -41,7 +41,7 @@ from connectors.bitrix.client import (
     OAuthTokens,
 )
 from connectors.bitrix.errors import classify, is_not_found
-from connectors.bitrix.kinds import Kind, kinds
+from connectors.bitrix.kinds import CUSTOMER, Kind, kinds
 from connectors.bitrix.options import BitrixOptions
 from connectors.bitrix.webhooks import (
     EVENTS,
@@ -53,6 +53,7 @@ from connectors.bitrix.webhooks import (
     read_form,
 )
 
+BALANCE = "balance"  # the bonus service's balance changes (bridge.bonus.mirror)
 CLEAR = "clear:"  # cursor: the offline batch stored and still to be cleared
 NUDGE = "trigger"  # the entity of an online event that only wakes the poller (no route)
 
@@ -87,6 +88,8 @@ class BitrixConnector:
             )
         self._recovered = False  # orphan reservations of the offline queue looked for
         self._bound = False  # offline bindings made since start
+        # bridge.connector.BalanceMirror: the master's balance goes into a contact field.
+        self.mirrors_balances = options.balance_field is not None and options.calls
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -229,72 +232,114 @@ class BitrixConnector:
         return result
 
     def batchable(self, job: DeliveryJob) -> bool:
-        """Deals, contacts and shop orders all go in ``batch``."""
-        return job.entity in self._kinds
+        """Deals, contacts, shop orders and balances all go in ``batch``."""
+        return job.entity in self._kinds or job.entity == BALANCE
 
     async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | str | None]:
-        """One ``batch`` of adds and updates (after one lookup for the writes that may have
-        landed before); per job its Bitrix id, or the error."""
+        """Adds and updates in ``batch`` calls of up to 50 commands (after one look-up for
+        the writes that may have landed before); per job its Bitrix id, or the error."""
         out: dict[str, DeliveryError | str | None] = {}
         known: dict[str, str] = {}
         for job in jobs:
-            if job.entity not in self._kinds:
+            if job.entity not in self._kinds and job.entity != BALANCE:
                 out[job.delivery_id] = PermanentError(
-                    f"Bitrix takes orders and customers; route {job.entity!r} changes elsewhere"
+                    f"Bitrix takes orders, customers and balances; route {job.entity!r}"
+                    " changes elsewhere"
                 )
             elif (own := job.target_ref or job.mapped_id) is not None:
                 known[job.delivery_id] = own
-        unsure = [j for j in jobs if j.delivery_id not in out and j.delivery_id not in known]
+        writes = [j for j in jobs if j.entity in self._kinds and j.delivery_id not in out]
+        unsure = [j for j in writes if j.delivery_id not in known]
         unsure = [j for j in unsure if j.attempt > 1 or "-r" in j.operation_key]
         try:
             known |= await self._look_up(unsure)
         except DeliveryError as exc:
             for job in unsure:
                 out[job.delivery_id] = exc
-        commands: dict[str, tuple[str, dict[str, Any]]] = {}
-        for n, job in enumerate(j for j in jobs if j.delivery_id not in out):
-            kind, fields = self._kinds[job.entity], _fields(job)
-            own = known.get(job.delivery_id)
-            if own is not None and not own.isdigit():
-                out[job.delivery_id] = PermanentError(f"cannot write Bitrix's {own!r} by id")
+        groups: list[list[tuple[DeliveryJob, dict[str, tuple[str, dict[str, Any]]]]]] = [[]]
+        for job in jobs:
+            if job.delivery_id in out:
                 continue
-            commands[f"w{n}"] = (
-                kind.update(own, fields, self._connector)
-                if own is not None
-                else kind.add(fields, job.external_id, self._connector)
-            )
-            out[job.delivery_id] = None  # replaced below by the id or the error
-        if commands:
-            await self._run_batch(jobs, commands, known, out)
+            try:
+                commands = self._commands(job, known.get(job.delivery_id))
+            except DeliveryError as exc:
+                out[job.delivery_id] = exc
+                continue
+            if commands is None:  # a balance with no one to show it to
+                out[job.delivery_id] = None
+                continue
+            if sum(len(c) for _j, c in groups[-1]) + len(commands) > BATCH_MAX:
+                groups.append([])
+            groups[-1].append((job, commands))
+        for group in groups:
+            if group:
+                out |= await self._run_batch(group, known)
         return [out[j.delivery_id] for j in jobs]
+
+    def _commands(
+        self, job: DeliveryJob, own: str | None
+    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        """The batch commands of one job, named after its delivery."""
+        name = job.delivery_id
+        if job.entity == BALANCE:
+            return self._balance_commands(job)
+        kind, fields = self._kinds[job.entity], _fields(job)
+        if own is not None and not own.isdigit():
+            raise PermanentError(f"cannot write Bitrix's {own!r} by id")
+        if own is not None:
+            return {name: kind.update(own, fields, self._connector)}
+        return {name: kind.add(fields, job.external_id, self._connector)}
+
+    def _balance_commands(self, job: DeliveryJob) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        """Find the contact by the customer's phone and set the balance field, in one
+        request (§1.5: the update names the found id as ``$result[find][CONTACT][0]``)."""
+        state = job.state or {}
+        phone, balance = state.get("phone"), state.get("balance")
+        field = self.options.balance_field
+        if field is None or not isinstance(phone, str) or not phone or balance is None:
+            return None
+        find = f"find_{job.delivery_id}"
+        update = {
+            "entityTypeId": CUSTOMER.entity_type_id,
+            "id": f"$result[{find}][CONTACT][0]",
+            "useOriginalUfNames": "Y",
+            "fields": {field: str(balance)},
+        }
+        return {
+            find: (
+                "crm.duplicate.findbycomm",
+                {"type": "PHONE", "values": [phone], "entity_type": "CONTACT"},
+            ),
+            job.delivery_id: ("crm.item.update", update | {"auth_connector": self._connector}),
+        }
 
     async def _run_batch(
         self,
-        jobs: Sequence[DeliveryJob],
-        commands: dict[str, tuple[str, dict[str, Any]]],
+        group: list[tuple[DeliveryJob, dict[str, tuple[str, dict[str, Any]]]]],
         known: dict[str, str],
-        out: dict[str, DeliveryError | str | None],
-    ) -> None:
-        client = self._require_client()
+    ) -> dict[str, DeliveryError | str | None]:
+        commands = {name: call for _job, calls in group for name, call in calls.items()}
         try:
-            answer = await client.batch(commands, params={"auth_connector": self._connector})
+            answer = await self._require_client().batch(
+                commands, params={"auth_connector": self._connector}
+            )
         except BitrixError as exc:
             error = classify(exc)
-            for n, job in enumerate(j for j in jobs):
-                if f"w{n}" in commands:
-                    out[job.delivery_id] = error
-            return
-        for n, job in enumerate(jobs):
-            name = f"w{n}"
-            if name not in commands:
-                continue
-            if name in answer.errors:
-                out[job.delivery_id] = classify(answer.errors[name])
-                continue
-            kind = self._kinds[job.entity]
-            written = kind.one(answer.results.get(name))
-            own = written.get("id") if written else known.get(job.delivery_id)
-            out[job.delivery_id] = None if own is None else str(own)
+            return {job.delivery_id: error for job, _calls in group}
+        out: dict[str, DeliveryError | str | None] = {}
+        for job, _calls in group:
+            name = job.delivery_id
+            if job.entity == BALANCE and not _found_contact(answer.results.get(f"find_{name}")):
+                out[name] = None  # no contact has the customer's phone: nothing to show
+            elif name in answer.errors:
+                out[name] = classify(answer.errors[name])
+            elif job.entity == BALANCE:
+                out[name] = None
+            else:
+                written = self._kinds[job.entity].one(answer.results.get(name))
+                own = written.get("id") if written else known.get(name)
+                out[name] = None if own is None else str(own)
+        return out
 
     async def _look_up(self, jobs: list[DeliveryJob]) -> dict[str, str]:
         """Bitrix's ids of what the bridge wrote before under these jobs' keys."""
@@ -376,6 +421,13 @@ def _fields(job: DeliveryJob) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise PermanentError(f"{job.source} {job.entity} {job.entity_id}: nothing to write")
     return dict(data)
+
+
+def _found_contact(result: Any) -> bool:
+    """Whether a ``crm.duplicate.findbycomm`` answer names a contact (§2.1: ``{CONTACT:
+    [ids]}``, ``[]`` when none)."""
+    ids = result.get("CONTACT") if isinstance(result, Mapping) else None
+    return isinstance(ids, list) and bool(ids)
 
 
 def _with_external_id(kind: Kind, found: Mapping[str, Any]) -> dict[str, Any]:
