@@ -438,17 +438,41 @@ def _with_external_id(kind: Kind, found: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class BitrixWebhooks:
+    """A portal the bridge only hears from (no ``options.url``): it parses the portal's
+    online events, and cannot be read, listed or written (a route into it is refused)."""
+
+    authenticates_body = True
+
+    def __init__(self, name: str, options: BitrixOptions, token: bytes | None) -> None:
+        self.name = name
+        self._token = token
+        self._names = entity_names(options.orders)
+
+    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        """Check the application token, then turn the event into one change."""
+        form = read_form(request.body)
+        if self._token is not None:
+            check_application_token(form, self._token)
+        return [parse_event(form, self._names)]
+
+
 class BitrixType:
     """Entry-point object for ``type: bitrix``."""
 
     options_model: type[BitrixOptions] = BitrixOptions
 
-    def create(self, name: str, system: SystemSettings, options: BitrixOptions) -> BitrixConnector:
-        """A Bitrix connector for system ``name``; checks the token when auth is ``connector``."""
+    def create(
+        self, name: str, system: SystemSettings, options: BitrixOptions
+    ) -> BitrixConnector | BitrixWebhooks:
+        """A Bitrix connector for system ``name`` (webhooks only without ``options.url``);
+        checks the token when auth is ``connector``."""
         webhook = system.webhook
         token = None
         if webhook is not None and webhook.auth is WebhookAuth.CONNECTOR and webhook.token:
             token = webhook.token.get_secret_value().encode()
+        if options.url is None:
+            return BitrixWebhooks(name, options, token)
         return BitrixConnector(name, options, system, token)
 
     def create_emulator(self, name: str, system: SystemSettings, options: BitrixOptions) -> Any:
