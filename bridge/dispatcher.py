@@ -326,10 +326,14 @@ class Dispatcher:
         replayed = {c.delivery.id for c in batch if c.delivery.generation}
         for job in jobs:
             mapper = self._mappers.get((job.source, job.entity, job.target))
-            if mapper is None or job.delivery_id in failed:
+            if job.delivery_id in failed:
                 out.append(job)
                 continue
             source = job.state if job.state is not None else _change_data(job)
+            if mapper is None:  # the sink writes what the change carried; tell it the id
+                known = await self._mapped_id(job, source or {})
+                out.append(dataclasses.replace(job, mapped_id=known))
+                continue
             if source is None:
                 failed[job.delivery_id] = PermanentError(
                     f"{job.source} {job.entity} {job.entity_id}: nothing to map (the"

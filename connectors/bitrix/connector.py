@@ -7,8 +7,10 @@
   ``auth_connector``, so nothing echoes.
 - **Out**: contacts and deals through ``crm.item.*`` (or shop orders through
   ``sale.order.*``), in ``batch`` calls of up to 50 (§1.5), keyed by the bridge's
-  ``originId``/``xmlId``; a write the bridge cannot be sure did not land before (a retry,
-  a replay) is looked up by that key first (§2.7: Bitrix has no idempotency key).
+  ``originId``/``xmlId``. An entity the id map or this process knows is updated by its id;
+  a write the bridge cannot be sure did not land before (a retry, a replay) is looked up by
+  that key first (§2.7: Bitrix has no idempotency key); only a first attempt of an entity
+  the bridge never wrote is added unseen.
 - Every call waits on one leaky bucket per portal (§1.6).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -54,6 +57,7 @@ from connectors.bitrix.webhooks import (
 )
 
 BALANCE = "balance"  # the bonus service's balance changes (bridge.bonus.mirror)
+WRITTEN_KEPT = 100_000  # ids of recent writes kept in memory (a few MB)
 CLEAR = "clear:"  # cursor: the offline batch stored and still to be cleared
 NUDGE = "trigger"  # the entity of an online event that only wakes the poller (no route)
 
@@ -88,6 +92,8 @@ class BitrixConnector:
             )
         self._recovered = False  # orphan reservations of the offline queue looked for
         self._bound = False  # offline bindings made since start
+        # (entity, our key) -> Bitrix's id, of what this process wrote (newest last).
+        self._written: OrderedDict[tuple[str, str], str] = OrderedDict()
         # bridge.connector.BalanceMirror: the master's balance goes into a contact field.
         self.mirrors_balances = options.balance_field is not None and options.calls
 
@@ -246,7 +252,7 @@ class BitrixConnector:
                     f"Bitrix takes orders, customers and balances; route {job.entity!r}"
                     " changes elsewhere"
                 )
-            elif (own := job.target_ref or job.mapped_id) is not None:
+            elif (own := job.target_ref or job.mapped_id or self._own_id(job)) is not None:
                 known[job.delivery_id] = own
         writes = [j for j in jobs if j.entity in self._kinds and j.delivery_id not in out]
         unsure = [j for j in writes if j.delivery_id not in known]
@@ -339,7 +345,21 @@ class BitrixConnector:
                 written = self._kinds[job.entity].one(answer.results.get(name))
                 own = written.get("id") if written else known.get(name)
                 out[name] = None if own is None else str(own)
+                if own is not None:
+                    self._remember(job, str(own))
         return out
+
+    def _own_id(self, job: DeliveryJob) -> str | None:
+        """Bitrix's id of what this process wrote under the job's key before (a repeat of a
+        job, or a later one the id map has not caught up with: written again, not added)."""
+        return self._written.get((job.entity, job.external_id))
+
+    def _remember(self, job: DeliveryJob, own: str) -> None:
+        key = (job.entity, job.external_id)
+        self._written[key] = own
+        self._written.move_to_end(key)
+        if len(self._written) > WRITTEN_KEPT:
+            self._written.popitem(last=False)
 
     async def _look_up(self, jobs: list[DeliveryJob]) -> dict[str, str]:
         """Bitrix's ids of what the bridge wrote before under these jobs' keys."""
