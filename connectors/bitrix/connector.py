@@ -290,6 +290,8 @@ class BitrixConnector:
         if job.entity == BALANCE:
             return self._balance_commands(job)
         kind, fields = self._kinds[job.entity], _fields(job)
+        if kind.shop:
+            fields.setdefault("lid", self.options.site)  # §2.5: the shop's site id
         if own is not None and not own.isdigit():
             raise PermanentError(f"cannot write Bitrix's {own!r} by id")
         if own is not None:

@@ -186,3 +186,53 @@ async def test_offline_events_are_cleared_only_after_they_are_stored_even_across
         assert portal.snapshot()["offline"] == []
     finally:
         await second.close()
+
+
+async def test_the_client_pages_by_start_and_scans_by_id(portal: BitrixEmulator) -> None:
+    for n in range(120):
+        portal.admin.seed("contact", {"NAME": f"Покупатель {n}"})
+    bitrix = connector(portal)
+    client = bitrix._client
+    assert client is not None
+    try:
+        params = {"entityTypeId": 3, "select": ["id"]}
+        paged = [page async for page in client.pages("crm.item.list", params)]
+        ids = [r["id"] for p in paged for r in p.result["items"]]
+        assert [len(p.result["items"]) for p in paged] == [50, 50, 23]  # 120 + the sandbox's 3
+        assert paged[0].total == 123 and paged[-1].next is None
+        scanned = [
+            row["id"]
+            async for rows in client.scan(
+                "crm.item.list", params, items=lambda r: r["items"], id_key="id"
+            )
+            for row in rows
+        ]
+        assert scanned == ids == sorted(ids)
+    finally:
+        await bitrix.close()
+
+
+async def test_shop_orders_are_written_read_and_listed_as_sale_orders(
+    portal: BitrixEmulator,
+) -> None:
+    bitrix = connector(portal, orders="shop")
+    try:
+        document = {"personTypeId": 1, "currency": "RUB", "price": 1490, "statusId": "N"}
+        [own] = await bitrix.deliver_batch([job(1, document)])
+        assert isinstance(own, str)
+        [order] = portal.snapshot()["orders"].values()
+        assert (order["xmlId"], order["lid"], order["price"]) == ("onec-1", "s1", 1490)
+        state = await bitrix.read_entity("order", own)
+        assert state is not None and state["externalId"] == "onec-1"
+        retry = job(1, document | {"statusId": "F"}, attempt=2)
+        fresh = connector(portal, orders="shop")  # a restart: only the xmlId can find it
+        try:
+            [again] = await fresh.deliver_batch([retry])
+        finally:
+            await fresh.close()
+        assert again == own  # found by its xmlId: one order
+        assert [o["statusId"] for o in portal.snapshot()["orders"].values()] == ["F"]
+        page = await bitrix.list_entities("order", None, None)
+        assert [e.entity_id for e in page.entities] == [own]
+    finally:
+        await bitrix.close()
