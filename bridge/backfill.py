@@ -121,7 +121,7 @@ class Backfiller:
             try:
                 for backfill in await self._store.list_backfills(open_only=True):
                     idle = OPEN_IDLE_SECONDS
-                    busy = await self.step(backfill) or busy
+                    busy = await self._step_safely(backfill) or busy
             except StoreError as exc:
                 log.warning("store_unavailable", error=str(exc))
             except Exception:  # a bug must not stop every backfill for good
@@ -129,6 +129,25 @@ class Backfiller:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), idle)
+
+    async def _step_safely(self, backfill: Backfill) -> bool:
+        """``step``, with a bug in one backfill (or its connector) kept from the others:
+        logged, recorded on the backfill, retried with backoff."""
+        try:
+            return await self.step(backfill)
+        except StoreError:
+            raise
+        except Exception as exc:
+            failures, _ = self._failures.get(backfill.id, (0, 0.0))
+            failures += 1
+            delay = backoff_delay(failures, BACKOFF, self._random())
+            self._failures[backfill.id] = (failures, self._clock() + delay)
+            if failures == 1:
+                log.exception("backfill_step_failed", backfill=backfill.id)
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            with contextlib.suppress(StoreError):
+                await self._store.set_backfill_status(backfill.id, backfill.status, error)
+            return False
 
     async def step(self, backfill: Backfill) -> bool:
         """Move one backfill on by at most one page; True when a page was stored."""

@@ -33,6 +33,7 @@ log = get_logger("bridge.dispatcher")
 
 IDLE_POLL_SECONDS = 1.0  # picks up replays made by the CLI in another process
 READ_REUSE = 5.0  # seconds a source read may serve another delivery of the entity
+LISTED_FRESH = 120.0  # seconds a backfill's listed state may stand in for a read
 READ_CACHE_SIZE = 4096
 STORE_ERROR_PAUSE = 1.0
 
@@ -274,6 +275,11 @@ class Dispatcher:
         read, and a backfill costs the source one call per page, not one per entity."""
         listed_at = listed_time(job.events[-1]) if job.events else None
         if listed_at is None or any(listed_time(e) is None for e in job.events):
+            return None
+        # Only while young, and only on a first attempt: the bridge's own writes into the
+        # source are not stored as changes (they are echoes), so an old listing may predate
+        # one; a retry or a replay reads afresh.
+        if job.attempt > 1 or "-r" in job.operation_key or self._clock() - listed_at > LISTED_FRESH:
             return None
         try:
             live = await self._store.newest_change(job.source, job.entity, job.entity_id, live=True)

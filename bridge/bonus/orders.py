@@ -82,10 +82,16 @@ class OrderStatusSink:
         job: DeliveryJob,
     ) -> None:
         service = self._reservations
-        if lines is not None and (
-            rsv.status in _OPEN or (rsv.status in _SPENT and rsv.basket is None)
+        kept = load_basket(rsv.basket)[0] if rsv.basket is not None else None
+        # One system's copy is the baseline: the one that names the order for the
+        # reservation when it reports it, else the first to report it.
+        ours = kept is None or job.source in (kept, rsv.order_system)
+        if (
+            lines is not None
+            and ours
+            and (rsv.status in _OPEN or (rsv.status in _SPENT and rsv.basket is None))
         ):
-            rsv = await service.keep_basket(rsv.id, dump_basket(lines))
+            rsv = await service.keep_basket(rsv.id, dump_basket(lines, job.source))
         if move == "commit" and rsv.status is RsvStatus.HELD:
             done = await service.commit(rsv.id, None)
         elif move == "release" and rsv.status in _OPEN:
@@ -114,8 +120,11 @@ class OrderStatusSink:
         elif lines is None or rsv.basket is None:
             return
         else:
+            system, basket = load_basket(rsv.basket)
+            if system is not None and system != job.source:
+                return  # another system's copy: judged against that system's own copies
             try:
-                target = refund_target(spent, load_basket(rsv.basket), lines, self._returns.mode)
+                target = refund_target(spent, basket, lines, self._returns.mode)
             except NotComparable as exc:
                 log.warning("return_not_comparable", reservation=rsv.id, error=str(exc))
                 return

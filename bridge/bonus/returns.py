@@ -149,16 +149,21 @@ def reverse_operation_id(reservation_id: str, returned_after: Decimal) -> str:
     return f"{reservation_id}:reverse:{returned_after.quantize(CENT)}"
 
 
-def dump_basket(basket: Basket) -> str:
-    """The basket as kept with the reservation (decimals as strings)."""
+def dump_basket(basket: Basket, system: str) -> str:
+    """The basket as kept with the reservation (decimals as strings), with the system whose
+    copy of the order it is: a return is judged only against that system's later copies
+    (another system's copy may carry the lines differently, e.g. 1C's leaves out a line with
+    no catalogue product)."""
     rows = {k: [str(v.quantity), str(v.value), str(v.bonus)] for k, v in sorted(basket.items())}
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps({"system": system, "lines": rows}, ensure_ascii=False, separators=(",", ":"))
 
 
-def load_basket(text: str) -> Basket:
-    """A basket ``dump_basket`` wrote."""
-    rows = json.loads(text)
-    return {k: Line(Decimal(q), Decimal(v), Decimal(b)) for k, (q, v, b) in rows.items()}
+def load_basket(text: str) -> tuple[str | None, Basket]:
+    """The system and the basket ``dump_basket`` wrote (None: kept before systems were)."""
+    kept = json.loads(text)
+    system, rows = (kept.get("system"), kept.get("lines")) if "lines" in kept else (None, kept)
+    basket = {k: Line(Decimal(q), Decimal(v), Decimal(b)) for k, (q, v, b) in rows.items()}
+    return (str(system) if system else None), basket
 
 
 def _weights(lines: Basket, mode: ReturnMode) -> dict[str, Decimal]:

@@ -46,6 +46,7 @@ from bridge.store.sqlite_writer import Writer
 
 T = TypeVar("T")
 Clock = Callable[[], float]
+CLOSE_WAIT = 10.0  # seconds close() waits for reads under way
 
 
 class SQLiteStore:
@@ -69,6 +70,12 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Reads run in worker threads that outlive a cancelled await: close() waits for the
+        # ones under way (closing a connection another thread is using can crash SQLite).
+        self._reads_done = threading.Condition(self._readers_lock)
+        self._reading = 0
+        self._open_number = 0  # which open() a thread's kept connection belongs to
+        self._accepting = False  # reads may start (open, not closing)
         self._lock: IO[bytes] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -108,6 +115,9 @@ class SQLiteStore:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self._writer = Writer(self._connect)
         self._writer.start()
+        with self._readers_lock:
+            self._open_number += 1
+            self._accepting = True
 
     def _take_lock(self) -> None:
         # SQLite serves one instance: a second `bridge serve` on the same file would claim
@@ -133,13 +143,18 @@ class SQLiteStore:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        await asyncio.to_thread(self._close_readers)
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _close_readers(self) -> None:
+        with self._reads_done:
+            self._accepting = False  # reads from now on fail: the store is closed
+            self._reads_done.wait_for(lambda: self._reading == 0, timeout=CLOSE_WAIT)
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
 
     async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -153,13 +168,20 @@ class SQLiteStore:
         return await asyncio.to_thread(self._read_sync, job)
 
     def _read_sync(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
+        with self._readers_lock:
+            if not self._accepting:
+                raise StoreError("store is not open")
+            kept = getattr(self._local, "conn", None)
+            conn: sqlite3.Connection | None = None
+            if kept is not None and kept[0] == self._open_number:
+                conn = kept[1]
+            self._reading += 1
         try:
+            if conn is None:
+                conn = self._connect()
+                with self._readers_lock:
+                    self._readers.append(conn)
+                self._local.conn = (self._open_number, conn)
             conn.execute("BEGIN")  # one snapshot for every query of the job
             try:
                 return job(conn)
@@ -167,6 +189,10 @@ class SQLiteStore:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"store read failed: {exc}") from exc
+        finally:
+            with self._reads_done:
+                self._reading -= 1
+                self._reads_done.notify_all()
 
     async def ping(self) -> None:
         """Raise StoreError unless a trivial query answers."""

@@ -123,6 +123,7 @@ class OAuthTokens:
     token_url: str = "https://oauth.bitrix.info/oauth/token/"  # noqa: S105 (a URL)
     on_refresh: Callable[[OAuthTokens], Awaitable[None]] | None = None
     configured_refresh_token: str | None = None  # tried when a kept one is refused
+    reload: Callable[[], str | None] | None = None  # the refresh token kept on disk now
 
 
 class BitrixClient:
@@ -144,7 +145,7 @@ class BitrixClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         self._session: aiohttp.ClientSession | None = None
-        self._refreshing: asyncio.Lock | None = None
+        self._renewal: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:  # never the webhook secret or a token
         return "BitrixClient(<portal>)"
@@ -157,14 +158,17 @@ class BitrixClient:
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Envelope:
         """One method call; raises :class:`BitrixError`."""
-        if self.oauth is not None and not self.oauth.access_token:
+        oauth = self.oauth
+        if oauth is not None and not oauth.access_token:
             await self._refresh()  # no access token kept yet
+        used = oauth.access_token if oauth is not None else ""
         try:
             return await self._post(method, params or {})
         except BitrixError as exc:
-            if self.oauth is None or exc.code not in ("expired_token", "invalid_token"):
+            if oauth is None or exc.code not in ("expired_token", "invalid_token"):
                 raise
-        await self._refresh()  # §1.7: 401 expired_token → refresh, retry once
+        if oauth.access_token == used:  # else another call refreshed meanwhile
+            await self._refresh()  # §1.7: 401 expired_token → refresh, retry once
         return await self._post(method, params or {})
 
     async def batch(
@@ -239,6 +243,8 @@ class BitrixClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise BitrixError(0, "", f"no answer from Bitrix: {type(exc).__name__}: {exc}") from exc
         data = _json(text)
+        if status == 503:  # §1.6: the portal's bucket is fuller than ours thought
+            self._limiter.hold(1.0)
         if not isinstance(data, Mapping):
             raise BitrixError(status, "", f"HTTP {status}, not a JSON answer: {text[:200]!r}")
         if "error" in data:
@@ -255,27 +261,47 @@ class BitrixClient:
         )
 
     async def _refresh(self) -> None:
+        """Renew the access token, once for all callers waiting on it. The renewal runs as
+        a task of its own that a caller giving up (a timeout) does not cancel: the token
+        server spends the old refresh token when it answers (§1.1), so an answer cut off
+        half-way would lose the only token that works."""
+        task = self._renewal
+        if task is None or task.done():
+            task = self._renewal = asyncio.create_task(self._renew())
+        await asyncio.shield(task)
+
+    async def _renew(self) -> None:
         oauth = self.oauth
         assert oauth is not None
-        if self._refreshing is None:
-            self._refreshing = asyncio.Lock()
-        old = oauth.access_token
-        async with self._refreshing:
-            if oauth.access_token != old:
-                return  # another caller refreshed meanwhile
+        tried = {oauth.refresh_token}
+        try:
+            data = await self._grant(oauth.refresh_token)
+        except BitrixError as exc:
+            # A token the server no longer knows: another process of ours (``bridge check
+            # --probe``) may have renewed it and kept the new one, or the app was installed
+            # again and only the configured one is good.
+            candidates = [oauth.reload() if oauth.reload else None, oauth.configured_refresh_token]
+            others = [t for t in candidates if t and t not in tried]
+            if exc.code != "invalid_grant" or not others:
+                raise
+            data = await self._retry_grant(others, exc)
+        oauth.access_token = str(data["access_token"])
+        oauth.refresh_token = str(data.get("refresh_token") or oauth.refresh_token)
+        if oauth.on_refresh is not None:
+            await oauth.on_refresh(oauth)
+
+    async def _retry_grant(self, tokens: list[str], first: BitrixError) -> Mapping[str, Any]:
+        error = first
+        for token in tokens:
             try:
-                data = await self._grant(oauth.refresh_token)
+                data = await self._grant(token)
             except BitrixError as exc:
-                # A kept (rotated) token the server no longer knows, after the portal was
-                # set up again: the configured one is the next best.
-                first = oauth.configured_refresh_token
-                if exc.code != "invalid_grant" or not first or first == oauth.refresh_token:
-                    raise
-                data = await self._grant(first)
-            oauth.access_token = str(data["access_token"])
-            oauth.refresh_token = str(data.get("refresh_token") or oauth.refresh_token)
-            if oauth.on_refresh is not None:
-                await oauth.on_refresh(oauth)
+                error = exc
+                continue
+            assert self.oauth is not None
+            self.oauth.refresh_token = token
+            return data
+        raise error
 
     async def _grant(self, refresh_token: str) -> Mapping[str, Any]:
         """The token endpoint's ``refresh_token`` grant (§1.1)."""
@@ -319,8 +345,8 @@ def php_query(params: Mapping[str, Any]) -> str:
                 walk(f"{prefix}[{index}]", inner)
         elif isinstance(value, bool):
             pairs.append((prefix, "Y" if value else "N"))  # §1.2: Y/N booleans
-        elif value is not None:
-            pairs.append((prefix, str(value)))
+        else:  # None clears the field: Bitrix takes an empty value as "none"
+            pairs.append((prefix, "" if value is None else str(value)))
 
     walk("", params)
     return "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in pairs)

@@ -33,6 +33,7 @@ from bridge.connector import (
     WebhookRequest,
 )
 from bridge.errors import ConfigError, DeliveryError, PermanentError
+from bridge.logs import get_logger
 from bridge.settings import SystemSettings, WebhookAuth
 from bridge.store.records import InboundEvent
 from connectors.bitrix.client import (
@@ -56,6 +57,8 @@ from connectors.bitrix.webhooks import (
     read_form,
 )
 
+log = get_logger("connectors.bitrix")
+
 BALANCE = "balance"  # the bonus service's balance changes (bridge.bonus.mirror)
 WRITTEN_KEPT = 100_000  # ids of recent writes kept in memory (a few MB)
 CLEAR = "clear:"  # cursor: the offline batch stored and still to be cleared
@@ -78,7 +81,7 @@ class BitrixConnector:
         self._names = entity_names(options.orders)
         self._kinds = kinds(options.orders)
         self._connector = options.auth_connector
-        offline = options.calls and options.oauth is not None
+        offline = options.calls and options.oauth is not None and options.poll_interval > 0
         self.feeds: tuple[str, ...] = ("offline",) if offline else ()
         self.poll_interval = options.poll_interval if offline else 0.0
         self._client: BitrixClient | None = None
@@ -182,15 +185,19 @@ class BitrixConnector:
         self._bound = True
 
     async def _orphan(self, cleared: str | None) -> str | None:
-        """A process id holding records nobody will clear (a batch reserved, not stored)."""
-        answer = await self._call(
-            "event.offline.list", {"auth_connector": self._connector, "order": {"ID": "ASC"}}
-        )
-        rows = answer if isinstance(answer, list) else []
-        for row in rows:
-            owner = str(row.get("PROCESS_ID") or "") if isinstance(row, Mapping) else ""
-            if owner and owner != cleared:
-                return owner
+        """A process id holding records nobody will clear (a batch reserved, not stored).
+        The whole list is read: a reserved record may sit on any page (records keep their
+        id when later changes merge into them, §3.5)."""
+        query = {"auth_connector": self._connector, "order": {"ID": "ASC"}}
+        try:
+            async for page in self._require_client().pages("event.offline.list", query):
+                rows = page.result if isinstance(page.result, list) else []
+                for row in rows:
+                    owner = str(row.get("PROCESS_ID") or "") if isinstance(row, Mapping) else ""
+                    if owner and owner != cleared:
+                        return owner
+        except BitrixError as exc:
+            raise classify(exc) from exc
         return None
 
     # -- reading -------------------------------------------------------------------------
@@ -411,16 +418,24 @@ class BitrixConnector:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # none kept yet: refresh at the first call that needs a token
 
+        def kept_token() -> str | None:
+            try:
+                kept = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            token = kept.get("refresh_token") if isinstance(kept, dict) else None
+            return str(token) if token and kept.get("from") == origin else None
+
         async def keep(tokens: OAuthTokens) -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             data = {
                 "from": origin,
                 "access_token": tokens.access_token,
                 "refresh_token": tokens.refresh_token,
             }
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(data, file)
+            try:
+                _write_atomically(path, json.dumps(data))
+            except OSError:  # the tokens in memory go on working until a restart
+                log.exception("bitrix_tokens_not_kept", system=name, path=str(path))
 
         return OAuthTokens(
             access_token=access,
@@ -430,6 +445,7 @@ class BitrixConnector:
             token_url=oauth.token_url,
             on_refresh=keep,
             configured_refresh_token=configured,
+            reload=kept_token,
         )
 
 
@@ -443,6 +459,24 @@ def _fields(job: DeliveryJob) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise PermanentError(f"{job.source} {job.entity} {job.entity_id}: nothing to write")
     return dict(data)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` (mode 0600) so that a crash leaves the old file or the new one,
+    never half of either: a temporary file, fsync, rename, fsync of the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _found_contact(result: Any) -> bool:

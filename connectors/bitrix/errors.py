@@ -24,6 +24,23 @@ from bridge.errors import (
 )
 from connectors.bitrix.client import BitrixError
 
+# By code, for errors of a command inside a batch, which come with HTTP 200 (§1.5, §1.7).
+AUTH_CODES = frozenset(
+    {
+        "NO_AUTH_FOUND",
+        "INVALID_CREDENTIALS",
+        "ACCESS_DENIED",
+        "insufficient_scope",
+        "user_access_error",
+        "expired_token",
+        "invalid_token",
+        "invalid_grant",
+        "invalid_client",
+        "ERROR_OAUTH",
+        "WRONG_AUTH_TYPE",
+    }
+)
+TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER", "OVERLOAD_LIMIT"})
 CONFIG_CODES = frozenset(
     {"ERROR_METHOD_NOT_FOUND", "ERROR_BATCH_LENGTH_EXCEEDED", "ERROR_BATCH_METHOD_NOT_ALLOWED"}
 )
@@ -41,11 +58,11 @@ def classify(exc: BitrixError, now: float | None = None) -> DeliveryError:
         return RateLimited(
             f"Bitrix24's time budget for the method is spent ({exc})", _reset(exc, now)
         )
-    if status == 0 or status >= 500:
+    if status == 0 or status >= 500 or code in TRANSIENT_CODES:
         return TransientError(f"Bitrix24 failed ({exc})")
     if code in CONFIG_CODES:
         return ConfigError(f"Bitrix24 cannot take this call ({exc})")
-    if status in (401, 403):
+    if status in (401, 403) or code in AUTH_CODES:
         return AuthError(f"Bitrix24 refused the webhook or token, or its rights ({exc})")
     return PermanentError(f"Bitrix24 rejected the call ({exc})")
 

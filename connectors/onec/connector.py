@@ -328,7 +328,7 @@ class OnecConnector:
         saved = await self.write(job)
         if job.entity == "customer":
             return _text(saved.get("customer_id"))
-        return _order_key(job)
+        return _key(job)
 
     async def write(self, job: DeliveryJob) -> dict[str, Any]:
         """``deliver``, returning 1C's answer for the id map: ``SavedOrder`` (``number``) or
@@ -341,7 +341,7 @@ class OnecConnector:
         params = {
             "operation_id": operation_id(job.operation_key, text),
             # 1C finds an order by the bridge's external id, else by its own id (CONTRACT.md).
-            "external_id": _order_key(job) if job.entity == "order" else job.external_id,
+            "external_id": _key(job),
             parameter: text,
         }
         return await self._request(logical, params, ledger=False)
@@ -477,9 +477,10 @@ class OnecType:
 ONEC = OnecType()
 
 
-def _order_key(job: DeliveryJob) -> str:
-    """The key an order is saved under in 1C: 1C's own id of an order that came from 1C,
-    the key the id map has from an earlier save (an order that reached 1C by another route:
-    Bitrix's site order, later changed in RetailCRM, is still ``bitrix-7``), else the
-    bridge's ``<source>-<id>``."""
+def _key(job: DeliveryJob) -> str:
+    """The key an order or customer is saved under in 1C (CONTRACT.md: 1C finds it by the
+    bridge's external id, else by its own id): 1C's own id of one that came from 1C, the id
+    the id map has from an earlier save (one that reached 1C by another route: Bitrix's site
+    order, later changed in RetailCRM, is still ``bitrix-7``; a customer is found by 1C's
+    customer id, whatever their phone is now), else the bridge's ``<source>-<id>``."""
     return job.target_ref or job.mapped_id or job.external_id

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.test_mirroring import mirroring_config
 from tests.support.daemon import cli_json, run_cli
+from tests.support.mirroring import mirroring_config
 
 
 def write_config(tmp_path: Path) -> Path:

@@ -7,7 +7,6 @@ started, resumed and followed to its end with the real CLI.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -19,8 +18,9 @@ from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.emulator_state import ORDER
 from tests.support.daemon import Daemon, cli_json, free_port, run_cli
+from tests.support.mirroring import shipped_route
+from tests.support.waiting import until
 
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 ORDERS = int(os.environ.get("BRIDGE_TEST_BACKFILL_ORDERS", "10000"))
 BACKFILL = ("backfill", "orders", "--from", "retailcrm", "--to", "onec", "--since", "2026-01-01")
 
@@ -51,16 +51,7 @@ def config(tmp_path: Path, port: int, crm: str, onec: str) -> dict[str, Any]:
                 },
             },
         },
-        "mirror": {
-            "routes": [
-                {
-                    "source": "retailcrm",
-                    "entity": "order",
-                    "targets": ["onec"],
-                    "mapping": str(MAPPINGS / "retailcrm_order_to_onec.yaml"),
-                }
-            ]
-        },
+        "mirror": {"routes": [shipped_route("retailcrm", "order", "onec")]},
     }
 
 
@@ -78,16 +69,6 @@ def seed(crm: RetailcrmEmulator, count: int) -> set[str]:
         }
         ids.add(str(crm.state.insert(ORDER, data, "shop", None)["id"]))
     return ids
-
-
-async def wait_for(check: Any, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, "not within the time"
-        await asyncio.sleep(0.1)
 
 
 async def test_kill_9_during_a_backfill_then_resume_every_order_once(tmp_path: Path) -> None:
@@ -111,7 +92,7 @@ async def test_kill_9_during_a_backfill_then_resume_every_order_once(tmp_path: P
         await daemon.start()
         started = await cli_json(path, *BACKFILL, "--no-wait")
         assert (started["status"], started["resumed"]) == ("listing", False)
-        await wait_for(lambda: len(written()) >= ORDERS // 3, 120)
+        await until(lambda: len(written()) >= ORDERS // 3, 120)
         await daemon.kill9()
         at_kill = len(written())
         listed = (await cli_json(path, "backfill", "list"))["backfills"]

@@ -11,7 +11,6 @@ test_bitrix_connector.py: the batch is read again by its process id.)
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,12 @@ import aiohttp
 import yaml
 
 from connectors.bitrix.emulator import BitrixEmulator
+from tests.support.bitrix import APP_TOKEN, oauth_options
 from tests.support.daemon import Daemon, cli_json, free_port
+from tests.support.waiting import eventually, until
 
-TOKEN = "sandbox-bitrix-app-token"
 REFRESH = "kill9-refresh-token-0001"
+WAIT = 20  # seconds a wait may take
 
 
 def config(tmp_path: Path, port: int, portal: str) -> dict[str, Any]:
@@ -32,31 +33,14 @@ def config(tmp_path: Path, port: int, portal: str) -> dict[str, Any]:
         "systems": {
             "bitrix": {
                 "type": "bitrix",
-                "webhook": {"auth": "connector", "token": TOKEN},
+                "webhook": {"auth": "connector", "token": APP_TOKEN},
                 "options": {
-                    "url": f"{portal}/rest/",
-                    "oauth": {
-                        "client_id": "local.sandbox0000000001",
-                        "client_secret": "sandbox-bitrix-client-secret",
-                        "refresh_token": REFRESH,
-                        "token_url": f"{portal}/oauth/token/",
-                        "token_file": str(tmp_path / "tokens.json"),
-                    },
+                    **oauth_options(portal, REFRESH, tmp_path / "tokens.json"),
                     "poll_interval": 0.3,
                 },
             }
         },
     }
-
-
-async def wait_for(check: Any, seconds: float = 20) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = await check() if asyncio.iscoroutinefunction(check) else check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, "not within the time"
-        await asyncio.sleep(0.1)
 
 
 async def stored(path: Path) -> list[dict[str, Any]]:
@@ -86,14 +70,14 @@ async def test_a_wrong_token_is_refused_and_offline_events_survive_kill_9_before
             assert await stored(path) == []  # nothing stored
 
         # The first poll binds the offline events; then a site makes three changes.
-        await wait_for(lambda: portal.snapshot()["bindings"])
+        await until(lambda: portal.snapshot()["bindings"], WAIT)
         portal.faults.set(hang=60, methods=["event.offline.clear"])
         deals = [portal.admin.edit("deal", {"TITLE": f"site order {n}"}) for n in range(3)]
 
         async def all_stored() -> bool:
             return len(await stored(path)) == 3
 
-        await wait_for(all_stored)
+        await eventually(all_stored, WAIT)
         await asyncio.sleep(0.5)  # the next poll is now waiting on its clear
         await daemon.kill9()
         queued = portal.snapshot()["offline"]
@@ -101,7 +85,7 @@ async def test_a_wrong_token_is_refused_and_offline_events_survive_kill_9_before
 
         portal.faults.clear()
         await daemon.start()
-        await wait_for(lambda: portal.snapshot()["offline"] == [])  # cleared after restart
+        await until(lambda: portal.snapshot()["offline"] == [], WAIT)  # cleared after restart
         await asyncio.sleep(1)  # more polls: nothing comes twice
         events = await stored(path)
         assert sorted(e["entity_id"] for e in events) == sorted(str(d) for d in deals)

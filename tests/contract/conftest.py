@@ -20,6 +20,7 @@ from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.connector import RETAILCRM, RetailcrmConnector
 from connectors.retailcrm.emulator import RetailcrmEmulator
+from tests.support.onec import onec_options
 
 CYRILLIC = Path(__file__).resolve().parents[2] / "connectors/onec/wsdl/cyrillic_example.yaml"
 
@@ -50,21 +51,13 @@ class Variant:
             pytest.skip(f"{self.name} has no {capability!r}")
 
 
-def onec_options(emulator: OnecEmulator, transport: str, **extra: Any) -> dict[str, Any]:
-    """Options pointing a 1C connector at a running emulator."""
-    where = {"address": emulator.url} if transport == "soap" else {"url": emulator.hs_url}
-    return {"transport": transport, "username": "bridge", "password": "sandbox", **where, **extra}
-
-
 async def start_onec(
     transport: str, naming: Naming | None = None, timeout: float = 2.0, **extra: Any
 ) -> tuple[OnecConnector, OnecEmulator]:
     """An emulator and a connector talking to it, both started."""
     emulator = OnecEmulator(naming=naming)
     await emulator.start()
-    options = onec_options(emulator, transport, **extra)
-    if naming is not None:
-        options["operations"] = naming.model_dump()
+    options = onec_options(emulator, transport, naming, **extra)
     system = SystemSettings(
         type="onec", delivery=DeliverySettings(timeout_seconds=timeout, concurrency=4)
     )

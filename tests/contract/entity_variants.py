@@ -27,6 +27,7 @@ from connectors.retailcrm.connector import RETAILCRM
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER
 from tests.contract.conftest import start_onec
+from tests.support.bitrix import APP_TOKEN, oauth_options
 
 TIMEOUT = 2.0  # delivery.timeout_seconds of every variant
 ENTITIES = ("order", "customer")
@@ -250,19 +251,10 @@ async def start_bitrix_variant(oauth: bool, tmp_path: Path) -> Variant:
     await emulator.start()
     options: dict[str, Any] = {"rate": {"burst": 250, "per_second": 50}}
     if oauth:
-        options["url"] = f"{emulator.url}/rest/"
-        options["oauth"] = {
-            "client_id": "local.sandbox0000000001",
-            "client_secret": "sandbox-bitrix-client-secret",
-            "refresh_token": BITRIX_REFRESH,
-            "token_url": f"{emulator.url}/oauth/token/",
-            "token_file": str(tmp_path / "bitrix-tokens.json"),
-        }
+        options |= oauth_options(emulator.url, BITRIX_REFRESH, tmp_path / "bitrix-tokens.json")
     else:
         options["url"] = emulator.webhook_url
-    webhook = WebhookSettings(
-        auth=WebhookAuth.CONNECTOR, token=SecretStr("sandbox-bitrix-app-token")
-    )
+    webhook = WebhookSettings(auth=WebhookAuth.CONNECTOR, token=SecretStr(APP_TOKEN))
     system = SystemSettings(
         type="bitrix", webhook=webhook, delivery=DeliverySettings(timeout_seconds=TIMEOUT)
     )

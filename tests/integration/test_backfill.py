@@ -17,8 +17,15 @@ from bridge.backfill import BACKLOG
 from bridge.store.backfills import BackfillSpec, BackfillStatus
 from bridge.store.records import EventFilter, InboundEvent, NewEvent
 from connectors.retailcrm.emulator_state import ORDER
-from tests.integration.test_mirroring import MAPPINGS, crm_call, eventually, mirroring_config
 from tests.support.bonus import Bonus, BonusFactory, bonus_factory
+from tests.support.mirroring import (
+    backfill_done,
+    crm_call,
+    mirroring_config,
+    retry_onec_soon,
+    shipped_route,
+)
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
@@ -49,14 +56,6 @@ def onec_orders(bonus: Bonus) -> dict[str, tuple[str, int, dict[str, Any]]]:
     return orders
 
 
-async def finished(bonus: Bonus, backfill_id: str, seconds: float = 30) -> Any:
-    async def done() -> Any:
-        found = await bonus.runtime.store.get_backfill(backfill_id)
-        return found if found.status is BackfillStatus.DONE else None
-
-    return await eventually(done, seconds)
-
-
 async def test_a_backfill_brings_each_order_since_the_date_once_from_listed_pages(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
@@ -72,7 +71,7 @@ async def test_a_backfill_brings_each_order_since_the_date_once_from_listed_page
     again, created = await bonus.runtime.store.open_backfill(SPEC, "test")
     assert (again.id, created) == (backfill.id, False)  # the same command resumes it
 
-    done = await finished(bonus, backfill.id)
+    done = await backfill_done(bonus, backfill.id)
     assert (done.listed, done.total, done.finished, done.waiting) == (250, 250, 250, 0)
     orders = onec_orders(bonus)
     assert sorted(k for k in orders if k.startswith("retailcrm-")) == sorted(
@@ -92,11 +91,7 @@ async def test_a_live_change_after_the_listing_wins_over_the_listed_state(
     """The listed state serves instead of a read only while no live change came after the
     listing: here a manager's change is waiting in its own delivery (1C is down) when the
     older listed state arrives behind it, and the listed one must not overwrite it."""
-    config = mirroring_config(tmp_path)
-    config["systems"]["onec"]["delivery"] = {
-        "timeout_seconds": 1,
-        "retry": {"base_seconds": 0.2, "cap_seconds": 0.5, "max_attempts": 100},
-    }
+    config = retry_onec_soon(mirroring_config(tmp_path), max_attempts=100)
     bonus = await bonus_factory("onec", config=config)
     store = bonus.runtime.store
     onec = bonus.runtime.emulators["onec"]
@@ -132,11 +127,7 @@ async def test_a_live_change_after_the_listing_wins_over_the_listed_state(
 async def test_a_backfill_pauses_for_its_backlog_and_resumes_after_the_source_fails(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
-    config = mirroring_config(tmp_path)
-    config["systems"]["onec"]["delivery"] = {
-        "timeout_seconds": 1,
-        "retry": {"base_seconds": 0.2, "cap_seconds": 0.5, "max_attempts": 1000},
-    }
+    config = retry_onec_soon(mirroring_config(tmp_path), max_attempts=1000)
     bonus = await bonus_factory("onec", config=config)
     store = bonus.runtime.store
     crm, onec = bonus.runtime.emulators["retailcrm"], bonus.runtime.emulators["onec"]
@@ -163,7 +154,7 @@ async def test_a_backfill_pauses_for_its_backlog_and_resumes_after_the_source_fa
     stuck = await eventually(stalled, seconds=30)
     assert stuck.status is BackfillStatus.LISTING and "500" in stuck.error
     crm.faults.set()  # and recovers
-    done = await finished(bonus, backfill.id, seconds=60)
+    done = await backfill_done(bonus, backfill.id, seconds=60)
     assert (done.listed, done.finished, done.error) == (1000, 1000, None)
     orders = onec_orders(bonus)
     assert sorted(k for k in orders if k.startswith("retailcrm-")) == sorted(
@@ -200,18 +191,11 @@ async def test_live_deliveries_are_claimed_before_backfilled_ones(
 
 async def test_customers_are_backfilled_too(bonus_factory: BonusFactory, tmp_path: Path) -> None:
     config = mirroring_config(tmp_path)
-    config["mirror"]["routes"].append(
-        {
-            "source": "retailcrm",
-            "entity": "customer",
-            "targets": ["onec"],
-            "mapping": str(MAPPINGS / "retailcrm_customer_to_onec.yaml"),
-        }
-    )
+    config["mirror"]["routes"].append(shipped_route("retailcrm", "customer", "onec"))
     bonus = await bonus_factory("onec", config=config)
     spec = BackfillSpec("retailcrm", "customer", ("onec",))
     backfill, _ = await bonus.runtime.store.open_backfill(spec, "test")
-    done = await finished(bonus, backfill.id)
+    done = await backfill_done(bonus, backfill.id)
     assert (done.listed, done.total, done.finished) == (3, 3, 3)  # the sandbox's three
     for crm_id in ("101", "102", "103"):
         assert await bonus.runtime.store.lookup_id("customer", "retailcrm", crm_id, "onec")

@@ -11,10 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_mirroring import eventually
 from tests.integration.test_reservations import RSV, held, last_code, order, reserve
 from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
 from tests.support.daemon import free_port
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 

@@ -8,11 +8,13 @@ reserved by a process that died before storing it is read again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from bridge.connector import DeliveryJob
@@ -20,6 +22,9 @@ from bridge.settings import SystemSettings, WebhookAuth, WebhookSettings
 from bridge.store.records import EventRecord, Status
 from connectors.bitrix.connector import BITRIX, BitrixConnector
 from connectors.bitrix.emulator import BitrixEmulator
+from connectors.bitrix.emulator_wire import RestError
+from tests.support.bitrix import APP_TOKEN, oauth_options
+from tests.support.daemon import free_port
 
 REFRESH = "test-refresh-token-0001"
 
@@ -37,19 +42,10 @@ def connector(
     portal: BitrixEmulator, *, oauth: Path | None = None, **options: Any
 ) -> BitrixConnector:
     """A connector on the portal's webhook, or (``oauth``: its token file) as the app."""
-    webhook = WebhookSettings(
-        auth=WebhookAuth.CONNECTOR, token=SecretStr("sandbox-bitrix-app-token")
-    )
+    webhook = WebhookSettings(auth=WebhookAuth.CONNECTOR, token=SecretStr(APP_TOKEN))
     system = SystemSettings(type="bitrix", webhook=webhook)
     if oauth is not None:
-        options["url"] = f"{portal.url}/rest/"
-        options["oauth"] = {
-            "client_id": "local.sandbox0000000001",
-            "client_secret": "sandbox-bitrix-client-secret",
-            "refresh_token": REFRESH,
-            "token_url": f"{portal.url}/oauth/token/",
-            "token_file": str(oauth),
-        }
+        options |= oauth_options(portal.url, REFRESH, oauth)
     else:
         options["url"] = portal.webhook_url
     built = BITRIX.create("bitrix", system, BITRIX.options_model.model_validate(options))
@@ -236,3 +232,99 @@ async def test_shop_orders_are_written_read_and_listed_as_sale_orders(
         assert [e.entity_id for e in page.entities] == [own]
     finally:
         await bitrix.close()
+
+
+async def test_a_reserved_batch_beyond_the_first_page_is_recovered_after_a_crash(
+    portal: BitrixEmulator, tmp_path: Path
+) -> None:
+    """Records keep their id when later changes merge into them (§3.5), so the batch a
+    crashed process reserved may sit on any page of ``event.offline.list``."""
+    tokens = tmp_path / "tokens.json"
+    first = connector(portal, oauth=tokens)
+    try:
+        result = await first.poll("offline", None)  # binds
+        old = [portal.admin.seed("deal", {"TITLE": f"A{n}"}) for n in range(60)]
+        for deal in old:  # update records, ids 1..60
+            portal.admin.edit("deal", {"TITLE": "a"}, deal)
+        new = [portal.admin.edit("deal", {"TITLE": f"B{n}"}) for n in range(50)]  # 61..110
+        for deal in old:  # merged into the records 1..60, which are now the newest
+            portal.admin.edit("deal", {"TITLE": "a2"}, deal)
+        got = await first.poll("offline", result.cursor or None)
+        assert {e.entity_id for e in got.events} == {str(d) for d in new}
+    finally:
+        await first.close()  # killed: the batch was reserved, never stored
+    second = connector(portal, oauth=tokens)
+    seen: set[str] = set()
+    try:
+        cursor = result.cursor or None
+        for _ in range(10):
+            polled = await second.poll("offline", cursor)
+            seen |= {e.entity_id for e in polled.events}
+            cursor = polled.cursor or None
+            if not polled.more and not polled.events:
+                break
+    finally:
+        await second.close()
+    assert {str(d) for d in new} <= seen
+    assert [r for r in portal.snapshot()["offline"] if r["PROCESS_ID"]] == []
+
+
+def test_poll_interval_zero_turns_the_offline_queue_off(tmp_path: Path) -> None:
+    options = oauth_options("http://127.0.0.1:9", REFRESH, tmp_path / "t.json")
+    built = BITRIX.create(
+        "bitrix",
+        SystemSettings(type="bitrix"),
+        BITRIX.options_model.model_validate(options | {"poll_interval": 0}),
+    )
+    assert isinstance(built, BitrixConnector)
+    assert (built.feeds, built.poll_interval) == ((), 0.0)
+
+
+async def test_a_refresh_cut_off_by_a_timeout_still_keeps_the_new_tokens(
+    portal: BitrixEmulator, tmp_path: Path
+) -> None:
+    """The token server spends the old refresh token when it answers (§1.1): a caller that
+    gives up while the answer is on its way must not lose the new one, in memory or on
+    disk. Here the token server rotates at once and answers a second later."""
+
+    async def slow_token(request: web.Request) -> web.Response:
+        try:
+            answer = portal.app.grant(dict(request.query))
+        except RestError as exc:
+            return web.json_response(exc.body(), status=exc.status)
+        await asyncio.sleep(1.0)
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_get("/oauth/token/", slow_token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    tokens = tmp_path / "tokens.json"
+
+    def make() -> BitrixConnector:
+        options = oauth_options(portal.url, REFRESH, tokens)
+        options["oauth"]["token_url"] = f"http://127.0.0.1:{port}/oauth/token/"
+        built = BITRIX.create(
+            "bitrix", SystemSettings(type="bitrix"), BITRIX.options_model.model_validate(options)
+        )
+        assert isinstance(built, BitrixConnector)
+        return built
+
+    first = make()
+    try:
+        assert "Bitrix24" in await first.probe()  # the first refresh (slow)
+        portal.app.expire_all()  # an hour later
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(first.probe(), 0.5)  # a delivery's timeout, mid-refresh
+        await asyncio.sleep(1.0)  # the refresh's answer arrives meanwhile
+        assert "Bitrix24" in await first.probe()  # the same process goes on
+        restarted = make()  # and a restart goes on from the token file
+        try:
+            assert "Bitrix24" in await restarted.probe()
+        finally:
+            await restarted.close()
+    finally:
+        await first.close()
+        await runner.cleanup()

@@ -18,27 +18,39 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-import retailcrm
 import yaml
 
-from bridge.store.records import ACTIVE, EventFilter
+from bridge.store.records import EventFilter
 from connectors.bitrix.emulator import BitrixEmulator
-from connectors.onec.contract import ORIGIN_BRIDGE
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from tests.support.bonus import Bonus, bonus_config, start_bonus
+from tests.support.bitrix import APP_TOKEN, oauth_options
+from tests.support.bonus import Bonus, start_bonus
 from tests.support.daemon import free_port
+from tests.support.mirroring import (
+    bridge_history,
+    bridge_saves,
+    first_polls,
+    manager_call,
+    mirroring_config,
+    poll_every_feed,
+    settled,
+    wait_until_all_delivered,
+    wait_until_none_active,
+)
+from tests.support.waiting import eventually, until
 
 ROOT = Path(__file__).resolve().parents[2]
-BRIDGE_KEY = "sandbox-bridge-key-0001"  # the bridge's RetailCRM key (bonus_config)
-MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
+# How long a wait may take here: more than the other mirroring tests' 15 s, Bitrix being
+# polled only every 0.5 s (bitrix_mirroring_config).
+WAIT = 20  # seconds
 POLLS = 5  # direct polls of every feed once everything has settled
 BITRIX_WRITES = frozenset({"crm.item.add", "crm.item.update"})
 BITRIX_FEEDS = ("event.offline.get",)
@@ -54,22 +66,14 @@ def committed_routes() -> list[dict[str, Any]]:
 
 def bitrix_mirroring_config(tmp_path: Path) -> dict[str, Any]:
     """The three sandboxes on free ports, polled often, with the committed routes."""
-    config = bonus_config(tmp_path, "onec")
-    for name in ("onec", "retailcrm"):
-        config["systems"][name]["options"]["poll_interval"] = 0.2
+    config = mirroring_config(tmp_path)
     portal = f"http://127.0.0.1:{free_port()}"
+    tokens = tmp_path / "bitrix-tokens.json"
     config["systems"]["bitrix"] = {
         "type": "bitrix",
-        "webhook": {"auth": "connector", "token": "sandbox-bitrix-app-token"},
+        "webhook": {"auth": "connector", "token": APP_TOKEN},
         "options": {  # as config.yaml's bitrix system: a local application (OAuth)
-            "url": f"{portal}/rest/",
-            "oauth": {
-                "client_id": "local.sandbox0000000001",
-                "client_secret": "sandbox-bitrix-client-secret",
-                "refresh_token": "sandbox-bitrix-refresh-token",
-                "token_url": f"{portal}/oauth/token/",
-                "token_file": str(tmp_path / "bitrix-tokens.json"),
-            },
+            **oauth_options(portal, "sandbox-bitrix-refresh-token", tokens),
             "orders": "deals",
             # The connector keeps under the portal's 2 requests/s (bitrix.md §1.6): a poll
             # every 0.5 s leaves it room for the reads and writes.
@@ -132,10 +136,7 @@ class Rig:
 
     async def manager(self, call: Callable[[Any], Any]) -> dict[str, Any]:
         """One call with the official client, as a RetailCRM manager."""
-        client = retailcrm.v5(self.crm.url, MANAGER_KEY)
-        answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
-        assert answer.get("success"), answer
-        return answer
+        return await manager_call(self.crm.url, call)
 
 
 @dataclass(frozen=True)
@@ -174,16 +175,11 @@ async def tally(rig: Rig) -> Tally:
             if shape.startswith("POST ") and shape[5:].startswith(CRM_WRITE_ROUTES)
         }
     )
-    crm_history: Counter[str] = Counter()
-    for kind, feed in rig.crm.state.feeds.items():
-        crm_history.update(
-            f"{kind} {r.entity_id} {'created' if r.created else r.field}"
-            for r in feed.records
-            if r.change.api_key == BRIDGE_KEY
-        )
-    changes = rig.onec.ledger.get_changes(0, 1000)
-    assert not changes.more
-    onec_saves = Counter(f"{c.entity} {c.id}" for c in changes.items if c.origin == ORIGIN_BRIDGE)
+    crm_history = Counter(
+        f"{kind} {r.entity_id} {'created' if r.created else r.field}"
+        for kind, r in bridge_history(rig.crm)
+    )
+    onec_saves = bridge_saves(rig.onec)
     copies = (
         len(rig.deals()),
         len(rig.contacts()),
@@ -196,69 +192,9 @@ async def tally(rig: Rig) -> Tally:
     return Tally(bitrix_writes, crm_posts, crm_history, onec_saves, versions, copies, events)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    """What ``check`` returns once it is truthy; fails after ``seconds``."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, "not within the time"
-        await asyncio.sleep(0.1)
-
-
-async def until(check: Callable[[], Any], seconds: float = 20) -> Any:
-    """``eventually`` of a plain (not async) check."""
-
-    async def asked() -> Any:
-        return check()
-
-    return await eventually(asked, seconds)
-
-
-async def quiet(rig: Rig) -> None:
-    """Wait until no delivery is pending, in flight or due for a retry (dead ones allowed)."""
-
-    async def nothing_waits() -> bool:
-        depth = await rig.bridge.runtime.store.queue_depth()
-        return not [d for d in depth if d.count and d.status in ACTIVE]
-
-    await eventually(nothing_waits)
-
-
-async def idle(rig: Rig) -> None:
-    """Wait until no delivery is pending, in flight or due for a retry, and none is dead."""
-
-    async def nothing_waits() -> bool:
-        depth = await rig.bridge.runtime.store.queue_depth()
-        assert not [d for d in depth if d.count and d.status not in ACTIVE], depth  # dead
-        return not [d for d in depth if d.count and d.status in ACTIVE]
-
-    await eventually(nothing_waits)
-
-
-async def poll_every_feed(rig: Rig) -> None:
-    """One direct poll of every feed of every source (beside the pollers' own loops), then
-    wait until whatever it stored has been delivered."""
-    runtime = rig.bridge.runtime
-    assert runtime.poller is not None
-    for name, source in runtime.connectors.sources().items():
-        for feed in source.feeds:
-            while await runtime.poller.poll_once(name, source, feed):
-                pass
-    await idle(rig)
-
-
-async def settled(rig: Rig) -> Tally:
+async def settled_tally(rig: Rig) -> Tally:
     """The tally once a poll of every feed finds nothing more to deliver."""
-    previous = None
-    for _ in range(10):
-        await poll_every_feed(rig)
-        now = await tally(rig)
-        if now == previous:
-            return now
-        previous = now
-    raise AssertionError(f"the writes never stop (an echo?): {previous}")
+    return await settled(rig.bridge.runtime, partial(tally, rig), WAIT)
 
 
 async def assert_polling_writes_nothing(rig: Rig, before: Tally) -> None:
@@ -267,10 +203,10 @@ async def assert_polling_writes_nothing(rig: Rig, before: Tally) -> None:
     calls_before = dict(rig.bitrix.snapshot()["stats"]["calls"])
     crm_before = dict(rig.crm.requests_by_route)
     for _ in range(POLLS):
-        await poll_every_feed(rig)
+        await poll_every_feed(rig.bridge.runtime, WAIT)
         assert await tally(rig) == before
     await asyncio.sleep(1.5)  # three of Bitrix's poll intervals, seven of the others'
-    await idle(rig)
+    await wait_until_all_delivered(rig.bridge.runtime, WAIT)
     assert await tally(rig) == before
     calls = rig.bitrix.snapshot()["stats"]["calls"]
     assert calls["event.offline.get"] - calls_before["event.offline.get"] >= POLLS
@@ -287,16 +223,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     bridge, stop = await start_bonus(tmp_path / "bridge.yaml", bitrix_mirroring_config(tmp_path))
     try:
         rig = Rig(bridge)
-        store = bridge.runtime.store
-        feeds = [("retailcrm", f) for f in ("orders", "customers", "bonus_operations")]
-        for source, feed in [*feeds, ("onec", "changes")]:
-            await eventually(partial(store.get_cursor, source, feed))
+        await first_polls(bridge.runtime.store, WAIT)
 
         async def bound() -> bool:  # the connector binds its offline events on its first poll
             events = {b["event"] for b in rig.bitrix.snapshot()["bindings"]}
             return {"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTADD"} <= events
 
-        await eventually(bound)
+        await eventually(bound, WAIT)
         yield rig
     finally:
         await stop()
@@ -349,8 +282,8 @@ async def test_a_site_order_reaches_1c_and_retailcrm_once_and_its_1c_status_come
     async def arrived() -> bool:
         return bool(key in rig.onec_orders() and crm_copies(rig, deal))
 
-    await eventually(arrived)
-    after_a = await settled(rig)
+    await eventually(arrived, WAIT)
+    after_a = await settled_tally(rig)
     _number, version, document = rig.onec_orders()[key]
     assert version == 1
     assert (document["status"], document["total"], document["source"]) == (
@@ -388,8 +321,8 @@ async def test_a_site_order_reaches_1c_and_retailcrm_once_and_its_1c_status_come
         won = rig.deals()[deal]["STAGE_ID"] == "WON"
         return bool(won and crm_copies(rig, deal)[0]["status"] == "complete")
 
-    await eventually(back)
-    after_b = await settled(rig)
+    await eventually(back, WAIT)
+    after_b = await settled_tally(rig)
     assert after_b.copies == after_a.copies
     assert crm_copies(rig, deal)[0]["id"] == order["id"]  # the same RetailCRM order, edited
     assert onec_copies(rig, deal) == [key]
@@ -410,14 +343,15 @@ async def test_a_retailcrm_status_of_a_site_order_moves_its_deal_and_nothing_is_
     rig: Rig,
 ) -> None:
     deal = site_order(rig)
-    await until(lambda: crm_copies(rig, deal) and f"bitrix-{deal}" in rig.onec_orders())
+    await until(lambda: crm_copies(rig, deal) and f"bitrix-{deal}" in rig.onec_orders(), WAIT)
     [order] = crm_copies(rig, deal)
-    before = await settled(rig)
+    before = await settled_tally(rig)
     # A manager in RetailCRM has the site order assembled: the deal follows.
     change = {"id": order["id"], "status": "assembling"}
     await rig.manager(lambda c: c.order_edit(change, "id", "shop"))
-    await until(lambda: rig.deals()[deal]["STAGE_ID"] == "EXECUTING")
-    await quiet(rig)  # the same change's way to 1C has run too (see the xfails below)
+    await until(lambda: rig.deals()[deal]["STAGE_ID"] == "EXECUTING", WAIT)
+    # The same change's way to 1C has run too (see the xfails below); dead ones allowed.
+    await wait_until_none_active(rig.bridge.runtime, WAIT)
     after = await tally(rig)
     assert after.copies == before.copies  # no new deal, RetailCRM order or 1C order
     assert after.bitrix_writes - before.bitrix_writes == Counter({"crm.item.update": 1})
@@ -459,8 +393,8 @@ async def test_a_site_contact_becomes_one_customer_in_1c_and_in_retailcrm(rig: R
         ]
         return all(pairs)
 
-    await eventually(both_mapped)
-    after = await settled(rig)
+    await eventually(both_mapped, WAIT)
+    after = await settled_tally(rig)
 
     ledger = rig.onec.ledger
     maria = ledger.find_customer(phone="+79000000002")
@@ -520,8 +454,8 @@ async def test_orders_the_site_does_not_have_do_not_become_deals(rig: Rig) -> No
         numbers = {o.get("number") for o in rig.crm_orders()}
         return "T-77" in numbers and f"retailcrm-{created['id']}" in rig.onec_orders()
 
-    await eventually(mirrored)
-    after = await settled(rig)
+    await eventually(mirrored, WAIT)
+    after = await settled_tally(rig)
     assert after.copies[0] == before.copies[0]  # no deal
     assert after.bitrix_writes == before.bitrix_writes
     events = await rig.bridge.runtime.store.list_events(EventFilter(limit=100))
@@ -543,12 +477,12 @@ async def test_orders_the_site_does_not_have_do_not_become_deals(rig: Rig) -> No
 async def test_a_retailcrm_status_of_a_site_order_reaches_1c_s_copy(rig: Rig) -> None:
     deal = site_order(rig)
     key = f"bitrix-{deal}"
-    await until(lambda: crm_copies(rig, deal) and key in rig.onec_orders())
+    await until(lambda: crm_copies(rig, deal) and key in rig.onec_orders(), WAIT)
     [order] = crm_copies(rig, deal)
     change = {"id": order["id"], "status": "assembling"}
     await rig.manager(lambda c: c.order_edit(change, "id", "shop"))
-    await until(lambda: rig.deals()[deal]["STAGE_ID"] == "EXECUTING")
-    await idle(rig)  # fails on a dead delivery
+    await until(lambda: rig.deals()[deal]["STAGE_ID"] == "EXECUTING", WAIT)
+    await wait_until_all_delivered(rig.bridge.runtime, WAIT)  # fails on a dead delivery
     assert rig.onec_orders()[key][2]["status"] == "В сборке"
     assert onec_copies(rig, deal) == [key]
     assert not [k for k in rig.onec_orders() if k == f"retailcrm-{order['id']}"]
@@ -557,13 +491,13 @@ async def test_a_retailcrm_status_of_a_site_order_reaches_1c_s_copy(rig: Rig) ->
 async def test_a_site_order_with_catalogue_lines_keeps_one_copy_in_1c(rig: Rig) -> None:
     deal = site_order(rig)
     key = f"bitrix-{deal}"
-    await until(lambda: crm_copies(rig, deal) and key in rig.onec_orders())
+    await until(lambda: crm_copies(rig, deal) and key in rig.onec_orders(), WAIT)
     [order] = crm_copies(rig, deal)
     # A manager in RetailCRM puts the catalogue's goods on the order and confirms it.
     lines = [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 2490.5}]
     change = {"id": order["id"], "items": lines, "status": "availability-confirmed"}
     await rig.manager(lambda c: c.order_edit(change, "id", "shop"))
-    await until(lambda: rig.deals()[deal]["STAGE_ID"] == "PREPARATION")
-    await idle(rig)
+    await until(lambda: rig.deals()[deal]["STAGE_ID"] == "PREPARATION", WAIT)
+    await wait_until_all_delivered(rig.bridge.runtime, WAIT)
     copies = [k for k, (_n, _v, d) in rig.onec_orders().items() if d.get("total") == "2490.50"]
     assert copies == [key], copies

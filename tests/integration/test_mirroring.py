@@ -8,60 +8,20 @@ change made in 1C flows back to that same RetailCRM order; each system keeps one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import retailcrm
-
 from bridge.store.records import EventFilter
-from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
+from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.mirroring import (
+    crm_call,
+    mirroring_config,
+    retry_onec_soon,
+    shipped_route,
+)
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
-
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
-MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
-
-
-def mirroring_config(tmp_path: Path) -> dict[str, Any]:
-    config = bonus_config(tmp_path, "onec")
-    for name in ("onec", "retailcrm"):
-        config["systems"][name]["options"]["poll_interval"] = 0.2
-    config["mirror"] = {
-        "routes": [
-            {
-                "source": "retailcrm",
-                "entity": "order",
-                "targets": ["onec"],
-                "mapping": str(MAPPINGS / "retailcrm_order_to_onec.yaml"),
-            },
-            {
-                "source": "onec",
-                "entity": "order",
-                "targets": ["retailcrm"],
-                "mapping": str(MAPPINGS / "onec_order_to_retailcrm.yaml"),
-            },
-        ]
-    }
-    return config
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, "not within the time"
-        await asyncio.sleep(0.1)
-
-
-async def crm_call(bonus: Bonus, call: Callable[[Any], Any]) -> dict[str, Any]:
-    """One call with the official client, as a RetailCRM manager."""
-    client = retailcrm.v5(bonus.runtime.emulators["retailcrm"].url, MANAGER_KEY)
-    answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
-    assert answer.get("success"), answer
-    return answer
 
 
 async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
@@ -130,11 +90,7 @@ async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
 async def test_ten_changes_while_1c_is_down_become_one_write_of_the_final_state(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
-    config = mirroring_config(tmp_path)
-    config["systems"]["onec"]["delivery"] = {
-        "timeout_seconds": 1,
-        "retry": {"base_seconds": 0.2, "cap_seconds": 0.5, "max_attempts": 100},
-    }
+    config = retry_onec_soon(mirroring_config(tmp_path), max_attempts=100)
     bonus = await bonus_factory("onec", config=config)
     onec = bonus.runtime.emulators["onec"]
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
@@ -191,14 +147,7 @@ async def test_a_1c_customer_already_in_retailcrm_by_phone_is_not_created_twice(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     config = mirroring_config(tmp_path)
-    config["mirror"]["routes"].append(
-        {
-            "source": "onec",
-            "entity": "customer",
-            "targets": ["retailcrm"],
-            "mapping": str(MAPPINGS / "onec_customer_to_retailcrm.yaml"),
-        }
-    )
+    config["mirror"]["routes"].append(shipped_route("onec", "customer", "retailcrm"))
     bonus = await bonus_factory("onec", config=config)
     onec = bonus.runtime.emulators["onec"]
     await eventually(lambda: bonus.runtime.store.get_cursor("onec", "changes"))

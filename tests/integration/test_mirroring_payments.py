@@ -8,54 +8,22 @@ it, so the mapping sees that shape; ``payments[*]`` in the shipped mapping reads
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import retailcrm
-
-from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
+from tests.support.bonus import BonusFactory, bonus_config, bonus_factory
+from tests.support.mirroring import crm_call, shipped_route
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
-
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
-MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
 
 
 def payments_config(tmp_path: Path) -> dict[str, Any]:
     """Both sandboxes, the RetailCRM poller, and the shipped route of orders into 1C."""
     config = bonus_config(tmp_path, "onec")
     config["systems"]["retailcrm"]["options"]["poll_interval"] = 0.2
-    config["mirror"] = {
-        "routes": [
-            {
-                "source": "retailcrm",
-                "entity": "order",
-                "targets": ["onec"],
-                "mapping": str(MAPPINGS / "retailcrm_order_to_onec.yaml"),
-            }
-        ]
-    }
+    config["mirror"] = {"routes": [shipped_route("retailcrm", "order", "onec")]}
     return config
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, "not within the time"
-        await asyncio.sleep(0.1)
-
-
-async def crm_call(bonus: Bonus, call: Callable[[Any], Any]) -> dict[str, Any]:
-    """One call with the official client, as a RetailCRM manager."""
-    client = retailcrm.v5(bonus.runtime.emulators["retailcrm"].url, MANAGER_KEY)
-    answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
-    assert answer.get("success"), answer
-    return answer
 
 
 def order(number: str, payments: list[dict[str, Any]]) -> dict[str, Any]:

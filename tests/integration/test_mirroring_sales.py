@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_mirroring import crm_call, eventually, mirroring_config
 from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.mirroring import crm_call, mirroring_config
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 

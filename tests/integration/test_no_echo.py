@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -26,19 +26,26 @@ from typing import Any
 
 import aiohttp
 import pytest
-import retailcrm
 from aiohttp import web
 from yarl import URL
 
-from bridge.store.records import ACTIVE, EventFilter
-from connectors.onec.contract import ORIGIN_BRIDGE
+from bridge.store.records import EventFilter
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from tests.support.bonus import Bonus, bonus_config, start_bonus
+from tests.support.bonus import Bonus, start_bonus
+from tests.support.mirroring import (
+    bridge_history,
+    bridge_saves,
+    first_polls,
+    manager_call,
+    mirroring_config,
+    poll_every_feed,
+    settled,
+    shipped_route,
+    wait_until_all_delivered,
+)
+from tests.support.waiting import eventually
 
-MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
-BRIDGE_KEY = "sandbox-bridge-key-0001"
-MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
 POLLS = 6  # direct polls of every feed after the round trip (the acceptance asks for >= 5)
 # The contract's operations that change 1C (connectors/onec/contract.py OPERATIONS); the
 # others (FindCustomer, GetBalance, GetOrder, GetCustomer, GetChanges) only read.
@@ -126,10 +133,7 @@ class Rig:
 
     async def manager(self, call: Callable[[Any], Any]) -> dict[str, Any]:
         """One call with the official client, as a RetailCRM manager (not through a relay)."""
-        client = retailcrm.v5(self.crm.url, MANAGER_KEY)
-        answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
-        assert answer.get("success"), answer
-        return answer
+        return await manager_call(self.crm.url, call)
 
 
 @dataclass(frozen=True)
@@ -163,14 +167,8 @@ async def tally(rig: Rig) -> Tally:
     onec_writes = Counter(
         f"{s.operation} {s.status}" for s in onec_posts if s.operation in ONEC_WRITES
     )
-    crm_history: Counter[str] = Counter()
-    for kind, feed in rig.crm.state.feeds.items():
-        crm_history.update(
-            f"{kind}:{r.field}" for r in feed.records if r.change.api_key == BRIDGE_KEY
-        )
-    changes = rig.onec.ledger.get_changes(0, 1000)
-    assert not changes.more
-    onec_log = Counter(f"{c.entity} {c.id}" for c in changes.items if c.origin == ORIGIN_BRIDGE)
+    crm_history = Counter(f"{kind}:{r.field}" for kind, r in bridge_history(rig.crm))
+    onec_log = bridge_saves(rig.onec)
     orders = rig.onec.ledger.snapshot()["orders"]
     assert isinstance(orders, dict)
     store = rig.bridge.runtime.store
@@ -208,60 +206,14 @@ def feed_polls(rig: Rig) -> Counter[str]:
     return polls
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15) -> Any:
-    """What ``check`` returns once it is truthy; fails after ``seconds``."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, "not within the time"
-        await asyncio.sleep(0.05)
-
-
-async def idle(rig: Rig) -> None:
-    """Wait until no delivery is pending, in flight or due for a retry, and none is dead."""
-
-    async def nothing_waits() -> bool:
-        depth = await rig.bridge.runtime.store.queue_depth()
-        assert not [d for d in depth if d.count and d.status not in ACTIVE], depth  # dead
-        return not [d for d in depth if d.count and d.status in ACTIVE]
-
-    await eventually(nothing_waits)
-
-
-async def poll_every_feed(rig: Rig) -> None:
-    """One direct poll of every feed of both sources (beside the pollers' own loops), then
-    wait until whatever it stored has been delivered."""
-    runtime = rig.bridge.runtime
-    assert runtime.poller is not None
-    for name, source in runtime.connectors.sources().items():
-        for feed in source.feeds:
-            while await runtime.poller.poll_once(name, source, feed):
-                pass
-    await idle(rig)
-
-
-async def settled(rig: Rig) -> Tally:
-    """The tally once a poll of every feed finds nothing to deliver: everything the last
-    change caused has been delivered and its own writes have been read back."""
-    previous = None
-    for _ in range(10):
-        await poll_every_feed(rig)
-        now = await tally(rig)
-        if now == previous:
-            return now
-        previous = now
-    raise AssertionError(f"the writes never stop (an echo?): {previous}")
-
-
 async def assert_no_writes_while_polling(rig: Rig, before: Tally) -> Tally:
     """Poll every feed ``POLLS`` times and let the pollers' own loops run for several
     intervals: the tally must not move, and the polls must really have reached both sources."""
     store = rig.bridge.runtime.store
     polls_before = feed_polls(rig)
+    runtime = rig.bridge.runtime
     for _ in range(POLLS):
-        await poll_every_feed(rig)
+        await poll_every_feed(runtime)
         assert await tally(rig) == before
     direct = feed_polls(rig) - polls_before
     assert set(direct) == {*CRM_FEEDS, "GetChanges"}, direct
@@ -270,7 +222,7 @@ async def assert_no_writes_while_polling(rig: Rig, before: Tally) -> Tally:
     polls_before = feed_polls(rig)
     cursors_before = {(c.source, c.name): c.updated_at for c in await store.list_cursors()}
     await asyncio.sleep(1.2)
-    await idle(rig)
+    await wait_until_all_delivered(runtime)
     after = await tally(rig)
     looped = feed_polls(rig) - polls_before
     assert set(looped) == set(direct), looped
@@ -287,21 +239,14 @@ def no_echo_config(tmp_path: Path, crm_url: str, onec_url: str) -> dict[str, Any
     """Both systems through their relays, polled every 0.2 s, the committed routes and
     mappings (config.yaml): orders and customers both ways. No bonus master: nothing here
     reserves points, and the emulators run outside the bridge (no sandbox)."""
-    config = bonus_config(tmp_path, "onec")
+    config = mirroring_config(tmp_path)
     del config["bonus"]
     config["sandbox"] = {"enabled": False}
     config["systems"]["onec"]["options"]["address"] = f"{onec_url}/base/ws/BridgeLoyalty.1cws"
     config["systems"]["retailcrm"]["options"]["url"] = crm_url
-    for name in ("onec", "retailcrm"):
-        config["systems"][name]["options"]["poll_interval"] = 0.2
     config["mirror"] = {
         "routes": [
-            {
-                "source": source,
-                "entity": entity,
-                "targets": [target],
-                "mapping": str(MAPPINGS / f"{source}_{entity}_to_{target}.yaml"),
-            }
+            shipped_route(source, entity, target)
             for source, target in (("retailcrm", "onec"), ("onec", "retailcrm"))
             for entity in ("order", "customer")
         ]
@@ -325,14 +270,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         config = no_echo_config(tmp_path, relays[0].url, relays[1].url)
         bridge, stop = await start_bonus(tmp_path / "bridge.yaml", config)
         stack.push_async_callback(stop)
-        rig = Rig(bridge, crm, onec, *relays)
-        # On its first start the RetailCRM poller walks past the history it finds; wait for
-        # every feed's first poll, so what the test does below is news.
-        store = bridge.runtime.store
-        feeds = [("retailcrm", f) for f in ("orders", "customers", "bonus_operations")]
-        for source, feed in [*feeds, ("onec", "changes")]:
-            await eventually(partial(store.get_cursor, source, feed))
-        yield rig
+        await first_polls(bridge.runtime.store)
+        yield Rig(bridge, crm, onec, *relays)
 
 
 async def round_trip(rig: Rig) -> tuple[str, str, str]:
@@ -386,7 +325,7 @@ async def test_after_a_round_trip_polling_writes_nothing_more_to_either_system(
     rig: Rig,
 ) -> None:
     crm_order, _key, crm_customer = await round_trip(rig)
-    before = await settled(rig)
+    before = await settled(rig.bridge.runtime, partial(tally, rig))
     # The round trip wrote each change once, where it had to go, and nothing else: the
     # customer and the order into 1C, the order's status and the customer's card back.
     assert before.onec_writes == Counter({"SaveCustomer 200": 1, "SaveOrder 200": 1})
@@ -410,7 +349,7 @@ async def test_a_real_change_after_the_round_trip_is_written_once_then_nothing(
     rig: Rig,
 ) -> None:
     crm_order, key, _crm_customer = await round_trip(rig)
-    before = await settled(rig)
+    before = await settled(rig.bridge.runtime, partial(tally, rig))
 
     # A manager moves the order on in RetailCRM: that is news, and 1C must get it once.
     change = {"id": int(crm_order), "status": "send-to-delivery"}
@@ -422,7 +361,7 @@ async def test_a_real_change_after_the_round_trip_is_written_once_then_nothing(
         return bool(found[key][2].get("status") == "Передан в доставку")
 
     await eventually(shipped_in_1c)
-    after = await settled(rig)
+    after = await settled(rig.bridge.runtime, partial(tally, rig))
     assert after.onec_writes - before.onec_writes == Counter({"SaveOrder 200": 1})
     assert before.onec_writes - after.onec_writes == Counter()
     assert after.onec_versions[key] == before.onec_versions[key] + 1

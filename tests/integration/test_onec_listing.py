@@ -32,9 +32,10 @@ from connectors.onec.emulator import OnecEmulator
 from connectors.onec.errors import classify
 from connectors.onec.ledger import OnecLedger
 from connectors.onec.options import OnecOptions
-from tests.integration.test_backfill import finished
-from tests.integration.test_mirroring import crm_call, eventually, mirroring_config
 from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.mirroring import backfill_done, crm_call, mirroring_config
+from tests.support.onec import onec_options
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
@@ -129,17 +130,7 @@ async def start(
     ledger.seed_sandbox()
     emulator = OnecEmulator(naming=naming, ledger=ledger, unpublished=unpublished)
     await emulator.start()
-    where = {"address": emulator.url} if transport == "soap" else {"url": emulator.hs_url}
-    raw: dict[str, Any] = {
-        "transport": transport,
-        "username": "bridge",
-        "password": "sandbox",
-        "soap_version": soap_version,
-        **where,
-        **extra,
-    }
-    if naming is not None:
-        raw["operations"] = naming.model_dump()
+    raw = onec_options(emulator, transport, naming, soap_version=soap_version, **extra)
     options = ONEC.options_model.model_validate(raw)
     system = SystemSettings(
         type="onec", delivery=DeliverySettings(timeout_seconds=2.0, concurrency=4)
@@ -450,7 +441,7 @@ async def test_a_backfill_into_retailcrm_keeps_one_copy_of_each_order(
 
     spec = BackfillSpec("onec", "order", ("retailcrm",), None)
     backfill, _ = await store.open_backfill(spec, "test")
-    done = await finished(bonus, backfill.id)
+    done = await backfill_done(bonus, backfill.id)
     assert (done.listed, done.total) == (4, 4)
     events = await store.list_events(EventFilter(source="onec", limit=100))
     assert {e.entity_id for e in events if e.action == "listed"} == {key, *entered}

@@ -9,6 +9,7 @@ with Cyrillic names reached through ``options.operations``). Nothing is mocked.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from bridge.store.records import EventRecord, Status
 from connectors.onec.connector import ONEC, OnecConnector
 from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
+from tests.support.onec import onec_options
 
 CYRILLIC = Path(__file__).resolve().parents[2] / "connectors/onec/wsdl/cyrillic_example.yaml"
 IVAN = "+79000000001"
@@ -87,16 +89,7 @@ async def start(
 ) -> tuple[OnecEmulator, OnecConnector]:
     emulator = OnecEmulator(naming=naming)
     await emulator.start()
-    where = {"address": emulator.url} if transport == "soap" else {"url": emulator.hs_url}
-    options: dict[str, Any] = {
-        "transport": transport,
-        "username": "bridge",
-        "password": "sandbox",
-        "soap_version": soap_version,
-        **where,
-    }
-    if naming is not None:
-        options["operations"] = naming.model_dump()
+    options = onec_options(emulator, transport, naming, soap_version=soap_version)
     system = SystemSettings(
         type="onec", delivery=DeliverySettings(timeout_seconds=timeout, concurrency=4)
     )
@@ -450,6 +443,32 @@ async def test_a_1c_that_publishes_only_the_loyalty_calls_is_still_a_master() ->
         with pytest.raises(DeliveryError) as caught:
             await connector.read_entity("order", "1")
         assert "GetOrder" in str(caught.value)
+    finally:
+        await connector.close()
+        await emulator.stop()
+
+
+async def test_a_customer_written_back_by_its_1c_id_stays_one_customer() -> None:
+    """A 1C customer mirrored to RetailCRM, given a new phone there, comes back to the same
+    1C customer (by 1C's id, the job's target_ref / mapped_id), not as a second one."""
+    emulator, connector = await start("http")
+    try:
+        ivan = await connector.find_customer(phone="+79000000002")
+        before = len(emulator.ledger.snapshot()["customers"])
+        back = dataclasses.replace(
+            job({"phone": "+79005559999", "name": "Иван"}, entity="customer", entity_id="77"),
+            target_ref=ivan.customer_id,
+        )
+        saved = await connector.write(back)
+        assert (saved["customer_id"], saved["created"]) == (ivan.customer_id, False)
+        known = dataclasses.replace(
+            job({"phone": "+79005558888"}, entity="customer", entity_id="77", delivery="2"),
+            mapped_id=ivan.customer_id,
+        )
+        saved = await connector.write(known)
+        assert (saved["customer_id"], saved["created"]) == (ivan.customer_id, False)
+        assert len(emulator.ledger.snapshot()["customers"]) == before
+        assert (await connector.find_customer(phone="+79005558888")).customer_id == ivan.customer_id
     finally:
         await connector.close()
         await emulator.stop()

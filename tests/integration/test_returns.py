@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import retailcrm
 
 from bridge.store.records import EventFilter
 from tests.support.bonus import ADMIN, Bonus, BonusFactory, bonus_config, bonus_factory
 from tests.support.daemon import run_cli
+from tests.support.mirroring import crm_call
+from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
 RSV = "/api/v1/bonus/reservations"
 PHONE = "+79000000001"  # seeded in both emulators with 1,000 points
-MANAGER_KEY = "sandbox-manager-key-0001"  # a RetailCRM user other than the bridge
 # A: 3 × 300, B: 1 × 1400, C: 1 × 600 = 2900.00; 1C's document also says how the 300
 # points spent were charged per line (90 / 140 / 70), as a till's receipt does.
 LINES = [("A", 3, "300.00", "90.00"), ("B", 1, "1400.00", "140.00"), ("C", 1, "600.00", "70.00")]
@@ -51,16 +51,6 @@ def items(lines: list[tuple[str, int, str, str]]) -> list[dict[str, Any]]:
         {"sku": sku, "quantity": qty, "price": price, "bonuses_charged": bonus}
         for sku, qty, price, bonus in lines
     ]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, "not within the time"
-        await asyncio.sleep(0.1)
 
 
 async def held(bonus: Bonus, system: str, order_id: str, amount: str = "300.00") -> str:
@@ -229,7 +219,6 @@ async def test_a_return_while_the_master_is_down_is_owed_and_lands_once(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=returns_config(tmp_path, "basket", "retailcrm"))
-    crm = bonus.runtime.emulators["retailcrm"]
     onec = bonus.runtime.emulators["onec"]
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     lines = [
@@ -237,16 +226,18 @@ async def test_a_return_while_the_master_is_down_is_owed_and_lands_once(
         for sku, qty, price, _bonus in LINES
     ]
     order = {"number": "R-2", "status": "new", "customer": {"externalId": "c-1"}, "items": lines}
-    crm_id = str((await _crm(crm.url, lambda c: c.order_create(order, "shop")))["id"])
+    crm_id = str((await crm_call(bonus, lambda c: c.order_create(order, "shop")))["id"])
     rsv_id = await held(bonus, "retailcrm", crm_id)
-    await _crm(crm.url, lambda c: c.order_edit({"id": crm_id, "status": "complete"}, "id", "shop"))
+    await crm_call(
+        bonus, lambda c: c.order_edit({"id": crm_id, "status": "complete"}, "id", "shop")
+    )
     await settled(bonus, rsv_id, "commit_done")
     assert onec_balance(bonus) == Decimal("700.00")
 
     # 1C goes down; in RetailCRM the manager takes SKU-C off the order, then edits it again.
     onec.faults.set(outage=True)
     back = {"id": crm_id, "items": lines[:2]}
-    await _crm(crm.url, lambda c: c.order_edit(back, "id", "shop"))
+    await crm_call(bonus, lambda c: c.order_edit(back, "id", "shop"))
 
     async def owed() -> Any:
         _, shown = await bonus.call("GET", f"{RSV}/{rsv_id}")
@@ -256,7 +247,7 @@ async def test_a_return_while_the_master_is_down_is_owed_and_lands_once(
     shown = await eventually(owed)
     assert shown["status"] == "committed"
     again = {"id": crm_id, "customerComment": "returned SKU-C"}
-    await _crm(crm.url, lambda c: c.order_edit(again, "id", "shop"))
+    await crm_call(bonus, lambda c: c.order_edit(again, "id", "shop"))
     await asyncio.sleep(1)
     assert onec_balance(bonus) == Decimal("700.00")  # nothing reached 1C
 
@@ -280,7 +271,6 @@ async def test_with_retailcrm_as_master_the_bridge_leaves_returns_to_it(
     }
     config["bonus"]["timeout_seconds"] = 3  # a RetailCRM look-up is three calls
     bonus = await bonus_factory("retailcrm", config=config)
-    crm = bonus.runtime.emulators["retailcrm"]
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
 
     async def points() -> str:
@@ -299,7 +289,7 @@ async def test_with_retailcrm_as_master_the_bridge_leaves_returns_to_it(
     assert await points() == "700.00"
 
     cancel = {"externalId": "o-1", "status": "cancel-other"}
-    await _crm(crm.url, lambda c: c.order_edit(cancel, "externalId", "shop"))
+    await crm_call(bonus, lambda c: c.order_edit(cancel, "externalId", "shop"))
     shown = await settled(bonus, rsv_id, "return_seen")
     # RetailCRM cancelled the order's charge itself: all 1,000 are back, and the bridge
     # gave back nothing on top.
@@ -320,9 +310,37 @@ async def _is(read: Callable[[], Awaitable[str]], wanted: str) -> bool:
     return await read() == wanted
 
 
-async def _crm(url: str, call: Callable[[Any], Any]) -> dict[str, Any]:
-    """One call with the official client, as a RetailCRM manager."""
-    client = retailcrm.v5(url, MANAGER_KEY)
-    answer: dict[str, Any] = await asyncio.to_thread(lambda: call(client).get_response())
-    assert answer.get("success"), answer
-    return answer
+async def test_another_systems_copy_of_the_order_is_not_taken_for_a_return(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    """The lines kept at commit are 1C's; RetailCRM's copy of the same order carries them
+    differently (here it lacks C, as a copy may lack a line with no catalogue product).
+    Its changes reach the bonus service too, and must not be read as C coming back."""
+    config = returns_config(tmp_path, "basket")
+    config["systems"]["retailcrm"]["options"]["poll_interval"] = 0.2
+    config["bonus"]["order_statuses"]["retailcrm"] = {
+        "commit": ["complete"],
+        "release": ["cancel-other"],
+    }
+    bonus = await bonus_factory("onec", config=config)
+    await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
+    order_id, rsv_id = await committed_1c_order(bonus)
+    copy = {
+        "externalId": f"onec-{order_id}",  # the bridge's key of 1C's order: the same order
+        "status": "complete",
+        "customer": {"externalId": "c-1"},
+        "items": [
+            {"offer": {"externalId": sku}, "quantity": qty, "initialPrice": float(price)}
+            for sku, qty, price, _bonus in LINES[:2]
+        ],
+    }
+    await crm_call(bonus, lambda c: c.order_create(copy, "shop"))
+
+    async def seen_by_the_bonus_service() -> Any:
+        events = await bonus.runtime.store.list_events(EventFilter(source="retailcrm"))
+        return [e for e in events if e.entity == "order" and e.status == "done"]
+
+    await eventually(seen_by_the_bonus_service)
+    _, shown = await bonus.call("GET", f"{RSV}/{rsv_id}")
+    assert steps(shown, "reverse_requested") == [] and "returned" not in shown
+    assert onec_balance(bonus) == Decimal("700.00")

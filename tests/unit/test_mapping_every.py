@@ -7,30 +7,18 @@ the tests run every rule against both shapes.
 
 from __future__ import annotations
 
-import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.mapping import FlowMapping, MappingFailed, MapResult, check_mapping, load_mapping
+from tests.support.mapping_files import findings, load_flow, write_flow
 
-HEADER = "version: 1\nsource: shop\nentity: order\ntarget: crm\n"
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings"
 
 BY_ID = {"17": {"id": 17, "type": "cash", "amount": 100}, "18": {"id": 18, "type": "card"}}
 AS_LIST = [{"id": 17, "type": "cash", "amount": 100}, {"id": 18, "type": "card"}]
-
-
-def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "shop_order_to_crm.yaml"
-    path.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
-    return path
-
-
-def mapping(tmp_path: Path, body: str) -> FlowMapping:
-    return load_mapping(write(tmp_path, body))
 
 
 def failure(flow: FlowMapping, document: dict[str, Any]) -> str:
@@ -53,7 +41,7 @@ fields:
 def test_a_field_rule_reads_the_first_value_in_document_order(
     tmp_path: Path, payments: Any
 ) -> None:
-    flow = mapping(tmp_path, FIELDS)
+    flow = load_flow(tmp_path, FIELDS)
     assert flow.apply({"payments": payments}).document == {
         "type": "Наличные",
         "amount": "100.00",
@@ -62,7 +50,7 @@ def test_a_field_rule_reads_the_first_value_in_document_order(
 
 
 def test_the_first_value_is_the_first_the_path_yields(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, FIELDS)
+    flow = load_flow(tmp_path, FIELDS)
     # The first payment has no amount: the amount is the second's, the type the first's.
     payments = {"18": {"id": 18, "type": "card"}, "17": {"id": 17, "amount": 5}}
     assert flow.apply({"payments": payments}).document == {
@@ -74,17 +62,17 @@ def test_the_first_value_is_the_first_the_path_yields(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("payments", [[], {}, None, "cash"], ids=["[]", "{}", "null", "text"])
 def test_no_value_is_missing_default_required_or_left_out(tmp_path: Path, payments: Any) -> None:
-    flow = mapping(tmp_path, FIELDS)
+    flow = load_flow(tmp_path, FIELDS)
     message = failure(flow, {"payments": payments})
     assert message.endswith(
         ":10: fields[2] first: payments[*].id: required, but the source has no value"
     )
     body = FIELDS.replace(", required: true", "")
-    assert mapping(tmp_path, body).apply({"payments": payments}).document == {"amount": "0.00"}
+    assert load_flow(tmp_path, body).apply({"payments": payments}).document == {"amount": "0.00"}
 
 
 def test_a_bad_value_names_the_wildcard_path(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, FIELDS)
+    flow = load_flow(tmp_path, FIELDS)
     payments = {"17": {"id": 17, "type": "cash", "amount": "lots"}}
     assert failure(flow, {"payments": payments}).endswith(
         ":9: fields[1] amount: payments[*].amount: 'lots' is not an amount"
@@ -92,14 +80,14 @@ def test_a_bad_value_names_the_wildcard_path(tmp_path: Path) -> None:
 
 
 def test_nested_wildcards(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, "fields:\n  - {to: t, from: 'orders[*].payments[*].type'}\n")
+    flow = load_flow(tmp_path, "fields:\n  - {to: t, from: 'orders[*].payments[*].type'}\n")
     orders = [{"payments": []}, {"payments": BY_ID}]
     assert flow.apply({"orders": orders}).document == {"t": "cash"}
     assert flow.apply({"orders": [{"payments": []}]}).document == {}
 
 
 def test_join_takes_every_value(tmp_path: Path) -> None:
-    flow = mapping(
+    flow = load_flow(
         tmp_path,
         """\
         fields:
@@ -130,7 +118,7 @@ fields:
 def test_each_maps_every_value_of_an_object_or_item_of_a_list(
     tmp_path: Path, payments: Any
 ) -> None:
-    flow = mapping(tmp_path, EACH)
+    flow = load_flow(tmp_path, EACH)
     assert flow.apply({"payments": payments}).document == {
         "payments": [
             {"type": "Наличные", "amount": "100.00"},
@@ -140,7 +128,7 @@ def test_each_maps_every_value_of_an_object_or_item_of_a_list(
 
 
 def test_each_over_none_absent_and_item_filters(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, EACH)
+    flow = load_flow(tmp_path, EACH)
     assert flow.apply({"payments": []}).document == {"payments": []}  # PHP's empty object
     assert flow.apply({"payments": {}}).document == {"payments": []}
     assert flow.apply({}).document == {}  # absent: left out, as for a list
@@ -150,11 +138,11 @@ def test_each_over_none_absent_and_item_filters(tmp_path: Path) -> None:
         "payments": [{"type": "Карта", "amount": "0.00"}]
     }
     with_default = EACH.replace('from: "payments[*]"', 'from: "payments[*]"\n    default: []')
-    assert mapping(tmp_path, with_default).apply({}).document == {"payments": []}
+    assert load_flow(tmp_path, with_default).apply({}).document == {"payments": []}
 
 
 def test_each_errors_name_the_item_where_it_was_found(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, EACH)
+    flow = load_flow(tmp_path, EACH)
     odd = {"17": {"type": "cash"}, "18": {"type": "cheque"}}
     assert failure(flow, {"payments": odd}).endswith(
         ":12: fields[0].each[0] type: payments.18.type: 'cheque' is not in table 'types'"
@@ -169,11 +157,11 @@ def test_each_errors_name_the_item_where_it_was_found(tmp_path: Path) -> None:
         ":8: fields[0] payments: payments[*]: 'cash', not a list or an object"
     )
     omitted = EACH.replace('from: "payments[*]"', 'from: "payments[*]"\n    invalid: omit')
-    assert mapping(tmp_path, omitted).apply({"payments": "cash"}).document == {}
+    assert load_flow(tmp_path, omitted).apply({"payments": "cash"}).document == {}
 
 
 def test_each_over_nested_wildcards_and_inside_each(tmp_path: Path) -> None:
-    flow = mapping(
+    flow = load_flow(
         tmp_path,
         """\
         fields:
@@ -200,7 +188,7 @@ def test_each_over_nested_wildcards_and_inside_each(tmp_path: Path) -> None:
 
 
 def test_each_without_wildcard_still_wants_a_list_and_says_how(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, EACH.replace('"payments[*]"', "payments"))
+    flow = load_flow(tmp_path, EACH.replace('"payments[*]"', "payments"))
     assert flow.apply({"payments": AS_LIST}).document is not None
     assert failure(flow, {"payments": BY_ID}).endswith(
         "payments: an object, not a list (write payments[*] to map its values)"
@@ -208,7 +196,7 @@ def test_each_without_wildcard_still_wants_a_list_and_says_how(tmp_path: Path) -
 
 
 def test_filters_read_the_first_value(tmp_path: Path) -> None:
-    flow = mapping(
+    flow = load_flow(
         tmp_path,
         """\
         filters:
@@ -223,17 +211,8 @@ def test_filters_read_the_first_value(tmp_path: Path) -> None:
     )
 
 
-def findings(path: Path) -> list[tuple[int, str, str]]:
-    out = []
-    for problem in check_mapping(path):
-        match = re.fullmatch(rf"{re.escape(str(path))}:(\d+): ([^:]+): (.+)", problem)
-        assert match, problem
-        out.append((int(match[1]), match[2], match[3]))
-    return out
-
-
 def test_wildcard_mistakes_are_named_with_file_line_and_rule(tmp_path: Path) -> None:
-    path = write(
+    path = write_flow(
         tmp_path,
         """\
         filters:

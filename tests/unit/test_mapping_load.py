@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
@@ -11,25 +10,15 @@ import pytest
 from bridge.errors import SettingsError
 from bridge.mapping import check_mapping, check_route_mappings, load_mapping
 from bridge.settings_loader import load_document
+from tests.support.mapping_files import HEADER, findings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mappings"
-HEADER = "version: 1\nsource: shop\nentity: order\ntarget: crm\n"
 
 
 def write(folder: Path, body: str, name: str = "shop_order_to_crm.yaml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(body), encoding="utf-8")
     return path
-
-
-def findings(path: Path) -> list[tuple[int, str, str]]:
-    """(line, key path, message) of every problem, checking the line format on the way."""
-    out = []
-    for problem in check_mapping(path):
-        match = re.fullmatch(rf"{re.escape(str(path))}:(\d+): ([^:]+): (.+)", problem)
-        assert match, problem
-        out.append((int(match[1]), match[2], match[3]))
-    return out
 
 
 def test_issue6_acceptance4_three_mistakes_are_named_with_their_lines() -> None:

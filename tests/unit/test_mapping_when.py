@@ -5,38 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.cli.main import main
-from bridge.mapping import FlowMapping, MappingFailed, MapResult, check_mapping, load_mapping
+from bridge.mapping import FlowMapping, MappingFailed, MapResult, load_mapping
+from tests.support.mapping_files import findings, load_flow, write_flow
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings"
-HEADER = "version: 1\nsource: shop\nentity: order\ntarget: crm\n"
-
-
-def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "shop_order_to_crm.yaml"
-    path.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
-    return path
-
-
-def mapping(tmp_path: Path, body: str) -> FlowMapping:
-    return load_mapping(write(tmp_path, body))
-
-
-def findings(path: Path) -> list[tuple[int, str, str]]:
-    """(line, key path, message) of every problem, checking the line format on the way."""
-    out = []
-    for problem in check_mapping(path):
-        match = re.fullmatch(rf"{re.escape(str(path))}:(\d+): ([^:]+): (.+)", problem)
-        assert match, problem
-        out.append((int(match[1]), match[2], match[3]))
-    return out
 
 
 ORDER = {
@@ -61,7 +39,7 @@ fields:
 
 
 def test_create_writes_every_rule_and_edit_leaves_the_create_rules_out(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, RULES)
+    flow = load_flow(tmp_path, RULES)
     whole = {
         "Status": "paid",
         "Number": "A-1",
@@ -75,7 +53,7 @@ def test_create_writes_every_rule_and_edit_leaves_the_create_rules_out(tmp_path:
 
 
 def test_a_rule_left_out_of_an_edit_is_not_read_at_all(tmp_path: Path) -> None:
-    flow = mapping(
+    flow = load_flow(
         tmp_path,
         """\
         tables:
@@ -106,7 +84,7 @@ def test_a_rule_left_out_of_an_edit_is_not_read_at_all(tmp_path: Path) -> None:
 
 
 def test_filters_apply_to_an_edit_as_to_a_create(tmp_path: Path) -> None:
-    flow = mapping(
+    flow = load_flow(
         tmp_path,
         """\
         filters:
@@ -123,13 +101,13 @@ def test_filters_apply_to_an_edit_as_to_a_create(tmp_path: Path) -> None:
 
 
 def test_an_edit_with_only_create_rules_maps_to_an_empty_document(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, "fields:\n  - {to: 'Lines[0].Sku', from: sku, when: create}\n")
+    flow = load_flow(tmp_path, "fields:\n  - {to: 'Lines[0].Sku', from: sku, when: create}\n")
     assert flow.apply({"sku": "S1"}) == MapResult({"Lines": [{"Sku": "S1"}]})
     assert flow.apply({"sku": "S1"}, creating=False) == MapResult({})
 
 
 def test_create_and_edit_results_are_independent(tmp_path: Path) -> None:
-    flow = mapping(tmp_path, RULES)
+    flow = load_flow(tmp_path, RULES)
     source = copy.deepcopy(ORDER)
     created = flow.apply(source).document
     assert created is not None
@@ -139,7 +117,7 @@ def test_create_and_edit_results_are_independent(tmp_path: Path) -> None:
 
 
 def test_when_mistakes_are_named_with_file_line_and_rule(tmp_path: Path) -> None:
-    path = write(
+    path = write_flow(
         tmp_path,
         """\
         fields:
@@ -173,7 +151,7 @@ def test_when_mistakes_are_named_with_file_line_and_rule(tmp_path: Path) -> None
 
 
 def test_an_each_rule_names_when_among_its_keys(tmp_path: Path) -> None:
-    path = write(tmp_path, "fields:\n  - {to: X, from: a, each: [{to: y, from: y}], sep: 1}\n")
+    path = write_flow(tmp_path, "fields:\n  - {to: X, from: a, each: [{to: y, from: y}], sep: 1}\n")
     [(_, _, message)] = findings(path)
     assert "when" in message
 
@@ -316,7 +294,7 @@ def test_bridge_map_shows_the_create_by_default_and_the_edit_with_edit(
 def test_bridge_map_edit_does_not_trip_over_what_only_a_create_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = write(
+    rules = write_flow(
         tmp_path,
         "fields:\n  - {to: N, from: n}\n  - {to: Q, from: q, required: true, when: create}\n",
     )

@@ -162,7 +162,7 @@ def test_an_order_without_readable_lines_judges_no_return(order: dict[str, Any])
 
 def test_the_basket_survives_the_store() -> None:
     kept = basket(AT_COMMIT)
-    assert load_basket(dump_basket(kept)) == kept
+    assert load_basket(dump_basket(kept, "onec")) == ("onec", kept)
 
 
 def test_reverse_operation_ids_name_the_total_given_back() -> None:
