@@ -45,7 +45,7 @@ from connectors.bitrix.client import (
     OAuthTokens,
 )
 from connectors.bitrix.errors import classify, is_not_found
-from connectors.bitrix.kinds import CUSTOMER, Kind, kinds
+from connectors.bitrix.kinds import CUSTOMER, DEAL, Kind, kinds
 from connectors.bitrix.options import BitrixOptions
 from connectors.bitrix.webhooks import (
     EVENTS,
@@ -209,6 +209,8 @@ class BitrixConnector:
         kind = self._kinds.get(entity)
         if kind is None or not entity_id.isdigit():
             return None
+        if kind is DEAL:
+            return await self._read_deal(entity_id)
         method, params = kind.get(entity_id)
         try:
             found = kind.one(await self._call(method, params))
@@ -217,6 +219,32 @@ class BitrixConnector:
                 return None
             raise
         return None if found is None else _with_external_id(kind, found)
+
+    async def _read_deal(self, deal_id: str) -> dict[str, Any] | None:
+        """The deal and, in the same request, its contact (§1.5: ``$result[...]``): a deal
+        names its customer by id only, and the orders it becomes need the phone and name.
+        ``contact`` is ``{id, name, lastName, secondName, phone, email}`` (the first phone
+        and e-mail), or absent when the deal has none."""
+        method, params = DEAL.get(deal_id)
+        contact = CUSTOMER.get("0")[1] | {"id": "$result[deal][item][contactId]"}
+        commands = {"deal": (method, params), "contact": ("crm.item.get", contact)}
+        try:
+            answer = await self._require_client().batch(commands)
+        except BitrixError as exc:
+            raise classify(exc) from exc
+        if "deal" in answer.errors:
+            error = answer.errors["deal"]
+            if is_not_found(error):
+                return None
+            raise classify(error)
+        found = DEAL.one(answer.results.get("deal"))
+        if found is None:
+            return None
+        state = _with_external_id(DEAL, found)
+        person = CUSTOMER.one(answer.results.get("contact"))  # None: no contact (an error)
+        if person is not None:
+            state["contact"] = _contact_of(person)
+        return state
 
     def lists(self, entity: str) -> bool:
         """Deals or shop orders, and contacts, can be listed."""
@@ -477,6 +505,23 @@ def _write_atomically(path: Path, text: str) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _contact_of(person: Mapping[str, Any]) -> dict[str, Any]:
+    """A contact as a deal's state carries it: names, and the first phone and e-mail of its
+    ``fm`` entries (crm.item's multifields, §2.1)."""
+    values: dict[str, str] = {}
+    for entry in person.get("fm") or []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("value"), str):
+            values.setdefault(str(entry.get("typeId")), entry["value"])
+    return {
+        "id": person.get("id"),
+        "name": person.get("name"),
+        "lastName": person.get("lastName"),
+        "secondName": person.get("secondName"),
+        "phone": values.get("PHONE"),
+        "email": values.get("EMAIL"),
+    }
 
 
 def _found_contact(result: Any) -> bool:

@@ -328,3 +328,31 @@ async def test_a_refresh_cut_off_by_a_timeout_still_keeps_the_new_tokens(
     finally:
         await first.close()
         await runner.cleanup()
+
+
+async def test_a_deal_is_read_with_its_contact_in_one_request(portal: BitrixEmulator) -> None:
+    bitrix = connector(portal)
+    try:
+        ivan = portal.admin.seed(
+            "contact",
+            {"NAME": "Иван", "LAST_NAME": "Петров", "PHONE": [{"VALUE": "+79001112233"}]},
+        )
+        deal = portal.admin.seed("deal", {"TITLE": "site order", "CONTACT_ID": ivan})
+        alone = portal.admin.seed("deal", {"TITLE": "no contact"})
+        before = portal.stats["requests"]
+        state = await bitrix.read_entity("order", str(deal))
+        assert portal.stats["requests"] - before == 1
+        assert state is not None
+        assert state["contact"] == {
+            "id": ivan,
+            "name": "Иван",
+            "lastName": "Петров",
+            "secondName": None,
+            "phone": "+79001112233",
+            "email": None,
+        }
+        lonely = await bitrix.read_entity("order", str(alone))
+        assert lonely is not None and "contact" not in lonely
+        assert await bitrix.read_entity("order", "99999") is None
+    finally:
+        await bitrix.close()

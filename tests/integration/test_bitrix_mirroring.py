@@ -501,3 +501,26 @@ async def test_a_site_order_with_catalogue_lines_keeps_one_copy_in_1c(rig: Rig) 
     await wait_until_all_delivered(rig.bridge.runtime, WAIT)
     copies = [k for k, (_n, _v, d) in rig.onec_orders().items() if d.get("total") == "2490.50"]
     assert copies == [key], copies
+
+
+async def test_a_site_order_carries_its_contacts_phone_and_name(rig: Rig) -> None:
+    """The deal is read with its contact, so 1C's order names the buyer's phone (1C matches
+    its customer by it) and RetailCRM's order the buyer's name and phone."""
+    person = rig.bitrix.admin.edit(
+        "contact",
+        {"NAME": "Ольга", "LAST_NAME": "Иванова", "PHONE": [{"VALUE": "8 (900) 000-00-03"}]},
+    )
+    deal = site_order(rig, contact=person)
+    key = f"bitrix-{deal}"
+    await until(lambda: crm_copies(rig, deal) and key in rig.onec_orders())
+    document = rig.onec_orders()[key][2]
+    assert (document["customer"]["phone"], document["customer"]["name"]) == (
+        "+79000000003",
+        "Ольга Иванова",
+    )
+    [order] = crm_copies(rig, deal)
+    assert (order["firstName"], order["lastName"], order["phone"]) == (
+        "Ольга",
+        "Иванова",
+        "+79000000003",
+    )
