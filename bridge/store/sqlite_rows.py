@@ -50,11 +50,13 @@ def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
     key = f"{new.source}/{ev.entity}/{ev.entity_id}"
     priority = 0 if new.backfill is None else 1
     for target in new.targets:
+        if priority == 0:
+            # A live change lifts the entity's backfilled deliveries still waiting (the one
+            # it joins, or older ones in retry that its own delivery must wait behind).
+            conn.execute(q.LIFT_WAITING, (target, key))
         waiting = conn.execute(q.FIND_WAITING, (target, key)).fetchone()
         if waiting is not None:
             did = waiting[0]
-            if priority == 0:  # a live change lifts the backfilled delivery it joins
-                conn.execute("UPDATE deliveries SET priority = 0 WHERE id = ?", (did,))
         else:
             did = conn.execute(
                 q.INSERT_DELIVERY,

@@ -88,6 +88,12 @@ WHERE target = ? AND entity_key = ? AND status = 'pending' AND attempts = 0
 ORDER BY id DESC LIMIT 1
 """
 
+# A live change of an entity: its backfilled deliveries that still wait go first too.
+LIFT_WAITING = """
+UPDATE deliveries SET priority = 0
+WHERE target = ? AND entity_key = ? AND priority > 0 AND status IN ('pending', 'retry')
+"""
+
 INSERT_DELIVERY = """
 INSERT INTO deliveries (target, source, entity, entity_id, entity_key, status, due_at,
                         created_at, updated_at, priority)

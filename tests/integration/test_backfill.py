@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge.backfill import BACKLOG
 from bridge.store.backfills import BackfillSpec, BackfillStatus
-from bridge.store.records import EventFilter, InboundEvent, NewEvent
+from bridge.store.records import AttemptOutcome, EventFilter, InboundEvent, NewEvent, Status
 from connectors.retailcrm.emulator_state import ORDER
 from tests.support.bonus import Bonus, BonusFactory, bonus_factory
 from tests.support.mirroring import (
@@ -187,6 +187,18 @@ async def test_live_deliveries_are_claimed_before_backfilled_ones(
     claimed = await store.claim_due("onec", "test", 3)
     # The live change first; a live change joining a backfilled delivery lifts it too.
     assert [c.delivery.entity_id for c in claimed] == ["3", "99", "0"]
+
+    # A backfilled delivery already tried (due again) and a live change of its entity: the
+    # live one must wait behind it (per-entity order), so it is lifted as well.
+    for c in claimed:
+        await store.finish_attempt(c, "test", AttemptOutcome(Status.DONE))
+    [tried] = await store.claim_due("onec", "test", 1)
+    assert tried.delivery.entity_id == "1"
+    await store.finish_attempt(tried, "test", AttemptOutcome(Status.RETRY, time.time()))
+    more = [NewEvent("retailcrm", InboundEvent(f"later-{n}", "order", n), ("onec",)) for n in "1ab"]
+    await store.append_events(more)
+    claimed = await store.claim_due("onec", "test", 2)
+    assert [c.delivery.entity_id for c in claimed] == ["1", "a"]
 
 
 async def test_customers_are_backfilled_too(bonus_factory: BonusFactory, tmp_path: Path) -> None:
