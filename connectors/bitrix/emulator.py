@@ -51,11 +51,11 @@ from connectors.bitrix.emulator_wire import (
     Clock,
     Json,
     RestError,
-    dumps,
     method_not_found,
     parse_php_pairs,
     system_error,
 )
+from connectors.emulator_web import json_object, json_reply, nginx_page
 
 ADMIN = "/__emulator__"
 MAX_BODY = 16 * 1024 * 1024  # a 50-command batch of rich deals is past aiohttp's 1 MB
@@ -201,7 +201,7 @@ class BitrixEmulator:
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
         await asyncio.sleep(faults.hang + faults.latency)
         if faults.http_status is not None:
-            return _html_page(faults.http_status)
+            return nginx_page(faults.http_status)
         _FAULT_ERROR.set(faults.error)
         return await handler(request)  # type: ignore[no-any-return]
 
@@ -212,9 +212,9 @@ class BitrixEmulator:
         try:
             method, params, caller = await self._admit(request)
         except RestError as exc:
-            return _json(exc.status, exc.body())
+            return json_reply(exc.status, exc.body())
         status, body = self.dispatcher.run(method, params, caller, _FAULT_ERROR.get())
-        return _json(status, body)
+        return json_reply(status, body)
 
     async def _admit(self, request: web.Request) -> tuple[str, Json, Caller]:
         """Transport, leaky bucket, method and credentials, in CRestServer's order."""
@@ -245,45 +245,45 @@ class BitrixEmulator:
             if _FAULT_ERROR.get() is not None:
                 raise system_error(str(_FAULT_ERROR.get()))
             params = await _read_params(request)
-            return _json(200, self.app.grant(params))
+            return json_reply(200, self.app.grant(params))
         except RestError as exc:
-            return _json(exc.status, exc.body())
+            return json_reply(exc.status, exc.body())
 
     async def _faults_get(self, request: web.Request) -> web.Response:
-        return _json(200, self.faults.snapshot())
+        return json_reply(200, self.faults.snapshot())
 
     async def _faults_post(self, request: web.Request) -> web.Response:
         try:
-            self.faults.set(**_json_object(await request.read() or b"{}"))
+            self.faults.set(**json_object(await request.read() or b"{}"))
         except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
-            return _json(400, {"error": "BAD_FAULTS", "error_description": str(exc)})
-        return _json(200, self.faults.snapshot())
+            return json_reply(400, {"error": "BAD_FAULTS", "error_description": str(exc)})
+        return json_reply(200, self.faults.snapshot())
 
     async def _state(self, request: web.Request) -> web.Response:
-        return _json(200, self.snapshot())
+        return json_reply(200, self.snapshot())
 
     async def _install(self, request: web.Request) -> web.Response:
-        return _json(200, self.install_app())
+        return json_reply(200, self.install_app())
 
     async def _expire(self, request: web.Request) -> web.Response:
         self.app.expire_all()
-        return _json(200, {"result": True})
+        return json_reply(200, {"result": True})
 
     async def _edit(self, request: web.Request) -> web.Response:
         """A manager's change: `{"entity": "contact"|"deal"|"order", "id"?, "fields"?,
         "delete"?}` with the old UPPER_CASE names (camelCase for orders)."""
         try:
-            body = _json_object(await request.read())
+            body = json_object(await request.read())
             entity, number = str(body.get("entity")), body.get("id")
             if body.get("delete"):
                 self.admin.delete(entity, int(str(number)))
-                return _json(200, {"result": True})
-            fields = _json_object(json.dumps(body.get("fields") or {}).encode())
-            return _json(200, {"result": self.admin.edit(entity, fields, number)})
+                return json_reply(200, {"result": True})
+            fields = json_object(json.dumps(body.get("fields") or {}).encode())
+            return json_reply(200, {"result": self.admin.edit(entity, fields, number)})
         except (KeyError, ValueError, TypeError) as exc:
-            return _json(400, {"error": "BAD_EDIT", "error_description": str(exc)})
+            return json_reply(400, {"error": "BAD_EDIT", "error_description": str(exc)})
         except RestError as exc:
-            return _json(exc.status, exc.body())
+            return json_reply(exc.status, exc.body())
 
 
 def _profile(caller: Caller) -> Json:
@@ -323,28 +323,6 @@ async def _read_params(request: web.Request) -> Json:
             form = await request.post()
             pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
     return parse_php_pairs(pairs)
-
-
-def _json(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, text=dumps(body), content_type="application/json")
-
-
-def _html_page(status: int) -> web.Response:
-    """An error page as nginx in front of the portal writes it (proxy 5xx are HTML, §1.7)."""
-    phrase = HTTPStatus(status).phrase if status in set(HTTPStatus) else "Error"
-    page = (
-        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    )
-    return web.Response(status=status, text=page, content_type="text/html")
-
-
-def _json_object(body: bytes) -> Json:
-    value = json.loads(body)
-    if isinstance(value, dict):
-        return value
-    raise ValueError("a JSON object is expected")
 
 
 def sandbox_emulator(name: str, system: Any, options: Any) -> BitrixEmulator:

@@ -8,7 +8,6 @@ here and in the other emulator modules.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -169,22 +168,6 @@ def decimal_of(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
-
-
-def json_number(value: Decimal) -> int | float:
-    """A Decimal as PHP writes a number: 1500, 1500.5."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def dumps(body: Any) -> str:
-    """JSON text of an answer; Decimals become numbers, non-ASCII stays readable."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return json_number(value)
-        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-    return json.dumps(body, ensure_ascii=False, default=default)
 
 
 def iso(moment: float) -> str:

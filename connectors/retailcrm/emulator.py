@@ -25,11 +25,12 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from connectors.emulator_web import json_object, json_reply, nginx_page
 from connectors.retailcrm.emulator_checkout import LoyaltyCheckout
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
 from connectors.retailcrm.emulator_loyalty import LoyaltyState
 from connectors.retailcrm.emulator_state import RetailcrmState
-from connectors.retailcrm.emulator_wire import ApiError, Clock, Json, dumps, parse_brackets
+from connectors.retailcrm.emulator_wire import ApiError, Clock, Json, parse_brackets
 
 log = logging.getLogger("connectors.retailcrm.emulator")
 ADMIN = "/__emulator__"
@@ -213,12 +214,12 @@ class RetailcrmEmulator:
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
         await asyncio.sleep(faults.hang + faults.latency)
         if faults.http_status is not None:
-            return html_page(faults.http_status)
+            return nginx_page(faults.http_status)
         return await handler(request)  # type: ignore[no-any-return]
 
     async def _not_an_account(self, request: web.Request) -> web.Response:
         # §1.5: a wrong account URL answers a non-GET with 405 and an HTML page.
-        return html_page(
+        return nginx_page(
             HTTPStatus.NOT_FOUND
             if request.method == hdrs.METH_GET
             else HTTPStatus.METHOD_NOT_ALLOWED
@@ -327,7 +328,7 @@ class RetailcrmEmulator:
 
     async def _faults_post(self, request: web.Request) -> web.Response:
         try:
-            self.faults.set(**_json_object(await request.read() or b"{}"))
+            self.faults.set(**json_object(await request.read() or b"{}"))
         except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
             return json_reply(400, {"success": False, "errorMsg": str(exc)})
         return json_reply(200, asdict(self.faults))
@@ -347,12 +348,12 @@ class RetailcrmEmulator:
         "site": null, "changes": {...}, "userId": 1}.
         """
         try:
-            body = _json_object(await request.read())
+            body = json_object(await request.read())
             kind = {"order": ORDER, "customer": CUSTOMER}[str(body.get("entity"))]
             entity = self.state.find(
                 kind, body.get("id"), body.get("by") or "externalId", body.get("site")
             )
-            changes = _json_object(json.dumps(body.get("changes")).encode())
+            changes = json_object(json.dumps(body.get("changes")).encode())
             change = Change("user", None, int(body.get("userId") or 1))
             saved = self.state.patch(kind, entity, changes, change)
         except (KeyError, ValueError) as exc:
@@ -373,26 +374,3 @@ def _entity_routes(state: RetailcrmState, kind: Kind) -> list[tuple[str, str, Ha
         ("POST", f"{base}/{ref}/edit", lambda c: state.edit(kind, c.ref, c.params, c.change)),
         ("GET", f"{base}/{ref}", lambda c: state.get(kind, c.ref, c.params)),
     ]
-
-
-def json_reply(status: int, body: Any) -> web.Response:
-    """A JSON answer; Decimals as numbers."""
-    return web.Response(status=status, text=dumps(body), content_type="application/json")
-
-
-def html_page(status: int) -> web.Response:
-    """An error page as nginx in front of the account writes it."""
-    phrase = HTTPStatus(status).phrase if status in set(HTTPStatus) else "Error"
-    page = (
-        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    )
-    return web.Response(status=status, text=page, content_type="text/html")
-
-
-def _json_object(body: bytes) -> Json:
-    value = json.loads(body)
-    if isinstance(value, dict):
-        return value
-    raise ValueError("a JSON object is expected")

@@ -46,22 +46,6 @@ def invalid(errors: Mapping[str, str]) -> ApiError:
     return ApiError(400, ENTITY_FORMAT, dict(errors))
 
 
-def json_number(value: Decimal) -> int | float:
-    """A Decimal as the backend writes numbers: 100, 215.1."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def dumps(body: Any) -> str:
-    """JSON text of an answer; Decimals become numbers."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return json_number(value)
-        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-    return json.dumps(body, ensure_ascii=False, default=default)
-
-
 def money(value: Any, name: str) -> Decimal:
     """A number from a request; 400 naming the field when it is not one."""
     try:
