@@ -153,6 +153,15 @@ def stop(proc: subprocess.Popen[Any]) -> int | None:
         return None
 
 
+def reap(*procs: subprocess.Popen[Any] | None) -> None:
+    """Kill whichever of ``procs`` still runs (a bench that failed half-way) and wait."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.wait()
+
+
 def master_system(master: str, urls: dict[str, str], crm_rate: float) -> dict[str, Any]:
     """``systems.<master>`` pointed at the emulator, no polling."""
     if master == "retailcrm":

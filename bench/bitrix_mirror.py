@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from balance import free_port  # bench/ is on sys.path when run as a script
+from balance import free_port, reap  # bench/ is on sys.path when run as a script
 from intake import start_daemon
 from retailcrm_mirror import ask, child_env
 
@@ -149,11 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         r["daemon_exit"] = daemon.wait(timeout=30)
         r["final"] = ask(emu, None)
     finally:
-        for proc in (daemon, emu):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            if proc is not None:
-                proc.wait()
+        reap(daemon, emu)
         tmp_dir.cleanup()
     return figures(args, r)
 

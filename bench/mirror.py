@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from balance import cpu_seconds, free_port  # bench/ is on sys.path when run as a script
+from balance import cpu_seconds, free_port, reap  # bench/ is on sys.path when run as a script
 from intake import start_daemon
 from retailcrm_mirror import ask, child_env
 
@@ -240,11 +240,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         r["store"], r["log"] = read_store(tmp / "bench.db"), log_events(tmp / "daemon.log")
         r["emulator"] = ask(emu, None)
     finally:
-        for proc in (daemon, emu):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            if proc is not None:
-                proc.wait()
+        reap(daemon, emu)
         tmp_dir.cleanup()
     return figures(args, r)
 

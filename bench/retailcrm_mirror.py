@@ -20,7 +20,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from intake import start_daemon  # bench/ is on sys.path when run as a script
+from balance import reap  # bench/ is on sys.path when run as a script
+from intake import start_daemon
 
 from connectors.retailcrm.ratelimit import DEFAULT_MARGIN as MARGIN
 
@@ -198,11 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             r["deliveries"] = {f"{s}{' retried' if x else ''}": c for s, x, c in db.execute(query)}
         r["emulator"] = ask(emu, None)
     finally:
-        for proc in (daemon, emu):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            if proc is not None:
-                proc.wait()
+        reap(daemon, emu)
         tmp_dir.cleanup()
     return figures(args, r)
 

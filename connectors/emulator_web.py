@@ -49,3 +49,18 @@ def json_object(body: bytes) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     raise ValueError("a JSON object is expected")
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int, str]:
+    """Listen on host:port (a free port when 0): the runner, the port, and the base URL."""
+    # handler_cancellation: a client that gave up on a hang frees its handler at once.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    port = int(runner.addresses[0][1])
+    shown = f"[{host}]" if ":" in host else host
+    return runner, port, f"http://{shown}:{port}"

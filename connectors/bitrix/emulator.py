@@ -55,7 +55,7 @@ from connectors.bitrix.emulator_wire import (
     parse_php_pairs,
     system_error,
 )
-from connectors.emulator_web import json_object, json_reply, nginx_page
+from connectors.emulator_web import json_object, json_reply, nginx_page, serve
 
 ADMIN = "/__emulator__"
 MAX_BODY = 16 * 1024 * 1024  # a 50-command batch of rich deals is past aiohttp's 1 MB
@@ -132,20 +132,8 @@ class BitrixEmulator:
         app.router.add_route("POST", f"{ADMIN}/oauth/install", self._install)
         app.router.add_route("POST", f"{ADMIN}/oauth/expire", self._expire)
         app.router.add_route("POST", f"{ADMIN}/edit", self._edit)
-        # handler_cancellation: a client that gave up on a hang frees its handler at once.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{host}:{self.port}"
+        self._runner, self.port, base = await serve(app, self.host, self.port)
+        self.url = base
         self.portal.url = self.url
 
     async def stop(self) -> None:

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import yaml
 from aiohttp import hdrs, web
 
+from connectors.emulator_web import serve
 from connectors.onec import emulator_soap as soap
 from connectors.onec.contract import (
     HTTP_ROOT,
@@ -162,20 +163,8 @@ class OnecEmulator:
         app.router.add_route("POST", f"{ADMIN}/changes", self._push_change)
         app.router.add_route("POST", f"{ADMIN}/orders", self._order_in_1c)
         app.router.add_route("POST", f"{ADMIN}/customers", self._customer_in_1c)
-        # handler_cancellation: a client that gave up on a hang frees its handler at once.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        root = f"http://{host}:{self.port}/{self.publication}"
+        self._runner, self.port, base = await serve(app, self.host, self.port)
+        root = f"{base}/{self.publication}"
         self.url = f"{root}/ws/{quote(self.naming.service)}.1cws"
         self.wsdl_url = f"{self.url}?wsdl"
         self.hs_url = f"{root}/hs/{HTTP_ROOT}"

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from connectors.emulator_web import json_object, json_reply, nginx_page
+from connectors.emulator_web import json_object, json_reply, nginx_page, serve
 from connectors.retailcrm.emulator_checkout import LoyaltyCheckout
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
 from connectors.retailcrm.emulator_loyalty import LoyaltyState
@@ -174,20 +174,8 @@ class RetailcrmEmulator:
         app.router.add_route("GET", f"{ADMIN}/sms", self._sms)
         app.router.add_route("POST", f"{ADMIN}/user-edit", self._user_edit)
         app.router.add_route("*", "/{tail:.*}", self._not_an_account)
-        # handler_cancellation: a client that gave up on a hang frees its handler at once.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{host}:{self.port}"
+        self._runner, self.port, base = await serve(app, self.host, self.port)
+        self.url = base
 
     async def stop(self) -> None:
         """Stop listening; requests still hanging are cut off."""
