@@ -59,6 +59,9 @@ class FieldRule:
     default: Any  # MISSING when the rule has none
     invalid: Invalid
     when: When = When.ALWAYS
+    # Why an absent value stops the change (a lookup into a table with unknown: skip),
+    # once neither `default` nor `required` has spoken; None: an absent value is left out.
+    absent_skips: str | None = None
     each: tuple[FieldRule, ...] | None = None
     item_filters: tuple[Condition, ...] = ()
     each_has_lists: bool = False  # an `each` target uses [n]: finish_lists per item
@@ -121,6 +124,9 @@ class FieldRule:
             if self.required:
                 reason = str(problem) if problem else "required, but the source has no value"
                 raise self.fail(prefix, reason)
+            if self.absent_skips is not None:
+                where = f"{prefix}{self.source_text}: " if self.source_text else ""
+                raise SkipChange(f"{self.label}: {where}{self.absent_skips}")
         return value
 
     def convert_value(self, raw: Any, prefix: str) -> Any:

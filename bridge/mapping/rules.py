@@ -31,6 +31,7 @@ from bridge.mapping.transforms import (
     BuildProblem,
     Sources,
     Transform,
+    absent_refusal,
     known_transforms,
 )
 from bridge.mapping.values import key_text, yaml_value
@@ -222,12 +223,14 @@ class RuleCompiler:
         if spec is None:
             return None
         convert = None
+        absent: str | None = None
         model = self.findings.validate(spec.params, params, at, _unknown_key(spec), spec.name)
         if model is not None:
             try:
                 convert = spec.build(model, self.context)
             except BuildProblem as exc:
                 self.findings.add((*at, exc.key), str(exc))
+            absent = absent_refusal(spec.name, model, self.context)
         if spec.sources is Sources.NONE and ("required" in raw or "default" in raw):
             self.findings.add(at, f"{spec.name} always has a value: drop required/default")
         if keys is None or target is None or sources is None or convert is None:
@@ -244,6 +247,7 @@ class RuleCompiler:
             default=keys.default if "default" in raw else MISSING,
             invalid=keys.invalid,
             when=keys.when,
+            absent_skips=absent,
             # join takes every value of a [*] path; the other transforms read one value,
             # the first such a path yields (paths.read_path).
             gathers=spec.sources is Sources.MANY and any(fans_out(p) for p in sources),

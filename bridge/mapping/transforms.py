@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from bridge.bonus.phones import PhoneError, normalize_phone
 from bridge.mapping.errors import ValueProblem
 from bridge.mapping.paths import MISSING
-from bridge.mapping.tables import Table
+from bridge.mapping.tables import Table, Unknown
 from bridge.mapping.values import (
     describe,
     json_copy,
@@ -302,6 +302,20 @@ def _lookup(params: LookupParams, context: BuildContext) -> Converter:
         names = ", ".join(sorted(context.table_names)) or "the file has none"
         raise BuildProblem("table", f"no value table {params.table!r} (tables: {names})")
     return table.look_up
+
+
+def absent_refusal(name: str, params: BaseModel, context: BuildContext) -> str | None:
+    """Why a rule through transform ``name`` stops the change when its source has no value.
+
+    A lookup into a table with ``unknown: skip`` lets through only the values the table
+    lists, and an absent value is none of them: a guard that reads nothing (the push of an
+    order its source does not hold) must not let pass what it exists to stop (issue 12)."""
+    if name != "lookup" or not isinstance(params, LookupParams):
+        return None
+    table = context.tables.get(params.table)
+    if table is None or table.unknown is not Unknown.SKIP:
+        return None
+    return f"absent, so not in table {table.name!r} (unknown: skip)"
 
 
 class Parts(tuple[Any, ...]):

@@ -306,6 +306,12 @@ class OnecConnector:
 
     # -- mirroring: reading and writing orders and customers ------------------------------
 
+    def reads(self, entity: str) -> bool:
+        """Orders and customers are read (GetOrder / GetCustomer, where published), so None
+        from ``read_entity`` means 1C holds no such one (``unknown_order``)."""
+        logical = READS.get(entity)
+        return logical is not None and self._client.publishes(logical) is not False
+
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """GetOrder / GetCustomer by the id the change feed gave (the bridge's external id
         for what it saved, else 1C's own id); None when 1C has no such one, or for entities

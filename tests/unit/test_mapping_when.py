@@ -78,8 +78,12 @@ def test_a_rule_left_out_of_an_edit_is_not_read_at_all(tmp_path: Path) -> None:
     assert flow.apply(named) == MapResult(
         None, "fields[2] Kind: kind: 'zzz' is not in table 'kinds' (unknown: skip)"
     )
+    assert flow.apply({"number": "A-1", "name": "Анна", "kind": "a"}) == MapResult(
+        {"Number": "A-1", "Name": "Анна", "Kind": "A", "Comment": ""}  # default on create only
+    )
+    # An absent kind is not one the skip-table lists either (issue 12): skipped on a create.
     assert flow.apply({"number": "A-1", "name": "Анна"}) == MapResult(
-        {"Number": "A-1", "Name": "Анна", "Comment": ""}  # the default written on create only
+        None, "fields[2] Kind: kind: absent, so not in table 'kinds' (unknown: skip)"
     )
 
 
@@ -243,7 +247,7 @@ def test_the_shipped_1c_order_mapping_without_a_customer_key_or_extras(
         "customer": {"phone": "+79000000002"},
         "items": [{"sku": "SKU-2", "quantity": 1, "price": 800}],
     }
-    result = onec_orders.apply({"status": "Новый", "document": document})
+    result = onec_orders.apply({"id": "1", "status": "Новый", "document": document})
     assert result == MapResult(
         {
             "status": "new",
