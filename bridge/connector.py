@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -102,6 +102,16 @@ class EntityReader(Protocol):
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """The entity's current state, or None when the source cannot show it (deleted,
         or an entity it does not read)."""
+        ...
+
+
+@runtime_checkable
+class ReadsEntities(Protocol):
+    """A reader that says which entities it reads, so that ``read_entity`` answering None
+    means the source holds no such entity (rather than "not an entity I read")."""
+
+    def reads(self, entity: str) -> bool:
+        """True when ``read_entity`` reads ``entity`` at the source."""
         ...
 
 
@@ -239,6 +249,31 @@ class Source(Protocol):
     async def poll(self, feed: str, cursor: str | None) -> PollResult:
         """Changes of ``feed`` after ``cursor`` (None: from where the connector chooses)."""
         ...
+
+
+@runtime_checkable
+class StartPositions(Protocol):
+    """A source whose new feeds start at "now" instead of replaying the history there.
+
+    Before the daemon reports ready, the poller stores a start position for every feed
+    that has no cursor yet, so a change made after ready is never taken for old history.
+    """
+
+    async def start_position(self, feed: str) -> str:
+        """The cursor after every change ``feed`` holds now (asks the system; may raise)."""
+        ...
+
+    def start_position_at(self, feed: str, moment: datetime) -> str:
+        """A cursor meaning "the changes made from ``moment`` (UTC) on", stored without
+        asking the system when it cannot answer at start-up; ``poll`` resolves it later."""
+        ...
+
+
+# A source that merged one entity into another (RetailCRM's ``combinedTo``) reports the
+# absorbed one with this action and the survivor's id under this payload key; the poller
+# records in the id map that the absorbed id now means the survivor before storing it.
+MERGED_ACTION = "merged"
+MERGED_INTO = "merged_into"
 
 
 @runtime_checkable

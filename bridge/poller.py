@@ -4,6 +4,11 @@ The cursor advances only in the transaction that stores the events read with it 
 3.3), so a crash between a poll and its commit re-reads the same changes, which the
 de-duplication by source key absorbs. A failing source is logged unavailable once and
 recovered once, and polled again with backoff.
+
+A feed polled for the first time starts at "now": before the daemon reports ready,
+``fix_start_positions`` stores each new feed's start position (the system asked within a
+time budget, or, when it does not answer, a position naming the start time), so a change
+made after ready is never taken for old history.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from bridge.connector import Source
+from bridge.connector import Source, StartPositions
 from bridge.errors import BridgeError
 from bridge.logs import get_logger
 from bridge.retry import backoff_delay
-from bridge.router import Router
+from bridge.router import Router, log_duplicates
 from bridge.settings import RetrySettings
 from bridge.store.protocol import Store
 from bridge.store.records import Cursor
@@ -25,6 +31,9 @@ from bridge.store.records import Cursor
 log = get_logger("bridge.poller")
 
 BACKOFF = RetrySettings(base_seconds=1, cap_seconds=60, max_attempts=1000, jitter=0.2)
+# How long start-up may wait for the systems to say where their feeds end now, in all.
+START_BUDGET = 10.0
+START_RETRY = RetrySettings(base_seconds=0.5, cap_seconds=2, max_attempts=1000, jitter=0.2)
 
 
 class Poller:
@@ -37,12 +46,14 @@ class Poller:
         router: Router,
         on_stored: Callable[[set[str]], None],
         unit_random: Callable[[], float] = random.random,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._sources = sources
         self._router = router
         self._on_stored = on_stored
         self._random = unit_random
+        self._clock = clock
         self._stopping = asyncio.Event()
         self._wakeups: dict[str, list[asyncio.Event]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -57,6 +68,51 @@ class Poller:
                     self._run(name, source, feed, wakeup), name=f"poll-{name}-{feed}"
                 )
                 self._tasks.append(task)
+
+    async def fix_start_positions(self, budget: float = START_BUDGET) -> None:
+        """Store a start position for every feed with no cursor yet, all within ``budget``
+        seconds; a system that does not answer in time gets a position naming this moment
+        (its changes from now on are read once it answers), so start-up never waits long."""
+        moment = self._clock()
+        deadline = asyncio.get_running_loop().time() + budget
+        fixes = [
+            self._fix_start(name, source, feed, moment, deadline)
+            for name, source in self._sources.items()
+            if isinstance(source, StartPositions)
+            for feed in source.feeds
+            if await self._store.get_cursor(name, feed) is None
+        ]
+        await asyncio.gather(*fixes)
+
+    async def _fix_start(
+        self, name: str, source: StartPositions, feed: str, moment: datetime, deadline: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        position: str | None = None
+        error: BaseException | None = None
+        while position is None and loop.time() < deadline:
+            try:
+                position = await asyncio.wait_for(
+                    source.start_position(feed), deadline - loop.time()
+                )
+            except Exception as exc:  # BridgeError or a timeout; a bug is logged all the same
+                error, failures = exc, failures + 1
+                delay = backoff_delay(failures, START_RETRY, self._random())
+                await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+        if position is None:
+            position = source.start_position_at(feed, moment)
+            log.warning(
+                "start_position_deferred",
+                system=name,
+                feed=feed,
+                cursor=position,
+                error=str(error or "no answer within the start-up budget"),
+                exc_info=error is not None and not isinstance(error, BridgeError | TimeoutError),
+            )
+        else:
+            log.info("start_position_fixed", system=name, feed=feed, cursor=position)
+        await self._store.append_polled([], Cursor(name, feed, position, 0))
 
     def wake(self, name: str) -> None:
         """Poll ``name`` now (a trigger said something changed there)."""
@@ -78,6 +134,7 @@ class Poller:
         result = await source.poll(feed, cursor.value if cursor else None)
         new = self._router.route(name, result.events)
         stored = await self._store.append_polled(new, Cursor(name, feed, result.cursor, 0))
+        log_duplicates(name, new, stored)
         fresh = [s for s in stored if not s.duplicate]
         if fresh:
             log.info(

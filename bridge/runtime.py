@@ -99,6 +99,8 @@ class Runtime:
         )
         await self.dispatcher.start()
         self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)
+        # Before the server answers /health: a change made after ready is news (issue 12.2).
+        await self.poller.fix_start_positions()
         self.poller.start()
         systems = set(self.settings.systems)
         listers = self.connectors.listers()

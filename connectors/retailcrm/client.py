@@ -33,6 +33,7 @@ from connectors.retailcrm.transport import (
 
 By = Literal["externalId", "id"]
 BonusStatus = Literal["waiting_activation", "burn_soon"]
+HistoryFeed = Literal["orders", "customers", "customers-corporate"]
 UPLOAD_MAX = 50  # entities per /orders/upload and /customers/upload call (§1.6, §2.4)
 
 
@@ -106,6 +107,20 @@ class RetailcrmClient:
         """``GET /orders/history`` after change ``since_id`` (all history when ``None``)."""
         filters = {} if since_id is None else {"sinceId": since_id}
         return self._call(lambda api: api.orders_history(filters, limit, 1))
+
+    def history(
+        self, feed: HistoryFeed, filters: Mapping[str, Any], limit: int = 100, page: int = 1
+    ) -> dict[str, Any]:
+        """``GET /<feed>/history`` with any ``filter[...]`` (``sinceId``, ``startDate``) and a
+        page (§2.5, §10.4): ``orders``, ``customers`` or ``customers-corporate``."""
+        read = {
+            "orders": lambda api: api.orders_history(dict(filters), limit, page),
+            "customers": lambda api: api.customers_history(dict(filters), limit, page),
+            "customers-corporate": lambda api: api.customers_corporate_history(
+                dict(filters), limit, page
+            ),
+        }[feed]
+        return self._call(read)
 
     # Customers (§3) --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ from bridge.store.records import InboundEvent
 from connectors.retailcrm.client import UPLOAD_MAX, RetailcrmClient, RetailcrmError
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.errors import PartialUpload, classify, is_not_found
-from connectors.retailcrm.history import bonus_operation_events, fold_history, last_history_id
+from connectors.retailcrm.feeds import FeedReader
 from connectors.retailcrm.loyalty import RetailcrmLoyalty
 from connectors.retailcrm.options import RetailcrmOptions
 from connectors.retailcrm.ratelimit import limiter_for
@@ -31,7 +31,6 @@ from connectors.retailcrm.trigger import parse_trigger
 T = TypeVar("T")
 LISTS = {"order": "orders", "customer": "customers"}  # entity -> the list's key (§2.1, §3.1)
 LIST_PAGE = 100
-SKIP = "skip:"  # cursor prefix while the first poll walks past the history already there
 
 
 class RetailcrmConnector:
@@ -58,6 +57,7 @@ class RetailcrmConnector:
         self._refused: set[tuple[str, str]] = set()  # (entity, externalId) an upload refused
         self._written: set[tuple[str, str]] = set()  # (entity, externalId) known to exist
         self.loyalty = RetailcrmLoyalty(self._client, self._run)
+        self._feeds = FeedReader(self._client, self._run, options.history_page)
         # The Ledger protocol (bonus.master: retailcrm), answered by the loyalty API.
         self.find_customer = self.loyalty.find_customer
         self.balance = self.loyalty.balance
@@ -105,44 +105,21 @@ class RetailcrmConnector:
         return parse_trigger(request)
 
     async def poll(self, feed: str, cursor: str | None) -> PollResult:
-        """One page of ``/<feed>/history`` after the cursor (a history record id).
+        """One page of ``feed`` after the cursor (``feeds.py`` tells the cursors apart).
 
-        With no cursor yet the poller first walks to the end of the history that is already
-        there without raising events (as the Bitrix module does on install, §7.2), keeping
-        ``skip:<id>`` as its cursor so a restart resumes the walk.
+        With no cursor at all (a caller that did not fix a start position) the feed is
+        walked to its end without raising events (as the Bitrix module does on install,
+        §7.2), keeping ``skip:<id>`` as its cursor so a restart resumes the walk.
         """
-        skipping = cursor is None or cursor.startswith(SKIP)
-        if feed == "bonus_operations":
-            return await self._poll_bonus_operations(cursor, skipping)
-        since = int(cursor.removeprefix(SKIP)) if cursor else None
-        read = self._client.orders_history if feed == "orders" else self._client.customers_history
-        page = await self._run(lambda: read(since, self.options.history_page))
-        records = [r for r in page.get("history") or [] if isinstance(r, Mapping)]
-        pagination = page.get("pagination") or {}
-        more = bool(records) and int(pagination.get("totalPageCount") or 1) > int(
-            pagination.get("currentPage") or 1
-        )
-        last = last_history_id(records, since or 0)
-        if skipping:
-            return PollResult([], f"{SKIP}{last}" if more else str(last), more)
-        return PollResult(fold_history(feed, records), str(last), more)
+        return await self._feeds.poll(feed, cursor)
 
-    async def _poll_bonus_operations(self, cursor: str | None, skipping: bool) -> PollResult:
-        """The global bonus-operations feed (§4.4), paged by its opaque ``nextCursor``."""
-        after = cursor.removeprefix(SKIP) if cursor else None
-        page = await self._run(
-            lambda: self._client.bonus_operations(cursor=after or None, limit=100)
-        )
-        rows = [r for r in page.get("bonusOperations") or [] if isinstance(r, Mapping)]
-        following = (page.get("pagination") or {}).get("nextCursor") or after or ""
-        more = len(rows) >= 100 and bool(following) and following != after
-        if skipping:
-            if not following and rows:
-                # No cursor to stand on after rows: stay in the walk rather than fall back
-                # to the start, which would raise every operation already there.
-                return PollResult([], cursor or SKIP, False)
-            return PollResult([], f"{SKIP}{following}" if more else str(following), more)
-        return PollResult(bonus_operation_events(rows, after), str(following), more)
+    async def start_position(self, feed: str) -> str:
+        """Where a new feed starts: after the last change RetailCRM holds now."""
+        return await self._feeds.start_position(feed)
+
+    def start_position_at(self, feed: str, moment: datetime) -> str:
+        """Where a new feed starts when RetailCRM cannot be asked: from ``moment`` on."""
+        return self._feeds.start_position_at(moment)
 
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """The full order, customer or loyalty account by internal id (history gives only
