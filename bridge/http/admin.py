@@ -10,6 +10,7 @@ from bridge.errors import NotFound
 from bridge.filters import FilterError, parse_filter
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
+from bridge.http.text import refuse_surrogates
 from bridge.store.records import Status
 from bridge.views import detail_view, event_view, replay_view
 from bridge.webhook_format import loads_strict
@@ -89,4 +90,5 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
         raise Problem(400, "invalid_json", f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise Problem(400, "invalid_json", "body must be a JSON object")
+    refuse_surrogates(body)
     return body

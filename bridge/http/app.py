@@ -6,14 +6,21 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bridge.bonus.phones import PhoneError, normalize_phone
+from bridge.bonus.phones import normalize_phone
 from bridge.errors import StoreError
 from bridge.http import admin, bonus, hooks, reservations
 from bridge.http.auth import ClientAuth
-from bridge.http.problems import Problem, json_response, problem_response
+from bridge.http.problems import Problem, http_problem, json_response, problem_response
+from bridge.http.protocol import (
+    answer_parser_errors_with_problems,
+    check_content_encoding,
+    unreadable_body,
+)
 from bridge.http.state import AUTH, RUNTIME
+from bridge.http.text import plain_text
 from bridge.logs import get_logger
 from bridge.runtime import Runtime
 from bridge.views import message_view
@@ -29,13 +36,16 @@ async def problems_and_metrics(request: web.Request, handler: Handler) -> web.St
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
     try:
+        if request.body_exists:
+            check_content_encoding(request)
         response = await handler(request)
     except Problem as exc:
         response = problem_response(exc)
     except web.HTTPException as exc:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        code = codes.get(exc.status, "http_error")
-        response = problem_response(Problem(exc.status, code, exc.reason))
+        response = problem_response(http_problem(exc))
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # a body that is not
+        response = problem_response(unreadable_body(request, exc))  # what it claims
+        response.force_close()
     except StoreError as exc:
         log.warning("store_unavailable", path=request.path, error=str(exc))
         response = problem_response(
@@ -93,8 +103,8 @@ async def sandbox_messages(request: web.Request) -> web.Response:
     phone = request.query.get("phone")
     if phone is not None:
         try:
-            phone = normalize_phone(phone)
-        except PhoneError as exc:
+            phone = normalize_phone(plain_text(phone))
+        except ValueError as exc:  # PhoneError, or a control character
             raise Problem(422, "invalid_request", f"phone: {exc}", field="phone") from exc
     try:
         limit = int(request.query.get("limit", "20"))
@@ -112,6 +122,7 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
         middlewares=[problems_and_metrics],
         client_max_size=runtime.settings.http.max_body_bytes,
     )
+    answer_parser_errors_with_problems(app)
     app[RUNTIME] = runtime
     app[AUTH] = ClientAuth(runtime.settings.clients)
     if manage_runtime:

@@ -12,6 +12,7 @@ from bridge.bonus.balance import BalanceAnswer, CustomerRef, MasterUnavailable
 from bridge.bonus.phones import PhoneError, mask, normalize_phone
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
+from bridge.http.text import plain_text, refuse_surrogates
 from bridge.ledger import LedgerErrorCode, LedgerRefused
 from bridge.views import iso
 from bridge.webhook_format import loads_strict
@@ -35,7 +36,7 @@ class CustomerIn(BaseModel):
         if value is None:
             return None
         try:
-            return normalize_phone(value)
+            return normalize_phone(plain_text(value))
         except PhoneError as exc:
             raise ValueError(str(exc)) from exc
 
@@ -44,7 +45,7 @@ class CustomerIn(BaseModel):
     def _short_text(cls, value: str | None) -> str | None:
         if value is not None and not 1 <= len(value) <= 64:
             raise ValueError("must be 1 to 64 characters")
-        return value
+        return None if value is None else plain_text(value)
 
     def ref(self) -> CustomerRef:
         """The service's view of the same customer."""
@@ -127,6 +128,7 @@ async def read_model(request: web.Request, model: type[BaseModel]) -> Any:
         data = loads_strict(raw)
     except ValueError as exc:
         raise Problem(400, "invalid_json", f"body is not JSON: {exc}") from exc
+    refuse_surrogates(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -43,10 +43,24 @@ def problem_response(problem: Problem) -> web.Response:
     }
     return web.Response(
         status=problem.status,
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        # A caller's text echoed in a detail may hold a lone surrogate: escape it.
+        body=json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace"),
         content_type=CONTENT_TYPE,
         headers=problem.headers,
     )
+
+
+# Codes of the errors aiohttp raises itself (routing, body size); the rest are named after
+# their status phrase (``unsupported_media_type``).
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def http_problem(exc: web.HTTPException) -> Problem:
+    """The problem document for one of aiohttp's own HTTP errors (keeps its ``Allow``)."""
+    phrase = HTTPStatus(exc.status).phrase
+    code = HTTP_CODES.get(exc.status) or phrase.lower().replace(" ", "_").replace("-", "_")
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return Problem(exc.status, code, exc.reason or phrase, headers=headers)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel
 
 from bridge.bonus.balance import MasterUnavailable
 from bridge.bonus.reservations import (
@@ -20,8 +19,9 @@ from bridge.bonus.reservations import (
     request_digest,
 )
 from bridge.http.auth import Client
-from bridge.http.bonus import CustomerIn, money, read_model
+from bridge.http.bonus import read_model
 from bridge.http.problems import Problem, json_response
+from bridge.http.reservation_bodies import CommitIn, ConfirmIn, EmptyIn, ReserveIn
 from bridge.http.state import AUTH, RUNTIME
 from bridge.ledger import LedgerErrorCode, LedgerRefused
 from bridge.store.reservations import Reservation
@@ -55,88 +55,6 @@ LEDGER_STATUS = {
     LedgerErrorCode.OPERATION_CONFLICT: 409,
     LedgerErrorCode.CUSTOMER_MISMATCH: 409,
 }
-
-
-class OrderIn(BaseModel):
-    """The order the points are spent on: its system, its id there, its total."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    system: str
-    id: str
-    total: Decimal | None = None
-
-    @field_validator("system", "id")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        if not 1 <= len(value) <= 64:
-            raise ValueError("must be 1 to 64 characters")
-        return value
-
-    @field_validator("total", mode="before")
-    @classmethod
-    def _total(cls, value: Any) -> Decimal | None:
-        return None if value is None else money(value)
-
-
-class ReserveIn(BaseModel):
-    """``POST /api/v1/bonus/reservations``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    customer: CustomerIn
-    amount: Decimal
-    order: OrderIn
-    channel: str | None = None
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount(cls, value: Any) -> Decimal:
-        amount = money(value)
-        if amount <= 0:
-            raise ValueError("must be more than 0")
-        return amount
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[a-z0-9_\-]{1,32}", value):
-            raise ValueError("must be 1 to 32 of a-z, 0-9, _ and -, such as 'till' or 'site'")
-        return value
-
-
-class ConfirmIn(BaseModel):
-    """``POST …/confirm``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    code: str
-
-    @field_validator("code", mode="before")
-    @classmethod
-    def _digits(cls, value: Any) -> str:
-        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4,8}", value.strip()):
-            raise ValueError("must be the 4 to 8 digits of the SMS, as a string")
-        return value.strip()
-
-
-class CommitIn(BaseModel):
-    """``POST …/commit``; without ``amount`` the whole hold is written off."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    amount: Decimal | None = None
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount(cls, value: Any) -> Decimal | None:
-        return None if value is None else money(value)
-
-
-class EmptyIn(BaseModel):
-    """Bodies that carry nothing (an empty body or ``{}``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def service(request: web.Request) -> ReservationService:
@@ -227,9 +145,29 @@ async def create(request: web.Request) -> web.Response:
     )
     try:
         rsv, created = await svc.create(req)
-    except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
+    except ReservationProblem as exc:
+        if exc.code == "order_has_reservation":
+            raise await order_taken(svc, exc, body.order.id, client) from exc
+        raise problem(exc) from exc
+    except (MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv, created)
+
+
+async def order_taken(
+    svc: ReservationService, exc: ReservationProblem, order_id: str, client: Client
+) -> Problem:
+    """409 ``order_has_reservation``: which reservation holds the order is told only to
+    the client that made it (or ``admin``); to another client it is another's data."""
+    try:
+        await svc.get(str(exc.extra.get("reservation_id")), owner(client))
+    except ReservationProblem:
+        return Problem(
+            409,
+            "order_has_reservation",
+            f"order {order_id} already has a reservation made by another client",
+        )
+    return problem(exc)
 
 
 async def show(request: web.Request) -> web.Response:
