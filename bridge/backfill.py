@@ -25,7 +25,7 @@ from bridge.connector import EntityLister, ListedEntity
 from bridge.errors import BridgeError, StoreError
 from bridge.logs import get_logger
 from bridge.retry import backoff_delay
-from bridge.router import Router
+from bridge.router import Router, log_duplicates
 from bridge.settings import RetrySettings
 from bridge.store.backfills import Backfill, BackfillSpec, BackfillStatus, listed_key
 from bridge.store.protocol import Store
@@ -191,6 +191,7 @@ class Backfiller:
         self._failures.pop(backfill.id, None)
         events = [self._event(backfill, item, began) for item in page.entities]
         stored = await self._store.append_listed(backfill.id, events, page.cursor, page.total)
+        log_duplicates(spec.source, events, stored)
         log.info(
             "backfill_page_stored",
             backfill=backfill.id,

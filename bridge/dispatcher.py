@@ -20,7 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.connector import BatchSink, DeliveryJob, DocumentMapper, EntityReader, Sink
+from bridge.connector import (
+    BatchSink,
+    DeliveryJob,
+    DocumentMapper,
+    EntityReader,
+    ReadsEntities,
+    Sink,
+)
 from bridge.errors import DeliveryError, ErrorClass, PermanentError, StoreError, TransientError
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
@@ -184,7 +191,8 @@ class Dispatcher:
     async def _attempt(self, lane: TargetLane, batch: list[Claimed]) -> None:
         jobs = [_job(claimed) for claimed in batch]
         started = time.monotonic()
-        jobs, failed = await self._read_sources(lane, jobs)
+        replayed = {c.delivery.id for c in batch if c.delivery.generation}
+        jobs, failed = await self._read_sources(lane, jobs, replayed)
         if len(batch) > 1 and any(j.source in self._readers for j in jobs):
             with contextlib.suppress(StoreError):  # reads done in turn used up lease time
                 await self._store.extend_leases(batch, self.owner)
@@ -214,10 +222,11 @@ class Dispatcher:
         return ([together] if together else []) + alone
 
     async def _read_sources(
-        self, lane: TargetLane, jobs: list[DeliveryJob]
+        self, lane: TargetLane, jobs: list[DeliveryJob], replayed: set[str]
     ) -> tuple[list[DeliveryJob], dict[str, DeliveryError]]:
         """Re-read each job's entity at its source, where the source can be read; a source
-        that cannot answer fails that job like a target would (retried later)."""
+        that cannot answer fails that job like a target would (retried later). A replay
+        always reads afresh: support asks for the state as it is now."""
         out: list[DeliveryJob] = []
         failed: dict[str, DeliveryError] = {}
         for job in jobs:
@@ -230,7 +239,7 @@ class Dispatcher:
                 out.append(dataclasses.replace(job, state=listed))
                 continue
             key = (job.source, job.entity, job.entity_id)
-            shared = await self._recent_read(key)
+            shared = None if job.delivery_id in replayed else await self._recent_read(key)
             if shared is not None:
                 with contextlib.suppress(Exception):  # that read failed: make our own
                     state = await asyncio.wait_for(
@@ -335,6 +344,17 @@ class Dispatcher:
             if job.delivery_id in failed:
                 out.append(job)
                 continue
+            if mapper is not None and job.state is None and self._source_reads(job):
+                # The source reads this entity and says it has none (deleted, merged away,
+                # or never there): a mapping of the change's own fragment could create a
+                # copy of something that does not exist, and would let a guard that reads
+                # an absent field through.
+                skipped[job.delivery_id] = (
+                    f"skipped: source entity not found ({job.source} has no"
+                    f" {job.entity} {job.entity_id})"
+                )
+                out.append(job)
+                continue
             source = job.state if job.state is not None else _change_data(job)
             if mapper is None:  # the sink writes what the change carried; tell it the id
                 known = await self._mapped_id(job, source or {})
@@ -380,6 +400,11 @@ class Dispatcher:
                 dataclasses.replace(job, document=mapped.document, target_ref=ref, mapped_id=known)
             )
         return out, skipped, digests
+
+    def _source_reads(self, job: DeliveryJob) -> bool:
+        """Whether the job's source reads its entity, so that no state means none there."""
+        reader = self._readers.get(job.source)
+        return isinstance(reader, ReadsEntities) and reader.reads(job.entity)
 
     async def _mapped_id(self, job: DeliveryJob, source: Mapping[str, Any]) -> str | None:
         """The target's id of the entity from the id map: its own pair with the target, or,

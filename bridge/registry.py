@@ -20,7 +20,7 @@ from bridge.connector import (
     WebhookParser,
 )
 from bridge.ledger import Ledger
-from bridge.settings import Settings, WebhookAuth
+from bridge.settings import Settings, SystemSettings, WebhookAuth
 
 GROUP = "bridge.connectors"
 
@@ -123,10 +123,7 @@ def build_connectors(
         try:
             options: Any = ctype.options_model.model_validate(system.options)
         except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                path = ("systems", name, "options", *err["loc"])
-                message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append(ConnectorProblem(path, message))
+            problems += _options_problems(name, exc)
             continue
         try:
             connector = ctype.create(name, system, options)
@@ -156,6 +153,40 @@ def build_connectors(
         message = f"the {settings.systems[master].type} connector cannot be the bonus master"
         problems.append(ConnectorProblem(("bonus", "master"), message))
     return built, problems
+
+
+def option_problems(
+    systems: Any, types: dict[str, ConnectorType | BrokenConnector] | None = None
+) -> list[ConnectorProblem]:
+    """Each connector's options checked on their own, for a config whose other sections
+    failed validation, so that one ``bridge check`` names every mistake at once."""
+    if not isinstance(systems, dict):
+        return []
+    types = installed_types() if types is None else types
+    problems: list[ConnectorProblem] = []
+    for name, raw in systems.items():
+        try:
+            system = SystemSettings.model_validate(raw)
+        except ValidationError:
+            continue  # the validation of the whole file reports this system's own problems
+        ctype = types.get(system.type)
+        if not system.enabled or ctype is None or isinstance(ctype, BrokenConnector):
+            continue
+        try:
+            ctype.options_model.model_validate(system.options)
+        except ValidationError as exc:
+            problems += _options_problems(name, exc)
+    return problems
+
+
+def _options_problems(name: str, exc: ValidationError) -> list[ConnectorProblem]:
+    return [
+        ConnectorProblem(
+            ("systems", name, "options", *err["loc"]),
+            "unknown key" if err["type"] == "extra_forbidden" else err["msg"],
+        )
+        for err in exc.errors(include_url=False)
+    ]
 
 
 def _route_problems(settings: Settings, built: Connectors) -> list[ConnectorProblem]:

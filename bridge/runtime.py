@@ -60,7 +60,13 @@ class Runtime:
 
     async def start(self, *, dispatch: bool = True) -> None:
         """Open the store, start sandbox emulators, connectors, dispatcher and pollers."""
-        await self.store.open(serving=True)
+        sandbox = self.settings.sandbox
+        fresh = sandbox.enabled and sandbox.fresh_store
+        await self.store.open(serving=True, fresh=fresh)
+        if fresh:
+            log.info(
+                "sandbox_store_reset", store=self.settings.store.url, kept_as="<file>.previous"
+            )
         if self.settings.sandbox.enabled:
             await self.start_emulators()
         for name, connector in self.connectors.by_system.items():

@@ -402,6 +402,12 @@ class SandboxSettings(Strict):
     """In-process emulators for a fresh clone; never enable in production."""
 
     enabled: bool = False
+    # The emulators keep their data in memory and number it from 1 again at every start, so
+    # a store kept from their previous run would hold source keys and an id map of entities
+    # that are gone, and drop the new ones of the same numbers as duplicates. The daemon
+    # therefore starts the sandbox with an empty store (the last one kept as
+    # `<file>.previous`). Turn it off to keep the store across sandbox runs.
+    fresh_store: bool = True
 
 
 class Settings(Strict):

@@ -251,16 +251,24 @@ class LoadedSettings:
     document: Document
 
 
-def read_settings(path: Path, env: Mapping[str, str] | None = None) -> LoadedSettings:
-    """Load, interpolate, override and validate; raise :class:`SettingsError` with all problems."""
+def prepare_document(
+    path: Path, env: Mapping[str, str] | None = None
+) -> tuple[Document, list[Problem]]:
+    """The file read, its ``${VAR}`` filled in and ``BRIDGE__…`` overrides applied, before
+    validation; raise :class:`SettingsError` when it is not a mapping at all."""
     env = os.environ if env is None else env
     doc, problems = load_document(path)
     if doc.data is None and problems:
         raise SettingsError([str(p) for p in problems])
     if not isinstance(doc.data, dict):
         raise SettingsError([str(doc.problem((), "the file must hold a mapping of sections"))])
-    unset = interpolate(doc, env)
-    problems += unset + apply_env_overrides(doc, env)
+    problems += interpolate(doc, env) + apply_env_overrides(doc, env)
+    return doc, problems
+
+
+def read_settings(path: Path, env: Mapping[str, str] | None = None) -> LoadedSettings:
+    """Load, interpolate, override and validate; raise :class:`SettingsError` with all problems."""
+    doc, problems = prepare_document(path, env)
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(doc.data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 from pathlib import Path
 
 from bridge.cli.common import Commands, add_command
@@ -12,9 +13,9 @@ from bridge.cli.output import FAILURE, OK, err, out, print_json
 from bridge.connector import Lifecycle, Probe
 from bridge.errors import BridgeError, SettingsError
 from bridge.mapping import check_route_mappings
-from bridge.registry import Connectors, build_connectors
+from bridge.registry import Connectors, build_connectors, option_problems
 from bridge.settings import Settings
-from bridge.settings_loader import load_document, read_settings
+from bridge.settings_loader import prepare_document, read_settings
 
 
 def register(commands: Commands) -> None:
@@ -44,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = read_settings(config)
     except SettingsError as exc:
-        # The mapping files are checked all the same: one run names every mistake.
-        document, _ = load_document(config)
-        problems = exc.problems + check_route_mappings(config, document)
+        # The connectors' options and the mapping files are checked all the same: one run
+        # names every mistake.
+        problems = exc.problems + _other_problems(config)
     else:
         connectors, found = build_connectors(loaded.settings)
         problems = [str(loaded.document.problem(p.path, p.message)) for p in found]
@@ -83,19 +84,37 @@ def run(args: argparse.Namespace) -> int:
     return FAILURE if problems else OK
 
 
+def _other_problems(config: Path) -> list[str]:
+    """What a config that failed validation hides: its connectors' options and mappings."""
+    try:
+        document, _ = prepare_document(config)
+    except SettingsError:
+        return []  # not a mapping of sections: nothing more to read
+    data = document.data if isinstance(document.data, dict) else {}
+    found = [document.problem(p.path, p.message) for p in option_problems(data.get("systems"))]
+    return sorted({str(p) for p in found}) + check_route_mappings(config, document)
+
+
 async def probe_all(settings: Settings, connectors: Connectors) -> dict[str, tuple[bool, str]]:
     """Reach every system whose connector can probe; (ok, what answered or what failed)."""
     emulators = connectors.emulators(settings) if settings.sandbox.enabled else {}
     results: dict[str, tuple[bool, str]] = {}
     started: list[object] = []
+    in_use: set[str] = set()
     try:
         for name, emulator in emulators.items():
             try:
                 await emulator.start()
             except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    # Most often `make run` is up and its emulator holds the port: probe
+                    # what listens there rather than fail beside a working sandbox.
+                    in_use.add(name)
+                    continue
+                where = emulator.url or f"systems.{name}.options"
                 results[name] = (
                     False,
-                    f"the sandbox emulator cannot listen at {emulator.url}: {exc.strerror or exc}",
+                    f"the sandbox emulator cannot listen at {where}: {exc.strerror or exc}",
                 )
                 continue
             started.append(emulator)
@@ -123,6 +142,13 @@ async def probe_all(settings: Settings, connectors: Connectors) -> dict[str, tup
                 results[name] = (False, f"probe failed (unexpected): {type(exc).__name__}: {exc}")
             else:
                 results[name] = (True, f"reached: {answer}")
+            if name in in_use:
+                ok, text = results[name]
+                results[name] = (
+                    ok,
+                    f"{text} (its sandbox port was taken: probed what listens"
+                    " there, such as a running bridge's emulator)",
+                )
     finally:
         for emulator in emulators.values():
             if emulator in started:

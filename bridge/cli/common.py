@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from bridge.cli.output import err
 from bridge.errors import SettingsError
+from bridge.settings import BONUS_TARGET
 from bridge.settings_loader import LoadedSettings, read_settings
 from bridge.store import Store, open_store
 
@@ -57,3 +58,17 @@ async def with_store(loaded: LoadedSettings, work: Callable[[Store], Awaitable[T
         return await work(store)
     finally:
         await store.close()
+
+
+def unknown_system_problems(loaded: LoadedSettings, args: argparse.Namespace) -> list[str]:
+    """``--source`` / ``--target`` values that name no configured system, each with the
+    names that exist (a typo like ``--target crm`` would otherwise match nothing, quietly)."""
+    systems = set(loaded.settings.systems)
+    problems = []
+    for option, known in (("source", systems), ("target", systems | {BONUS_TARGET})):
+        value = getattr(args, option, None)
+        if value is not None and value not in known:
+            problems.append(
+                f"--{option}: no system is named {value!r}; known: " + ", ".join(sorted(known))
+            )
+    return problems

@@ -6,8 +6,18 @@ import argparse
 import asyncio
 import json
 
-from bridge.cli.common import Commands, add_command, load, with_store
-from bridge.cli.output import FAILURE, OK, USAGE, fail, out, print_json, print_table, short_time
+from bridge.cli.common import Commands, add_command, load, unknown_system_problems, with_store
+from bridge.cli.output import (
+    FAILURE,
+    OK,
+    USAGE,
+    fail,
+    fail_all,
+    out,
+    print_json,
+    print_table,
+    short_time,
+)
 from bridge.errors import NotFound
 from bridge.filters import FilterError, parse_filter
 from bridge.views import detail_view, event_view
@@ -70,6 +80,8 @@ def run_list(args: argparse.Namespace) -> int:
     loaded = load(args)
     if loaded is None:
         return FAILURE
+    if problems := unknown_system_problems(loaded, args):
+        return fail_all(problems, USAGE)
     events = asyncio.run(with_store(loaded, lambda store: store.list_events(flt)))
     if args.json:
         print_json({"events": [event_view(e) for e in events]})

@@ -44,3 +44,10 @@ def fail(message: str, code: int = FAILURE) -> int:
     """Print an error line to stderr and return the exit code."""
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return code
+
+
+def fail_all(messages: Sequence[str], code: int = FAILURE) -> int:
+    """Print every error line, then return the exit code."""
+    for message in messages:
+        fail(message)
+    return code

@@ -9,9 +9,9 @@ import sys
 
 from rich.progress import Progress
 
-from bridge.cli.common import Commands, add_command, load, with_store
+from bridge.cli.common import Commands, add_command, load, unknown_system_problems, with_store
 from bridge.cli.events import add_filter_options
-from bridge.cli.output import FAILURE, OK, USAGE, fail, out, print_json
+from bridge.cli.output import FAILURE, OK, USAGE, fail, fail_all, out, print_json
 from bridge.errors import NotFound
 from bridge.filters import FilterError, parse_filter
 from bridge.store import Store
@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(args)
     if loaded is None:
         return FAILURE
+    if problems := unknown_system_problems(loaded, args):
+        return fail_all(problems, USAGE)
     actor = f"cli:{getpass.getuser()}"
     try:
         plan = asyncio.run(
@@ -68,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except NotFound as exc:
         return fail(str(exc), USAGE)
-    if args.dry_run or not plan.requeued:
+    if args.dry_run:
         _report(plan, dry_run=True, as_json=args.json)
-        return OK if plan.requeued or args.dry_run else FAILURE
+        return OK
+    if not plan.requeued:  # nothing to do: say so, and why, rather than what "would" happen
+        _report(plan, dry_run=False, as_json=args.json)
+        return FAILURE
     if flt is not None and not args.yes:
         if not sys.stdin.isatty():
             return fail(f"{len(plan.requeued)} deliveries match; add --yes to requeue them", USAGE)
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             return FAILURE
     done = asyncio.run(with_store(loaded, lambda store: _requeue(store, plan, actor, args.json)))
     _report(ReplayResult(done, plan.skipped), dry_run=False, as_json=args.json)
-    return OK
+    # An id that names nothing is a mistake worth an exit code, even beside ones that worked.
+    return FAILURE if "not found" in plan.skipped.values() else OK
 
 
 async def _requeue(store: Store, plan: ReplayResult, actor: str, quiet: bool) -> list[str]:
@@ -100,8 +106,11 @@ def _report(result: ReplayResult, *, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json(replay_view(result, dry_run))
         return
-    verb = "would requeue" if dry_run else "requeued"
-    out.print(f"{verb} {len(result.requeued)} deliveries", markup=False)
+    if not result.requeued and not dry_run:
+        out.print("requeued nothing", markup=False)
+    else:
+        verb = "would requeue" if dry_run else "requeued"
+        out.print(f"{verb} {len(result.requeued)} deliveries", markup=False)
     for delivery in result.requeued[:20]:
         out.print(f"  {delivery}", markup=False)
     if len(result.requeued) > 20:

@@ -11,7 +11,7 @@ import urllib.request
 from typing import Any
 
 from bridge.cli.common import Commands, add_command, load, with_store
-from bridge.cli.output import FAILURE, OK, out, print_json, print_table, short_time
+from bridge.cli.output import FAILURE, OK, fail, out, print_json, print_table, short_time
 from bridge.settings import HttpSettings
 from bridge.store import Store
 from bridge.views import backfill_view, cursor_view, queue_view
@@ -53,7 +53,7 @@ def daemon_systems(http: HttpSettings) -> dict[str, str] | str:
     except urllib.error.HTTPError as exc:  # 503: not ready, but it answered
         body = json.loads(exc.read() or b"{}")
     except (OSError, ValueError) as exc:
-        return f"the daemon at {url} did not answer ({exc})"
+        return f"the daemon at {url} does not answer ({_reason(exc)}); is bridge serve running?"
     systems = body.get("systems") if isinstance(body, dict) else None
     return {str(k): str(v) for k, v in systems.items()} if isinstance(systems, dict) else {}
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     data["systems"] = daemon_systems(loaded.settings.http)
     if args.json:
         print_json(data)
-        return OK
+        return _daemon_answered(data)
     if data["queues"]:
         print_table(
             "Deliveries (done not shown)",
@@ -91,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
             f" {b['dead']} dead" + (f"; last error: {b['error']}" if b["error"] else ""),
             markup=False,
         )
-    if isinstance(data["systems"], str):
-        out.print(f"Systems: {data['systems']}", markup=False)
-    else:
+    if not isinstance(data["systems"], str):
         states = ", ".join(f"{k} {v}" for k, v in data["systems"].items())
         out.print(f"Systems: {states or 'none'}", markup=False)
     if data["cursors"]:
@@ -105,7 +103,22 @@ def run(args: argparse.Namespace) -> int:
                 for c in data["cursors"]
             ],
         )
+    return _daemon_answered(data)
+
+
+def _daemon_answered(data: dict[str, Any]) -> int:
+    """The store's figures are shown either way; a daemon that does not answer is one clear
+    line on stderr and exit 1 (breakers and the work itself live in that process)."""
+    if isinstance(data["systems"], str):
+        return fail(data["systems"])
     return OK
+
+
+def _reason(exc: Exception) -> str:
+    """``[Errno 111] Connection refused`` → ``connection refused``, for one readable line."""
+    reason = getattr(exc, "reason", exc)
+    text = getattr(reason, "strerror", None) or str(reason)
+    return str(text).lower()
 
 
 def _age(seconds: float | None) -> str | None:

@@ -18,6 +18,7 @@ from bridge.http.problems import Problem, json_response
 from bridge.http.state import RUNTIME
 from bridge.logs import get_logger
 from bridge.redact import redact_body
+from bridge.router import log_duplicates
 from bridge.store.records import Rejected
 from bridge.webhook_auth import WebhookUnauthorized, verify_webhook
 from bridge.webhook_format import check_storable, parse_generic_webhook
@@ -84,6 +85,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         ) from exc
     new = rt.router.route(system, events)
     stored_all = await rt.store.append_events(new) if new else []
+    log_duplicates(system, new, stored_all)
     targets = {t for item in new for t in item.targets}
     if rt.dispatcher is not None:
         for target in targets:

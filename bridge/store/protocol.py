@@ -33,9 +33,10 @@ class Store(ReservationStore, BackfillStore, Protocol):
     """The durable event log (with its backfills, and the reservations of the bonus
     service)."""
 
-    async def open(self, *, serving: bool = False) -> None:
+    async def open(self, *, serving: bool = False, fresh: bool = False) -> None:
         """Connect and migrate the schema; ``serving`` is the daemon (SQLite locks the file
-        so only one serves it)."""
+        so only one serves it); ``fresh`` (the sandbox, serving only) starts from an empty
+        store and keeps the previous one aside."""
 
     async def close(self) -> None:
         """Finish pending writes and disconnect."""

@@ -93,18 +93,20 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    async def open(self, *, serving: bool = False) -> None:
+    async def open(self, *, serving: bool = False, fresh: bool = False) -> None:
         """Create the file's folder, take the instance lock when serving, migrate, start
-        the writer."""
-        await asyncio.to_thread(self._open_sync, serving)
+        the writer; ``fresh`` first moves the file aside as ``<name>.previous``."""
+        await asyncio.to_thread(self._open_sync, serving, fresh)
 
-    def _open_sync(self, serving: bool) -> None:
+    def _open_sync(self, serving: bool, fresh: bool = False) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror}") from exc
         if serving:
             self._take_lock()
+            if fresh:
+                self._set_aside()
         try:
             conn = self._connect()
             try:
@@ -118,6 +120,20 @@ class SQLiteStore:
         with self._readers_lock:
             self._open_number += 1
             self._accepting = True
+
+    def _set_aside(self) -> None:
+        # Only under the instance lock: no other bridge is writing the file. The WAL and its
+        # index go with it (SQLite finds them by the database's name + "-wal"/"-shm"), so
+        # the previous store stays readable as `<name>.previous`.
+        previous = Path(f"{self.path}.previous")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            try:
+                source.replace(Path(f"{previous}{suffix}"))
+            except FileNotFoundError:
+                Path(f"{previous}{suffix}").unlink(missing_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot move {source} aside: {exc.strerror}") from exc
 
     def _take_lock(self) -> None:
         # SQLite serves one instance: a second `bridge serve` on the same file would claim
@@ -133,8 +149,8 @@ class SQLiteStore:
         except BlockingIOError as exc:
             handle.close()
             raise StoreError(
-                f"another bridge is already serving {self.path}; SQLite serves one"
-                " instance (use PostgreSQL for several)"
+                f"another bridge is already serving {self.path}: a SQLite store serves"
+                " one instance (stop the other, or give this one its own store.url)"
             ) from exc
         self._lock = handle
 

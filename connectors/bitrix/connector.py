@@ -202,6 +202,10 @@ class BitrixConnector:
 
     # -- reading -------------------------------------------------------------------------
 
+    def reads(self, entity: str) -> bool:
+        """Deals (or shop orders) and contacts are read, so None from a read means gone."""
+        return entity in self._kinds
+
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """The deal, contact or shop order as Bitrix holds it now (an event only says "ID X
         changed", §3.2); None once it is gone. ``externalId`` is added from the bridge's key

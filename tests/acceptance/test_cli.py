@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Target
 from tests.support.configs import HOOK_TOKEN, write_config
-from tests.support.daemon import ROOT, Daemon, cli_env, cli_json, free_port, run_cli
+from tests.support.daemon import ROOT, Daemon, cli_env, cli_json, free_port, run_cli, status_json
 
 AUTH = {"Authorization": f"Bearer {HOOK_TOKEN}"}
 
@@ -177,7 +177,7 @@ async def test_dead_letter_replay_and_show_through_the_cli(
         assert code == 1
         assert "[/x]" in err
 
-        status = await cli_json(config, "status")
+        status = await status_json(config)
         assert status["events"] == {"done": 2}
         assert set(status["systems"]) == {"shop", "crm"}  # asked of the running daemon
         code, out, _ = await run_cli(config, "events", "list", "--status", "done")
@@ -290,7 +290,7 @@ async def test_kill9_while_polling_loses_and_duplicates_nothing(
         await daemon.start()
         await asyncio.sleep(0.4)
         await daemon.kill9()
-        status = await cli_json(config, "status")
+        status = await status_json(config)
         cursors.append(int(status["cursors"][0]["value"]) if status["cursors"] else 0)
     assert cursors == sorted(cursors)
     assert 0 < cursors[0] < 300, cursors  # the first kill came in the middle of the feed
@@ -303,6 +303,6 @@ async def test_kill9_while_polling_loses_and_duplicates_nothing(
     listed = await cli_json(config, "events", "list", "--source", "shop", "--limit", "1000")
     keys = [e["source_key"] for e in listed["events"]]
     assert sorted(keys) == sorted(f"msg-{n}" for n in range(1, 301))  # each change once
-    status = await cli_json(config, "status")
+    status = await status_json(config)
     assert {(c["name"], c["value"]) for c in status["cursors"]} == {("changes", "300")}
     assert sorted(target.state.applied.values(), key=int) == [str(n) for n in range(300)]

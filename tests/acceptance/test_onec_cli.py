@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from connectors.onec.emulator import OnecEmulator
-from tests.support.daemon import ROOT, Daemon, cli_json, free_port, run_cli
+from tests.support.daemon import ROOT, Daemon, cli_json, free_port, run_cli, status_json
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ async def test_serve_starts_the_sandbox_and_polls_its_change_feed(tmp_path: Path
             assert asyncio.get_running_loop().time() < deadline, keys
             await asyncio.sleep(0.2)
         assert ("return", "ВЗ-1", "ret-1") in keys
-        status = await cli_json(config, "status")
+        status = await status_json(config)
         assert status["cursors"][0]["source"] == "onec"
         assert status["cursors"][0]["value"] == "1"
     finally:

@@ -10,7 +10,7 @@ import aiohttp
 import yaml
 
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from tests.support.daemon import Daemon, cli_json, free_port
+from tests.support.daemon import Daemon, cli_json, free_port, status_json
 
 MANAGER_KEY = "sandbox-manager-key-0001"
 
@@ -65,7 +65,7 @@ async def test_kill9_between_reading_and_storing_history_loses_and_duplicates_no
         await daemon.start()
 
         async def walked() -> bool:
-            status = await cli_json(config, "status")
+            status = await status_json(config)
             values = {c["name"]: c["value"] for c in status["cursors"]}
             return values.get("orders") == "0"
 
@@ -79,7 +79,7 @@ async def test_kill9_between_reading_and_storing_history_loses_and_duplicates_no
             await daemon.start()
             await asyncio.sleep(0.35)
             await daemon.kill9()
-            status = await cli_json(config, "status")
+            status = await status_json(config)
             cursors.append(int({c["name"]: c["value"] for c in status["cursors"]}["orders"]))
         assert cursors == sorted(cursors)
         assert cursors[0] < 150, cursors  # the first kill came before the last page

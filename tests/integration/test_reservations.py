@@ -31,7 +31,7 @@ from tests.support.bonus import (
     start_bonus,
 )
 from tests.support.configs import ADMIN_TOKEN, CLIENT_TOKEN
-from tests.support.daemon import cli_json, free_port
+from tests.support.daemon import cli_json, free_port, status_json
 from tests.support.sms import sms_provider
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -140,7 +140,7 @@ async def test_reserve_confirm_commit_lowers_the_master_balance_by_the_committed
     assert [(r["id"], r["status"]) for r in listed["reservations"]] == [(rsv["id"], "committed")]
     messages = await cli_json(config, "sandbox", "messages", "--phone", "8 900 000 00 01", "--json")
     assert [m["reference"] for m in messages["messages"]] == [rsv["id"]]
-    status = await cli_json(config, "status", "--json")
+    status = await status_json(config)
     assert status["reservations"] == {"committed": 1}
 
 

@@ -59,6 +59,16 @@ async def cli_json(config: Path, *args: str) -> Any:
     return json.loads(out)
 
 
+async def status_json(config: Path) -> Any:
+    """``bridge status --json``: the store's figures, whether or not a daemon answers (exit 1
+    and the reason in ``systems`` when none does)."""
+    code, out, err = await run_cli(config, "status", "--json")
+    assert code in (0, 1), err
+    status = json.loads(out)
+    assert (code == 1) == isinstance(status["systems"], str), (code, status["systems"])
+    return status
+
+
 class Daemon:
     """``bridge serve`` in a subprocess."""
 
