@@ -324,24 +324,11 @@ class Parts(tuple[Any, ...]):
     __slots__ = ()
 
 
-class JoinParams(Strict):
-    """``separator``: put between the parts."""
-
-    separator: str = " "
-
-
-@transform("join", JoinParams, Sources.MANY)
-def _join(params: JoinParams, _: BuildContext) -> Converter:
-    def convert(value: Any) -> Any:
-        # Several paths give Parts; one path may name a list whose items are joined.
-        items = value if isinstance(value, Parts | list) else (value,)
-        parts = [to_text(v).strip() for v in items if v is not MISSING and v is not None]
-        text = params.separator.join(p for p in parts if p)
-        return text or MISSING
-
-    return convert
-
-
 def known_transforms() -> str:
     """The names, for messages: ``bool, const, copy, …``."""
     return ", ".join(sorted(TRANSFORMS))
+
+
+# The transforms of several source paths (join, first, sum) register themselves there; the
+# import comes last, as that module builds on this one.
+import bridge.mapping.several  # noqa: E402, F401

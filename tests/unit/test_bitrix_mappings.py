@@ -203,6 +203,10 @@ def test_a_deal_becomes_a_1c_order_the_same_on_create_and_on_edit() -> None:
         "currency": "RUB",
         "comment": "Позвонить за час",
         "customer": {"bitrix_contact_id": "4"},
+        # One line of the deal's amount (issue 12: 1C's lines add up to its total).
+        "items": [
+            {"name": "Заказ №501 с сайта", "quantity": 1, "price": "2490.50", "discount": "0.00"}
+        ],
     }
     mapping = flow("bitrix_order_to_onec.yaml")
     # SaveOrder replaces the whole document: a flow into 1C writes everything every time.

@@ -23,9 +23,16 @@ def write(folder: Path, body: str, name: str = "shop_order_to_crm.yaml") -> Path
 
 def test_issue6_acceptance4_three_mistakes_are_named_with_their_lines() -> None:
     path = FIXTURES / "broken" / "shop_order_to_crm.yaml"
-    known = "bool, const, copy, date, default, join, lookup, lower, money, number, phone, string,"
+    known = (
+        "bool, const, copy, date, default, first, join, lookup, lower, money, number, phone,"
+        " string, sum,"
+    )
     assert findings(path) == [
-        (12, "fields[1].transform", f"unknown transform 'phnoe' (known: {known} upper)"),
+        (
+            12,
+            "fields[1].transform",
+            f"unknown transform 'phnoe' (known: {known} upper)",
+        ),
         (13, "fields[2].from", "malformed path 'items[0]..sku': empty key at position 10"),
         (14, "fields[3].table", "no value table 'payment_types' (tables: statuses)"),
     ]

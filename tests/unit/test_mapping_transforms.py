@@ -47,6 +47,8 @@ def test_the_closed_set_has_every_named_transform() -> None:
         "const",
         "lookup",
         "join",
+        "first",
+        "sum",
         "default",
         "lower",
         "upper",

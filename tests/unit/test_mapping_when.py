@@ -216,6 +216,7 @@ def test_the_shipped_1c_order_mapping_creates_the_whole_order(onec_orders: FlowM
                 },
                 {"offer": {"externalId": "SKU-2"}, "quantity": 1, "initialPrice": 99.5},
             ],
+            "discountManualAmount": 0,  # the order's discount and points charged: none
             "customer": {"externalId": "c-1"},
             "phone": "+79000000001",
             "firstName": "Иван Петров",
@@ -258,13 +259,16 @@ def test_the_shipped_1c_order_mapping_without_a_customer_key_or_extras(
     )
 
 
-def test_the_shipped_1c_order_mapping_refuses_an_item_without_a_sku_on_create(
+def test_the_shipped_1c_order_mapping_keeps_an_item_without_a_sku_on_create(
     onec_orders: FlowMapping,
 ) -> None:
+    """Issue 12: a line without a SKU is a line without a catalogue offer, not a loss."""
     sale = copy.deepcopy(SALE)
     del sale["document"]["items"][1]["sku"]
-    with pytest.raises(MappingFailed, match=r"document\.items\[1\]\.sku: required"):
-        onec_orders.apply(sale)
+    sale["document"]["items"][1]["name"] = "Упаковка"
+    created = onec_orders.apply(sale).document
+    assert created is not None
+    assert created["items"][1] == {"productName": "Упаковка", "quantity": 1, "initialPrice": 99.5}
     assert onec_orders.apply(sale, creating=False) == MapResult(HEADER_ONLY)
 
 
