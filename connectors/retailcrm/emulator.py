@@ -6,6 +6,8 @@ filters (§1.3), the `success/errorMsg/errors` envelope (§1.4), 201/400/403/404
 an HTML 405 for a non-GET outside `/api/` (§1.5), 10 requests/s per key (§1.6). Orders and
 customers live in emulator_state.py, loyalty in emulator_loyalty.py.
 
+Statuses, external ids, payments, merges and corporate customers: emulator_routes.py.
+
 Sandbox-only endpoints under `/__emulator__/` (no key, loopback only): `GET|POST faults`,
 `GET state`, `GET sms` (the codes "sent"), `POST user-edit` (a manager's change in the UI).
 """
@@ -27,8 +29,10 @@ from aiohttp import hdrs, web
 
 from connectors.emulator_web import json_object, json_reply, nginx_page, serve
 from connectors.retailcrm.emulator_checkout import LoyaltyCheckout
+from connectors.retailcrm.emulator_corporate import CorporateBook
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
 from connectors.retailcrm.emulator_loyalty import LoyaltyState
+from connectors.retailcrm.emulator_routes import more_routes
 from connectors.retailcrm.emulator_state import RetailcrmState
 from connectors.retailcrm.emulator_wire import ApiError, Clock, Json, parse_brackets
 
@@ -144,6 +148,7 @@ class RetailcrmEmulator:
         self.state = RetailcrmState(tuple(sites), clock)
         self.loyalty = LoyaltyState(self.state, confirm_sms_charge=confirm_sms_charge)
         self.checkout = LoyaltyCheckout(self.loyalty)
+        self.corporate = CorporateBook(self.state)
         self.faults = EmulatorFaults()
         self.stats = {"requests": 0, "rateLimited": 0}
         self.requests_by_key: dict[str, int] = {}  # by the key's name, for benches
@@ -279,6 +284,7 @@ class RetailcrmEmulator:
                 "v5/orders/loyalty/cancel-bonus-operations",
                 lambda c: co.cancel(c.params, c.change),
             ),
+            *more_routes(self.state, self.corporate),
             *_entity_routes(self.state, ORDER),
             *_entity_routes(self.state, CUSTOMER),
             ("GET", "v5/loyalty/loyalties", lambda c: lo.loyalties(c.params)),
@@ -323,7 +329,8 @@ class RetailcrmEmulator:
 
     async def _state(self, request: web.Request) -> web.Response:
         stats = self.stats | {"byKey": self.requests_by_key}
-        body = self.state.snapshot() | self.loyalty.snapshot() | {"stats": stats}
+        corporate = {"customersCorporate": list(self.corporate.book.values())}
+        body = self.state.snapshot() | corporate | self.loyalty.snapshot() | {"stats": stats}
         return json_reply(200, body)
 
     async def _sms(self, request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator_wire import MISSING_PREFIX, Json, money
+from connectors.retailcrm.emulator_wire import Json, money
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
@@ -29,17 +29,6 @@ def offer_key(item: Any) -> str:
     """An item's offer identity, for matching items across an edit."""
     offer = (item.get("offer") or {}) if isinstance(item, dict) else {}
     return "|".join(str(offer.get(k, "")) for k in ("id", "externalId", "xmlId"))
-
-
-def offer_errors(items: list[Json]) -> dict[str, str]:
-    """Offers that do not exist: codes starting with `missing-` (the §2.2 fixture wording)."""
-    errors: dict[str, str] = {}
-    for index, item in enumerate(items):
-        offer = item.get("offer") or {}
-        for by in ("externalId", "id", "xmlId"):
-            if str(offer.get(by, "")).startswith(MISSING_PREFIX):
-                errors[f"items[{index}].offer.{by}"] = f"Offer with {by} {offer[by]} not found."
-    return errors
 
 
 def keep_item_ids(old: list[Json], new: list[Json]) -> None:

@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from connectors.retailcrm.emulator_catalogue import Catalogue
+from connectors.retailcrm.emulator_corporate import corporate_order_parts
 from connectors.retailcrm.emulator_history import (
     CUSTOMER,
     ORDER,
@@ -24,12 +26,9 @@ from connectors.retailcrm.emulator_history import (
     diff_fields,
     summary,
 )
-from connectors.retailcrm.emulator_orders import (
-    keep_item_ids,
-    normalize_order,
-    offer_errors,
-    render_payments,
-)
+from connectors.retailcrm.emulator_orders import keep_item_ids, normalize_order, render_payments
+from connectors.retailcrm.emulator_search import matches
+from connectors.retailcrm.emulator_seed import seed_sandbox
 from connectors.retailcrm.emulator_wire import (
     DATETIME,
     INPUT_PARAMS,
@@ -38,20 +37,13 @@ from connectors.retailcrm.emulator_wire import (
     Clock,
     Json,
     as_list,
-    digits,
     filter_of,
     invalid,
     json_field,
     paginate,
-    phone_matches,
 )
 
 OrderListener = Callable[[Json, "str | None", Change], None]
-SANDBOX_PEOPLE = (
-    ("c-1", "Иван", "Петров", "+79000000001", "2000000000015"),
-    ("c-2", "Мария", "Смирнова", "+79000000002", "2000000000022"),
-    ("c-3", "Ольга", "Иванова", "+79000000003", None),
-)
 
 
 class RetailcrmState:
@@ -71,6 +63,15 @@ class RetailcrmState:
         self._next |= {"item": 1, "payment": 1}
         # Called after an order is saved with (order, previous status, change).
         self.order_listeners: list[OrderListener] = []
+        self.catalogue = Catalogue()
+        # Entities merged away (kind name → (id, externalId, site) → survivor id), for the
+        # 404 with `combinedTo` a read of one answers (§1.4, §10.2).
+        self.combined: dict[str, dict[tuple[int, str | None, str], int]] = {
+            ORDER.name: {},
+            CUSTOMER.name: {},
+        }
+        # Corporate customers by id (emulator_corporate.py); orders may name one (§10.4).
+        self.corporate: dict[int, Json] = {}
 
     def now(self) -> str:
         """The account's current time as the API writes it (§1.3)."""
@@ -122,6 +123,11 @@ class RetailcrmState:
             customer = self.entities[CUSTOMER.name].get(out.get("customer", {}).get("id", 0))
             if customer is not None:
                 out["customer"] = self.render(CUSTOMER, customer)  # on read the full customer
+            corporate = self.corporate.get(out.get("customer", {}).get("id", 0))
+            if corporate is not None:  # §10.4: `customer.type` says which
+                contact = self.entities[CUSTOMER.name].get(out.get("contact", {}).get("id", 0))
+                shown = self.render(CUSTOMER, contact) if contact else None
+                out |= corporate_order_parts(corporate, shown, out.get("company"))
             return out
         mine = [o["totalSumm"] for o in self.orders_of(entity["id"])]
         total = sum(mine, Decimal(0))
@@ -136,39 +142,22 @@ class RetailcrmState:
     def search(self, kind: Kind, params: Mapping[str, Any]) -> Json:
         """`GET /orders`, `GET /customers` with the filters the bridge uses (§2.1, §3.2)."""
         wanted = {k: v for k, v in filter_of(params).items() if v not in (None, "", [])}
-        found = [e for e in self.entities[kind.name].values() if self._matches(e, wanted)]
+        customers = self.entities[CUSTOMER.name]
+        found = [e for e in self.entities[kind.name].values() if matches(e, wanted, customers)]
         rows, pagination = paginate(found, params)
         listed = [self.render(kind, e) for e in rows]
         return {"success": True, "pagination": pagination, kind.plural: listed}
-
-    def _matches(self, entity: Json, wanted: Json) -> bool:
-        def one_of(key: str) -> Callable[[Any], bool]:
-            return lambda v: str(entity.get(key)) in {str(x) for x in as_list(v)}
-
-        customer = self.entities[CUSTOMER.name].get(entity.get("customer", {}).get("id", 0))
-        tests: dict[str, Callable[[Any], bool]] = {
-            "ids": one_of("id"),
-            "externalIds": one_of("externalId"),
-            "numbers": one_of("number"),
-            "sites": one_of("site"),
-            "email": lambda v: str(v).casefold() == str(entity.get("email", "")).casefold(),
-            "discountCardNumber": lambda v: str(v) == str(entity.get("discountCardNumber")),
-            "name": lambda v: name_matches(entity, str(v)),
-            "customerId": lambda v: customer is not None and str(customer["id"]) == str(v),
-            "customerExternalId": lambda v: (
-                customer is not None and customer.get("externalId") == str(v)
-            ),
-            # §2.1 list filters `createdAtFrom/To`: a date (`Y-m-d`) or a time (`Y-m-d H:i:s`);
-            # a date bound covers its whole day. Times compare as text in the one format.
-            "createdAtFrom": lambda v: str(entity.get("createdAt", "")) >= str(v),
-            "createdAtTo": lambda v: str(entity.get("createdAt", "")) <= _day_end(str(v)),
-        }
-        return all(test(wanted[key]) for key, test in tests.items() if key in wanted)
 
     def get(self, kind: Kind, ref: str, params: Mapping[str, Any]) -> Json:
         """`GET /orders/{externalId}`, `GET /customers/{externalId}` (`by`, `site`)."""
         entity = self.find(kind, ref, params.get("by") or "externalId", params.get("site"))
         return {"success": True, kind.name: self.render(kind, entity)}
+
+    def remove(self, kind: Kind, entity: Json) -> None:
+        """Forget a stored entity (merged away); its history stays."""
+        del self.entities[kind.name][entity["id"]]
+        if entity.get("externalId") is not None:
+            self._by_external[kind.name].get(str(entity["externalId"]), set()).discard(entity["id"])
 
     def history(self, kind: Kind, params: Mapping[str, Any], caller_key: str | None) -> Json:
         """`GET /orders/history`, `GET /customers/history` (§2.5)."""
@@ -267,9 +256,11 @@ class RetailcrmState:
             if email not in (None, "") and "@" not in str(email):
                 errors["email"] = "This value is not a valid email address."
         elif not errors:
-            errors |= offer_errors(data.get("items") or [])
+            errors |= self.catalogue.offer_errors(data.get("items") or [])
             ref = data.get("customer")
-            if isinstance(ref, dict) and ref:
+            if isinstance(ref, dict) and ref.get("id") in self.corporate:
+                pass  # a corporate customer (§10.4): ids never clash with individuals'
+            elif isinstance(ref, dict) and ref:
                 try:
                     self.find_ref(CUSTOMER, ref, site)
                 except ApiError:
@@ -289,6 +280,7 @@ class RetailcrmState:
             entity |= {"slug": entity["id"], "statusUpdatedAt": entity["createdAt"]}
             entity["fromApi"] = change is not None and change.source == "api"
             self._link_customer(entity, site)
+            self.catalogue.unbind(entity.get("items") or [])
             normalize_order(entity, self.new_id)
         else:
             entity.setdefault("type", "customer")
@@ -316,6 +308,7 @@ class RetailcrmState:
             candidate["externalId"] = str(changes["externalId"])
         if kind is ORDER:
             if "items" in changes:
+                self.catalogue.unbind(candidate["items"] or [])
                 keep_item_ids(before.get("items", []), candidate["items"] or [])
             self._link_customer(candidate, candidate["site"])
             if candidate.get("status") != before.get("status"):
@@ -344,7 +337,13 @@ class RetailcrmState:
 
     def _link_customer(self, order: Json, site: str) -> None:
         ref = order.get("customer")
-        if isinstance(ref, dict) and ref:
+        if isinstance(ref, dict) and ref.get("id") in self.corporate:
+            # §10.4: a corporate order names its contact person, an individual customer.
+            order["customer"] = {"id": ref["id"]}
+            contact = order.get("contact")
+            if isinstance(contact, dict) and contact:
+                order["contact"] = {"id": self.find_ref(CUSTOMER, contact, site)["id"]}
+        elif isinstance(ref, dict) and ref:
             order["customer"] = {"id": self.find_ref(CUSTOMER, ref, site)["id"]}
         else:
             order.pop("customer", None)  # Decision: no customer is made from contact fields
@@ -357,37 +356,5 @@ class RetailcrmState:
         }
 
     def seed_sandbox(self) -> None:
-        """Three shoppers (two with loyalty cards) and an order each for the first two.
-
-        Decision: the seed is the account as it was before the history window, so it writes
-        no history; a poller starting at sinceId 0 sees only changes made afterwards.
-        """
-        for external_id, first, last, phone, card in SANDBOX_PEOPLE:
-            data: Json = {"externalId": external_id, "firstName": first, "lastName": last}
-            data |= {"phones": [{"number": phone}], "createdAt": "2025-01-10 10:00:00"}
-            if card:
-                data["discountCardNumber"] = card
-            self.insert(CUSTOMER, data, self.sites[0], None)
-        for external_id, customer, sku, price in (
-            ("o-1", "c-1", "SKU-1", 1500),
-            ("o-2", "c-2", "SKU-2", 800),
-        ):
-            item = {"offer": {"externalId": sku}, "quantity": 2, "initialPrice": price}
-            order: Json = {"externalId": external_id, "customer": {"externalId": customer}}
-            order |= {"createdAt": "2025-01-11 12:00:00", "status": "new", "items": [item]}
-            self.insert(ORDER, order, self.sites[0], None)
-
-
-def name_matches(customer: Json, query: str) -> bool:
-    """§3.2 `filter[name]`: free text over names and email, or digits over the phones."""
-    names = " ".join(str(customer.get(k) or "") for k in ("firstName", "lastName", "patronymic"))
-    text = query.strip().casefold()
-    if text and (text in names.casefold() or text in str(customer.get("email", "")).casefold()):
-        return True
-    wanted = digits(query)
-    return any(phone_matches(wanted, p.get("number")) for p in customer.get("phones", []))
-
-
-def _day_end(bound: str) -> str:
-    """A date-only upper bound as the last second of that day."""
-    return f"{bound} 23:59:59" if len(bound) == 10 else bound
+        """Three shoppers (two with loyalty cards) and an order each for the first two."""
+        seed_sandbox(self)

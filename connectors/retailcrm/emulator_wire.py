@@ -22,7 +22,6 @@ PAGE_LIMITS = (20, 50, 100)  # §1.7: 250 is [unconfirmed] outside the loyalty f
 UPLOAD_MAX = 50  # §1.6 [unconfirmed]: "treat 50 as the hard cap"
 ENTITY_FORMAT = "Errors in the entity format"  # §1.4 validation errorMsg
 INPUT_PARAMS = "Errors in the input parameters"  # §1.4 bad query/form parameters
-MISSING_PREFIX = "missing-"  # an offer whose code starts so "does not exist" (for 460 tests)
 T = TypeVar("T")
 
 

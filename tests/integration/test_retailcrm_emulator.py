@@ -539,7 +539,7 @@ async def test_a_completed_order_earns_bonuses_and_a_cancelled_one_gives_them_ba
 
 async def test_rate_limit_answers_503_per_key(http: aiohttp.ClientSession) -> None:
     async with RetailcrmEmulator() as emu:  # the default: 10 requests per second and key
-        url = f"{emu.url}/api/v5/orders/statuses"
+        url = f"{emu.url}/api/v5/orders/no-such-order"
 
         async def one(key: str) -> tuple[int, Any]:
             async with http.get(url, headers={"X-API-KEY": key}) as response:
@@ -548,7 +548,7 @@ async def test_rate_limit_answers_503_per_key(http: aiohttp.ClientSession) -> No
         started = time.monotonic()
         answers = await asyncio.gather(*(one(BRIDGE) for _ in range(25)))
         statuses = [status for status, _ in answers]
-        assert set(statuses) == {404, 503}  # 404: there is no order "statuses"
+        assert set(statuses) == {404, 503}  # 404: there is no such order
         if time.monotonic() - started < 0.9:  # the whole burst fell in one window
             assert statuses.count(404) == 10 and statuses.count(503) == 15
         assert next(body for status, body in answers if status == 503) == {
