@@ -20,7 +20,7 @@ EXAMPLES = """examples:
   bridge events show evt_42             payload, deliveries, every attempt
   bridge replay --status dead --target retailcrm --yes
   bridge backfill orders --from retailcrm --to onec --since 2026-01-01
-  bridge map mappings/retailcrm_order_to_onec.yaml order.json
+  bridge map mappings/retailcrm_order_to_onec.yaml examples/retailcrm_order.json
   bridge reservations list --status held
   bridge sandbox                        run the emulators of the configured systems
   bridge sandbox messages --json        the SMS codes the sandbox gateway "sent"

@@ -13,9 +13,9 @@ from bridge.cli.output import FAILURE, OK, USAGE, err, fail, out, print_json
 from bridge.mapping import MappingFailed, inspect_mapping
 
 EXAMPLE = """\
-bridge map mappings/retailcrm_order_to_onec.yaml order.json
-bridge map mappings/onec_order_to_retailcrm.yaml sale.json --edit   (a write-back)
-bridge map mappings/onec_customer_to_retailcrm.yaml - < customer.json   (- reads stdin)"""
+bridge map mappings/retailcrm_order_to_onec.yaml examples/retailcrm_order.json
+bridge map mappings/onec_order_to_retailcrm.yaml examples/onec_order.json --edit   (a write-back)
+bridge map mappings/onec_customer_to_retailcrm.yaml - < examples/onec_customer.json  (stdin)"""
 
 
 def register(commands: Commands) -> None:
