@@ -189,7 +189,7 @@ class Dispatcher:
                 waiting = waiting[len(group) :]
 
     async def _attempt(self, lane: TargetLane, batch: list[Claimed]) -> None:
-        jobs = [_job(claimed) for claimed in batch]
+        jobs = await self._follow_merges([_job(claimed) for claimed in batch])
         started = time.monotonic()
         replayed = {c.delivery.id for c in batch if c.delivery.generation}
         jobs, failed = await self._read_sources(lane, jobs, replayed)
@@ -417,9 +417,25 @@ class Dispatcher:
                 if found is not None:
                     break
                 found = await self._store.lookup_id(job.entity, system, own, job.target)
-            return found
+            # The target may have merged that one into another since (RetailCRM's combinedTo).
+            merged = None
+            if found is not None:
+                merged = await self._store.resolve_alias(job.entity, job.target, found)
+            return merged or found
         except StoreError:
             return None  # the sink falls back to its upsert by external id
+
+    async def _follow_merges(self, jobs: list[DeliveryJob]) -> list[DeliveryJob]:
+        """A job of an entity its source merged into another is the survivor's job: the
+        survivor is read and written (under its own key), not a copy of the absorbed one."""
+        out = []
+        for job in jobs:
+            try:
+                survivor = await self._store.resolve_alias(job.entity, job.source, job.entity_id)
+            except StoreError:
+                survivor = None  # not known now: the absorbed id is read (and followed there)
+            out.append(job if survivor is None else dataclasses.replace(job, entity_id=survivor))
+        return out
 
     async def _last_written(self, job: DeliveryJob) -> tuple[str, float] | None:
         try:

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bridge.connector import Source, StartPositions
+from bridge.connector import MERGED_ACTION, MERGED_INTO, Source, StartPositions
 from bridge.errors import BridgeError
 from bridge.logs import get_logger
 from bridge.retry import backoff_delay
@@ -132,6 +132,17 @@ class Poller:
         """One poll: store the changes and the new cursor together; True if more wait."""
         cursor = await self._store.get_cursor(name, feed)
         result = await source.poll(feed, cursor.value if cursor else None)
+        for event in result.events:
+            survivor = event.payload.get(MERGED_INTO) if event.action == MERGED_ACTION else None
+            if survivor is not None:  # before the event is stored: a crash re-reads it
+                await self._store.alias_id(event.entity, name, event.entity_id, str(survivor))
+                log.info(
+                    "entity_merged",
+                    system=name,
+                    entity=event.entity,
+                    id=event.entity_id,
+                    into=str(survivor),
+                )
         new = self._router.route(name, result.events)
         stored = await self._store.append_polled(new, Cursor(name, feed, result.cursor, 0))
         log_duplicates(name, new, stored)

@@ -127,6 +127,13 @@ class Store(ReservationStore, BackfillStore, Protocol):
     ) -> str | None:
         """The peer's id of an entity, if mapped (both directions are looked up)."""
 
+    async def alias_id(self, entity: str, system: str, alias_id: str, target_id: str) -> None:
+        """Record that ``alias_id`` now means ``target_id`` in ``system`` (the system merged
+        the one entity into the other)."""
+
+    async def resolve_alias(self, entity: str, system: str, local_id: str) -> str | None:
+        """The id ``local_id`` of ``system`` now means (following merges), or None."""
+
     async def remember_response(
         self, scope: str, key: str, request_hash: str, status: int, response: str, ttl: float
     ) -> tuple[str, int, str]:

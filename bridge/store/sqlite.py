@@ -596,6 +596,39 @@ class SQLiteStore:
 
         return await self._read(job)
 
+    async def alias_id(self, entity: str, system: str, alias_id: str, target_id: str) -> None:
+        """Record that ``alias_id`` now means ``target_id`` in ``system`` (a merge)."""
+        if alias_id == target_id:
+            return
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO id_alias VALUES (?, ?, ?, ?, ?) ON CONFLICT"
+                " (entity, system, alias_id) DO UPDATE SET target_id = excluded.target_id",
+                (entity, system, alias_id, target_id, now),
+            )
+
+        await self._write(job)
+
+    async def resolve_alias(self, entity: str, system: str, local_id: str) -> str | None:
+        """The id ``local_id`` now means after every merge since, or None if not merged."""
+
+        def job(conn: sqlite3.Connection) -> str | None:
+            found, seen = None, {local_id}
+            while True:  # a merged survivor may be merged again later
+                row = conn.execute(
+                    "SELECT target_id FROM id_alias WHERE entity = ? AND system = ?"
+                    " AND alias_id = ?",
+                    (entity, system, found or local_id),
+                ).fetchone()
+                if row is None or row[0] in seen:
+                    return found
+                found = str(row[0])
+                seen.add(found)
+
+        return await self._read(job)
+
     async def remember_response(
         self, scope: str, key: str, request_hash: str, status: int, response: str, ttl: float
     ) -> tuple[str, int, str]:

@@ -9,6 +9,7 @@ Every call goes through one rate limiter per API key (retailcrm-api.md §1.6: 10
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
@@ -21,7 +22,7 @@ from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from connectors.retailcrm.client import UPLOAD_MAX, RetailcrmClient, RetailcrmError
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from connectors.retailcrm.errors import PartialUpload, classify, is_not_found
+from connectors.retailcrm.errors import PartialUpload, classify, is_not_found, merged_into
 from connectors.retailcrm.feeds import FeedReader
 from connectors.retailcrm.loyalty import RetailcrmLoyalty
 from connectors.retailcrm.options import RetailcrmOptions
@@ -31,6 +32,7 @@ from connectors.retailcrm.trigger import parse_trigger
 T = TypeVar("T")
 LISTS = {"order": "orders", "customer": "customers"}  # entity -> the list's key (§2.1, §3.1)
 LIST_PAGE = 100
+MERGE_DEPTH = 5  # combinedTo followed at most this far (a survivor merged again later)
 
 
 class RetailcrmConnector:
@@ -121,7 +123,9 @@ class RetailcrmConnector:
         """Where a new feed starts when RetailCRM cannot be asked: from ``moment`` on."""
         return self._feeds.start_position_at(moment)
 
-    async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+    async def read_entity(
+        self, entity: str, entity_id: str, *, depth: int = 0
+    ) -> dict[str, Any] | None:
         """The full order, customer or loyalty account by internal id (history gives only
         changes, §2.5); None once it is gone, or for entities read elsewhere."""
         client = self._client
@@ -137,9 +141,14 @@ class RetailcrmConnector:
             answer = await self._run(call)
         except PermanentError as exc:
             cause = exc.__cause__
-            if isinstance(cause, RetailcrmError) and is_not_found(cause):
+            if not (isinstance(cause, RetailcrmError) and is_not_found(cause)):
+                raise
+            # §1.4: a customer merged away answers 404 with the survivor as `combinedTo`;
+            # its state is the survivor's now.
+            survivor = merged_into(cause)
+            if survivor is None or survivor == entity_id or depth >= MERGE_DEPTH:
                 return None
-            raise
+            return await self.read_entity(entity, survivor, depth=depth + 1)
         found = answer.get(key)
         return dict(found) if isinstance(found, Mapping) else None
 
@@ -182,13 +191,11 @@ class RetailcrmConnector:
         Returns RetailCRM's id of the entity when its answer gives it."""
         document = document_of(job)
         if job.target_ref is not None:
-            await self._edit_own(job.entity, job.target_ref, document)
-            return job.target_ref
+            return await self._edit_own(job.entity, job.target_ref, document)
         if job.mapped_id is not None and job.mapped_id.isdigit():
             # Written before: edit that one, whatever its externalId or phone are now (a
             # customer adopted by phone keeps the site's key; the phone may have changed).
-            await self._edit_own(job.entity, job.mapped_id, document)
-            return job.mapped_id
+            return await self._edit_own(job.entity, job.mapped_id, document)
         own = await self._upsert(job.entity, document)
         self._refused.discard((job.entity, document["externalId"]))
         self._written.add((job.entity, document["externalId"]))
@@ -220,14 +227,39 @@ class RetailcrmConnector:
                 outcome.update(await self._upload(entity, group))
         return [outcome[j.delivery_id] for j in jobs]
 
-    async def _edit_own(self, entity: str, own_id: str, document: dict[str, Any]) -> None:
-        """Edit RetailCRM's entity ``own_id`` (``by=id``); its own externalId stays."""
+    async def _edit_own(self, entity: str, own_id: str, document: dict[str, Any]) -> str:
+        """Edit RetailCRM's entity ``own_id`` (``by=id``); its own externalId stays. A
+        customer merged away since is edited where it lives now (``combinedTo``, §1.4).
+        Returns the id edited."""
         if entity not in ("order", "customer") or not own_id.isdigit():
             raise PermanentError(f"cannot edit RetailCRM {entity} {own_id!r} by id")
-        changes = {k: v for k, v in document.items() if k != "externalId"} | {"id": int(own_id)}
+        changes = {k: v for k, v in document.items() if k != "externalId"}
         client = self._client
         edit = client.order_edit if entity == "order" else client.customer_edit
-        await self._run(lambda: edit(changes, by="id"))
+        for _ in range(MERGE_DEPTH):
+            try:
+                await self._run(functools.partial(edit, changes | {"id": int(own_id)}, by="id"))
+            except PermanentError as exc:
+                survivor = await self._survivor(entity, exc, own_id)
+                if survivor is None:
+                    raise
+                own_id = survivor
+            else:
+                return own_id
+        raise PermanentError(f"RetailCRM {entity} {own_id}: merged more than {MERGE_DEPTH} times")
+
+    async def _survivor(self, entity: str, exc: PermanentError, own_id: str) -> str | None:
+        """The customer ``own_id`` was merged into, when an edit of it was ``Not found``:
+        its read answers 404 with ``combinedTo`` (§1.4; an edit's answer does not say)."""
+        cause = exc.__cause__
+        if entity != "customer" or not (isinstance(cause, RetailcrmError) and is_not_found(cause)):
+            return None
+        try:
+            await self._run(lambda: self._client.customer(own_id, by="id"))
+        except PermanentError as read_error:
+            found = read_error.__cause__
+            return merged_into(found) if isinstance(found, RetailcrmError) else None
+        return None
 
     async def _upsert(self, entity: str, document: dict[str, Any]) -> str | None:
         if entity not in ("order", "customer"):

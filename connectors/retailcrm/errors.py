@@ -98,3 +98,12 @@ def is_not_found(exc: RetailcrmError) -> bool:
     return (
         isinstance(exc, RetailcrmApiError) and exc.status == 404 and exc.error_msg != METHOD_MISSING
     )
+
+
+def merged_into(exc: RetailcrmError) -> str | None:
+    """The survivor's id a 404 names as ``combinedTo`` (a customer merged away, §1.4)."""
+    if not isinstance(exc, RetailcrmApiError):
+        return None
+    survivor = exc.body.get("combinedTo")
+    own = survivor.get("id") if isinstance(survivor, dict) else None
+    return str(own) if isinstance(own, int | str) and str(own).isdigit() else None

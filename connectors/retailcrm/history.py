@@ -5,6 +5,12 @@ and a record made with the caller's own key carries ``source: "api"`` and
 ``apiKey.current: true``. The bridge drops those (they are echoes of its own writes, §7.2)
 and folds the rest of a page into one event per entity: deliveries re-read the full state
 anyway (history gives changes, not state), so a page is "these entities changed".
+
+A merge (``customers/combine``, ``orders/combine``) leaves the absorbed entity's ``deleted``
+record with the survivor as ``combinedTo`` (§10.2, §10.3): the absorbed one becomes a
+``merged`` event naming the survivor (the poller records the alias), and the survivor a
+change of its own, since RetailCRM writes it no record (the survivor took the absorbed
+one's orders, bonuses and data).
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.connector import MERGED_ACTION, MERGED_INTO
 from bridge.store.records import InboundEvent
 
 # feed name → (entity of its events, key of the entity object in a history record)
 FEEDS: dict[str, tuple[str, str]] = {
     "orders": ("order", "order"),
     "customers": ("customer", "customer"),
+    # §10.4: the PHP fixture puts the corporate customer under `customer`, GO under
+    # `corporateCustomer` [unconfirmed]: both are read.
+    "corporate_customers": ("corporate_customer", "customer"),
 }
 
 
@@ -31,6 +41,7 @@ class _Folded:
     site: str | None = None
     created: bool = False
     deleted: bool = False
+    merged_into: str | None = None
     fields: list[str] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
 
@@ -57,35 +68,53 @@ def fold_history(feed: str, records: Iterable[Mapping[str, Any]]) -> list[Inboun
         if is_own_echo(record):
             continue
         obj = record.get(key)
+        if not isinstance(obj, Mapping) and feed == "corporate_customers":
+            obj = record.get("corporateCustomer")
         if not isinstance(obj, Mapping) or obj.get("id") is None:
             continue  # a record without its entity cannot be re-read
-        entity_id = str(obj["id"])
-        item = folded.setdefault(entity_id, _Folded(entity_id))
-        item.last_record = max(item.last_record, int(record.get("id") or 0))
-        item.external_id = _text(obj.get("externalId")) or item.external_id
-        item.site = _text(obj.get("site")) or item.site
+        item = _fold(folded, record, obj, _text(record.get("field")))
         item.created = item.created or record.get("created") is True
         item.deleted = item.deleted or record.get("deleted") is True
-        name = _text(record.get("field"))
-        if name and name not in item.fields:
-            item.fields.append(name)
-        item.sources.add(str(record.get("source") or "unknown"))
-    return [
-        InboundEvent(
-            source_key=f"{feed}-history:{item.entity_id}:{item.last_record}",
-            entity=entity,
-            entity_id=item.entity_id,
-            action="deleted" if item.deleted else "created" if item.created else "changed",
-            payload={
-                "external_id": item.external_id,
-                "site": item.site,
-                "fields": item.fields,
-                "sources": sorted(item.sources),
-                "history_id": item.last_record,
-            },
-        )
-        for item in folded.values()
-    ]
+        survivor = record.get("combinedTo")
+        if isinstance(survivor, Mapping) and survivor.get("id") is not None:
+            item.merged_into = str(survivor["id"])
+            _fold(folded, record, survivor, "combined")
+    return [_event(feed, entity, item) for item in folded.values()]
+
+
+def _fold(
+    folded: dict[str, _Folded], record: Mapping[str, Any], obj: Mapping[str, Any], name: Any
+) -> _Folded:
+    """Fold one record into the entity ``obj`` names."""
+    entity_id = str(obj["id"])
+    item = folded.setdefault(entity_id, _Folded(entity_id))
+    item.last_record = max(item.last_record, int(record.get("id") or 0))
+    item.external_id = _text(obj.get("externalId")) or item.external_id
+    item.site = _text(obj.get("site")) or item.site
+    if name and name not in item.fields:
+        item.fields.append(name)
+    item.sources.add(str(record.get("source") or "unknown"))
+    return item
+
+
+def _event(feed: str, entity: str, item: _Folded) -> InboundEvent:
+    payload: dict[str, Any] = {
+        "external_id": item.external_id,
+        "site": item.site,
+        "fields": item.fields,
+        "sources": sorted(item.sources),
+        "history_id": item.last_record,
+    }
+    action = "deleted" if item.deleted else "created" if item.created else "changed"
+    if item.merged_into is not None:
+        action, payload[MERGED_INTO] = MERGED_ACTION, item.merged_into
+    return InboundEvent(
+        source_key=f"{feed}-history:{item.entity_id}:{item.last_record}",
+        entity=entity,
+        entity_id=item.entity_id,
+        action=action,
+        payload=payload,
+    )
 
 
 def last_history_id(records: Iterable[Mapping[str, Any]], since: int) -> int:
