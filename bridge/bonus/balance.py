@@ -16,7 +16,15 @@ from typing import TypeVar
 
 from bridge.bonus.breaker import Breaker, BreakerOpen
 from bridge.bonus.phones import normalize_phone
-from bridge.errors import AuthError, BridgeError, ConfigError, PermanentError, TransientError
+from bridge.deadline import current_deadline, deadline_within
+from bridge.errors import (
+    AuthError,
+    BridgeError,
+    ConfigError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 from bridge.ledger import (
     Ledger,
     LedgerBalance,
@@ -33,11 +41,16 @@ log = get_logger("bridge.bonus")
 T = TypeVar("T")
 
 
-class MasterUnavailable(BridgeError):
-    """The master did not answer within the budget, or its breaker is open."""
+BUSY = "is busy: its rate limit leaves no turn within the time budget"
+MIN_CALL_SECONDS = 0.01  # less left of a budget than this: the call is not started
 
-    def __init__(self, master: str, retry_after: float) -> None:
-        super().__init__(f"the bonus master {master!r} is not answering")
+
+class MasterUnavailable(BridgeError):
+    """The master did not answer within the budget, its breaker is open, or its rate limit
+    leaves no turn within the budget."""
+
+    def __init__(self, master: str, retry_after: float, why: str = "is not answering") -> None:
+        super().__init__(f"the bonus master {master!r} {why}")
         self.retry_after = retry_after
 
 
@@ -104,42 +117,66 @@ class BonusService:
     async def call_master(
         self, operation: str, call: Callable[[], Awaitable[T]], deadline: float | None = None
     ) -> T:
-        """One master call under the breaker and the fail-fast budget (``deadline`` on this
-        service's clock: what is left of one look-up's budget, shared by all its calls)."""
+        """One master call under the breaker and the fail-fast budget.
+
+        The budget is ``timeout_seconds``, or less: what is left of ``deadline`` (on this
+        service's clock) and of an enclosing ``bridge.deadline`` (a request's budget, shared
+        by all its master calls). A rate limiter on the way refuses a turn that would come
+        after it; such a refusal, or a 429/503 of the master, is no verdict on the master's
+        health and leaves the breaker as it is.
+        """
+        budget = self.settings.timeout_seconds
+        if deadline is not None:
+            budget = min(budget, deadline - self._clock())
+        outer = current_deadline()
+        if outer is not None:
+            budget = min(budget, outer.remaining())
+        if budget < MIN_CALL_SECONDS:  # the request's budget is spent: not the master's fault
+            raise MasterUnavailable(self.master, 1.0, "no time is left of the request's budget")
         try:
-            self.breaker.before_call()
+            trial = self.breaker.before_call()
         except BreakerOpen as exc:
             raise MasterUnavailable(self.master, exc.retry_after) from exc
-        started = self._clock()
+        started, began = self._clock(), time.monotonic()
         try:
-            budget = self.settings.timeout_seconds
-            if deadline is not None:
-                budget = max(0.0, min(budget, deadline - self._clock()))
-            async with asyncio.timeout(budget):  # no extra task, unlike wait_for
-                result = await call()
+            with deadline_within(budget) as limit:
+                async with asyncio.timeout(budget):  # no extra task, unlike wait_for
+                    result = await call()
+        except RateLimited as exc:
+            raise MasterUnavailable(self.master, exc.retry_after or 1.0, BUSY) from exc
         except (TransientError, TimeoutError) as exc:
-            if self.breaker.failed():
+            if isinstance(exc, TimeoutError) and limit.waited * 2 >= time.monotonic() - began:
+                # Most of its time went waiting for a turn at the rate limit: starved by
+                # the bridge's own queue, not failed by the master.
+                raise MasterUnavailable(self.master, 1.0, BUSY) from exc
+            if self.breaker.failed(trial):
                 log.warning(
                     "system_unavailable",
                     system=self.master,
-                    error=str(exc) or f"no answer within {self.settings.timeout_seconds:g} s",
+                    error=str(exc) or f"no answer within {budget:.2g} s",
                 )
-            raise MasterUnavailable(self.master, self.settings.breaker.reset_seconds) from exc
+            raise MasterUnavailable(self.master, self._retry_after()) from exc
         except LedgerRefused:
             self._answered(operation, started)  # a refusal is an answer: the master is up
             raise
         except (AuthError, ConfigError) as exc:
             # Unusable as configured (a refused key, a wrong URL): to a till that is a
             # master that is not there; support finds the reason in the log.
-            self.breaker.failed()
+            self.breaker.failed(trial)
             log.error("master_misconfigured", system=self.master, error=str(exc))  # noqa: TRY400
-            raise MasterUnavailable(self.master, self.settings.breaker.reset_seconds) from exc
+            raise MasterUnavailable(self.master, self._retry_after()) from exc
         except PermanentError as exc:
             # The master refused the call without one of the Ledger's codes.
             self._answered(operation, started)
             raise LedgerRefused(LedgerErrorCode.INVALID_REQUEST, str(exc)) from exc
+        finally:
+            self.breaker.released(trial)  # no verdict yet (cancelled, rate-limited): free it
         self._answered(operation, started)
         return result
+
+    def _retry_after(self) -> float:
+        """When to try again: the next trial call if the breaker is open, else soon."""
+        return max(1.0, self.breaker.retry_after())
 
     def _answered(self, operation: str, started: float) -> None:
         if self.breaker.succeeded():

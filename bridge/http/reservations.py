@@ -18,8 +18,9 @@ from bridge.bonus.reservations import (
     refusal_code,
     request_digest,
 )
+from bridge.deadline import deadline_within
 from bridge.http.auth import Client
-from bridge.http.bonus import read_model
+from bridge.http.bonus import read_model, unavailable
 from bridge.http.problems import Problem, json_response
 from bridge.http.reservation_bodies import CommitIn, ConfirmIn, EmptyIn, ReserveIn
 from bridge.http.state import AUTH, RUNTIME
@@ -106,12 +107,7 @@ def problem(exc: Exception) -> Problem:
             extra["field"] = exc.field
         return Problem(STATUS.get(exc.code, 409), exc.code, exc.detail, headers=headers, **extra)
     if isinstance(exc, MasterUnavailable):
-        return Problem(
-            503,
-            "master_unavailable",
-            str(exc),
-            headers={"Retry-After": str(max(1, round(exc.retry_after)))},
-        )
+        return unavailable(exc)
     if isinstance(exc, LedgerRefused):
         code = refusal_code(exc.code)
         return Problem(LEDGER_STATUS.get(exc.code, 409), code, exc.detail)
@@ -144,7 +140,8 @@ async def create(request: web.Request) -> web.Response:
         request_hash=request_digest(canonical) if key is not None else None,
     )
     try:
-        rsv, created = await svc.create(req)
+        with deadline_within(svc.bonus.settings.timeout_seconds):  # one budget, all calls
+            rsv, created = await svc.create(req)
     except ReservationProblem as exc:
         if exc.code == "order_has_reservation":
             raise await order_taken(svc, exc, body.order.id, client) from exc
@@ -195,7 +192,8 @@ async def _move(
     rsv_id = reservation_id(request)
     body = await (read_optional if optional else read_model)(request, model)
     try:
-        rsv = await move(svc, rsv_id, body, client)
+        with deadline_within(svc.bonus.settings.timeout_seconds):
+            rsv = await move(svc, rsv_id, body, client)
     except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
     return answer(svc, rsv)

@@ -15,8 +15,15 @@ least ``n * interval = 1 + margin`` seconds, so no one-second window, sliding or
 open or closed, holds more than ``n``. ``margin`` (10 % by default) is the slack for the
 network: request ``k + n`` reaches the server at least ``margin`` seconds after request
 ``k`` unless their delays differ by more than that; at 10/s it costs 10 % of the ceiling.
-Callers go in arrival order (tickets); one pushed back (a late wake-up, ``hold`` after a
-503) pushes everyone behind it.
+
+Callers go earliest deadline first. A caller under a deadline (``bridge.deadline``: a till's
+look-up or reservation has 3 s for all its calls) is ranked by it; any other caller (a
+delivery, a poll) by its arrival plus ``PATIENCE`` seconds, so callers without a deadline go
+in arrival order and wait behind interactive ones for a few seconds at most. Deadlines
+first make several calls of one request finish together: ten reservations of four calls
+each at 10/s used to advance in lock-step, all ten past a 3 s budget; now the first ones
+finish and the last are refused. A caller whose turn would come after its deadline is
+refused at once with ``RateLimited`` instead of queueing past it (issue 12).
 
 The lock is a ``threading.Lock`` never held across an ``await``, so one limiter serves every
 event loop and thread of the process; nothing is bound to a loop.
@@ -25,15 +32,21 @@ event loop and thread of the process; nothing is bound to a loop.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import math
 import threading
 import time
 from collections.abc import Callable
 
+from bridge.deadline import Deadline, current_deadline
+from bridge.errors import RateLimited
+
 # 10 %: the 10,000-order bench met one 503 at 5 %, when the emulator's loop stalled ~60 ms
 # and two of our requests, 105 ms apart when sent, were counted closer together.
 DEFAULT_MARGIN = 0.10
+# How long a caller without a deadline lets callers with one go first (see the docstring).
+PATIENCE = 5.0
 
 
 class RateLimiter:
@@ -55,9 +68,8 @@ class RateLimiter:
         self._margin = margin
         self._clock = clock
         self._lock = threading.Lock()
-        self._issued = 0  # tickets handed out
-        self._done = 0  # tickets let through or abandoned
-        self._base = -math.inf  # ticket k may start at _base + k * interval, not before
+        self._waiting: list[tuple[float, int]] = []  # (rank, arrival number), sorted
+        self._arrivals = 0
         self._last = -math.inf  # when the last caller was let through
         self._paused_until = -math.inf
         self.rate = rate
@@ -67,47 +79,53 @@ class RateLimiter:
         return f"RateLimiter(key={self.name or '?'}, rate={self.rate:g}/s)"
 
     async def acquire(self) -> None:
-        """Wait for this caller's turn; on return it may start one request."""
+        """Wait for this caller's turn; on return it may start one request.
+
+        Under a deadline (``bridge.deadline``) a turn that would come after it is refused
+        at once with ``RateLimited`` rather than waited for only to be cut off; the time
+        waited is added to the deadline's ``waited``.
+        """
+        deadline = current_deadline()
         with self._lock:
-            ticket = self._issued
-            self._issued += 1
-            now = self._clock()
-            if self._base + ticket * self.interval < now:
-                self._base = now - ticket * self.interval  # idle until now: go at once
+            now = started = self._clock()
+            rank = now + (deadline.remaining() if deadline is not None else PATIENCE)
+            place = (rank, self._arrivals)
+            self._arrivals += 1
+            bisect.insort(self._waiting, place)
         try:
             while True:
                 with self._lock:
                     now = self._clock()
-                    due = max(
-                        self._base + ticket * self.interval,
-                        self._last + self.interval,
-                        self._paused_until,
-                    )
-                    if now >= due:
+                    ahead = bisect.bisect_left(self._waiting, place)
+                    free = max(self._last + self.interval, self._paused_until)
+                    if ahead == 0 and now >= free:
+                        del self._waiting[0]
                         self._last = now
-                        self._done += 1
+                        if deadline is not None:
+                            deadline.waited += now - started
                         return
-                    # Pushed back (a late predecessor, a pause): push everyone behind alike,
-                    # which keeps both the spacing and the order.
-                    self._base = max(self._base, due - ticket * self.interval)
-                await asyncio.sleep(due - now)
-        except BaseException:  # cancelled while waiting: give the turn up
+                    due = free if ahead == 0 else max(free, now) + ahead * self.interval
+                if deadline is not None:
+                    self._refuse_past(deadline, due - now)
+                # Wake at least every interval: a caller ahead may leave or one may come in
+                # before this one, and the expected turn moves.
+                await asyncio.sleep(min(due - now, self.interval))
+        except BaseException:  # cancelled or past the deadline: give the place up
             with self._lock:
-                if ticket == self._issued - 1:
-                    self._issued -= 1  # the last in line: the next caller takes its place
-                else:
-                    self._done += 1  # mid-queue: its slot passes unused
+                index = bisect.bisect_left(self._waiting, place)
+                if index < len(self._waiting) and self._waiting[index] == place:
+                    del self._waiting[index]
             raise
+
+    def _refuse_past(self, deadline: Deadline, wait: float) -> None:
+        """RateLimited if a turn ``wait`` seconds away comes after the caller's deadline."""
+        if wait > deadline.remaining():
+            raise RateLimited(f"no turn within the caller's deadline at {self!r}", wait)
 
     def hold(self, seconds: float) -> None:
         """Let no caller start for ``seconds`` from now (after a 503 or 429); keep the order."""
         with self._lock:
-            until = self._clock() + max(0.0, seconds)
-            if until <= self._paused_until:
-                return
-            self._paused_until = until
-            # The next waiting ticket (about _done) starts at `until`, the rest spaced after it.
-            self._base = max(self._base, until - self._done * self.interval)
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
 
     async def pause(self, seconds: float) -> None:
         """Make every caller back off for ``seconds``; return when the pause is over."""
@@ -119,12 +137,8 @@ class RateLimiter:
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate: must be a positive number of requests per second, not {rate}")
         with self._lock:
-            if rate >= self.rate:
-                return
-            interval = self._interval_for(rate)
-            anchor = self._base + self._done * self.interval  # when the next ticket may go
-            self._base = anchor - self._done * interval
-            self.rate, self.interval = rate, interval
+            if rate < self.rate:
+                self.rate, self.interval = rate, self._interval_for(rate)
 
     def _interval_for(self, rate: float) -> float:
         per_second = math.floor(rate) if rate >= 1 else rate

@@ -1,0 +1,86 @@
+"""Look-ups recover within seconds of the master (issue 12, point 17): while the breaker is
+open it lets one trial call through every few seconds, so the first trial after the master
+is back closes it; a master asking to slow down (RetailCRM's 503) is no failure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bridge.bonus.breaker import PROBE_MAX, Breaker, BreakerState
+from tests.support.bonus import MASTERS, BonusFactory, bonus_factory
+
+__all__ = ["bonus_factory"]  # the fixture, used by name
+
+CARD = {"customer": {"card": "2000000000015"}}
+BUDGET = 0.5  # bonus.timeout_seconds in tests/support/bonus.py
+
+
+def state(breaker: Breaker) -> BreakerState:
+    """The state now (a call, so that mypy does not narrow it across calls)."""
+    return breaker.state
+
+
+@pytest.mark.parametrize("fault", ["outage", "hang"])
+@pytest.mark.parametrize("master", MASTERS)
+async def test_lookups_recover_within_seconds_of_the_master(
+    bonus_factory: BonusFactory, master: str, fault: str
+) -> None:
+    bonus = await bonus_factory(master)  # failures: 3, reset_seconds: 30
+    service = bonus.runtime.bonus
+    assert service is not None
+    bonus.emulator.faults.set(**({"outage": True} if fault == "outage" else {"hang": 5}))
+    for _ in range(3):
+        status, _ = await bonus.balance(CARD)
+        assert status == 503
+    assert state(service.breaker) is BreakerState.OPEN
+
+    # Down for 2.5 s more: answers stay fast but for the few trial calls.
+    slow = 0
+    until = time.monotonic() + 2.5
+    while time.monotonic() < until:
+        started = time.monotonic()
+        status, problem = await bonus.balance(CARD)
+        assert (status, problem["code"]) == (503, "master_unavailable")
+        assert 1 <= int(problem["_retry_after"]) <= PROBE_MAX
+        slow += time.monotonic() - started > BUDGET / 2
+        await asyncio.sleep(0.05)
+    assert slow <= 3  # trials at 0.5 s, then 1 s, then 2 s after each failed one
+
+    bonus.emulator.faults.set()  # the master is back
+    back = time.monotonic()
+    while True:
+        status, answer = await bonus.balance(CARD)
+        if status == 200:
+            break
+        assert time.monotonic() - back < PROBE_MAX + 2 * BUDGET, "no recovery in time"
+        await asyncio.sleep(0.05)
+    assert time.monotonic() - back <= PROBE_MAX + 2 * BUDGET
+    assert answer["balance"] == "1000.00"
+    assert state(service.breaker) is BreakerState.CLOSED
+
+
+async def test_a_master_asking_to_slow_down_does_not_open_the_breaker(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("retailcrm")  # failures: 3
+    service = bonus.runtime.bonus
+    assert service is not None
+    bonus.emulator.faults.set(http_status=503, count=4)  # RetailCRM's rate limit answer
+    answers = []
+    until = time.monotonic() + 6
+    while time.monotonic() < until:
+        started = time.monotonic()
+        status, body = await bonus.balance(CARD)
+        assert time.monotonic() - started < BUDGET + 0.2
+        answers.append(status)
+        assert state(service.breaker) is BreakerState.CLOSED, answers
+        if status == 200:
+            break
+        assert (status, body["code"]) == (503, "master_unavailable"), body
+        assert body["_retry_after"] is not None
+        await asyncio.sleep(0.1)
+    assert answers[-1] == 200, answers
+    assert answers.count(503) >= 4
