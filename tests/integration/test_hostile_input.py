@@ -80,6 +80,14 @@ SURROGATES = [
     b' "order": {"system": "onec", "id": "\\ud83d"}}',
 ]
 
+HOSTILE_QUERIES = [
+    "?phone=%00&limit=%00",
+    "?phone=%ED%A0%80&limit=1",
+    "?status=%00&source=%ED%A0%80&since=%F0%9F",
+    "?limit=" + "9" * 400,
+    "?since=-1d&until=%00",
+]
+
 
 def assert_problem(status: int, headers: Any, text: str, where: object) -> dict[str, Any]:
     """No 5xx; an error is problem+json with a code; no traceback."""
@@ -158,6 +166,10 @@ async def test_every_route_answers_hostile_bodies_with_problems_never_5xx(
             wrong = "PATCH" if method != "PATCH" else "PUT"
             status, problem = await send(bonus, wrong, path, b"{}", auth_for(path))
             assert (status, problem["code"]) == (405, "method_not_allowed"), (wrong, path)
+        for method, path in app_routes:
+            if method == "GET":
+                for query in HOSTILE_QUERIES:
+                    await send(bonus, "GET", path + query, None, auth_for(path))
         for path in ("/nope", "/api/v1/bonus", "/hooks", "/api/v1/bonus/reservations/x/y/z"):
             status, problem = await send(bonus, "GET", path, None, TILL)
             assert (status, problem["code"]) == (404, "not_found"), path
