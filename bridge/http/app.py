@@ -43,8 +43,10 @@ async def problems_and_metrics(request: web.Request, handler: Handler) -> web.St
         response = problem_response(exc)
     except web.HTTPException as exc:
         response = problem_response(http_problem(exc))
-    except (web.RequestPayloadError, HttpProcessingError) as exc:  # a body that is not
-        response = problem_response(unreadable_body(request, exc))  # what it claims
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        # A body that is not what its headers say (not gzip, cut short): 400, and the
+        # connection closes, its remaining bytes unread.
+        response = problem_response(unreadable_body(request, exc))
         response.force_close()
     except StoreError as exc:
         log.warning("store_unavailable", path=request.path, error=str(exc))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bridge.bonus.breaker import PROBE_MAX, Breaker, BreakerState
-from tests.support.bonus import MASTERS, BonusFactory, bonus_factory
+from tests.support.bonus import MASTERS, Bonus, BonusFactory, bonus_factory
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
@@ -23,7 +23,23 @@ def state(breaker: Breaker) -> BreakerState:
     return breaker.state
 
 
-@pytest.mark.parametrize("fault", ["outage", "hang"])
+async def take_down(bonus: Bonus, fault: str) -> None:
+    """The master stops answering: its process stopped, connections cut, or a hang."""
+    if fault == "stopped":
+        await bonus.emulator.stop()
+    else:
+        bonus.emulator.faults.set(**({"outage": True} if fault == "outage" else {"hang": 5}))
+
+
+async def bring_back(bonus: Bonus, fault: str) -> None:
+    """The master answers again (a stopped one restarts on the same port, data kept)."""
+    if fault == "stopped":
+        await bonus.emulator.start()
+    else:
+        bonus.emulator.faults.set()
+
+
+@pytest.mark.parametrize("fault", ["stopped", "outage", "hang"])
 @pytest.mark.parametrize("master", MASTERS)
 async def test_lookups_recover_within_seconds_of_the_master(
     bonus_factory: BonusFactory, master: str, fault: str
@@ -31,15 +47,15 @@ async def test_lookups_recover_within_seconds_of_the_master(
     bonus = await bonus_factory(master)  # failures: 3, reset_seconds: 30
     service = bonus.runtime.bonus
     assert service is not None
-    bonus.emulator.faults.set(**({"outage": True} if fault == "outage" else {"hang": 5}))
+    await take_down(bonus, fault)
     for _ in range(3):
         status, _ = await bonus.balance(CARD)
         assert status == 503
     assert state(service.breaker) is BreakerState.OPEN
 
-    # Down for 2.5 s more: answers stay fast but for the few trial calls.
+    # Down for 2 s more: answers stay fast but for the few trial calls.
     slow = 0
-    until = time.monotonic() + 2.5
+    until = time.monotonic() + 2.0
     while time.monotonic() < until:
         started = time.monotonic()
         status, problem = await bonus.balance(CARD)
@@ -49,7 +65,7 @@ async def test_lookups_recover_within_seconds_of_the_master(
         await asyncio.sleep(0.05)
     assert slow <= 3  # trials at 0.5 s, then 1 s, then 2 s after each failed one
 
-    bonus.emulator.faults.set()  # the master is back
+    await bring_back(bonus, fault)
     back = time.monotonic()
     while True:
         status, answer = await bonus.balance(CARD)
