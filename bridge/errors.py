@@ -8,7 +8,8 @@
     ├── NotFound                 an id that names nothing
     └── DeliveryError            raised by connectors; the core decides what happens next
         ├── TransientError       try again later (timeouts, 5xx, connection refused)
-        │   └── RateLimited      try again after `retry_after` seconds (429/503 with a limit)
+        │   ├── RateLimited      try again after `retry_after` seconds (429/503 with a limit)
+        │   └── InvalidAnswer    the system answered a value that cannot be read (`field`)
         ├── PermanentError       the same call will never succeed (4xx validation): dead-letter
         ├── AuthError            credentials are wrong or revoked: dead-letter, fix config
         └── ConfigError          the bridge is configured wrongly for this call: dead-letter
@@ -74,6 +75,18 @@ class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InvalidAnswer(TransientError):
+    """The system answered, but a value in its answer cannot be read (a balance that is no
+    number, a flag that is no boolean): its fault, not the caller's; ``field`` names it.
+
+    Transient: the same call may be answered readably once the system is fixed, and a
+    master that keeps answering so counts as failing (its breaker opens)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PermanentError(DeliveryError):

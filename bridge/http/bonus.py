@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from bridge.bonus.balance import BalanceAnswer, CustomerRef, MasterUnavailable
 from bridge.bonus.phones import PhoneError, mask, normalize_phone
+from bridge.errors import InvalidAnswer
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.http.text import plain_text, refuse_surrogates
@@ -163,6 +164,17 @@ def balance_view(answer: BalanceAnswer) -> dict[str, Any]:
     return out
 
 
+def unavailable(exc: MasterUnavailable) -> Problem:
+    """503 ``master_unavailable``; 502 ``master_invalid_answer`` naming the ``field`` when the
+    master answered a value the bridge cannot read (its fault, not the caller's)."""
+    headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    cause = exc.__cause__
+    if isinstance(cause, InvalidAnswer):
+        detail = f"the bonus master answered a {cause.field!r} the bridge cannot read"
+        return Problem(502, "master_invalid_answer", detail, headers=headers, field=cause.field)
+    return Problem(503, "master_unavailable", str(exc), headers=headers)
+
+
 async def balance(request: web.Request) -> web.Response:
     """``POST /api/v1/bonus/balance``."""
     request.app[AUTH].require(request, "bonus:read")
@@ -175,12 +187,7 @@ async def balance(request: web.Request) -> web.Response:
     try:
         answer = await service.balance(ref, total)
     except MasterUnavailable as exc:
-        raise Problem(
-            503,
-            "master_unavailable",
-            str(exc),
-            headers={"Retry-After": str(max(1, round(exc.retry_after)))},
-        ) from exc
+        raise unavailable(exc) from exc
     except LedgerRefused as exc:
         status = 404 if exc.code is LedgerErrorCode.UNKNOWN_CUSTOMER else 422
         raise Problem(status, str(exc.code), exc.detail) from exc

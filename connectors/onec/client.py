@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -26,7 +27,8 @@ import zeep.proxy
 import zeep.wsdl.utils
 from requests.adapters import HTTPAdapter
 
-from connectors.onec.contract import OPERATIONS, Naming
+from connectors.onec.contract import OPERATIONS, NamedOperation, Naming, Record, XsdType
+from connectors.onec.values import OnecBadValue, canonical_xml
 from connectors.onec.wire import (
     OnecCallError,
     OnecUnreachable,
@@ -36,6 +38,9 @@ from connectors.onec.wire import (
 )
 
 SoapVersion = Literal["1.1", "1.2"]
+# The operation a SOAP call is answering, from SoapClient.call to the transport that reads
+# the answer (zeep calls post_xml in the same task).
+_ANSWERING: ContextVar[NamedOperation | None] = ContextVar("onec_answering", default=None)
 
 
 class OnecFault(OnecCallError):
@@ -183,8 +188,13 @@ class SoapClient:
                 f"the WSDL lacks {named.name} ({logical}): publish it to {purpose}"
                 f" {logical.split('_')[1].removesuffix('s')}s (CONTRACT.md)"
             )
+        _ANSWERING.set(named)
         try:
             answer = await operation(**values)
+        except (ArithmeticError, ValueError) as exc:
+            # A value its WSDL type does not allow, in a spelling values.py does not know
+            # either (zeep's Decimal() or date parser refused it).
+            raise OnecBadValue("return", f"not of its WSDL type ({exc})", named.name) from exc
         except zeep.exceptions.Fault as exc:
             raise OnecFault(str(exc.message or ""), status=500) from exc
         except zeep.exceptions.TransportError as exc:
@@ -284,12 +294,39 @@ class _SoapTransport(zeep.Transport):
         kind = answer.headers.get("Content-Type", "")
         if answer.status != 200 and not ("xml" in kind and answer.status == 500):
             raise OnecHTTPError(answer.status, _excerpt(answer.text()))
+        named = _ANSWERING.get()
+        body = answer.body
+        if named is not None and answer.status == 200:
+            # 1C's own spellings of numbers, flags and dates, canonical before zeep reads them.
+            body = canonical_xml(body, answer_kinds(named), named.name)
         response = requests.Response()  # what zeep's process_reply reads
-        response._content = answer.body
+        response._content = body
         response.status_code = answer.status
         response.headers = requests.structures.CaseInsensitiveDict(answer.headers)
         response.encoding = answer.charset
         return response
+
+
+_KINDS: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+
+
+def answer_kinds(named: NamedOperation) -> dict[str, tuple[str, str]]:
+    """Element → (XML Schema type, logical field) of the answer's non-text fields; an element
+    name two fields of different types share is left out (it cannot be told apart)."""
+    key = (named.name, named.soap_action)
+    if key not in _KINDS:
+        kinds: dict[str, tuple[str, str]] = {}
+        clashes: set[str] = set()
+        records: list[Record] = list(named.contract.result.walk())
+        for record in records:
+            for field in record.fields:
+                if not isinstance(field.type, XsdType) or field.type is XsdType.STRING:
+                    continue
+                element, kind = named.fields[field.name], (field.type.value, field.name)
+                if kinds.setdefault(element, kind) != kind:
+                    clashes.add(element)
+        _KINDS[key] = {e: k for e, k in kinds.items() if e not in clashes}
+    return _KINDS[key]
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,7 +13,7 @@ system's worker thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -34,6 +34,7 @@ from bridge.logs import get_logger
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from bridge.webhook_format import parse_generic_webhook
+from connectors.onec import answers
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
 from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE
 from connectors.onec.emulator import OnecEmulator
@@ -50,6 +51,7 @@ from connectors.onec.models import (
     order_state,
 )
 from connectors.onec.options import OnecOptions
+from connectors.onec.values import OnecBadValue, read_int
 
 T = TypeVar("T")
 log = get_logger("connectors.onec")
@@ -187,39 +189,29 @@ class OnecConnector:
     ) -> LedgerCustomer:
         """FindCustomer: the customer and the phone 1C has on file."""
         r = await self._call("find_customer", phone=phone, card=card, customer_id=customer_id)
-        return LedgerCustomer(
-            customer_id=str(r["customer_id"]),
-            phone=_text(r.get("phone")),
-            card=_text(r.get("card")),
-            name=_text(r.get("name")),
-        )
+        return _read("find_customer", answers.customer, r)
 
     async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
         """GetBalance, with MaxRedeemable for the cart when a total is given."""
         r = await self._call("balance", customer_id=customer_id, cart_total=cart_total)
-        return LedgerBalance(
-            customer_id=str(r["customer_id"]),
-            balance=_money(r["balance"]),
-            reserved=_money(r["reserved"]),
-            available=_money(r["available"]),
-            as_of=_moment(r["as_of"]),
-            max_redeemable=None if r.get("max_redeemable") is None else _money(r["max_redeemable"]),
-            level=_text(r.get("level")),
-        )
+        received = datetime.now(UTC)
+        return _read("balance", lambda record: answers.balance(record, received), r)
 
     async def reserve(
         self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
     ) -> LedgerOperation:
         """Reserve: hold points; idempotent on ``operation_id``."""
-        return _operation(
-            await self._call(
-                "reserve",
-                operation_id=operation_id,
-                customer_id=customer_id,
-                amount=amount,
-                order_id=order_id,
-            )
+        return await self._operation(
+            "reserve",
+            operation_id=operation_id,
+            customer_id=customer_id,
+            amount=amount,
+            order_id=order_id,
         )
+
+    async def _operation(self, logical: str, **params: Any) -> LedgerOperation:
+        r = await self._call(logical, **params)
+        return _read(logical, answers.operation, r)
 
     def reservation_ref(self, operation_id: str, order_id: str) -> str:
         """1C names a hold by the operation id that made it (CONTRACT.md, Reserve)."""
@@ -229,43 +221,37 @@ class OnecConnector:
         self, operation_id: str, reservation_id: str, amount: Decimal | None = None
     ) -> LedgerOperation:
         """Commit: write off a reservation (or part of it)."""
-        return _operation(
-            await self._call(
-                "commit", operation_id=operation_id, reservation_id=reservation_id, amount=amount
-            )
+        return await self._operation(
+            "commit", operation_id=operation_id, reservation_id=reservation_id, amount=amount
         )
 
     async def release(self, operation_id: str, reservation_id: str) -> LedgerOperation:
         """Release: close a reservation without a write-off."""
-        return _operation(
-            await self._call("release", operation_id=operation_id, reservation_id=reservation_id)
+        return await self._operation(
+            "release", operation_id=operation_id, reservation_id=reservation_id
         )
 
     async def accrue(
         self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
     ) -> LedgerOperation:
         """Accrue: add points for an order."""
-        return _operation(
-            await self._call(
-                "accrue",
-                operation_id=operation_id,
-                customer_id=customer_id,
-                amount=amount,
-                order_id=order_id,
-            )
+        return await self._operation(
+            "accrue",
+            operation_id=operation_id,
+            customer_id=customer_id,
+            amount=amount,
+            order_id=order_id,
         )
 
     async def reverse(
         self, operation_id: str, original_operation_id: str, amount: Decimal
     ) -> LedgerOperation:
         """Reverse: take back an accrual or give back a write-off (returns)."""
-        return _operation(
-            await self._call(
-                "reverse",
-                operation_id=operation_id,
-                original_operation_id=original_operation_id,
-                amount=amount,
-            )
+        return await self._operation(
+            "reverse",
+            operation_id=operation_id,
+            original_operation_id=original_operation_id,
+            amount=amount,
         )
 
     # -- change capture ------------------------------------------------------------------
@@ -274,8 +260,9 @@ class OnecConnector:
         """GetChanges after ``cursor`` (a message number); each change becomes an event."""
         since = int(cursor) if cursor and cursor.isdigit() else 0
         r = await self._call("get_changes", since_message_no=since, limit=self.options.changes_page)
+        page = _read("get_changes", lambda record: answers.change_page(record, since), r)
         events = []
-        for item in r.get("items") or []:
+        for item in page.items:
             if item.get("entity") not in ENTITIES:
                 continue  # a change of something we do not mirror
             if item.get("origin") == ORIGIN_BRIDGE:
@@ -289,20 +276,17 @@ class OnecConnector:
                     message_no=item.get("message_no"),
                 )
                 continue
+            number = _read("get_changes", lambda i: read_int(i["message_no"], "message_no"), item)
             events.append(
                 InboundEvent(
-                    source_key=f"msg-{item['message_no']}",
+                    source_key=f"msg-{number}",
                     entity=str(item["entity"]),
                     entity_id=str(item["id"]),
                     action=str(item.get("action") or "changed"),
-                    payload={
-                        "message_no": int(item["message_no"]),
-                        "version": _text(item.get("version")),
-                    },
+                    payload={"message_no": number, "version": _text(item.get("version"))},
                 )
             )
-        last = int(r.get("last_message_no") or since)
-        return PollResult(events, str(last), bool(r.get("more")))
+        return PollResult(events, str(page.last), page.more)
 
     # -- mirroring: reading and writing orders and customers ------------------------------
 
@@ -325,7 +309,8 @@ class OnecConnector:
             if is_not_found(exc.__cause__):
                 return None
             raise
-        return order_state(record) if entity == "order" else customer_state(record)
+        state = order_state if entity == "order" else customer_state
+        return _read(logical, state, record)
 
     async def deliver(self, job: DeliveryJob) -> str | None:
         """SaveOrder / SaveCustomer of the job's document by its external id; a retry or a
@@ -390,11 +375,10 @@ class OnecConnector:
             order_state(item, soap) if entity == "order" else customer_state(item, soap)
             for item in record.get("items") or []
         ]
-        total = record.get("total")
         return ListPage(
             [ListedEntity(feed_id(entity, state), state) for state in states],
             cursor=_text(record.get("next")),
-            total=None if total is None else int(total),
+            total=_read(logical, answers.listing_total, record),
         )
 
     async def _learn_listings(self) -> None:
@@ -427,30 +411,16 @@ class OnecConnector:
         return events
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
+_text = answers.text
 
 
-def _money(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def _moment(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    # 1C keeps local time without an offset (onec.md §5.3); the contract says UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _operation(r: Mapping[str, Any]) -> LedgerOperation:
-    return LedgerOperation(
-        operation_id=str(r["operation_id"]),
-        kind=str(r["kind"]),
-        status=str(r["status"]),
-        amount=_money(r["amount"]),
-        balance=_money(r["balance"]),
-        available=_money(r["available"]),
-        reservation_id=_text(r.get("reservation_id")),
-    )
+def _read(logical: str, read: Callable[[Any], T], record: Any) -> T:
+    """``read(record)`` of 1C's answer to ``logical``, its values in 1C's own spellings
+    (values.py); one that still cannot be read is the master's fault (errors.py)."""
+    try:
+        return read(record)
+    except OnecBadValue as exc:
+        raise classify(exc.of(OPERATIONS[logical].soap)) from exc
 
 
 class OnecType:

@@ -4,7 +4,8 @@
 (onec.md §1.1): ``/<publication>/ws/<Service>.1cws`` for SOAP (``?wsdl`` for the WSDL) and
 ``/<publication>/hs/loyalty/v1/<operation>`` for JSON, both behind HTTP Basic (§1.4). The
 names are a ``Naming``'s, so a Cyrillic-named service is served as easily as the reference
-one. ``faults`` injects latency, SOAP faults, HTTP errors, hangs and outages at run time;
+one. ``faults`` injects latency, SOAP faults, HTTP errors, hangs, outages and values in 1C's own
+spellings (``emulator_faults.py``) at run time;
 ``POST /__emulator__/faults`` does the same over HTTP (unauthenticated, loopback only).
 Changes "made in 1C" — an order entered or its status changed, a customer edited — go
 through ``POST /__emulator__/orders`` and ``/__emulator__/customers`` (or the ledger's
@@ -20,9 +21,10 @@ import binascii
 import hmac
 import json
 import logging
+from collections import Counter
 from collections.abc import Collection, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from http import HTTPStatus
@@ -44,6 +46,7 @@ from connectors.onec.contract import (
     fault_text,
     optional_only,
 )
+from connectors.onec.emulator_faults import EmulatorFaults, respell
 from connectors.onec.ledger import LedgerError, OnecLedger
 from connectors.onec.wsdl import render_wsdl
 
@@ -59,58 +62,6 @@ _BY_PATH = {op.http_path: op for op in OPERATIONS.values()}
 def naming_from_yaml(path: Path | str = CYRILLIC_EXAMPLE) -> Naming:
     """A ``Naming`` read from a YAML file such as ``wsdl/cyrillic_example.yaml``."""
     return Naming.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-
-
-@dataclass
-class EmulatorFaults:
-    """Failures to inject; the next ``count`` requests they apply to get them (-1: all)."""
-
-    latency: float = 0.0  # seconds added to every answer
-    soap_fault: str | None = None  # a business code, or any text (a non-business fault)
-    http_status: int | None = None  # answered by the "web server", with an HTML page
-    hang: float = 0.0  # seconds of silence before answering, for client timeouts
-    outage: bool = False  # close the connection without an answer
-    count: int = -1
-
-    def set(
-        self,
-        latency: float = 0.0,
-        soap_fault: str | None = None,
-        http_status: int | None = None,
-        hang: float = 0.0,
-        outage: bool = False,
-        count: int = -1,
-    ) -> None:
-        """Replace every setting at once (what is left out is cleared); ValueError if bad."""
-        # Checked here rather than by type hints alone: the admin endpoint passes JSON values.
-        for name, value in (("latency", latency), ("hang", hang)):
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            _check(number and value >= 0, f"{name} must be a number of seconds >= 0")
-        text = soap_fault is None or (isinstance(soap_fault, str) and soap_fault != "")
-        _check(text, "soap_fault must be a non-empty string or null")
-        status = http_status is None or (type(http_status) is int and 400 <= http_status <= 599)
-        _check(status, "http_status must be an integer 400..599 or null")
-        _check(isinstance(outage, bool), "outage must be true or false")
-        _check(type(count) is int and count >= -1, "count must be an integer >= -1")
-        self.latency, self.soap_fault, self.http_status = float(latency), soap_fault, http_status
-        self.hang, self.outage, self.count = float(hang), outage, count
-
-    def clear(self) -> None:
-        """Behave again."""
-        self.set()
-
-    def take(self, *, call: bool) -> EmulatorFaults:
-        """The faults for one request (a ``call`` gets soap_fault too), counted against count."""
-        share = EmulatorFaults(**asdict(self))
-        if not call:
-            share.soap_fault = None
-        if share == EmulatorFaults(count=self.count) or self.count == 0:
-            return EmulatorFaults()
-        if self.count > 0:
-            self.count -= 1
-            if self.count == 0:
-                self.clear()
-        return share
 
 
 class OnecEmulator:
@@ -139,6 +90,7 @@ class OnecEmulator:
             ledger.seed_sandbox()
         self.ledger = ledger
         self.faults = EmulatorFaults()
+        self.calls: Counter[str] = Counter()  # operations called, by logical name
         self.host, self.port, self.publication = host, port, publication
         self.url = self.wsdl_url = self.hs_url = ""  # set by start(), once the port is known
         # requests sends Basic credentials as latin-1; a Latin-named user keeps it plain (§1.4).
@@ -224,7 +176,7 @@ class OnecEmulator:
             call = self._parse(await request.read(), version, action)
             logical = call.operation.contract.name
             self._inject()
-            record = self._call(logical, call.params, dict(call.operation.params))
+            record = self._spelled(self._call(logical, call.params, dict(call.operation.params)))
             body = soap.render_result(version, call.operation, self.naming.namespace, record)
             status = HTTPStatus.OK
         except soap.SoapFault as bad_request:
@@ -259,7 +211,9 @@ class OnecEmulator:
         try:
             self._inject()
             given = {key: value for key, value in params.items() if value is not None}
-            record = self._call(operation.name, given, {p.name: p.name for p in operation.params})
+            record = self._spelled(
+                self._call(operation.name, given, {p.name: p.name for p in operation.params})
+            )
         except LedgerError as exc:
             return _json_error(ErrorCode(exc.code).http_status, exc.code, exc.message)
         except Exception as exc:
@@ -280,9 +234,16 @@ class OnecEmulator:
             raise LedgerError(code.strip(), message.strip())
         raise _HandlerException(text)
 
+    @staticmethod
+    def _spelled(record: Any) -> Any:
+        """The answer with the fields ``faults.values`` names spelled as given."""
+        faults = _REQUEST_FAULTS.get()
+        return respell(record, None if faults is None else faults.values)
+
     def _call(self, logical: str, params: dict[str, Any], names: Mapping[str, str]) -> Any:
         """Run one operation on the ledger; ``names`` name the parameters in error messages."""
         operation = OPERATIONS[logical]
+        self.calls[logical] += 1
         if unknown := sorted(set(params) - set(names)):
             raise LedgerError("invalid_request", f"unknown parameter {', '.join(unknown)}")
         required = [p.name for p in operation.params if not p.optional]

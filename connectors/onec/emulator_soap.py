@@ -20,6 +20,7 @@ from urllib.parse import unquote
 from lxml import etree  # type: ignore[import-untyped]
 
 from connectors.onec.contract import NamedOperation, Naming, Record, XsdType
+from connectors.onec.emulator_faults import Spelled
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
@@ -179,7 +180,9 @@ def _fill(
 
 
 def xsd_text(type_: XsdType, value: Any) -> str:
-    """The lexical form of a value for its XML Schema type."""
+    """The lexical form of a value for its XML Schema type (a Spelled value as it is)."""
+    if isinstance(value, Spelled):
+        return str(value)
     if type_ is XsdType.DECIMAL:
         return format(Decimal(value), "f")  # xs:decimal has no exponent form
     if type_ is XsdType.BOOLEAN:

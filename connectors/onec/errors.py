@@ -12,6 +12,8 @@ HTTP 404 of the publication           ``ConfigError`` (wrong address or service 
 HTTP 429 / 5xx, no answer, timeout    ``TransientError`` (``RateLimited`` for 429)
 other HTTP 4xx                        ``PermanentError``
 WSDL or names do not match            ``ConfigError`` (caught by ``bridge check --probe``)
+a value not readable in any of 1C's   ``InvalidAnswer(field)``: the master's fault (a till
+spellings, a required one missing     gets 502 naming the field), retried as transient
 ====================================  ===============================================
 """
 
@@ -21,6 +23,7 @@ from bridge.errors import (
     AuthError,
     ConfigError,
     DeliveryError,
+    InvalidAnswer,
     PermanentError,
     RateLimited,
     TransientError,
@@ -34,6 +37,7 @@ from connectors.onec.client import (
     OnecUnreachable,
 )
 from connectors.onec.contract import ErrorCode, fault_code
+from connectors.onec.values import OnecBadValue
 
 _CONTRACT_CODES = frozenset(code.value for code in ErrorCode)
 _NOT_FOUND = frozenset({ErrorCode.UNKNOWN_ORDER.value, ErrorCode.UNKNOWN_CUSTOMER.value})
@@ -56,6 +60,8 @@ def classify(exc: OnecCallError, *, ledger: bool = True) -> DeliveryError:
         return PermanentError(f"1C refused it: {code}: {message}")
     if isinstance(exc, OnecHTTPError):
         return _by_status(exc.status, str(exc))
+    if isinstance(exc, OnecBadValue):
+        return InvalidAnswer(f"1C answered a value the bridge cannot read: {exc}", exc.field)
     if isinstance(exc, OnecUnreachable):
         return TransientError(f"1C did not answer: {exc}")
     if isinstance(exc, OnecContractMismatch):

@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from bridge.connector import DeliveryJob
 from bridge.errors import PermanentError
 from connectors.onec.contract import OPERATION_ID_MAX_LENGTH
+from connectors.onec.values import OnecBadValue, read_moment
 
 # entity → the contract operation that reads it, lists it, and (operation, parameter) that
 # writes it.
@@ -38,7 +39,7 @@ def order_state(record: Mapping[str, Any], operation: str = "GetOrder") -> dict[
         "id": _text(record.get("id")),
         "external_id": _text(record.get("external_id")),
         "number": _text(record.get("number")),
-        "date": _iso(record.get("date")),
+        "date": _iso(record.get("date"), operation),
         "status": _text(record.get("status")),
         "version": _text(record.get("version")),
         "document": _json_object(record.get("order"), operation, "Order"),
@@ -148,13 +149,12 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _iso(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
+def _iso(value: Any, operation: str) -> str | None:
+    # 1C's spellings (values.py): its empty date 0001-01-01T00:00:00 is no date, its local
+    # time without an offset is read as UTC (onec.md §5.3, the contract's convention).
     try:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise PermanentError(f"1C's GetOrder answered a Date that is not one: {value!r}") from exc
-    # 1C keeps local time without an offset (onec.md §5.3); the contract says UTC.
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        moment = read_moment(value, "date")
+    except OnecBadValue as exc:
+        # A broken record will not mend itself on a retry: someone must look at 1C.
+        raise PermanentError(f"1C's {operation} answered a Date that is not one: {exc}") from exc
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,118 @@
+"""What the connector reads out of 1C's answers: the ledger's records, a page of the change
+feed, the count of a listing. Every value goes through ``values.py`` (1C's own spellings);
+one that still cannot be read, or a required one left out, raises ``OnecBadValue`` naming
+its field, which the connector classifies as the master's fault (``errors.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
+from connectors.onec.values import (
+    OnecBadValue,
+    read_bool,
+    read_decimal,
+    read_int,
+    read_moment,
+    required,
+)
+
+CENT = Decimal("0.01")
+
+
+def text(value: Any) -> str | None:
+    """A text value, None for no value (an unset 1C string is written empty)."""
+    return None if value is None or value == "" else str(value)
+
+
+def customer(r: Mapping[str, Any]) -> LedgerCustomer:
+    """FindCustomer's ``Customer``."""
+    return LedgerCustomer(
+        customer_id=str(required(r, "customer_id")),
+        phone=text(r.get("phone")),
+        card=text(r.get("card")),
+        name=text(r.get("name")),
+    )
+
+
+def balance(r: Mapping[str, Any], received: datetime) -> LedgerBalance:
+    """GetBalance's ``Balance``; ``received``: when the answer came, the moment it is of when
+    1C leaves ``AsOf`` empty (its empty date)."""
+    given = r.get("max_redeemable")
+    limit = None if text(given) is None else _cents(read_decimal(given, "max_redeemable"))
+    return LedgerBalance(
+        customer_id=str(required(r, "customer_id")),
+        balance=_amount(r, "balance"),
+        reserved=_amount(r, "reserved"),
+        available=_amount(r, "available"),
+        as_of=read_moment(r.get("as_of"), "as_of") or received,
+        max_redeemable=None
+        if text(limit) is None
+        else _cents(read_decimal(limit, "max_redeemable")),
+        level=text(r.get("level")),
+    )
+
+
+def operation(r: Mapping[str, Any]) -> LedgerOperation:
+    """An ``Operation`` (reserve, commit, release, accrue, reverse)."""
+    return LedgerOperation(
+        operation_id=str(required(r, "operation_id")),
+        kind=str(required(r, "kind")),
+        status=str(required(r, "status")),
+        amount=_amount(r, "amount"),
+        balance=_amount(r, "balance"),
+        available=_amount(r, "available"),
+        reservation_id=text(r.get("reservation_id")),
+    )
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """A page of GetChanges: its changes, the cursor after it, whether more wait."""
+
+    items: list[Mapping[str, Any]]
+    last: int
+    more: bool
+
+
+def change_page(r: Mapping[str, Any], since: int) -> ChangePage:
+    """GetChanges' ``Changes`` read after ``since``.
+
+    ``More`` is believed only when the page moved the cursor: a 1C answering "more" from
+    where it was asked would have the poller call it again at once, for ever.
+    """
+    items = r.get("items") or []
+    if not isinstance(items, list):
+        items = [items]  # one Change, as a single XDTO element
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise OnecBadValue("items", f"a change that is no record: {item!r:.40}")
+        read_int(required(item, "message_no"), "message_no")
+        required(item, "id")
+    last_given = r.get("last_message_no")
+    last = since if text(last_given) is None else read_int(last_given, "last_message_no")
+    more = r.get("more")
+    says_more = False if text(more) is None else read_bool(more, "more")
+    return ChangePage(list(items), last, says_more and last > since)
+
+
+def listing_total(r: Mapping[str, Any]) -> int | None:
+    """A listing page's ``Total``, if given."""
+    total = r.get("total")
+    return None if text(total) is None else read_int(total, "total")
+
+
+def _amount(r: Mapping[str, Any], field: str) -> Decimal:
+    return _cents(read_decimal(required(r, field), field))
+
+
+def _cents(amount: Decimal) -> Decimal:
+    """Points to the kopeck, as the contract writes them ("150.00"): 1C's ``150,5`` or a JSON
+    number 150.5 gains its zero; more places are kept as they are, never rounded away."""
+    exponent = amount.as_tuple().exponent
+    return amount.quantize(CENT) if isinstance(exponent, int) and exponent > -2 else amount

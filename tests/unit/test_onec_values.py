@@ -1,0 +1,172 @@
+"""1C's own spellings of values (connectors/onec/values.py), as a table (issue 12, point 12)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connectors.onec.answers import change_page
+from connectors.onec.values import (
+    OnecBadValue,
+    canonical,
+    canonical_xml,
+    read_bool,
+    read_decimal,
+    read_int,
+    read_moment,
+)
+
+NBSP, NARROW = "\u00a0", "\u202f"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("false", False),
+        (" FALSE ", False),
+        ("Истина", True),
+        ("Ложь", False),
+        ("ИСТИНА", True),
+        ("Да", True),  # Строка(Истина) in a Russian infobase
+        ("Нет", False),
+        ("1", True),
+        ("0", False),
+        (1, True),
+        (0, False),
+    ],
+)
+def test_booleans(value: Any, expected: bool) -> None:
+    assert read_bool(value, "more") is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "", None, 2, "2", [], "ложно"])
+def test_a_flag_that_is_none_of_them_is_refused_never_taken_for_false(value: Any) -> None:
+    with pytest.raises(OnecBadValue, match=r"^more: .* is not a boolean"):
+        read_bool(value, "more")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1000.50", "1000.50"),
+        ("1 000,50", "1000.50"),
+        (f"1{NBSP}000,50", "1000.50"),  # Формат(Число, "ЧДЦ=2") with the locale's NBSP
+        (f"12{NARROW}345{NARROW}678,9", "12345678.9"),
+        ("-1 000,5", "-1000.5"),
+        ("0,00", "0.00"),
+        (" 15 ", "15"),
+        (150, "150"),
+        (Decimal("2.50"), "2.50"),
+        (0.1, "0.1"),  # a JSON number: by its shortest repr, never 0.1000000000000000055…
+    ],
+)
+def test_decimals(value: Any, expected: str) -> None:
+    assert read_decimal(value, "balance") == Decimal(expected)
+    assert str(read_decimal(value, "balance")) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["много", "", "1,000.50", "1.2.3", "NaN", "Infinity", None, True, [1], "1 0 0,0,0"]
+)
+def test_an_amount_that_is_no_number_is_refused(value: Any) -> None:
+    with pytest.raises(OnecBadValue, match=r"^balance: .* is not a decimal number"):
+        read_decimal(value, "balance")
+
+
+def test_whole_numbers() -> None:
+    assert read_int("1 234", "message_no") == 1234
+    assert read_int(f"7{NBSP}000", "message_no") == 7000
+    assert read_int(Decimal("12.0"), "total") == 12
+    for bad in ("1,5", "x", None, 1.5):
+        with pytest.raises(OnecBadValue, match="is not a whole number"):
+            read_int(bad, "total")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0001-01-01T00:00:00", None),  # 1C's empty date
+        ("0001-01-01T00:00:00Z", None),
+        (datetime(1, 1, 1), None),
+        ("", None),
+        (None, None),
+        ("2026-11-22T10:00:00Z", datetime(2026, 11, 22, 10, tzinfo=UTC)),
+        ("2026-11-22T10:00:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),  # 1C's local, as UTC
+        ("2026-11-22T13:00:00+03:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),
+        ("22.11.2026 10:00:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),  # Строка(Дата)
+        (
+            datetime(2026, 11, 22, 13, tzinfo=timezone(timedelta(hours=3))),
+            datetime(2026, 11, 22, 10, tzinfo=UTC),
+        ),
+    ],
+)
+def test_moments(value: Any, expected: datetime | None) -> None:
+    assert read_moment(value, "as_of") == expected
+
+
+def test_a_moment_that_is_no_date_is_refused() -> None:
+    with pytest.raises(OnecBadValue, match=r"^as_of: 'вчера' is not a date and time"):
+        read_moment("вчера", "as_of")
+
+
+def test_canonical_forms_for_a_soap_parser() -> None:
+    assert canonical("decimal", f"1{NBSP}000,50", "balance") == "1000.50"
+    assert canonical("boolean", "Ложь", "more") == "false"
+    assert canonical("int", "1 000", "last_message_no") == "1000"
+    assert canonical("dateTime", "22.11.2026 10:00:00", "as_of") == "2026-11-22T10:00:00+00:00"
+    assert canonical("dateTime", "0001-01-01T00:00:00", "as_of") == "0001-01-01T00:00:00"
+    assert canonical("string", "1 000,50", "name") == "1 000,50"
+
+
+def test_canonical_xml_rewrites_only_what_needs_it() -> None:
+    kinds = {"Balance": ("decimal", "balance"), "More": ("boolean", "more")}
+    body = '<r xmlns="urn:x"><Balance>1 000,50</Balance><More>Истина</More><Name>1,5</Name></r>'
+    out = canonical_xml(body.encode(), kinds, "GetBalance").decode()
+    assert "<Balance>1000.50</Balance>" in out
+    assert "<More>true</More>" in out
+    assert "<Name>1,5</Name>" in out  # a text field: as it is
+    plain = b'<r xmlns="urn:x"><Balance>10.00</Balance></r>'
+    assert canonical_xml(plain, kinds, "GetBalance") is plain  # nothing to do: the same bytes
+    with pytest.raises(OnecBadValue, match=r"^GetBalance: balance: 'x' is not a decimal"):
+        canonical_xml(b"<r><Balance>x</Balance></r>", kinds, "GetBalance")
+
+
+CHANGED = {"items": [{"message_no": "6", "id": "a"}], "last_message_no": "6", "more": "Истина"}
+
+
+@pytest.mark.parametrize(
+    ("page", "since", "expected"),
+    [
+        ({"items": [], "last_message_no": 5, "more": "false"}, 5, (5, False)),
+        ({"items": [], "last_message_no": "5", "more": "Ложь"}, 5, (5, False)),
+        # "More" from where it was asked would have the poller call again at once, forever.
+        ({"items": [], "last_message_no": 5, "more": "true"}, 5, (5, False)),
+        ({"items": [], "last_message_no": 5, "more": True}, 5, (5, False)),
+        (CHANGED, 5, (6, True)),
+        ({"items": None, "last_message_no": None, "more": None}, 5, (5, False)),
+    ],
+)
+def test_a_change_page_never_says_more_without_moving(
+    page: dict[str, Any], since: int, expected: tuple[int, bool]
+) -> None:
+    read = change_page(page, since)
+    assert (read.last, read.more) == expected
+
+
+def test_an_unreadable_change_page_names_the_field() -> None:
+    pages: list[tuple[dict[str, Any], str]] = [
+        ({"more": "maybe"}, "more"),
+        ({"last_message_no": "many"}, "last_message_no"),
+        ({"items": [{"message_no": "x", "id": "a"}]}, "message_no"),
+        ({"items": [{"message_no": 1}]}, "id"),
+    ]
+    for page, field in pages:
+        with pytest.raises(OnecBadValue) as caught:
+            change_page(page, 0)
+        assert caught.value.field == field
