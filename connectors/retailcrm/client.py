@@ -122,6 +122,11 @@ class RetailcrmClient:
         }[feed]
         return self._call(read)
 
+    def customer_corporate(self, uid: str | int, *, by: By = "externalId") -> dict[str, Any]:
+        """``GET /customers-corporate/{uid}`` (§10.4): ``{customerCorporate}``."""
+        site = self.site if by == "externalId" else None
+        return self._call(lambda api: api.customer_corporate(_segment(uid), by, site))
+
     # Customers (§3) --------------------------------------------------------------------
 
     def customer(self, uid: str | int, *, by: By = "externalId") -> dict[str, Any]:

@@ -21,6 +21,7 @@ from bridge.errors import DeliveryError, PermanentError, RateLimited, TransientE
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from connectors.retailcrm.client import UPLOAD_MAX, RetailcrmClient, RetailcrmError
+from connectors.retailcrm.corporate import read_corporate, with_contact_person
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.errors import PartialUpload, classify, is_not_found, merged_into
 from connectors.retailcrm.feeds import FeedReader
@@ -38,7 +39,7 @@ MERGE_DEPTH = 5  # combinedTo followed at most this far (a survivor merged again
 class RetailcrmConnector:
     """One RetailCRM account."""
 
-    feeds = ("orders", "customers", "bonus_operations")
+    feeds: tuple[str, ...] = ("orders", "customers", "bonus_operations")
     batch_size = UPLOAD_MAX
     # As the bonus master, RetailCRM cancels an order's bonus operations itself when the
     # order is cancelled (retailcrm-api.md §4.3 steps 5-6): the bridge reverses nothing.
@@ -48,6 +49,8 @@ class RetailcrmConnector:
         self.name = name
         self.options = options
         self.poll_interval = options.poll_interval
+        if options.corporate_customers:
+            self.feeds = (*self.feeds, "corporate_customers")
         key = options.api_key.get_secret_value()
         self._timeout = system.delivery.timeout_seconds
         workers = system.delivery.concurrency + len(self.feeds)
@@ -134,6 +137,8 @@ class RetailcrmConnector:
             "customer": (lambda: client.customer(entity_id, by="id"), "customer"),
             "loyalty_account": (lambda: client.loyalty_account(int(entity_id)), "loyaltyAccount"),
         }
+        if entity == "corporate_customer" and entity_id.isdigit():
+            return await read_corporate(self._client, self._run, entity_id)
         if entity not in reads or not entity_id.isdigit():
             return None
         call, key = reads[entity]
@@ -150,7 +155,9 @@ class RetailcrmConnector:
                 return None
             return await self.read_entity(entity, survivor, depth=depth + 1)
         found = answer.get(key)
-        return dict(found) if isinstance(found, Mapping) else None
+        if not isinstance(found, Mapping):
+            return None
+        return with_contact_person(dict(found)) if entity == "order" else dict(found)
 
     # -- backfill ------------------------------------------------------------------------
 
@@ -177,8 +184,9 @@ class RetailcrmConnector:
         pagination = answer.get("pagination") or {}
         pages = int(pagination.get("totalPageCount") or 0)
         total = pagination.get("totalCount")
+        shaped = [with_contact_person(dict(e)) if entity == "order" else dict(e) for e in found]
         return ListPage(
-            [ListedEntity(str(e["id"]), dict(e)) for e in found],
+            [ListedEntity(str(e["id"]), e) for e in shaped],
             str(page + 1) if page < pages and found else None,
             int(total) if isinstance(total, int) else None,
         )

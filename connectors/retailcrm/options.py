@@ -24,6 +24,9 @@ class RetailcrmOptions(BaseModel):
     # Seconds between history polls; 0 turns polling off.
     poll_interval: float = Field(default=10.0, ge=0, le=3600)
     history_page: Literal[20, 50, 100] = 100  # the limits RetailCRM accepts (§1.7)
+    # Also poll /customers-corporate/history (§10.4): changes of corporate (B2B) customers
+    # as entity `corporate_customer`. Off by default: many accounts do not use them.
+    corporate_customers: bool = False
     # The loyalty programme balances live in (GET /loyalty/loyalties), when RetailCRM is
     # the bonus master.
     loyalty_id: int | None = Field(default=None, ge=1)

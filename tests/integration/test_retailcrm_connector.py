@@ -168,7 +168,13 @@ async def test_own_writes_never_come_back_and_another_keys_changes_do(
 
 async def test_a_trigger_call_wakes_the_poller(rig_factory: Callable[..., Awaitable[Rig]]) -> None:
     rig = await rig_factory(poll_interval=60)
-    await asyncio.sleep(0.3)  # the first polls, at start-up, find nothing
+    fixed = {c.name: c.updated_at for c in await rig.runtime.store.list_cursors()}
+
+    async def first_polls_done() -> bool:  # at start-up, they find nothing
+        now = await rig.runtime.store.list_cursors()
+        return all(c.updated_at > fixed[c.name] for c in now)
+
+    await wait_until(first_polls_done)
     async with rig.http.post(
         f"{rig.crm.url}/__emulator__/user-edit",
         json={"entity": "customer", "id": "c-2", "changes": {"firstName": "Мария-Анна"}},
