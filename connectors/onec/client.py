@@ -252,7 +252,9 @@ class HttpServiceClient:
             {"Content-Type": "application/json", "Accept": "application/json"},
         )
         try:
-            doc = json.loads(answer.body)  # bytes: a UTF-8 BOM, which 1C may write, is fine
+            # bytes: a UTF-8 BOM, which 1C may write, is fine. A JSON number (ЗаписатьJSON
+            # writes an Число so) is read as a Decimal: amounts exact, never via a float.
+            doc = json.loads(answer.body, parse_float=Decimal)
         except ValueError:
             doc = None
         if answer.status < 400 and isinstance(doc, dict):

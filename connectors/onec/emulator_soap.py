@@ -184,7 +184,8 @@ def xsd_text(type_: XsdType, value: Any) -> str:
     if isinstance(value, Spelled):
         return str(value)
     if type_ is XsdType.DECIMAL:
-        return format(Decimal(value), "f")  # xs:decimal has no exponent form
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        return format(number, "f")  # xs:decimal has no exponent form
     if type_ is XsdType.BOOLEAN:
         return "true" if value else "false"
     if type_ is XsdType.DATETIME and isinstance(value, datetime):

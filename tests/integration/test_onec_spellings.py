@@ -25,7 +25,7 @@ from connectors.onec.connector import ONEC, OnecConnector
 from connectors.onec.emulator import OnecEmulator
 from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
 from tests.support.onec import onec_options
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, until
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
@@ -73,6 +73,14 @@ async def test_a_balance_in_1c_spellings_is_read_exactly(
     assert balance.max_redeemable == Decimal("150.5")
     # An empty AsOf: the balance is as of the answer.
     assert before - timedelta(seconds=1) <= balance.as_of <= datetime.now(UTC)
+    # JSON numbers (ЗаписатьJSON writes an Число so), exact, to the kopeck.
+    emulator.faults.set(values={"balance": 1000.1, "reserved": 0, "available": 0.3})
+    balance = await connector.balance(customer.customer_id)
+    assert (str(balance.balance), str(balance.reserved), str(balance.available)) == (
+        "1000.10",
+        "0.00",
+        "0.30",
+    )
 
 
 async def test_more_is_read_in_every_spelling_and_never_without_progress(
@@ -168,3 +176,23 @@ async def test_the_poller_does_not_spin_on_more(
         await asyncio.sleep(1.5)
         calls = emulator.calls["get_changes"] - before
         assert 1 <= calls <= 6, (spelled, calls)  # every 0.5 s (a failing one backs off)
+
+
+async def test_a_reservation_the_master_answers_unreadably_is_named_and_its_hold_owed_back(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await bridge_on(bonus_factory, tmp_path, "http")
+    emulator: OnecEmulator = bonus.emulator
+    emulator.faults.set(values={"amount": "сто"})  # Operation.Amount, of Reserve (and Release)
+    body = {
+        "customer": {"phone": IVAN},
+        "amount": "100.00",
+        "order": {"system": "onec", "id": "till-1"},
+    }
+    status, answer = await bonus.call("POST", "/api/v1/bonus/reservations", body)
+    assert status == 502, answer
+    assert (answer["code"], answer["field"]) == ("master_invalid_answer", "amount")
+    # The hold may have landed: a release is owed and made once 1C answers readably again.
+    emulator.faults.clear()
+    customer = emulator.ledger.find_customer(phone=IVAN).customer_id
+    await until(lambda: emulator.ledger.balance(customer).reserved == 0, 10)
