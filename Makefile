@@ -27,8 +27,34 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+# Each bench at its default size (bench/README.md); `make bench` runs them all, one after
+# another. `make bench-smoke` runs each for a few seconds (`--smoke`), as `make test` does.
+BENCHES := bench-intake bench-onec-calls bench-balance bench-retailcrm-mirror bench-mirror \
+	bench-bitrix-mirror
+.PHONY: $(BENCHES) bench-smoke
+
+bench: $(BENCHES)
+
+bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
+
+bench-onec-calls: $(STAMP)
+	$(BIN)/python bench/onec_calls.py
+
+bench-balance: $(STAMP)
+	$(BIN)/python bench/balance.py
+
+bench-retailcrm-mirror: $(STAMP)
+	$(BIN)/python bench/retailcrm_mirror.py
+
+bench-mirror: $(STAMP)
+	$(BIN)/python bench/mirror.py
+
+bench-bitrix-mirror: $(STAMP)
+	$(BIN)/python bench/bitrix_mirror.py
+
+bench-smoke: $(STAMP)
+	$(BIN)/pytest -q tests/acceptance/test_benches.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm

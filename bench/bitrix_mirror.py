@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 from balance import free_port, reap  # bench/ is on sys.path when run as a script
+from guard import Deadline, Stall
 from intake import start_daemon
 from retailcrm_mirror import ask, child_env
 
@@ -139,11 +140,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         urls, port = ask(emu, ""), free_port()
         daemon = start_daemon(write_config(tmp, port, urls), port, tmp / "daemon.log")
-        t0 = time.monotonic()
+        t0, r["stopped"] = time.monotonic(), None
+        stall = Stall(args.stall, "writes stored in Bitrix", tmp / "bench.db")
         now = ask(emu)
-        while now["written"] < args.writes and time.monotonic() - t0 < args.timeout:
+        while now["written"] < args.writes and not r["stopped"]:
+            if time.monotonic() - t0 > args.timeout:
+                r["stopped"] = stall.why(
+                    f"{now['written']} of {args.writes} writes in {args.timeout:g} s"
+                )
+                break
             time.sleep(0.5)
             now = ask(emu)
+            r["stopped"] = stall.stuck(now["written"])
         r["now"], r["wall_s"] = now, time.monotonic() - t0
         daemon.send_signal(signal.SIGTERM)
         r["daemon_exit"] = daemon.wait(timeout=30)
@@ -178,32 +186,50 @@ def figures(args: argparse.Namespace, r: dict[str, Any]) -> dict[str, Any]:
         "rate_limited_503": stats["rate_limited"],
         "done": done,
         "daemon_exit": r["daemon_exit"],
+        "stopped": r["stopped"],
     }
 
 
-def report(f: dict[str, Any]) -> None:
+def report(f: dict[str, Any], smoke: bool) -> None:
     """Print the figures and the verdict."""
     print(json.dumps(f, indent=2, ensure_ascii=False))
     share_ok = f["share_of_ceiling"] >= TARGET_SHARE
+    verdict = "not judged (--smoke)" if smoke else "PASS" if share_ok else "MISS"
     print(
         f"\n{f['in_bitrix']} of {f['writes']} writes in {f['drain_s']} s:"
         f" {f['writes_per_s']} writes/s against a ceiling of {f['ceiling_writes_per_s']}/s"
         f" over that time = {f['share_of_ceiling']:.1%} (target {TARGET_SHARE:.0%}:"
-        f" {'PASS' if share_ok else 'MISS'}); 503s: {f['rate_limited_503']}"
+        f" {verdict}); 503s: {f['rate_limited_503']}"
         f" ({'PASS' if f['rate_limited_503'] == 0 else 'MISS'}); requests by method:"
-        f" {f['by_method']}, {f['writes_per_batch']} writes per batch"
+        f" {f['by_method']}, {f['writes_per_batch']} writes per batch; daemon exit"
+        f" {f['daemon_exit']}"
     )
+    if f["stopped"]:
+        print(f"STOPPED: {f['stopped']}")
 
 
 def main() -> int:
-    """``python bench/bitrix_mirror.py [--writes N]``."""
+    """``python bench/bitrix_mirror.py [--writes N] [--smoke]``; exit 1 unless every write
+    landed without a 503 and the daemon exited cleanly."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--writes", type=int, default=10_000, help="the backlog (default 10000)")
     parser.add_argument("--timeout", type=float, default=400, help="give up after (s)")
-    figures_ = run(parser.parse_args())
-    report(figures_)
-    ok = figures_["done"] and figures_["rate_limited_503"] == 0
-    return 0 if ok else 1
+    parser.add_argument(
+        "--stall", type=float, default=30, help="give up when no write lands for (30 s)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds: 200 writes, short timeouts"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.writes, args.timeout, args.stall = 200, 30, 15
+    if args.writes < 1:
+        parser.error("--writes must be at least 1")
+    with Deadline(args.timeout + 120, "bench/bitrix_mirror.py"):
+        figures_ = run(args)
+    report(figures_, args.smoke)
+    ok = figures_["done"] and figures_["rate_limited_503"] == 0 and not figures_["stopped"]
+    return 0 if ok and figures_["daemon_exit"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from guard import Deadline  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-onec-webhook-token-0001"
@@ -52,11 +53,29 @@ def summary(elapsed: float, lat: list[float], failures: int) -> dict[str, Any]:
     return rate | ms | {"failures": failures}
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, read, let go): a call there is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def write_config(tmp: Path, port: int, args: argparse.Namespace) -> Path:
     """An intake-only config: one onec webhook, no routes (JSON is valid YAML)."""
-    system = {"type": args.connector_type, "webhook": {"auth": "bearer", "token": TOKEN}}
+    system: dict[str, Any] = {
+        "type": args.connector_type,
+        "webhook": {"auth": "bearer", "token": TOKEN},
+    }
+    nowhere = f"http://127.0.0.1:{closed_port()}"
     if args.connector_type == "recorder":  # the test connector, see bench/README.md
-        system["options"] = {"url": "http://127.0.0.1:9"}
+        system["options"] = {"url": nowhere}
+    elif args.connector_type == "onec":
+        # The options 1C needs (an endpoint): the reference WSDL from the repository and an
+        # endpoint nobody listens at, polling off. Intake alone never calls 1C (no routes),
+        # and the WSDL is read from the file, so the daemon starts without any network.
+        wsdl = ROOT / "connectors" / "onec" / "wsdl" / "BridgeLoyalty.wsdl"
+        where = {"wsdl": str(wsdl), "address": f"{nowhere}/base/ws/BridgeLoyalty.1cws"}
+        system["options"] = where | {"poll_interval": 0}
     config = {
         "store": {"url": f"sqlite:///{tmp / 'bench.db'}", "synchronous": args.synchronous},
         "http": {"host": "127.0.0.1", "port": port},
@@ -206,6 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_threads": round(bridge["per_second"] / thr["per_second"], 3),
         "pass_rate": bridge["per_second"] >= TARGET_RATE,
         "pass_p99": bridge["p99_ms"] <= TARGET_P99_MS,
+        "smoke": args.smoke,
     }
 
 
@@ -232,12 +252,15 @@ def report(r: dict[str, Any]) -> None:
     )
     print(f"  ratio         bridge / floor seq = {r['ratio']:.3f}  (judged)")
     print(f"                bridge / floor thr = {r['ratio_threads']:.3f}  (for reference)")
+    if r["smoke"]:
+        mark = dict.fromkeys((True, False), "not judged (--smoke)")
     print(f"  target        >= {TARGET_RATE:.0f} events/s: {mark[r['pass_rate']]}")
     print(f"  target        p99 <= {TARGET_P99_MS:.0f} ms: {mark[r['pass_p99']]}")
 
 
 def main() -> int:
-    """Parse options, run, print; exit 1 if a request failed or an ack has no row."""
+    """Parse options, run, print; exit 1 if a request failed, an ack has no row or the
+    daemon did not exit cleanly."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="measured events (20000)")
     parser.add_argument("--senders", type=int, default=50, help="concurrent senders (50)")
@@ -245,14 +268,23 @@ def main() -> int:
     parser.add_argument("--floor-events", type=int, default=0, help="floor rows (--events)")
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full")
     parser.add_argument("--connector-type", default="onec", help="type: of system onec")
+    parser.add_argument("--timeout", type=float, default=300, help="give up after (300 s)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds: 500 events, targets not judged"
+    )
     args = parser.parse_args()
-    result = run(args)
+    if args.smoke:  # the whole path, a few seconds: 500 events, 50 senders, no verdict
+        args.events, args.warmup, args.floor_events, args.timeout = 500, 50, 500, 60
+    if args.events < 1 or args.senders < 1:
+        parser.error("--events and --senders must be at least 1")
+    with Deadline(args.timeout, "bench/intake.py"):
+        result = run(args)
     report(result)
     if args.json:
         print(json.dumps(result, indent=2))
     failed = result["bridge"]["failures"] + result["warmup_failures"]
-    return 1 if failed or not result["durability"]["ok"] else 0
+    return 1 if failed or not result["durability"]["ok"] or result["daemon_exit"] != 0 else 0
 
 
 if __name__ == "__main__":

@@ -23,28 +23,37 @@ from typing import Any
 
 import yaml
 from balance import cpu_seconds, free_port, reap  # bench/ is on sys.path when run as a script
+from guard import Deadline, Stall
 from intake import start_daemon
 from retailcrm_mirror import ask, child_env
 
+from connectors.bitrix.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from connectors.retailcrm.ratelimit import DEFAULT_MARGIN as MARGIN
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGER_KEY, UPLOAD_MAX = "sandbox-manager-key-0001", 50  # a RetailCRM user, not the bridge
+BRIDGE_KEY, BITRIX_REFRESH = "sandbox-bridge-key-0001", "sandbox-bitrix-refresh-token"
 TARGET_SHARE, TARGET_RSS_MB = 0.80, 200.0
-# Both emulators in one child process (its own event loop and GIL, so neither the daemon's
-# RSS and CPU nor the bench's load generator carry them), on free ports, with the key names
-# and credentials the committed config uses. It prints its URLs as a JSON line, then a
-# status line per line read on stdin and a last one, with every counter, at EOF. It shares
-# the bench's CLOCK_MONOTONIC: the moment 1C stored the last order is exact. It counts
-# RetailCRM calls by key, path and status, and 1C saves of this run's orders.
+# The three emulators in one child process (its own event loop and GIL, so neither the
+# daemon's RSS and CPU nor the bench's load generator carry them), on free ports, with the
+# key names and credentials the committed config uses. Bitrix is there because the
+# committed config names it (routes from RetailCRM to the shop): unseeded, so it reports
+# nothing of its own, and on a free port, so a `make run` sandbox on 8093 is never touched.
+# It prints its URLs as a JSON line, then a status line per line read on stdin and a last
+# one, with every counter, at EOF. It shares the bench's CLOCK_MONOTONIC: the moment 1C
+# stored the last order is exact. It counts RetailCRM calls by key, path and status, and 1C
+# saves of this run's orders.
 EMULATORS = """
 import asyncio, json, os, sys, time
 from collections import Counter
+from connectors.bitrix.emulator import BitrixEmulator
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
 
 async def main():
     crm, onec = RetailcrmEmulator(rate_limit=float(sys.argv[1])), OnecEmulator()
+    portal = BitrixEmulator(seed=False)
+    portal.app.accept_refresh_token(sys.argv[3])
     prefix, api, save = sys.argv[2], crm._api, onec.ledger.save_order
     calls, saves, first = Counter(), Counter(), {}
 
@@ -67,7 +76,8 @@ async def main():
     crm._api, onec.ledger.save_order = counted_api, counted_save
     await crm.start()
     await onec.start()
-    print(json.dumps({"crm": crm.url, "onec": onec.url}), flush=True)
+    await portal.start()
+    print(json.dumps({"crm": crm.url, "onec": onec.url, "bitrix": portal.url}), flush=True)
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -81,6 +91,7 @@ async def main():
             break
     await crm.stop()
     await onec.stop()
+    await portal.stop()
     os._exit(0)
 
 asyncio.run(main())
@@ -89,7 +100,8 @@ asyncio.run(main())
 
 def write_config(tmp: Path, port: int, urls: dict[str, str], rate_limit: float) -> Path:
     """The committed config.yaml with its routes and mappings, pointed at the bench's
-    emulators, store and port; the in-process sandbox off."""
+    emulators (with the sandbox credentials they accept, whatever the environment says),
+    store and port; the in-process sandbox off."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["store"]["url"] = f"sqlite:///{tmp / 'bench.db'}"
     config["http"] = {"host": "127.0.0.1", "port": port}
@@ -97,9 +109,18 @@ def write_config(tmp: Path, port: int, urls: dict[str, str], rate_limit: float) 
     config["sandbox"] = {"enabled": False}
     # The sandbox SMS gateway needs the sandbox; no order sends a code, so: nowhere.
     config["bonus"]["sms"]["gateway"] = {"type": "http", "url": "http://127.0.0.1:9/sms"}
-    config["systems"]["onec"]["options"]["address"] = urls["onec"]
+    onec = config["systems"]["onec"]["options"]
+    onec |= {"address": urls["onec"], "username": "bridge", "password": "sandbox"}
     crm = config["systems"]["retailcrm"]["options"]
-    crm["url"], crm["rate_limit"] = urls["crm"], rate_limit
+    crm |= {"url": urls["crm"], "api_key": BRIDGE_KEY, "rate_limit": rate_limit}
+    bitrix = config["systems"]["bitrix"]["options"]
+    bitrix["url"] = f"{urls['bitrix']}/rest/"
+    bitrix["oauth"] = {
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "refresh_token": BITRIX_REFRESH,
+        "token_url": f"{urls['bitrix']}/oauth/token/",
+    }
     for route in config["mirror"]["routes"]:
         route["mapping"] = str(ROOT / route["mapping"])
     path = tmp / "bench.yaml"
@@ -209,7 +230,7 @@ def log_events(log_path: Path) -> dict[str, int]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Emulators, daemon, first walk, orders in, wait until all are in 1C; clean up."""
     run_id, pipe = uuid.uuid4().hex[:8], subprocess.PIPE
-    cmd = [sys.executable, "-c", EMULATORS, str(args.rate_limit), f"{run_id}-"]
+    cmd = [sys.executable, "-c", EMULATORS, str(args.rate_limit), f"{run_id}-", BITRIX_REFRESH]
     emu = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdin=pipe, stdout=pipe, text=True)
     tmp_dir = tempfile.TemporaryDirectory(prefix="bridge-mirror-bench-")
     tmp, daemon, r = Path(tmp_dir.name), None, dict[str, Any]()
@@ -224,11 +245,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         r["t0"] = time.monotonic()
         r["load"] = create_orders(urls["crm"], run_id, args.orders, args.rate_limit)
         r["load_s"] = time.monotonic() - r["t0"]
-        now, r["trace"] = ask(emu), []
-        while now["inOnec"] < args.orders and time.monotonic() - r["t0"] < args.timeout:
+        now, r["trace"], r["stopped"] = ask(emu), [], None
+        stall = Stall(args.stall, "orders in 1C", tmp / "bench.db")
+        while now["inOnec"] < args.orders and not r["stopped"]:
+            if time.monotonic() - r["t0"] > args.timeout:
+                r["stopped"] = stall.why(
+                    f"{now['inOnec']} of {args.orders} orders in 1C in {args.timeout:g} s"
+                )
+                break
             time.sleep(0.25)
             now = ask(emu)
             r["trace"].append((time.monotonic(), now["inOnec"], now["byKey"].get("bridge", 0)))
+            r["stopped"] = stall.stuck(now["inOnec"])
         r["cpu_s"], r["wall_s"] = cpu_seconds(daemon.pid) - cpu0, time.monotonic() - r["t0"]
         r["before"], r["now"] = before, now
         r["rss_hwm_kb"] = sampler.read("VmHWM")
@@ -294,6 +322,8 @@ def figures(args: argparse.Namespace, r: dict[str, Any]) -> dict[str, Any]:
         "store": r["store"],
         "log": r["log"],
         "daemon_exit": r["daemon_exit"],
+        "stopped": r["stopped"],
+        "smoke": args.smoke,
         "pass_share": bridge_rate / args.rate_limit >= TARGET_SHARE,
         "pass_no_503": bridge_503 == 0,
         "pass_rss": max(r["rss_peak_kb"], r["rss_hwm_kb"]) / 1024 <= TARGET_RSS_MB,
@@ -303,6 +333,7 @@ def figures(args: argparse.Namespace, r: dict[str, Any]) -> dict[str, Any]:
 def report(r: dict[str, Any]) -> None:
     """Print the human-readable block."""
     mark, s, load, st = {True: "PASS", False: "MISS"}, r["settings"], r["load"], r["steady"]
+    speed = dict.fromkeys((True, False), "not judged (--smoke)") if r["smoke"] else mark
     print(
         f"\nRetailCRM -> 1C mirroring ({r['date_utc']} UTC): {s['orders']} orders, RetailCRM"
         f" limit {s['rate_limit']:g} req/s per key (emulator and bridge)\n"
@@ -330,30 +361,46 @@ def report(r: dict[str, Any]) -> None:
         f"  store       deliveries {r['store']['deliveries']}\n"
         f"              events {r['store']['events']}\n"
         f"  log         {r['log'] or 'no warnings'}\n"
-        f"  target      >= {TARGET_SHARE:.0%} of the RetailCRM limit: {mark[r['pass_share']]}\n"
+        f"  target      >= {TARGET_SHARE:.0%} of the RetailCRM limit: {speed[r['pass_share']]}\n"
         f"  target      no 503 caused by the bridge: {mark[r['pass_no_503']]}\n"
         f"  target      RSS <= {TARGET_RSS_MB:.0f} MB: {mark[r['pass_rss']]}"
     )
+    if r["stopped"]:
+        print(f"  STOPPED     {r['stopped']}")
 
 
 def main() -> int:
-    """Parse options, run, print; exit 1 unless every order reached 1C exactly once."""
+    """Parse options, run, print; exit 1 unless every order reached 1C exactly once and the
+    daemon exited cleanly."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=2000, help="orders to create (2000)")
     parser.add_argument(
         "--rate-limit", type=float, default=40.0, help="RetailCRM req/s per key (40)"
     )
     parser.add_argument("--timeout", type=float, default=170, help="give up after (170 s)")
+    parser.add_argument(
+        "--stall", type=float, default=30, help="give up when no order reaches 1C for (30 s)"
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds: 50 orders, short timeouts, same checks, speed target not judged",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.orders, args.timeout, args.stall = 50, 30, 15
     if args.orders < 1 or not 1 <= args.rate_limit <= 100:
         parser.error("--orders must be >= 1 and --rate-limit 1..100")
-    result = run(args)
+    # The backstop: the first walk (60 s), the run, and the stops (30 s each).
+    with Deadline(args.timeout + 180, "bench/mirror.py"):
+        result = run(args)
     report(result)
     if args.json:
         print(json.dumps(result, indent=2))
     once = set(result["onec_saves_per_order"]) <= {"1", 1}
-    return 0 if result["all_in_onec"] and once else 1
+    ok = result["all_in_onec"] and once and result["daemon_exit"] == 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

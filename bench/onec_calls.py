@@ -25,6 +25,7 @@ import requests
 import zeep
 import zeep.helpers
 import zeep.wsdl.utils
+from guard import Deadline  # bench/ is on sys.path when run as a script
 from requests.auth import HTTPBasicAuth
 
 from bridge.ledger import LedgerBalance
@@ -450,26 +451,34 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    """Parse options, start the emulator, run, print."""
+    """Parse options, start the emulator, run, print; a failed call ends the run with its
+    traceback (exit 1), and so does an emulator that did not exit cleanly."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000, help="measured calls per variant")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured calls per variant")
     parser.add_argument("--blocks", type=int, default=10, help="blocks to interleave (10)")
     parser.add_argument("--transport", choices=["soap", "http"], default="soap")
+    parser.add_argument("--timeout", type=float, default=600, help="give up after (600 s)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds: 40 calls per variant in 2 blocks"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.calls, args.warmup, args.blocks, args.timeout = 40, 10, 2, 60
     if args.calls < args.blocks or args.blocks < 1:
         parser.error("--calls must be at least --blocks, and --blocks at least 1")
-    proc, urls = start_emulator()
-    try:
-        result = asyncio.run(bench(args, urls))
-    finally:
-        code = stop_emulator(proc)
+    with Deadline(args.timeout, "bench/onec_calls.py"):
+        proc, urls = start_emulator()
+        try:
+            result = asyncio.run(bench(args, urls))
+        finally:
+            code = stop_emulator(proc)
     result["emulator_exit"] = code
     report(result)
     if args.json:
         print(json.dumps(result, indent=2))
-    return 0
+    return 0 if code == 0 else 1
 
 
 if __name__ == "__main__":
