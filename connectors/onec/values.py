@@ -20,6 +20,7 @@ else). Nothing here imports the bridge's core.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,14 @@ _GROUPING = str.maketrans("", "", " \u00a0\u202f\u2007\t")
 _EMPTY_YEAR = 1  # 1C's empty date: 0001-01-01T00:00:00
 _SHOWN = 40  # characters of an unreadable value quoted in a message
 _NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+# The XML Schema lexical forms zeep reads as they are (what 1C's XDTO serializer writes).
+_LEXICAL = {
+    "decimal": re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)"),
+    "int": re.compile(r"[+-]?\d+"),
+    "boolean": re.compile(r"true|false|1|0"),
+    "dateTime": re.compile(r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"),
+}
+_SCANS: dict[frozenset[str], re.Pattern[bytes]] = {}
 # An answer is parsed as zeep parses it: no entities resolved, nothing fetched.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
@@ -155,7 +164,11 @@ def _russian(text: str) -> datetime | None:
 
 def canonical(kind: str, value: str, field: str) -> str:
     """``value`` in the XML Schema form of ``kind`` (``decimal``, ``int``, ``boolean``,
-    ``dateTime``), so that a SOAP parser reads 1C's spelling; other kinds as they are."""
+    ``dateTime``), so that a SOAP parser reads 1C's spelling; a value already in it, and
+    other kinds, as they are."""
+    lexical = _LEXICAL.get(kind)
+    if lexical is None or lexical.fullmatch(value):
+        return value
     if kind == "decimal":
         return format(read_decimal(value, field), "f")
     if kind == "int":
@@ -174,6 +187,8 @@ def canonical_xml(body: bytes, kinds: Mapping[str, tuple[str, str]], operation: 
     instead of failing on it (xs:decimal) or taking it for false (zeep reads any xs:boolean
     but ``true``/``1`` as false). Unchanged bytes when nothing needed it; OnecBadValue for a
     value that cannot be read at all."""
+    if not _needs_respelling(body, kinds):
+        return body  # the usual answer: one scan, no second parse
     try:
         root = etree.fromstring(body, parser=_PARSER)
     except etree.XMLSyntaxError:
@@ -193,3 +208,20 @@ def canonical_xml(body: bytes, kinds: Mapping[str, tuple[str, str]], operation: 
         if text != element.text:
             element.text, changed = text, True
     return etree.tostring(root, xml_declaration=True, encoding="utf-8") if changed else body
+
+
+def _needs_respelling(body: bytes, kinds: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether an element ``kinds`` names holds a text not in its lexical form (an entity
+    such as ``&#160;`` counts: only a parser can tell what it stands for)."""
+    names = frozenset(kinds)
+    scan = _SCANS.get(names)
+    if scan is None:
+        alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
+        scan = re.compile(rb"<(?:[^\s<>/:]+:)?(" + alternatives + rb")(?=[\s>])[^>]*>([^<]*)<")
+        _SCANS[names] = scan
+    for match in scan.finditer(body):
+        kind = kinds[match[1].decode()][0]
+        lexical = _LEXICAL.get(kind)
+        if lexical is not None and not lexical.fullmatch(match[2].decode("utf-8", "replace")):
+            return True
+    return False

@@ -131,6 +131,8 @@ def test_canonical_xml_rewrites_only_what_needs_it() -> None:
     assert "<Balance>1000.50</Balance>" in out
     assert "<More>true</More>" in out
     assert "<Name>1,5</Name>" in out  # a text field: as it is
+    entity = b'<m:r xmlns:m="urn:x"><m:Balance a="1">1&#160;000,50</m:Balance></m:r>'
+    assert b">1000.50</m:Balance>" in canonical_xml(entity, kinds, "GetBalance")
     plain = b'<r xmlns="urn:x"><Balance>10.00</Balance></r>'
     assert canonical_xml(plain, kinds, "GetBalance") is plain  # nothing to do: the same bytes
     with pytest.raises(OnecBadValue, match=r"^GetBalance: balance: 'x' is not a decimal"):
