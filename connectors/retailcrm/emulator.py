@@ -284,7 +284,7 @@ class RetailcrmEmulator:
                 "v5/orders/loyalty/cancel-bonus-operations",
                 lambda c: co.cancel(c.params, c.change),
             ),
-            *more_routes(self.state, self.corporate),
+            *more_routes(self.state, self.corporate, self.loyalty),
             *_entity_routes(self.state, ORDER),
             *_entity_routes(self.state, CUSTOMER),
             ("GET", "v5/loyalty/loyalties", lambda c: lo.loyalties(c.params)),

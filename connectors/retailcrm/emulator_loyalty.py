@@ -150,7 +150,9 @@ class LoyaltyState:
 
     def account_of(self, customer_id: int | None) -> Account | None:
         """The customer's account, if any."""
-        return next((a for a in self.accounts.values() if a.customer_id == customer_id), None)
+        mine = [a for a in self.accounts.values() if a.customer_id == customer_id]
+        # One merged in from another customer is deactivated (emulator_merges.py).
+        return next((a for a in mine if a.status != "deactivated"), mine[0] if mine else None)
 
     def account_get(self, ref: str) -> Json:
         """`GET /loyalty/account/{id}`."""

@@ -9,9 +9,11 @@ in the §10.3 shape of a delete (``deleted: true``, ``field: "id"``, ``oldValue`
 (§2.5, §3.1 "A merge shows up as `deleted` records for the absorbed customers with
 `combinedTo`"). A read of an absorbed customer then answers 404 with ``combinedTo`` (§1.4).
 
-Decisions where the reference is silent ([unconfirmed] there): the absorbed customer's
-orders move to the survivor (history records ``customer`` on each order); the survivor
-gets no record of its own; an absorbed order's lines join the survivor as the technique
+Decisions where the reference is silent ([unconfirmed] there, §10.8 item 13): the absorbed
+customer's orders move to the survivor (history records ``customer`` on each order), and
+so does its loyalty account, deactivated if the survivor has one already (a customer takes
+part in a programme once, §4.3) with its balance kept; the survivor gets no record of its
+own; an absorbed order's lines join the survivor as the technique
 says (``ours``: none, ``summ``: all, ``theirs``: the survivor takes the absorbed lines
 instead, ``merge``: those whose offer the survivor lacks).
 """
@@ -19,9 +21,10 @@ instead, ``merge``: those whose offer the survivor lacks).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from connectors.retailcrm.emulator_bonuses import Account
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
 from connectors.retailcrm.emulator_orders import offer_key
 from connectors.retailcrm.emulator_state import RetailcrmState
@@ -30,17 +33,28 @@ from connectors.retailcrm.emulator_wire import INPUT_PARAMS, ApiError, Json, jso
 TECHNIQUES = ("ours", "summ", "theirs", "merge")  # PHP src/Enum/CombineTechnique.php
 
 
-def combine_customers(state: RetailcrmState, params: Mapping[str, Any], change: Change) -> Json:
-    """``POST /customers/combine``."""
+def combine_customers(
+    state: RetailcrmState,
+    params: Mapping[str, Any],
+    change: Change,
+    accounts: Iterable[Account] = (),
+) -> Json:
+    """``POST /customers/combine``; ``accounts`` are the loyalty accounts of the account."""
     absorbed = json_field(params, "customers", list)
     result = json_field(params, "resultCustomer")
     survivor = _by_id(state, CUSTOMER, result, "resultCustomer")
     victims = [_by_id(state, CUSTOMER, ref, "customers") for ref in absorbed]
     if not victims or any(v["id"] == survivor["id"] for v in victims):
         raise ApiError(400, INPUT_PARAMS, {"customers": "Choose other customers to combine."})
+    accounts = list(accounts)
     for victim in victims:
         for order in state.orders_of(victim["id"]):
             state.patch(ORDER, order, {"customer": {"id": survivor["id"]}}, change)
+        for account in accounts:
+            if account.customer_id == victim["id"]:
+                if any(a.customer_id == survivor["id"] for a in accounts):
+                    account.status = "deactivated"
+                account.customer_id = survivor["id"]
         _delete(state, CUSTOMER, victim, survivor, change)
     return {"success": True}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from connectors.retailcrm.emulator_corporate import CORPORATE, CorporateBook
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER
+from connectors.retailcrm.emulator_loyalty import LoyaltyState
 from connectors.retailcrm.emulator_merges import combine_customers, combine_orders, read_customer
 from connectors.retailcrm.emulator_state import RetailcrmState
 from connectors.retailcrm.emulator_statuses import (
@@ -24,7 +25,9 @@ from connectors.retailcrm.emulator_statuses import (
 Route = tuple[str, str, Callable[[Any], Any]]  # (method, path pattern, handler of a Call)
 
 
-def more_routes(state: RetailcrmState, corporate: CorporateBook) -> list[Route]:
+def more_routes(
+    state: RetailcrmState, corporate: CorporateBook, loyalty: LoyaltyState
+) -> list[Route]:
     """The routes, each handler taking the emulator's ``Call``."""
     base, ref = "v5/customers-corporate", "(?P<ref>[^/]+)"
     return [
@@ -42,7 +45,11 @@ def more_routes(state: RetailcrmState, corporate: CorporateBook) -> list[Route]:
         ),
         ("POST", "v5/orders/payments/create", lambda c: create_payment(state, c.params, c.change)),
         ("POST", "v5/orders/combine", lambda c: combine_orders(state, c.params, c.change)),
-        ("POST", "v5/customers/combine", lambda c: combine_customers(state, c.params, c.change)),
+        (
+            "POST",
+            "v5/customers/combine",
+            lambda c: combine_customers(state, c.params, c.change, loyalty.accounts.values()),
+        ),
         # Not `history`, which the entity routes answer.
         (
             "GET",

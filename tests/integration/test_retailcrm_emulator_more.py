@@ -224,3 +224,20 @@ async def test_corporate_customers_and_their_history(crm: RetailcrmEmulator) -> 
     assert read["contact"]["type"] == "customer"
     assert read["contact"]["phones"] == [{"number": "+79000000002"}]
     assert read["company"]["name"] == "Ромашка"
+
+
+async def test_a_merge_moves_the_absorbed_customers_orders_and_loyalty_account(
+    crm: RetailcrmEmulator,
+) -> None:
+    c1 = (await ok(crm, lambda c: c.customer("c-1", "externalId", "shop")))["customer"]
+    c2 = (await ok(crm, lambda c: c.customer("c-2", "externalId", "shop")))["customer"]
+    await ok(crm, lambda c: c.customers_combine([{"id": c2["id"]}], {"id": c1["id"]}))
+    order = (await ok(crm, lambda c: c.order("o-2", "externalId", "shop")))["order"]
+    assert order["customer"]["id"] == c1["id"]
+    moved = (await ok(crm, lambda c: c.loyalty_account(12)))["loyaltyAccount"]
+    # c-1 takes part already (account 11): c-2's account follows, deactivated.
+    assert moved["customer"]["id"] == c1["id"] and moved["active"] is False
+    listed = await ok(crm, lambda c: c.loyalty_accounts({"customerExternalId": "c-1"}, 20, 1))
+    assert sorted(a["id"] for a in listed["loyaltyAccounts"]) == [11, 12]
+    records = await history(crm, "orders")
+    assert [(r["field"], r["newValue"]) for r in records] == [("customer", {"id": c1["id"]})]
