@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 from bridge.connector import PollResult
 from bridge.errors import TransientError
 from connectors.retailcrm.client import HistoryFeed, RetailcrmClient
-from connectors.retailcrm.history import bonus_operation_events, fold_history, last_history_id
+from connectors.retailcrm.history import (
+    bonus_operation_events,
+    fold_history,
+    last_history_id,
+    record_id,
+)
 
 T = TypeVar("T")
 Run = Callable[[Callable[[], T]], Awaitable[T]]
@@ -112,7 +117,7 @@ class FeedReader:
         (§2.5); the feed then goes on from just before it by ``sinceId``."""
         start = await self._local_start(cursor.removeprefix(AT).partition("|")[0])
         page = await self._history(HISTORY_FEEDS[feed], {"startDate": start}, 1)
-        ids = [int(r.get("id") or 0) for r in _records(page)]
+        ids = [record_id(r) for r in _records(page)]
         if not ids:
             return PollResult([], cursor, False)  # nothing new yet
         return PollResult([], str(min(ids) - 1), True)

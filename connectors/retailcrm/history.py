@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.connector import MERGED_ACTION, MERGED_INTO
+from bridge.errors import PermanentError
 from bridge.store.records import InboundEvent
 
 # feed name → (entity of its events, key of the entity object in a history record)
@@ -88,7 +89,7 @@ def _fold(
     """Fold one record into the entity ``obj`` names."""
     entity_id = str(obj["id"])
     item = folded.setdefault(entity_id, _Folded(entity_id))
-    item.last_record = max(item.last_record, int(record.get("id") or 0))
+    item.last_record = max(item.last_record, record_id(record))
     item.external_id = _text(obj.get("externalId")) or item.external_id
     item.site = _text(obj.get("site")) or item.site
     if name and name not in item.fields:
@@ -119,7 +120,18 @@ def _event(feed: str, entity: str, item: _Folded) -> InboundEvent:
 
 def last_history_id(records: Iterable[Mapping[str, Any]], since: int) -> int:
     """The cursor after a page: its highest record id (own echoes included)."""
-    return max([since, *(int(r.get("id") or 0) for r in records)])
+    return max([since, *(record_id(r) for r in records)])
+
+
+def record_id(record: Mapping[str, Any]) -> int:
+    """A history record's id (§2.5: an increasing integer, the cursor); a record without one
+    is a named error, not a guess that could move the cursor past changes."""
+    value = record.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise PermanentError(f"RetailCRM sent a history record without a numeric id: {value!r:.40}")
 
 
 def _text(value: Any) -> str | None:

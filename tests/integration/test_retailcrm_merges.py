@@ -20,6 +20,7 @@ import yaml
 from aiohttp import web
 
 from bridge.connector import DeliveryJob
+from bridge.errors import PermanentError
 from bridge.http.app import build_app
 from bridge.runtime import Runtime, build_runtime
 from bridge.settings_loader import read_settings
@@ -223,3 +224,8 @@ async def test_a_write_back_to_a_merged_away_customer_follows_combined_to(rig: R
     assert await connector.deliver(job) == str(survivor)  # type: ignore[attr-defined]
     found = await rig.manager(lambda c: c.customer(str(survivor), "id"))
     assert found["customer"]["firstName"] == "Ольга-Ивановна"
+
+
+def test_a_history_record_without_a_numeric_id_is_a_named_error() -> None:
+    with pytest.raises(PermanentError, match="without a numeric id"):
+        fold_history("customers", [{"id": "abc", "customer": {"id": 1}}])
