@@ -10,8 +10,8 @@ fixtures show (§2.2, GO ``TestClient_OrdersUpload_Fail``): an unknown internal
 ``offer.id``, and a line with nothing to name it by, ``items[N].offer.<by>: Offer with <by>
 X not found.``
 
-Decision: the sandbox catalogue holds every offer coded ``SKU-<digits>`` (the sandbox 1C's
-and the README's products) plus those added with :meth:`Catalogue.add`; only an added offer
+Decision: the sandbox catalogue holds every offer coded ``SKU-…`` (the sandbox 1C's and the
+README's products) plus those added with :meth:`Catalogue.add`; only an added offer
 can be named by internal id (callers never learn the others').
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from connectors.retailcrm.emulator_wire import Json
 
-SANDBOX_CODE = re.compile(r"SKU-([0-9]{1,9})")
+SANDBOX_CODE = re.compile(r"SKU-[0-9A-Za-z_.-]{1,40}")
 
 
 class Catalogue:

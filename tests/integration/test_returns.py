@@ -330,7 +330,13 @@ async def test_another_systems_copy_of_the_order_is_not_taken_for_a_return(
         "status": "complete",
         "customer": {"externalId": "c-1"},
         "items": [
-            {"offer": {"externalId": sku}, "quantity": qty, "initialPrice": float(price)}
+            # Named, as shop modules send lines (an unknown nameless offer is refused, §10.5).
+            {
+                "offer": {"externalId": sku},
+                "productName": sku,
+                "quantity": qty,
+                "initialPrice": float(price),
+            }
             for sku, qty, price, _bonus in LINES[:2]
         ],
     }
