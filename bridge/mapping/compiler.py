@@ -26,7 +26,8 @@ class FileSpec(Strict):
 
     version: int
     source: str
-    entity: Literal["order", "customer"]
+    # RetailCRM keeps corporate (B2B) customers apart from people (customers-corporate).
+    entity: Literal["order", "customer", "corporate_customer"]
     target: str
     description: str | None = None
     tables: dict[str, Any] = Field(default_factory=dict)

@@ -29,6 +29,9 @@ LISTS: Mapping[str, str] = {"order": "list_orders", "customer": "list_customers"
 WRITES: Mapping[str, tuple[str, str]] = {
     "order": ("save_order", "order"),
     "customer": ("save_customer", "customer"),
+    # 1C's directory has no companies apart from people: a corporate customer is saved as
+    # the person who buys for it (its mapping writes their phone, with the company beside).
+    "corporate_customer": ("save_customer", "customer"),
 }
 _DIGEST = 16  # hex characters of the document's digest in an OperationId
 

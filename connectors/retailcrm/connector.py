@@ -32,6 +32,7 @@ from connectors.retailcrm.writes import MERGE_DEPTH, RetailcrmWriter
 
 T = TypeVar("T")
 LISTS = {"order": "orders", "customer": "customers"}  # entity -> the list's key (§2.1, §3.1)
+READS = frozenset({"order", "customer", "corporate_customer", "loyalty_account"})
 LIST_PAGE = 100
 
 
@@ -123,6 +124,11 @@ class RetailcrmConnector:
     def start_position_at(self, feed: str, moment: datetime) -> str:
         """Where a new feed starts when RetailCRM cannot be asked: from ``moment`` on."""
         return self._feeds.start_position_at(moment)
+
+    def reads(self, entity: str) -> bool:
+        """Orders, customers, corporate customers and loyalty accounts are read by internal
+        id, so None from a read means RetailCRM holds none (deleted; a merge is followed)."""
+        return entity in READS
 
     async def read_entity(
         self, entity: str, entity_id: str, *, depth: int = 0

@@ -200,6 +200,7 @@ SAMPLES = {
     "onec_customer": "onec_customer",
     "bitrix_order": "bitrix_deal",
     "bitrix_customer": "bitrix_contact",
+    "retailcrm_corporate_customer": "retailcrm_corporate_customer",
 }
 
 

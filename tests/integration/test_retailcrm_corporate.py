@@ -10,15 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bridge.store.records import EventFilter
 from tests.support.bonus import BonusFactory, bonus_factory
 from tests.support.mirroring import crm_call, mirroring_config, shipped_route
 from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
-PENDING = Path(__file__).resolve().parents[2] / "mappings" / "pending"
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 
 CORPORATE = {
     "externalId": "corp-1",
@@ -33,8 +31,7 @@ def corporate_config(tmp_path: Path, *, poll: bool, route: bool = False) -> dict
     config["systems"]["retailcrm"]["options"]["corporate_customers"] = poll
     if route:
         corporate = shipped_route("retailcrm", "corporate_customer", "onec")
-        # Waiting in mappings/pending/ until the core takes the entity (see its README).
-        corporate["mapping"] = str(PENDING / "retailcrm_corporate_customer_to_onec.yaml")
+        corporate["mapping"] = str(MAPPINGS / "retailcrm_corporate_customer_to_onec.yaml")
         config["mirror"]["routes"].append(corporate)
     return config
 
@@ -69,11 +66,6 @@ async def test_a_corporate_order_reaches_1c_with_its_contact_person(
     assert document["total"] == "15000.00"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge/mapping/compiler.py takes only entity order|customer; the shipped"
-    " corporate mapping needs corporate_customer there (asked for in the report)",
-)
 async def test_corporate_customers_are_mirrored_into_1c_by_the_shipped_mapping(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ Every shipped mapping is audited below: each of its guards is tested with the va
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,8 @@ RETAILCRM_ORDER = copy.deepcopy(CRM_ORDER) | {
     "customer": {"phones": [{"number": "+79000000001"}], "firstName": "Иван"},
 }
 ONEC_PERSON = copy.deepcopy(ONEC_CUSTOMER) | {"external_id": None}
+EXAMPLES = MAPPINGS.parent / "examples"
+CORPORATE = json.loads((EXAMPLES / "retailcrm_corporate_customer.json").read_text(encoding="utf-8"))
 
 # (file, what the guard stops, a sample that passes it or that it stops by design, the
 # value deleted). Every shipped mapping's every filter and skip-table guard is here.
@@ -215,6 +218,12 @@ GUARDS: list[tuple[str, str, dict[str, Any], str]] = [
     ("retailcrm_customer_to_onec.yaml", "a customer without a phone", CRM_CUSTOMER, "phones"),
     ("retailcrm_order_to_bitrix.yaml", "a deal Bitrix does not hold", RETAILCRM_ORDER, "id"),
     ("retailcrm_order_to_onec.yaml", "an order without a status", RETAILCRM_ORDER, "status"),
+    (
+        "retailcrm_corporate_customer_to_onec.yaml",
+        "a corporate customer whose contact person has no phone",
+        CORPORATE,
+        "mainCustomerContact.customer.phones",
+    ),
 ]
 
 
