@@ -13,11 +13,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bridge.backfill import BACKLOG
+from bridge.mirror.backfill import BACKLOG
 from bridge.store.backfills import BackfillSpec, BackfillStatus
 from bridge.store.records import AttemptOutcome, EventFilter, InboundEvent, NewEvent, Status
 from connectors.retailcrm.emulator_state import ORDER
 from tests.support.bonus import Bonus, BonusFactory, bonus_factory
+from tests.support.emulators import crm_emulator, onec_emulator
 from tests.support.mirroring import (
     backfill_done,
     crm_call,
@@ -35,7 +36,7 @@ READ_ONE_ORDER = "GET v5/orders/(?P<ref>[^/]+)"
 
 def seed_orders(bonus: Bonus, count: int, created: str = "2026-03-01 10:00:00") -> list[str]:
     """Orders that were in RetailCRM before the bridge: no history records."""
-    state = bonus.runtime.emulators["retailcrm"].state
+    state = crm_emulator(bonus.runtime).state
     ids = []
     for n in range(count):
         data = {
@@ -50,9 +51,9 @@ def seed_orders(bonus: Bonus, count: int, created: str = "2026-03-01 10:00:00") 
 
 
 def onec_orders(bonus: Bonus) -> dict[str, tuple[str, int, dict[str, Any]]]:
-    orders: dict[str, tuple[str, int, dict[str, Any]]] = bonus.runtime.emulators[
-        "onec"
-    ].ledger.snapshot()["orders"]
+    orders: dict[str, tuple[str, int, dict[str, Any]]] = onec_emulator(
+        bonus.runtime
+    ).ledger.snapshot()["orders"]
     return orders
 
 
@@ -60,7 +61,7 @@ async def test_a_backfill_brings_each_order_since_the_date_once_from_listed_page
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    crm = bonus.runtime.emulators["retailcrm"]
+    crm = crm_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     old = seed_orders(bonus, 5, created="2025-06-01 09:00:00")  # before --since
     ids = seed_orders(bonus, 250)
@@ -94,7 +95,7 @@ async def test_a_live_change_after_the_listing_wins_over_the_listed_state(
     config = retry_onec_soon(mirroring_config(tmp_path), max_attempts=100)
     bonus = await bonus_factory("onec", config=config)
     store = bonus.runtime.store
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: store.get_cursor("retailcrm", "orders"))
     [crm_id] = seed_orders(bonus, 1)
     listed_at = time.time()
@@ -130,7 +131,7 @@ async def test_a_backfill_pauses_for_its_backlog_and_resumes_after_the_source_fa
     config = retry_onec_soon(mirroring_config(tmp_path), max_attempts=1000)
     bonus = await bonus_factory("onec", config=config)
     store = bonus.runtime.store
-    crm, onec = bonus.runtime.emulators["retailcrm"], bonus.runtime.emulators["onec"]
+    crm, onec = crm_emulator(bonus.runtime), onec_emulator(bonus.runtime)
     await eventually(lambda: store.get_cursor("retailcrm", "orders"))
     ids = seed_orders(bonus, 1000)
     onec.faults.set(outage=True)  # nothing is delivered: the backlog fills up

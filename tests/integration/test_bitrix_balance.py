@@ -14,6 +14,7 @@ from typing import Any
 from tests.integration.test_reservations import RSV, held, last_code, order, reserve
 from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
 from tests.support.daemon import free_port
+from tests.support.emulators import bitrix_emulator, onec_emulator
 from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -36,7 +37,7 @@ def with_bitrix(tmp_path: Path) -> dict[str, Any]:
 
 
 def contact_balance(bonus: Bonus, phone: str = "+79000000001") -> Decimal:
-    contacts = bonus.runtime.emulators["bitrix"].snapshot()["contacts"]
+    contacts = bitrix_emulator(bonus.runtime).snapshot()["contacts"]
     [found] = [
         c for c in contacts.values() if any(p["VALUE"] == phone for p in c.get("PHONE") or [])
     ]
@@ -44,7 +45,7 @@ def contact_balance(bonus: Bonus, phone: str = "+79000000001") -> Decimal:
 
 
 def onec_balance(bonus: Bonus) -> Decimal:
-    balances = bonus.runtime.emulators["onec"].ledger.snapshot()["balances"]
+    balances = onec_emulator(bonus.runtime).ledger.snapshot()["balances"]
     return Decimal(next(iter(balances.values()))[0])
 
 
@@ -52,7 +53,7 @@ async def test_the_contact_field_follows_the_master_after_commit_and_release(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=with_bitrix(tmp_path))
-    portal = bonus.runtime.emulators["bitrix"]
+    portal = bitrix_emulator(bonus.runtime)
     assert contact_balance(bonus) == Decimal("1000")  # as seeded
 
     rsv = await held(bonus, "250.00", "onec")

@@ -13,6 +13,7 @@ from typing import Any
 
 from bridge.store.records import EventFilter
 from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import (
     crm_call,
     mirroring_config,
@@ -28,7 +29,7 @@ async def test_an_order_goes_to_1c_and_its_status_comes_back_one_copy_each(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     store = bonus.runtime.store
     # On its first start the RetailCRM poller walks past the history it finds; wait for
     # that, so the order below is news.
@@ -92,7 +93,7 @@ async def test_ten_changes_while_1c_is_down_become_one_write_of_the_final_state(
 ) -> None:
     config = retry_onec_soon(mirroring_config(tmp_path), max_attempts=100)
     bonus = await bonus_factory("onec", config=config)
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     onec.faults.set(outage=True)
     order = {
@@ -149,7 +150,7 @@ async def test_a_1c_customer_already_in_retailcrm_by_phone_is_not_created_twice(
     config = mirroring_config(tmp_path)
     config["mirror"]["routes"].append(shipped_route("onec", "customer", "retailcrm"))
     bonus = await bonus_factory("onec", config=config)
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("onec", "changes"))
     seeded = onec.ledger.find_customer(phone="+79000000001")
     onec.ledger.change_customer(seeded.customer_id, card="2000000000099")
@@ -232,7 +233,7 @@ async def test_order_statuses_commit_and_release_their_reservations(
     for crm_id, status_code in zip(ids[:2], ("complete", "cancel-other"), strict=True):
         change = {"id": crm_id, "status": status_code}
         await crm_call(bonus, lambda c, ch=change: c.order_edit(ch, "id", "shop"))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     key = f"retailcrm-{ids[2]}"
 
     async def in_1c() -> Any:
@@ -257,7 +258,7 @@ async def test_several_write_backs_at_once_edit_the_orders_and_create_none(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     ids = []
     for n in range(3):

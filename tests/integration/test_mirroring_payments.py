@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.bonus import BonusFactory, bonus_config, bonus_factory
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import crm_call, shipped_route
 from tests.support.waiting import eventually
 
@@ -40,7 +41,7 @@ async def test_an_order_with_payments_arrives_in_1c_with_the_mapped_payment_type
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=payments_config(tmp_path))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     # On its first start the RetailCRM poller walks past the history it finds; wait for
     # that, so the orders below are news.
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import crm_call, mirroring_config
 from tests.support.waiting import eventually
 
@@ -59,7 +60,7 @@ async def test_a_1c_sale_arrives_whole_and_its_status_alone_comes_back_later(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     store = bonus.runtime.store
     await eventually(lambda: store.get_cursor("onec", "changes"))
     await eventually(lambda: store.get_cursor("retailcrm", "orders"))
@@ -127,7 +128,7 @@ async def test_a_sale_without_a_customer_key_keeps_the_contact_on_the_order(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("onec", "changes"))
     customer = {k: v for k, v in SALE["customer"].items() if k != "retailcrm_external_id"}
     sale = onec.ledger.enter_order({**SALE, "number": "ЧК-000124", "customer": customer})
@@ -149,7 +150,7 @@ async def test_a_retailcrm_order_gets_its_status_back_from_1c_and_keeps_its_item
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     order = {
         "externalId": "site-5005",

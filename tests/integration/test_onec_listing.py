@@ -33,6 +33,7 @@ from connectors.onec.errors import classify
 from connectors.onec.ledger import OnecLedger
 from connectors.onec.options import OnecOptions
 from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import backfill_done, crm_call, mirroring_config
 from tests.support.onec import onec_options
 from tests.support.waiting import eventually
@@ -426,7 +427,7 @@ async def test_a_backfill_into_retailcrm_keeps_one_copy_of_each_order(
     and the live changes of it are one entity, so RetailCRM holds one copy of each order,
     the one it sent into 1C itself included (written back to it, not created again)."""
     bonus = await bonus_factory("onec", config=mirroring_config(tmp_path))
-    store, onec = bonus.runtime.store, bonus.runtime.emulators["onec"]
+    store, onec = bonus.runtime.store, onec_emulator(bonus.runtime)
     await eventually(lambda: store.get_cursor("retailcrm", "orders"))
     order = {
         "number": "1001A",

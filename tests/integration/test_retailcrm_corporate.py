@@ -12,6 +12,7 @@ from typing import Any
 
 from bridge.store.records import EventFilter
 from tests.support.bonus import BonusFactory, bonus_factory
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import crm_call, mirroring_config, shipped_route
 from tests.support.waiting import eventually
 
@@ -40,7 +41,7 @@ async def test_a_corporate_order_reaches_1c_with_its_contact_person(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=corporate_config(tmp_path, poll=False))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     made = await crm_call(bonus, lambda c: c.customer_corporate_create(CORPORATE, "shop"))
     corporate = await crm_call(bonus, lambda c: c.customer_corporate("corp-1", "externalId"))
     company = corporate["customerCorporate"]["mainCompany"]["id"]
@@ -71,7 +72,7 @@ async def test_corporate_customers_are_mirrored_into_1c_by_the_shipped_mapping(
 ) -> None:
     config = corporate_config(tmp_path, poll=True, route=True)
     bonus = await bonus_factory("onec", config=config)
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     store = bonus.runtime.store
     await eventually(lambda: store.get_cursor("retailcrm", "corporate_customers"))
     made = await crm_call(bonus, lambda c: c.customer_corporate_create(CORPORATE, "shop"))

@@ -16,6 +16,7 @@ import pytest
 from bridge.store.records import EventFilter
 from tests.support.bonus import ADMIN, Bonus, BonusFactory, bonus_config, bonus_factory
 from tests.support.daemon import run_cli
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import crm_call
 from tests.support.waiting import eventually
 
@@ -85,8 +86,8 @@ async def settled(bonus: Bonus, rsv_id: str, kind: str, count: int = 1) -> dict[
 
 def onec_balance(bonus: Bonus) -> Decimal:
     """The customer's points in 1C itself."""
-    customer = bonus.runtime.emulators["onec"].ledger.find_customer(phone=PHONE)
-    balance, _reserved = bonus.runtime.emulators["onec"].ledger.snapshot()["balances"][
+    customer = onec_emulator(bonus.runtime).ledger.find_customer(phone=PHONE)
+    balance, _reserved = onec_emulator(bonus.runtime).ledger.snapshot()["balances"][
         customer.customer_id
     ]
     return Decimal(balance)
@@ -99,7 +100,7 @@ def steps(shown: dict[str, Any], kind: str) -> list[str | None]:
 async def committed_1c_order(bonus: Bonus) -> tuple[str, str]:
     """A three-line order entered in 1C, 300 points reserved for it and committed by 1C's
     status: (the order's id in 1C, the reservation)."""
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     entered = onec.ledger.enter_order({"number": "R-1", "items": items(LINES)}, status="Новый")
     order_id = entered.id
     rsv_id = await held(bonus, "onec", order_id)
@@ -118,7 +119,7 @@ async def test_a_returned_line_gives_back_its_share_of_the_spend(
     order_id, rsv_id = await committed_1c_order(bonus)
 
     # The customer brings C back; 1C's order loses the line (its status stays Выполнен).
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     onec.ledger.change_order(order_id, fields={"items": items(LINES[:2])})
     shown = await settled(bonus, rsv_id, "reverse_done")
     refund = REFUND[mode]
@@ -142,7 +143,7 @@ async def test_the_same_order_change_twice_gives_back_once(
 ) -> None:
     bonus = await bonus_factory("onec", config=returns_config(tmp_path, "basket"))
     order_id, rsv_id = await committed_1c_order(bonus)
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     onec.ledger.change_order(order_id, fields={"items": items(LINES[:2])})
     await settled(bonus, rsv_id, "reverse_done")
     assert onec_balance(bonus) == Decimal("762.07")
@@ -185,7 +186,7 @@ async def test_a_full_cancel_after_the_commit_gives_back_the_remainder(
 ) -> None:
     bonus = await bonus_factory("onec", config=returns_config(tmp_path, mode))
     order_id, rsv_id = await committed_1c_order(bonus)
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     onec.ledger.change_order(order_id, fields={"items": items(LINES[:2])})
     await settled(bonus, rsv_id, "reverse_done")
 
@@ -202,7 +203,7 @@ async def test_a_reverse_1c_refuses_is_recorded_and_not_retried_in_a_loop(
 ) -> None:
     bonus = await bonus_factory("onec", config=returns_config(tmp_path, "basket"))
     order_id, rsv_id = await committed_1c_order(bonus)
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     # Someone gave 280 of the 300 back in 1C by hand: only 20 are left to reverse there.
     onec.ledger.reverse("by-hand-1", f"{rsv_id}:commit", "280.00")
     onec.ledger.change_order(order_id, fields={"items": items(LINES[:2])})
@@ -219,7 +220,7 @@ async def test_a_return_while_the_master_is_down_is_owed_and_lands_once(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     bonus = await bonus_factory("onec", config=returns_config(tmp_path, "basket", "retailcrm"))
-    onec = bonus.runtime.emulators["onec"]
+    onec = onec_emulator(bonus.runtime)
     await eventually(lambda: bonus.runtime.store.get_cursor("retailcrm", "orders"))
     lines = [
         {"offer": {"externalId": f"SKU-{sku}"}, "quantity": qty, "initialPrice": price}

@@ -11,6 +11,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from tests.support.bonus import start_bonus
+from tests.support.emulators import onec_emulator
 from tests.support.mirroring import crm_call, first_polls, mirroring_config
 from tests.support.waiting import eventually
 
@@ -30,7 +31,7 @@ async def one_run(config_path: Path, config: dict[str, Any]) -> tuple[str, Any]:
         await first_polls(bonus.runtime.store)
         created = await crm_call(bonus, lambda c: c.order_create(ORDER, "shop"))
         key = f"retailcrm-{created['id']}"
-        onec = bonus.runtime.emulators["onec"]
+        onec = onec_emulator(bonus.runtime)
 
         async def in_1c() -> Any:
             return onec.ledger.snapshot()["orders"].get(key)
