@@ -9,21 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.backfill import Backfiller
 from bridge.bonus.balance import BonusService
 from bridge.bonus.mirror import BalanceChanges, BalanceReader
 from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
 from bridge.connector import BalanceMirror, DocumentMapper, Emulator, Lifecycle, Sink
-from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
 from bridge.logs import get_logger
 from bridge.mapping import Compiled, inspect_route_mappings, mapping_path
 from bridge.metrics import Metrics
-from bridge.poller import Poller
+from bridge.mirror.backfill import Backfiller
+from bridge.mirror.dispatcher import Dispatcher
+from bridge.mirror.poller import Poller
+from bridge.mirror.router import Router
 from bridge.registry import Connectors, build_connectors
-from bridge.router import Router
 from bridge.settings import BONUS_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway

@@ -15,7 +15,6 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bridge.backfill import ENTITIES, backfill_problems
 from bridge.cli.common import Commands, add_command, load, with_store
 from bridge.cli.output import (
     FAILURE,
@@ -30,8 +29,9 @@ from bridge.cli.output import (
 )
 from bridge.cli.status import daemon_systems
 from bridge.errors import NotFound
+from bridge.mirror.backfill import ENTITIES, backfill_problems
+from bridge.mirror.router import Router
 from bridge.registry import build_connectors
-from bridge.router import Router
 from bridge.settings_loader import LoadedSettings
 from bridge.store import Store
 from bridge.store.backfills import OPEN, Backfill, BackfillSpec, BackfillStatus

@@ -11,9 +11,9 @@ from bridge.filters import FilterError, parse_filter
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.http.text import refuse_surrogates
+from bridge.mirror.generic_webhook import loads_strict
 from bridge.store.records import Status
 from bridge.views import detail_view, event_view, replay_view
-from bridge.webhook_format import loads_strict
 
 MAX_REPLAY_IDS = 1000
 

@@ -15,8 +15,8 @@ from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.http.text import plain_text, refuse_surrogates
 from bridge.ledger import LedgerErrorCode, LedgerRefused
+from bridge.mirror.generic_webhook import loads_strict
 from bridge.views import iso
-from bridge.webhook_format import loads_strict
 
 MAX_MONEY = Decimal("100000000")
 

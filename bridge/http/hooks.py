@@ -17,11 +17,11 @@ from bridge.errors import AuthError
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import RUNTIME
 from bridge.logs import get_logger
+from bridge.mirror.generic_webhook import check_storable, parse_generic_webhook
+from bridge.mirror.router import log_duplicates
 from bridge.redact import redact_body
-from bridge.router import log_duplicates
 from bridge.store.records import Rejected
 from bridge.webhook_auth import WebhookUnauthorized, verify_webhook
-from bridge.webhook_format import check_storable, parse_generic_webhook
 
 log = get_logger("bridge.hooks")
 

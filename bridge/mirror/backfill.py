@@ -24,8 +24,8 @@ from typing import Any
 from bridge.connector import EntityLister, ListedEntity
 from bridge.errors import BridgeError, StoreError
 from bridge.logs import get_logger
+from bridge.mirror.router import Router, log_duplicates
 from bridge.retry import backoff_delay
-from bridge.router import Router, log_duplicates
 from bridge.settings import RetrySettings
 from bridge.store.backfills import Backfill, BackfillSpec, BackfillStatus, listed_key
 from bridge.store.protocol import Store

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from bridge.connector import MERGED_ACTION, MERGED_INTO, Source, StartPositions
 from bridge.errors import BridgeError
 from bridge.logs import get_logger
+from bridge.mirror.router import Router, log_duplicates
 from bridge.retry import backoff_delay
-from bridge.router import Router, log_duplicates
 from bridge.settings import RetrySettings
 from bridge.store.protocol import Store
 from bridge.store.records import Cursor

@@ -31,9 +31,9 @@ from bridge.connector import (
 from bridge.errors import ConfigError, DeliveryError, PermanentError, TransientError
 from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
 from bridge.logs import get_logger
+from bridge.mirror.generic_webhook import parse_generic_webhook
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
-from bridge.webhook_format import parse_generic_webhook
 from connectors.onec import answers
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
 from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from bridge.connector import WebhookRejected, WebhookRequest
+from bridge.mirror.generic_webhook import loads_strict
 from bridge.store.records import InboundEvent
-from bridge.webhook_format import loads_strict
 
 TRIGGER_ENTITY = "trigger"
 # retailcrm-api.md §5: trigger events are "order changed" / "customer changed"; each has its
@@ -126,8 +126,8 @@ def _source_key(
 ) -> str:
     """De-duplication key: the history record id, else a delivery id header, else a digest.
 
-    The digest (``bridge.webhook_format``'s rule) makes a repeated identical call a duplicate,
-    so a trigger must send a change id or a timestamp for two changes to count as two.
+    The digest (``bridge.mirror.generic_webhook``'s rule) makes a repeated identical call a
+    duplicate, so a trigger must send a change id or a timestamp for two changes to count as two.
     """
     if history_id is not None:
         # Orders and customers have separate history feeds, so the id alone is not unique.

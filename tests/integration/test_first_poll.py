@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bridge.errors import BridgeError
 from bridge.http.app import build_app
-from bridge.poller import Poller
+from bridge.mirror.poller import Poller
 from bridge.runtime import Runtime, build_runtime
 from bridge.settings_loader import read_settings
 from bridge.store.records import EventFilter

@@ -269,7 +269,7 @@ def test_two_processes_migrating_a_fresh_file_do_not_collide(tmp_path: Path) -> 
 async def test_deliveries_that_go_alone_in_one_slot_keep_their_leases(tmp_path: Path) -> None:
     from collections import Counter
 
-    from bridge.dispatcher import Dispatcher
+    from bridge.mirror.dispatcher import Dispatcher
     from bridge.settings import DeliverySettings
 
     class SlowSink:

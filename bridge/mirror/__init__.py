@@ -1,0 +1,1 @@
+"""Mirroring: changes in (webhooks, pollers, backfills), deliveries out to the targets."""
