@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store import sqlite_rows as row_io
 from bridge.store.backfills import (
     OPEN,
     Backfill,
@@ -18,6 +17,7 @@ from bridge.store.backfills import (
 )
 from bridge.store.records import NewEvent, Status, Stored
 from bridge.store.refs import parse_ref
+from bridge.store.sqlite import rows as row_io
 
 _COLUMNS = (
     "id, source, entity, targets, since, status, cursor, listed, total, error, actor,"

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store import sqlite_sql as q
 from bridge.store.records import (
     DeliveryRecord,
     EventFilter,
@@ -22,6 +21,7 @@ from bridge.store.records import (
     event_ref,
 )
 from bridge.store.refs import parse_ref
+from bridge.store.sqlite import sql as q
 
 
 def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:

@@ -17,10 +17,6 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from bridge.errors import NotFound, StoreError
-from bridge.store import sqlite_backfills as bf_io
-from bridge.store import sqlite_reservations as rsv_io
-from bridge.store import sqlite_rows as row_io
-from bridge.store import sqlite_sql as q
 from bridge.store.backfills import Backfill, BackfillSpec, BackfillStatus
 from bridge.store.migrate import migrate_sqlite
 from bridge.store.records import (
@@ -42,7 +38,11 @@ from bridge.store.records import (
 )
 from bridge.store.refs import parse_ref
 from bridge.store.reservations import Reservation, SandboxMessage, Step
-from bridge.store.sqlite_writer import Writer
+from bridge.store.sqlite import backfills as bf_io
+from bridge.store.sqlite import reservations as rsv_io
+from bridge.store.sqlite import rows as row_io
+from bridge.store.sqlite import sql as q
+from bridge.store.sqlite.writer import Writer
 
 T = TypeVar("T")
 Clock = Callable[[], float]
