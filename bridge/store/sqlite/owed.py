@@ -81,6 +81,7 @@ def owe(
         if lease is not None:
             status, owner, until = OwedStatus.IN_FLIGHT, lease[0], lease[1]
         args = json.dumps(dict(call.arguments), sort_keys=True)
+        key = (call.system, call.operation_id)
         # (new) -> pending, or -> in_flight leased to the caller who tries it at once.
         conn.execute(
             "INSERT INTO owed_calls (system, operation, operation_id, arguments, subject,"
@@ -108,8 +109,7 @@ def owe(
             "UPDATE owed_calls SET status = ?, attempts = ?, due_at = ?, arguments = ?,"
             " owner = ?, lease_until = ?, updated_at = ?, note = NULL"
             " WHERE system = ? AND operation_id = ? AND status = 'dead'",
-            (str(status), 0 if lease is None else 1, due, args, owner, until, now)
-            + (call.system, call.operation_id),
+            (str(status), 0 if lease is None else 1, due, args, owner, until, now, *key),
         )
         row = conn.execute(
             f"{_SELECT} WHERE system = ? AND operation_id = ?", (call.system, call.operation_id)
@@ -180,13 +180,13 @@ def recover(conn: sqlite3.Connection, owner: str, now: float) -> int:
     return int(cursor.rowcount)
 
 
-def replay(conn: sqlite3.Connection, call_id: str, now: float) -> OwedCall:
+def replay(conn: sqlite3.Connection, call_id: str, actor: str, now: float) -> OwedCall:
     """Requeue a dead call."""
     # dead -> pending by a replay: attempts restart, last_error stays for the record.
     conn.execute(
-        "UPDATE owed_calls SET status = 'pending', attempts = 0, due_at = ?, note = NULL,"
+        "UPDATE owed_calls SET status = 'pending', attempts = 0, due_at = ?, note = ?,"
         " updated_at = ? WHERE id = ? AND status = 'dead'",
-        (now, now, _number(call_id)),
+        (now, f"replayed by {actor}", now, _number(call_id)),
     )
     return get(conn, call_id)
 
@@ -240,13 +240,13 @@ class SQLiteOwedStore:
     # The store's writer and readers are its own business; this module is its sibling in
     # the same engine folder and shares them rather than opening a second connection.
     async def _write(self, job: Any) -> Any:
-        return await self.store._write(job)  # noqa: SLF001
+        return await self.store._write(job)
 
     async def _read(self, job: Any) -> Any:
-        return await self.store._read(job)  # noqa: SLF001
+        return await self.store._read(job)
 
     def _now(self) -> float:
-        return float(self.store._clock())  # noqa: SLF001
+        return float(self.store._clock())
 
     async def owe(
         self, calls: Sequence[NewOwedCall], *, lease_to: str | None = None
@@ -319,9 +319,7 @@ class SQLiteOwedStore:
         self, status: OwedStatus | None = None, system: str | None = None, limit: int = 50
     ) -> list[OwedCall]:
         """Newest first."""
-        result: list[OwedCall] = await self._read(
-            lambda conn: listing(conn, status, system, limit)
-        )
+        result: list[OwedCall] = await self._read(lambda conn: listing(conn, status, system, limit))
         return result
 
     async def count_owed(self) -> dict[tuple[str, OwedStatus], int]:
@@ -331,6 +329,5 @@ class SQLiteOwedStore:
 
     async def replay_owed(self, call_id: str, actor: str, now: float) -> OwedCall:
         """Requeue a dead call."""
-        del actor  # the caller logs who replayed; the row keeps its last error
-        result: OwedCall = await self._write(lambda conn: replay(conn, call_id, now))
+        result: OwedCall = await self._write(lambda conn: replay(conn, call_id, actor, now))
         return result

@@ -1,0 +1,73 @@
+"""What ``bridge.owed`` asks of a store: owed calls, kept durably, claimed under a lease.
+
+A separate protocol from :class:`bridge.store.protocol.Store`, so a store grows it by a
+module of its own (``sqlite/owed.py``, ``memory_owed.py``). A domain change and the calls
+it owes are written in one transaction (``update_reservation_owing``): the row that says
+``commit_pending`` and the commit owed exist together or not at all, even across
+``kill -9``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bridge.owed.calls import NewOwedCall, OwedCall, OwedOutcome, OwedStatus
+from bridge.store.reservations import Reservation, Step
+
+
+class OwedStore(Protocol):
+    """Owed calls: owe, claim, finish, recover, list, count and replay."""
+
+    async def owe(
+        self, calls: Sequence[NewOwedCall], *, lease_to: str | None = None
+    ) -> list[OwedCall]:
+        """Store calls; a call whose (system, operation_id) is stored already is that one
+        (a dead one is requeued with the new arguments). ``lease_to``: stored in flight,
+        leased to that owner, who makes the first attempt at once."""
+
+    async def update_reservation_owing(
+        self, rsv: Reservation, steps: Sequence[Step], calls: Sequence[NewOwedCall]
+    ) -> tuple[Reservation, list[OwedCall]]:
+        """``update_reservation`` and ``owe`` in one transaction (VersionConflict as
+        there); the calls come back leased to nobody, due at once."""
+
+    async def claim_owed(
+        self, owner: str, now: float, lease_seconds: float, limit: int
+    ) -> list[OwedCall]:
+        """Lease up to ``limit`` calls due by ``now`` (and in-flight ones whose lease ran
+        out), oldest due first; each attempt counted."""
+
+    async def lease_owed(
+        self, call_id: str, owner: str, now: float, lease_seconds: float
+    ) -> OwedCall | None:
+        """Lease one pending call now (an attempt right after it was owed); None when it
+        is not pending (someone else holds it, or it is finished)."""
+
+    async def finish_owed(self, call_id: str, owner: str, outcome: OwedOutcome) -> OwedCall | None:
+        """End the attempt ``owner`` holds; None if the lease was lost meanwhile."""
+
+    async def recover_owed(self, owner: str, now: float) -> int:
+        """At start-up, return calls in flight to ``pending`` (SQLite, under its instance
+        lock: every lease not ``owner``'s; several instances: leases that ran out)."""
+
+    async def next_owed_due(self) -> float | None:
+        """When the earliest pending call is due (or an in-flight lease runs out)."""
+
+    async def get_owed(self, call_id: str) -> OwedCall:
+        """One call by ``own_…`` id; raises NotFound."""
+
+    async def owed_for(self, subject: str) -> list[OwedCall]:
+        """The calls owed for ``subject`` (a reservation id), oldest first."""
+
+    async def list_owed(
+        self, status: OwedStatus | None = None, system: str | None = None, limit: int = 50
+    ) -> list[OwedCall]:
+        """Newest first, filtered."""
+
+    async def count_owed(self) -> dict[tuple[str, OwedStatus], int]:
+        """Calls per (system, status)."""
+
+    async def replay_owed(self, call_id: str, actor: str, now: float) -> OwedCall:
+        """Requeue a dead call (attempts from 0, due now); NotFound for an unknown id, the
+        call unchanged when it is not dead."""
