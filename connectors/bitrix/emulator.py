@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from connectors._emulator.web import json_object, json_reply, nginx_page, serve
 from connectors.bitrix.emulator_auth import (
     DEFAULT_SCOPES,
     PORTAL_USER,
@@ -55,7 +56,6 @@ from connectors.bitrix.emulator_wire import (
     parse_php_pairs,
     system_error,
 )
-from connectors.emulator_web import json_object, json_reply, nginx_page, serve
 
 ADMIN = "/__emulator__"
 MAX_BODY = 16 * 1024 * 1024  # a 50-command batch of rich deals is past aiohttp's 1 MB

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from connectors._emulator.web import json_number
 from connectors.bitrix.emulator_wire import Json, decimal_of, php_list
-from connectors.emulator_web import json_number
 
 # Longest first, so `!=%` is not read as `!=` + `%…`.
 OPERATORS = ("!=%", "!%=", ">=", "<=", "=%", "%=", "!@", "!=", "!%", ">", "<", "@", "%", "=", "!")

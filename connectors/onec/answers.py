@@ -6,13 +6,15 @@ its field, which the connector classifies as the master's fault (``errors.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
+from connectors.onec.contract import OPERATIONS
+from connectors.onec.errors import classify
 from connectors.onec.values import (
     OnecBadValue,
     read_bool,
@@ -23,6 +25,7 @@ from connectors.onec.values import (
 )
 
 CENT = Decimal("0.01")
+T = TypeVar("T")
 
 
 def text(value: Any) -> str | None:
@@ -116,3 +119,12 @@ def _cents(amount: Decimal) -> Decimal:
     number 150.5 gains its zero; more places are kept as they are, never rounded away."""
     exponent = amount.as_tuple().exponent
     return amount.quantize(CENT) if isinstance(exponent, int) and exponent > -2 else amount
+
+
+def read_answer(logical: str, read: Callable[[Any], T], record: Any) -> T:
+    """``read(record)`` of 1C's answer to ``logical``, its values in 1C's own spellings
+    (values.py); one that still cannot be read is the master's fault (errors.py)."""
+    try:
+        return read(record)
+    except OnecBadValue as exc:
+        raise classify(exc.of(OPERATIONS[logical].soap)) from exc

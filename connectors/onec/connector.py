@@ -1,8 +1,8 @@
-"""The 1C connector: bonus master (``Ledger``), change source (``GetChanges`` and pushes to
-``/hooks/onec``), reader of orders and customers (``EntityReader``: GetOrder, GetCustomer),
+"""The 1C connector: change source (``GetChanges``, and pushes to ``/hooks/onec`` parsed in
+``webhooks.py``), reader of orders and customers (``EntityReader``: GetOrder, GetCustomer),
 their lister for ``bridge backfill`` (``EntityLister``: ListOrders, ListCustomers), their
 writer (``Sink``: SaveOrder, SaveCustomer), and ``bridge check --probe``, over SOAP or the
-HTTP service.
+HTTP service; the bonus master (``Ledger``) is ``master.py``'s, over the same calls.
 
 Calls run on the event loop, at most ``delivery.concurrency`` at once (the wire's pool of
 connections), and the caller never waits longer than ``delivery.timeout_seconds`` (+0.5 s of
@@ -16,7 +16,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,21 +24,20 @@ from bridge.connector import (
     ListedEntity,
     ListPage,
     PollResult,
-    WebhookRejected,
-    WebhookRequest,
 )
 from bridge.errors import ConfigError, DeliveryError, PermanentError, TransientError
-from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
 from bridge.logs import get_logger
-from bridge.mirror.generic_webhook import parse_generic_webhook
 from bridge.settings import SystemSettings
 from bridge.store.records import InboundEvent
 from connectors.onec import answers
+from connectors.onec.answers import read_answer
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
 from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.errors import classify, is_not_found, is_unpublished
+from connectors.onec.master import OnecMaster
 from connectors.onec.models import (
+    ENTITIES,
     LISTS,
     READS,
     WRITES,
@@ -51,19 +49,12 @@ from connectors.onec.models import (
     order_state,
 )
 from connectors.onec.options import OnecOptions
-from connectors.onec.values import OnecBadValue, read_int
+from connectors.onec.values import read_int
+from connectors.onec.webhooks import parse_onec_webhook
 
 T = TypeVar("T")
 log = get_logger("connectors.onec")
 
-# onec.md §4.5 "Concept mapping": the documents and catalogs 1C has for what we mirror.
-ENTITIES: dict[str, str] = {
-    "order": "ЗаказКлиента (Управление торговлей 11), ЗаказПокупателя (older configurations)",
-    "receipt": "ЧекККМ, a retail sale at the till (never carried by CommerceML, onec.md §3.11)",
-    "sale": "РеализацияТоваровУслуг, a shipment / sale to a customer",
-    "return": "ВозвратТоваровОтКлиента, or a ЧекККМ of the return kind at the till",
-    "customer": "Партнеры / Контрагенты, with their loyalty cards (КартыЛояльности)",
-}
 # CreatedFrom of the page start() asks for to learn whether the HTTP service has a listing:
 # a moment no document has reached, so 1C answers an empty page for the price of a look-up.
 _NOTHING_YET = datetime(2999, 1, 1, tzinfo=UTC)
@@ -110,6 +101,18 @@ class OnecConnector:
         self._loaded: str | None = None
         # Optional operations the HTTP service answered it lacks (the WSDL tells for SOAP).
         self._unpublished: set[str] = set()
+        # The Ledger protocol (bonus.master: onec), answered by the contract's ledger calls.
+        self.master = OnecMaster(self._call)
+        self.find_customer = self.master.find_customer
+        self.balance = self.master.balance
+        self.reserve = self.master.reserve
+        self.reservation_ref = self.master.reservation_ref
+        self.commit = self.master.commit
+        self.release = self.master.release
+        self.accrue = self.master.accrue
+        self.reverse = self.master.reverse
+        # Pushes to /hooks/onec (WebhookParser).
+        self.parse_webhook = parse_onec_webhook
 
     # -- lifecycle and probe -------------------------------------------------------------
 
@@ -182,85 +185,13 @@ class OnecConnector:
         await loop.run_in_executor(self._pool, self._client.load)
         return await self._client.call(logical, params)
 
-    # -- Ledger --------------------------------------------------------------------------
-
-    async def find_customer(
-        self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
-    ) -> LedgerCustomer:
-        """FindCustomer: the customer and the phone 1C has on file."""
-        r = await self._call("find_customer", phone=phone, card=card, customer_id=customer_id)
-        return _read("find_customer", answers.customer, r)
-
-    async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
-        """GetBalance, with MaxRedeemable for the cart when a total is given."""
-        r = await self._call("balance", customer_id=customer_id, cart_total=cart_total)
-        received = datetime.now(UTC)
-        return _read("balance", lambda record: answers.balance(record, received), r)
-
-    async def reserve(
-        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
-    ) -> LedgerOperation:
-        """Reserve: hold points; idempotent on ``operation_id``."""
-        return await self._operation(
-            "reserve",
-            operation_id=operation_id,
-            customer_id=customer_id,
-            amount=amount,
-            order_id=order_id,
-        )
-
-    async def _operation(self, logical: str, **params: Any) -> LedgerOperation:
-        r = await self._call(logical, **params)
-        return _read(logical, answers.operation, r)
-
-    def reservation_ref(self, operation_id: str, order_id: str) -> str:
-        """1C names a hold by the operation id that made it (CONTRACT.md, Reserve)."""
-        return operation_id
-
-    async def commit(
-        self, operation_id: str, reservation_id: str, amount: Decimal | None = None
-    ) -> LedgerOperation:
-        """Commit: write off a reservation (or part of it)."""
-        return await self._operation(
-            "commit", operation_id=operation_id, reservation_id=reservation_id, amount=amount
-        )
-
-    async def release(self, operation_id: str, reservation_id: str) -> LedgerOperation:
-        """Release: close a reservation without a write-off."""
-        return await self._operation(
-            "release", operation_id=operation_id, reservation_id=reservation_id
-        )
-
-    async def accrue(
-        self, operation_id: str, customer_id: str, amount: Decimal, order_id: str
-    ) -> LedgerOperation:
-        """Accrue: add points for an order."""
-        return await self._operation(
-            "accrue",
-            operation_id=operation_id,
-            customer_id=customer_id,
-            amount=amount,
-            order_id=order_id,
-        )
-
-    async def reverse(
-        self, operation_id: str, original_operation_id: str, amount: Decimal
-    ) -> LedgerOperation:
-        """Reverse: take back an accrual or give back a write-off (returns)."""
-        return await self._operation(
-            "reverse",
-            operation_id=operation_id,
-            original_operation_id=original_operation_id,
-            amount=amount,
-        )
-
     # -- change capture ------------------------------------------------------------------
 
     async def poll(self, feed: str, cursor: str | None) -> PollResult:
         """GetChanges after ``cursor`` (a message number); each change becomes an event."""
         since = int(cursor) if cursor and cursor.isdigit() else 0
         r = await self._call("get_changes", since_message_no=since, limit=self.options.changes_page)
-        page = _read("get_changes", lambda record: answers.change_page(record, since), r)
+        page = read_answer("get_changes", lambda record: answers.change_page(record, since), r)
         events = []
         for item in page.items:
             if item.get("entity") not in ENTITIES:
@@ -276,7 +207,9 @@ class OnecConnector:
                     message_no=item.get("message_no"),
                 )
                 continue
-            number = _read("get_changes", lambda i: read_int(i["message_no"], "message_no"), item)
+            number = read_answer(
+                "get_changes", lambda i: read_int(i["message_no"], "message_no"), item
+            )
             events.append(
                 InboundEvent(
                     source_key=f"msg-{number}",
@@ -310,7 +243,7 @@ class OnecConnector:
                 return None
             raise
         state = order_state if entity == "order" else customer_state
-        return _read(logical, state, record)
+        return read_answer(logical, state, record)
 
     async def deliver(self, job: DeliveryJob) -> str | None:
         """SaveOrder / SaveCustomer of the job's document by its external id; a retry or a
@@ -378,7 +311,7 @@ class OnecConnector:
         return ListPage(
             [ListedEntity(feed_id(entity, state), state) for state in states],
             cursor=_text(record.get("next")),
-            total=_read(logical, answers.listing_total, record),
+            total=read_answer(logical, answers.listing_total, record),
         )
 
     async def _learn_listings(self) -> None:
@@ -398,29 +331,12 @@ class OnecConnector:
 
         await asyncio.gather(*(learn(logical) for logical in LISTS.values()))
 
-    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """Parse a generic-format push and check that every entity is one 1C reports."""
-        events = parse_generic_webhook(request)
-        for index, event in enumerate(events):
-            if event.entity not in ENTITIES:
-                where = f"events[{index}]." if len(events) > 1 else ""
-                allowed = ", ".join(sorted(ENTITIES))
-                raise WebhookRejected(
-                    f"{where}entity: {event.entity!r} is not one of the 1C entities ({allowed})"
-                )
-        return events
-
 
 _text = answers.text
 
 
-def _read(logical: str, read: Callable[[Any], T], record: Any) -> T:
-    """``read(record)`` of 1C's answer to ``logical``, its values in 1C's own spellings
-    (values.py); one that still cannot be read is the master's fault (errors.py)."""
-    try:
-        return read(record)
-    except OnecBadValue as exc:
-        raise classify(exc.of(OPERATIONS[logical].soap)) from exc
+def _message_no(item: Any) -> int:
+    return read_int(item["message_no"], "message_no")
 
 
 class OnecType:

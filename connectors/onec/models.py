@@ -24,6 +24,14 @@ from connectors.onec.values import OnecBadValue, read_moment
 
 # entity → the contract operation that reads it, lists it, and (operation, parameter) that
 # writes it.
+# onec.md §4.5 "Concept mapping": the documents and catalogs 1C has for what we mirror.
+ENTITIES: Mapping[str, str] = {
+    "order": "ЗаказКлиента (Управление торговлей 11), ЗаказПокупателя (older configurations)",
+    "receipt": "ЧекККМ, a retail sale at the till (never carried by CommerceML, onec.md §3.11)",
+    "sale": "РеализацияТоваровУслуг, a shipment / sale to a customer",
+    "return": "ВозвратТоваровОтКлиента, or a ЧекККМ of the return kind at the till",
+    "customer": "Партнеры / Контрагенты, with their loyalty cards (КартыЛояльности)",
+}
 READS: Mapping[str, str] = {"order": "get_order", "customer": "get_customer"}
 LISTS: Mapping[str, str] = {"order": "list_orders", "customer": "list_customers"}
 WRITES: Mapping[str, tuple[str, str]] = {

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from connectors.emulator_web import json_object, json_reply, nginx_page, serve
+from connectors._emulator.web import json_object, json_reply, nginx_page, serve
 from connectors.retailcrm.emulator_checkout import LoyaltyCheckout
 from connectors.retailcrm.emulator_corporate import CorporateBook
 from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind

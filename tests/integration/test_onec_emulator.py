@@ -28,7 +28,7 @@ from zeep.plugins import HistoryPlugin, Plugin
 from bridge.connector import Emulator
 from connectors.onec.contract import OPERATIONS, fault_code
 from connectors.onec.emulator import OnecEmulator, naming_from_yaml
-from connectors.onec.emulator_soap import SOAP11_ENV, SOAP12_ENV
+from connectors.onec.emulator.soap import SOAP11_ENV, SOAP12_ENV
 from tests.support.daemon import free_port
 
 IVAN = "+79000000001"

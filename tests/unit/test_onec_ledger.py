@@ -10,14 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.onec.ledger import (
+from connectors.onec.emulator.ledger import (
     ERROR_CODES,
     LedgerError,
     OnecLedger,
     Operation,
     normalize_phone,
 )
-from connectors.onec.orders import Change, SavedOrder
+from connectors.onec.emulator.orders import Change, SavedOrder
 
 IVAN_PHONE = "+79000000001"
 IVAN_CARD = "2000000000015"

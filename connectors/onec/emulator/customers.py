@@ -1,8 +1,9 @@
 """The customer directory of one emulated 1C infobase: Партнеры with their phones, loyalty
 cards, points and, for customers the bridge saved, its external ids and document.
 
-Plain state without locking or validation, like orders.py: `OnecLedger` (ledger.py) checks
-the parameters, holds the lock and makes save_customer idempotent before it calls in here.
+Plain state without locking, like orders.py: `OnecLedger` (ledger.py) checks the other
+parameters (``free`` checks that a phone and a card are on file for no one else), holds the
+lock and makes save_customer idempotent before it calls in here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from connectors.onec.orders import json_values
+from connectors.onec.emulator.checks import check_text, invalid, is_blank
+from connectors.onec.emulator.orders import json_values
 
 ZERO = Decimal("0.00")
 
@@ -85,6 +87,14 @@ def normalize_phone(raw: str) -> str | None:
     return None
 
 
+def check_phone(raw: object, field: str = "phone") -> str:
+    """``raw`` in E.164, or ``invalid_request`` naming ``field``."""
+    e164 = normalize_phone(raw) if isinstance(raw, str) else None
+    if e164 is None:
+        raise invalid(field, f"{raw!r} is not a phone number")
+    return e164
+
+
 class CustomerDirectory:
     """Accounts by 1C's customer id, found also by phone, card and the bridge's external ids."""
 
@@ -139,6 +149,21 @@ class CustomerDirectory:
         """Remember that the bridge saved this customer under ``external_id``."""
         self._by_external[external_id] = account.customer.customer_id
         account.external_id = account.external_id or external_id
+
+    def free(
+        self, phone: object, card: object, owner: Account | None = None, prefix: str = ""
+    ) -> tuple[str, str | None]:
+        """The phone in E.164 and the card, checked to be on file for no one but ``owner``;
+        ``prefix`` places the fields in error messages (``customer.`` inside a document)."""
+        e164 = check_phone(phone, f"{prefix}phone")
+        card_no = None if is_blank(card) else check_text(card, f"{prefix}card").strip()
+        for field, holder in (
+            ("phone", self.by_phone(e164)),
+            ("card", None if card_no is None else self.by_card(card_no)),
+        ):
+            if holder is not None and holder is not owner:
+                raise invalid(f"{prefix}{field}", "already on file for another customer")
+        return e164, card_no
 
     def in_creation_order(self) -> list[Account]:
         """Every customer, the oldest first (ListCustomers)."""

@@ -12,8 +12,10 @@ functions print (onec.md §2: an HTTP service's body is whatever the module writ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
+
+from connectors._emulator.faults import EmulatorFaults, check
 
 
 class Spelled(str):
@@ -23,64 +25,34 @@ class Spelled(str):
 
 
 @dataclass
-class EmulatorFaults:
-    """Failures to inject; the next ``count`` requests they apply to get them (-1: all)."""
+class OnecFaults(EmulatorFaults):
+    """The shared faults, and what a 1C module does wrong: a SOAP fault, values in 1C's own
+    spellings. Both reach only calls (POST), never the WSDL."""
 
-    latency: float = 0.0  # seconds added to every answer
     soap_fault: str | None = None  # a business code, or any text (a non-business fault)
-    http_status: int | None = None  # answered by the "web server", with an HTML page
-    hang: float = 0.0  # seconds of silence before answering, for client timeouts
-    outage: bool = False  # close the connection without an answer
     values: dict[str, Any] | None = None  # answer fields written as given (logical names)
-    count: int = -1
 
-    def set(
-        self,
-        latency: float = 0.0,
-        soap_fault: str | None = None,
-        http_status: int | None = None,
-        hang: float = 0.0,
-        outage: bool = False,
-        values: dict[str, Any] | None = None,
-        count: int = -1,
-    ) -> None:
-        """Replace every setting at once (what is left out is cleared); ValueError if bad."""
-        # Checked here rather than by type hints alone: the admin endpoint passes JSON values.
-        for name, value in (("latency", latency), ("hang", hang)):
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            _check(number and value >= 0, f"{name} must be a number of seconds >= 0")
-        text = soap_fault is None or (isinstance(soap_fault, str) and soap_fault != "")
-        _check(text, "soap_fault must be a non-empty string or null")
-        status = http_status is None or (type(http_status) is int and 400 <= http_status <= 599)
-        _check(status, "http_status must be an integer 400..599 or null")
-        _check(isinstance(outage, bool), "outage must be true or false")
-        plain = values is None or (
-            isinstance(values, dict)
-            and all(isinstance(k, str) and _plain(v) for k, v in values.items())
+    def check_extra(self, values: dict[str, Any]) -> dict[str, Any]:
+        """soap_fault a non-empty text, values a map of field names to plain values."""
+        fault = values["soap_fault"]
+        check(fault is None or (isinstance(fault, str) and fault != ""), _FAULT_TEXT)
+        spelled = values["values"]
+        plain = spelled is None or (
+            isinstance(spelled, dict)
+            and all(isinstance(k, str) and _plain(v) for k, v in spelled.items())
         )
-        _check(plain, "values must map field names to texts, numbers, booleans or null")
-        _check(type(count) is int and count >= -1, "count must be an integer >= -1")
-        self.latency, self.soap_fault, self.http_status = float(latency), soap_fault, http_status
-        self.hang, self.outage, self.count = float(hang), outage, count
-        self.values = dict(values) if values else None
+        check(plain, "values must map field names to texts, numbers, booleans or null")
+        return values | {"values": dict(spelled) if spelled else None}
 
-    def clear(self) -> None:
-        """Behave again."""
-        self.set()
-
-    def take(self, *, call: bool) -> EmulatorFaults:
-        """The faults for one request (a ``call`` gets soap_fault too), counted against count."""
-        share = EmulatorFaults(**asdict(self))
-        if not call:
+    def applies(self, share: Self, **request: Any) -> Self | None:
+        """A ``call`` (a POST) gets soap_fault and values too; the WSDL only the rest."""
+        if not request.get("call"):
             share.soap_fault = None
             share.values = None
-        if share == EmulatorFaults(count=self.count) or self.count == 0:
-            return EmulatorFaults()
-        if self.count > 0:
-            self.count -= 1
-            if self.count == 0:
-                self.clear()
         return share
+
+
+_FAULT_TEXT = "soap_fault must be a non-empty string or null"
 
 
 def respell(record: Any, values: dict[str, Any] | None) -> Any:
@@ -97,8 +69,3 @@ def respell(record: Any, values: dict[str, Any] | None) -> Any:
 
 def _plain(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)

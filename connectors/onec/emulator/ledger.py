@@ -8,13 +8,13 @@ the contract leaves open are marked "Decision:" where they are made.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Literal, TypeAlias, TypeVar, cast
+from typing import TypeAlias, TypeVar, cast
 
-from connectors.onec.checks import (
+from connectors.onec.contract import ORIGIN_BRIDGE
+from connectors.onec.emulator.checks import (
     CENT,
     ERROR_CODES,
     LedgerError,
@@ -28,18 +28,28 @@ from connectors.onec.checks import (
     is_blank,
     parse_document,
 )
-from connectors.onec.contract import ORIGIN_BRIDGE
-from connectors.onec.customers import (
+from connectors.onec.emulator.customers import (
     ZERO,
     Account,
     Customer,
     CustomerDirectory,
     CustomerDocument,
     SavedCustomer,
+    check_phone,
     normalize_phone,
 )
-from connectors.onec.listing import DocumentList, check_listing, page
-from connectors.onec.orders import (
+from connectors.onec.emulator.listing import DocumentList, check_listing, page
+from connectors.onec.emulator.operations import (
+    MAX_LIMIT,
+    SANDBOX_CUSTOMERS,
+    STATUS_OF,
+    Balance,
+    Clock,
+    Kind,
+    Operation,
+    Reservation,
+)
+from connectors.onec.emulator.orders import (
     ACTIONS,
     ENTITIES,
     Change,
@@ -51,59 +61,8 @@ from connectors.onec.orders import (
     StoredOrder,
 )
 
-MAX_LIMIT = 1000
-# (phone, card, name, points, level); the first is the product requirement for every master.
-SANDBOX_CUSTOMERS = (
-    ("+79000000001", "2000000000015", "Иван Петров", "1000.00", "Базовый"),
-    ("+79000000002", "2000000000022", "Мария Смирнова", "250.00", "Серебряный"),
-    ("+79000000003", None, "Ольга Иванова", "0.00", None),
-)
-
-Kind = Literal["reserve", "commit", "release", "accrue", "reverse"]
-Status = Literal["reserved", "committed", "released", "accrued", "reversed"]
-_STATUS: dict[Kind, Status] = {
-    "reserve": "reserved",
-    "commit": "committed",
-    "release": "released",
-    "accrue": "accrued",
-    "reverse": "reversed",
-}
-Clock = Callable[[], datetime]
 _R = TypeVar("_R", "Operation", SavedOrder, SavedCustomer)
 _Result: TypeAlias = "Operation | SavedOrder | SavedCustomer"
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """Points of one customer at `as_of`; available = balance - reserved."""
-
-    customer_id: str
-    balance: Decimal
-    reserved: Decimal
-    available: Decimal
-    max_redeemable: Decimal | None
-    level: str | None
-    as_of: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """The result of reserve/commit/release/accrue/reverse, with balances after it."""
-
-    operation_id: str
-    kind: Kind
-    status: Status
-    reservation_id: str | None
-    amount: Decimal
-    balance: Decimal
-    available: Decimal
-
-
-@dataclass(slots=True)
-class _Reservation:
-    customer_id: str
-    amount: Decimal
-    closed: Status | None = None  # "committed" or "released" once closed
 
 
 def _known(account: Account | None, by: str) -> Account:
@@ -126,7 +85,7 @@ class OnecLedger:
             raise ValueError("max_share must be in (0, 1]")
         self._lock = threading.Lock()  # one lock for everything: an infobase is one transaction
         self._customers = CustomerDirectory()
-        self._reservations: dict[str, _Reservation] = {}
+        self._reservations: dict[str, Reservation] = {}
         self._left: dict[str, tuple[Kind, str, Decimal]] = {}  # accrue/commit -> left to reverse
         self._done: dict[str, tuple[tuple[object, ...], _Result]] = {}
         self._feed = ChangeFeed()
@@ -137,7 +96,7 @@ class OnecLedger:
         now = self._now()
         with self._lock:
             for phone, card, name, points, level in SANDBOX_CUSTOMERS:
-                e164, card_no = self._free(phone, card)
+                e164, card_no = self._customers.free(phone, card)
                 self._customers.add(e164, card_no, name, Decimal(points), level, now)
 
     def find_customer(
@@ -152,7 +111,7 @@ class OnecLedger:
         ((field, value),) = given.items()
         with self._lock:
             if field == "phone":
-                found = self._customers.by_phone(self._phone(value))
+                found = self._customers.by_phone(check_phone(value))
             elif field == "card":
                 found = self._customers.by_card(check_text(value, "card").strip())
             else:
@@ -200,7 +159,7 @@ class OnecLedger:
             if points > acc.available:
                 raise LedgerError("insufficient_balance", f"{points} > available {acc.available}")
             acc.reserved += points
-            self._reservations[op] = _Reservation(cid, points)
+            self._reservations[op] = Reservation(cid, points)
             return self._settle(op, params, op, points, acc)
 
     def commit(
@@ -313,7 +272,7 @@ class OnecLedger:
             if (known := self._recall(op, params, SavedCustomer)) is not None:
                 return known
             phone = None if is_blank(document.get("phone")) else document["phone"]
-            e164 = None if phone is None else self._phone(phone, "customer.phone")
+            e164 = None if phone is None else check_phone(phone, "customer.phone")
             acc = self._customers.find(ext)
             if acc is None and e164 is not None:
                 # Decision: a new external id whose phone is on file names that customer: 1C
@@ -328,7 +287,7 @@ class OnecLedger:
                 e164 = e164 or current.phone
                 name = name if "name" in document else current.name
             card = document.get("card", current.card if current else None)
-            e164, card = self._free(e164, card, acc, "customer.")
+            e164, card = self._customers.free(e164, card, acc, "customer.")
             name = name.strip() or None if isinstance(name, str) else None
             if acc is None:
                 acc = self._customers.add(e164, card, name, ZERO, None, now)
@@ -409,7 +368,9 @@ class OnecLedger:
         with self._lock:
             acc = _known(self._customers.find(key), "id")
             c = acc.customer
-            e164, card_no = self._free(c.phone if phone is None else phone, card or c.card, acc)
+            e164, card_no = self._customers.free(
+                c.phone if phone is None else phone, card or c.card, acc
+            )
             self._customers.update(acc, e164, card_no, c.name if name is None else name)
             self._touch(acc)
             return self._customers.read(acc)
@@ -457,27 +418,6 @@ class OnecLedger:
 
     # Internals below run under self._lock.
 
-    def _phone(self, raw: object, field: str = "phone") -> str:
-        e164 = normalize_phone(raw) if isinstance(raw, str) else None
-        if e164 is None:
-            raise invalid(field, f"{raw!r} is not a phone number")
-        return e164
-
-    def _free(
-        self, phone: object, card: object, owner: Account | None = None, prefix: str = ""
-    ) -> tuple[str, str | None]:
-        """The phone in E.164 and the card, checked to be on file for no one but ``owner``;
-        ``prefix`` places the fields in error messages (``customer.`` inside a document)."""
-        e164 = self._phone(phone, f"{prefix}phone")
-        card_no = None if is_blank(card) else check_text(card, f"{prefix}card").strip()
-        for field, holder in (
-            ("phone", self._customers.by_phone(e164)),
-            ("card", None if card_no is None else self._customers.by_card(card_no)),
-        ):
-            if holder is not None and holder is not owner:
-                raise invalid(f"{prefix}{field}", "already on file for another customer")
-        return e164, card_no
-
     def _account(self, customer_id: str) -> Account:
         return _known(self._customers.accounts.get(customer_id), "customer_id")
 
@@ -493,7 +433,7 @@ class OnecLedger:
             raise ValueError("the clock must return an aware datetime")
         return now
 
-    def _open(self, reservation_id: str) -> _Reservation:
+    def _open(self, reservation_id: str) -> Reservation:
         res = self._reservations.get(reservation_id)
         if res is None:
             raise LedgerError("reservation_not_found", f"no reservation {reservation_id!r}")
@@ -520,7 +460,7 @@ class OnecLedger:
         self, op: str, params: tuple[object, ...], rid: str | None, amount: Decimal, acc: Account
     ) -> Operation:
         kind = cast(Kind, params[0])
-        result = Operation(op, kind, _STATUS[kind], rid, amount, acc.balance, acc.available)
+        result = Operation(op, kind, STATUS_OF[kind], rid, amount, acc.balance, acc.available)
         return self._remember(op, params, result)
 
     def _touch(self, acc: Account) -> None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from connectors.onec.checks import check_count, check_moment, invalid, is_blank
 from connectors.onec.contract import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
+from connectors.onec.emulator.checks import check_count, check_moment, invalid, is_blank
 
 
 class Created(Protocol):

@@ -5,7 +5,7 @@
 ``/<publication>/hs/loyalty/v1/<operation>`` for JSON, both behind HTTP Basic (§1.4). The
 names are a ``Naming``'s, so a Cyrillic-named service is served as easily as the reference
 one. ``faults`` injects latency, SOAP faults, HTTP errors, hangs, outages and values in 1C's own
-spellings (``emulator_faults.py``) at run time;
+spellings (``faults.py``, over the shared ``connectors/_emulator/faults.py``) at run time;
 ``POST /__emulator__/faults`` does the same over HTTP (unauthenticated, loopback only).
 Changes "made in 1C" — an order entered or its status changed, a customer edited — go
 through ``POST /__emulator__/orders`` and ``/__emulator__/customers`` (or the ledger's
@@ -15,7 +15,6 @@ bare change to the feed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -35,8 +34,8 @@ from urllib.parse import quote
 import yaml
 from aiohttp import hdrs, web
 
-from connectors.emulator_web import serve
-from connectors.onec import emulator_soap as soap
+from connectors._emulator.faults import ADMIN, answer_faults
+from connectors._emulator.web import serve
 from connectors.onec.contract import (
     HTTP_ROOT,
     OPERATIONS,
@@ -46,16 +45,16 @@ from connectors.onec.contract import (
     fault_text,
     optional_only,
 )
-from connectors.onec.emulator_faults import EmulatorFaults, respell
-from connectors.onec.ledger import LedgerError, OnecLedger
+from connectors.onec.emulator import soap
+from connectors.onec.emulator.faults import OnecFaults, respell
+from connectors.onec.emulator.ledger import LedgerError, OnecLedger
 from connectors.onec.wsdl import render_wsdl
 
 log = logging.getLogger("connectors.onec.emulator")
 
-ADMIN = "/__emulator__"
-CYRILLIC_EXAMPLE = Path(__file__).parent / "wsdl" / "cyrillic_example.yaml"
+CYRILLIC_EXAMPLE = Path(__file__).parents[1] / "wsdl" / "cyrillic_example.yaml"
 # The current request's share of the injected faults, from the middleware to the handler.
-_REQUEST_FAULTS: ContextVar[EmulatorFaults | None] = ContextVar("onec_faults", default=None)
+_REQUEST_FAULTS: ContextVar[OnecFaults | None] = ContextVar("onec_faults", default=None)
 _BY_PATH = {op.http_path: op for op in OPERATIONS.values()}
 
 
@@ -89,7 +88,7 @@ class OnecEmulator:
             ledger = OnecLedger()
             ledger.seed_sandbox()
         self.ledger = ledger
-        self.faults = EmulatorFaults()
+        self.faults = OnecFaults()
         self.calls: Counter[str] = Counter()  # operations called, by logical name
         self.host, self.port, self.publication = host, port, publication
         self.url = self.wsdl_url = self.hs_url = ""  # set by start(), once the port is known
@@ -142,12 +141,9 @@ class OnecEmulator:
             response: web.StreamResponse = await handler(request)
             return response
         faults = self.faults.take(call=request.method == hdrs.METH_POST)
-        if faults.outage and request.transport is not None:
-            request.transport.close()  # aiohttp drops the answer to a closed transport
-            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
-        await asyncio.sleep(faults.hang + faults.latency)
-        if faults.http_status is not None:
-            return _html_page(faults.http_status)
+        refused = await answer_faults(request, faults, _html_page)
+        if refused is not None:
+            return refused
         # Everything, the WSDL included, needs the infobase user's credentials (§1.4).
         if not self._authorized(request.headers.get(hdrs.AUTHORIZATION, "")):
             return _html_page(HTTPStatus.UNAUTHORIZED)
@@ -254,14 +250,14 @@ class OnecEmulator:
         return _record_values(operation.result, result)
 
     async def _faults_get(self, request: web.Request) -> web.Response:
-        return web.json_response(asdict(self.faults))
+        return web.json_response(self.faults.snapshot())
 
     async def _faults_post(self, request: web.Request) -> web.Response:
         try:
             self.faults.set(**_json_object(await request.read() or b"{}"))
         except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
             return _json_error(400, "invalid_request", str(exc))
-        return web.json_response(asdict(self.faults))
+        return web.json_response(self.faults.snapshot())
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.ledger.snapshot(), dumps=_dumps)

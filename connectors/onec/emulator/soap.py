@@ -2,7 +2,7 @@
 
 Pure functions over bytes: ``parse_request`` turns a posted envelope into the logical
 operation and its parameters as text, ``render_result`` and ``render_fault`` write the
-answer. The emulator (``emulator.py``) adds HTTP, auth and the ledger around them.
+answer. The emulator (``server.py``) adds HTTP, auth and the ledger around them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from lxml import etree  # type: ignore[import-untyped]
 
 from connectors.onec.contract import NamedOperation, Naming, Record, XsdType
-from connectors.onec.emulator_faults import Spelled
+from connectors.onec.emulator.faults import Spelled
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"

@@ -1,0 +1,10 @@
+"""The sandbox 1C and the test double of a real infobase: ``OnecEmulator`` serves one
+``OnecLedger`` over SOAP and the HTTP service (``server.py``, ``soap.py``), with faults
+injected through ``faults.py``. The infobase itself is plain state: the bonus ledger
+(``ledger.py``, ``operations.py``), customers, orders and the change feed, listings, and
+the module's parameter checks (``checks.py``)."""
+
+from connectors.onec.emulator.ledger import LedgerError, OnecLedger
+from connectors.onec.emulator.server import OnecEmulator, naming_from_yaml
+
+__all__ = ["LedgerError", "OnecEmulator", "OnecLedger", "naming_from_yaml"]
