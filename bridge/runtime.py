@@ -21,6 +21,7 @@ from bridge.mapping import Compiled, inspect_route_mappings, mapping_path
 from bridge.metrics import Metrics
 from bridge.mirror.backfill import Backfiller
 from bridge.mirror.dispatcher import Dispatcher
+from bridge.mirror.intake import Intake
 from bridge.mirror.poller import Poller
 from bridge.mirror.router import Router
 from bridge.registry import Connectors, build_connectors
@@ -52,6 +53,11 @@ class Runtime:
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Webhooks, pollers and backfills store changes through it; it wakes the lanes.
+        self.intake = Intake(self.store, self.router, self._wake)
 
     @property
     def settings(self) -> Settings:
@@ -104,13 +110,13 @@ class Runtime:
             mappers=self.mappers,
         )
         await self.dispatcher.start()
-        self.poller = Poller(self.store, self.connectors.sources(), self.router, self._wake)
+        self.poller = Poller(self.store, self.connectors.sources(), self.intake)
         # Before the server answers /health: a change made after ready is news (issue 12.2).
         await self.poller.fix_start_positions()
         self.poller.start()
         systems = set(self.settings.systems)
         listers = self.connectors.listers()
-        self.backfiller = Backfiller(self.store, listers, self.router, systems, self._wake)
+        self.backfiller = Backfiller(self.store, listers, self.router, systems, self.intake)
         self.backfiller.start()
 
     def _balance_mirrors(self) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """``POST /hooks/{system}``: authenticate, parse, store durably, then answer 202.
 
 Order of checks: known system (404) → body size (413) → sender auth (401) → parse (422 and
-the body kept as a ``rejected`` event) → durable commit → 202 ``{"event_id", "duplicate"}``.
+the body kept as a ``rejected`` event) → durable commit (:mod:`bridge.mirror.intake`: routed,
+stored, the targets' lanes woken) → 202 ``{"event_id", "duplicate"}``.
 The answer is sent only after the commit, so an acknowledged event survives a crash.
 """
 
@@ -18,7 +19,6 @@ from bridge.http.problems import Problem, json_response
 from bridge.http.state import RUNTIME
 from bridge.logs import get_logger
 from bridge.mirror.generic_webhook import check_storable, parse_generic_webhook
-from bridge.mirror.router import log_duplicates
 from bridge.redact import redact_body
 from bridge.store.records import Rejected
 from bridge.webhook_auth import WebhookUnauthorized, verify_webhook
@@ -83,16 +83,10 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise Problem(
             422, "unparsable_body", exc.reason, event_id=stored.event_id, duplicate=stored.duplicate
         ) from exc
-    new = rt.router.route(system, events)
-    stored_all = await rt.store.append_events(new) if new else []
-    log_duplicates(system, new, stored_all)
-    targets = {t for item in new for t in item.targets}
-    if rt.dispatcher is not None:
-        for target in targets:
-            rt.dispatcher.wake(target)
+    received = await rt.intake.receive(system, events)
     if rt.poller is not None:
         rt.poller.wake(system)  # a webhook from a polled system: read its feed now
-    for item, result in zip(new, stored_all, strict=True):
+    for item, result in received.pairs():
         outcome = "duplicate" if result.duplicate else "stored"
         rt.metrics.events.labels(system, outcome).inc()
         log.info(
@@ -104,6 +98,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
             duplicate=result.duplicate,
             targets=list(item.targets),
         )
+    stored_all = received.stored
     if not stored_all:
         return json_response({"event_id": None, "duplicate": False, "events": []}, 202)
     answer: dict[str, object] = {

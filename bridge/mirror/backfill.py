@@ -24,7 +24,8 @@ from typing import Any
 from bridge.connector import EntityLister, ListedEntity
 from bridge.errors import BridgeError, StoreError
 from bridge.logs import get_logger
-from bridge.mirror.router import Router, log_duplicates
+from bridge.mirror.intake import Intake
+from bridge.mirror.router import Router
 from bridge.retry import backoff_delay
 from bridge.settings import RetrySettings
 from bridge.store.backfills import Backfill, BackfillSpec, BackfillStatus, listed_key
@@ -79,7 +80,7 @@ class Backfiller:
         listers: Mapping[str, EntityLister],
         router: Router,
         systems: set[str],
-        on_stored: Callable[[set[str]], None],
+        intake: Intake,
         *,
         backlog: int = BACKLOG,
         clock: Callable[[], float] = time.time,
@@ -89,7 +90,7 @@ class Backfiller:
         self._listers = dict(listers)
         self._router = router
         self._systems = systems
-        self._on_stored = on_stored
+        self._intake = intake
         self._backlog = backlog
         self._clock = clock
         self._random = unit_random
@@ -190,17 +191,16 @@ class Backfiller:
             return False
         self._failures.pop(backfill.id, None)
         events = [self._event(backfill, item, began) for item in page.entities]
-        stored = await self._store.append_listed(backfill.id, events, page.cursor, page.total)
-        log_duplicates(spec.source, events, stored)
+        received = await self._intake.receive_listed(
+            spec.source, backfill.id, events, page.cursor, page.total
+        )
         log.info(
             "backfill_page_stored",
             backfill=backfill.id,
             count=len(events),
-            new=sum(1 for s in stored if not s.duplicate),
+            new=len(received.fresh),
             last=page.cursor is None,
         )
-        if events:
-            self._on_stored(set(spec.targets))
         return True
 
     def _event(self, backfill: Backfill, item: ListedEntity, listed_at: float) -> NewEvent:

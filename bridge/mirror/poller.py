@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from bridge.connector import MERGED_ACTION, MERGED_INTO, Source, StartPositions
 from bridge.errors import BridgeError
 from bridge.logs import get_logger
-from bridge.mirror.router import Router, log_duplicates
+from bridge.mirror.intake import Intake
 from bridge.retry import backoff_delay
 from bridge.settings import RetrySettings
 from bridge.store.protocol import Store
@@ -43,15 +43,13 @@ class Poller:
         self,
         store: Store,
         sources: dict[str, Source],
-        router: Router,
-        on_stored: Callable[[set[str]], None],
+        intake: Intake,
         unit_random: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._sources = sources
-        self._router = router
-        self._on_stored = on_stored
+        self._intake = intake
         self._random = unit_random
         self._clock = clock
         self._stopping = asyncio.Event()
@@ -143,15 +141,12 @@ class Poller:
                     id=event.entity_id,
                     into=str(survivor),
                 )
-        new = self._router.route(name, result.events)
-        stored = await self._store.append_polled(new, Cursor(name, feed, result.cursor, 0))
-        log_duplicates(name, new, stored)
-        fresh = [s for s in stored if not s.duplicate]
-        if fresh:
+        cursor_after = Cursor(name, feed, result.cursor, 0)
+        received = await self._intake.receive_polled(name, result.events, cursor_after)
+        if fresh := received.fresh:
             log.info(
                 "changes_polled", system=name, feed=feed, count=len(fresh), cursor=result.cursor
             )
-            self._on_stored({t for item in new for t in item.targets})
         return result.more
 
     async def _run(self, name: str, source: Source, feed: str, wakeup: asyncio.Event) -> None:

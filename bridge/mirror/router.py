@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from bridge.logs import get_logger
 from bridge.settings import BONUS_TARGET, Settings
-from bridge.store.records import InboundEvent, NewEvent, Stored
-
-log = get_logger("bridge.router")
+from bridge.store.records import InboundEvent, NewEvent
 
 
 class Router:
@@ -40,18 +37,3 @@ class Router:
     def route(self, source: str, events: Iterable[InboundEvent]) -> list[NewEvent]:
         """Attach each event's targets."""
         return [NewEvent(source, e, self.targets(source, e.entity)) for e in events]
-
-
-def log_duplicates(source: str, events: Sequence[NewEvent], stored: Sequence[Stored]) -> None:
-    """One info line per change dropped because its source key was stored before, so a
-    re-sent webhook or a re-read page is visible (grep ``duplicate_dropped``)."""
-    for item, result in zip(events, stored, strict=True):
-        if result.duplicate:
-            log.info(
-                "duplicate_dropped",
-                system=source,
-                source_key=item.event.source_key,
-                entity=item.event.entity,
-                entity_id=item.event.entity_id,
-                event_id=result.event_id,
-            )

@@ -143,7 +143,7 @@ async def test_a_start_while_retailcrm_is_down_delivers_what_follows(
         await runtime.store.open(serving=True)
         try:
             source = runtime.connectors.sources()["crm"]
-            poller = Poller(runtime.store, {"crm": source}, runtime.router, lambda _t: None)
+            poller = Poller(runtime.store, {"crm": source}, runtime.intake)
             await crm_fault(crm, {"outage": True})
             started = asyncio.get_running_loop().time()
             await poller.fix_start_positions(budget=1.0)
