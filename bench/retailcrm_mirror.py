@@ -37,7 +37,7 @@ EMULATOR = """
 import asyncio, json, os, signal, sys, time
 from collections import Counter
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from connectors.retailcrm.emulator_history import ORDER
+from connectors.retailcrm.emulator.history import ORDER
 
 async def main():
     crm, prefix = RetailcrmEmulator(rate_limit=float(sys.argv[1])), sys.argv[2]

@@ -24,10 +24,10 @@ from connectors.retailcrm.corporate import read_corporate, with_contact_person
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from connectors.retailcrm.errors import classify, is_not_found, merged_into
 from connectors.retailcrm.feeds import FeedReader
-from connectors.retailcrm.loyalty import RetailcrmLoyalty
+from connectors.retailcrm.master import RetailcrmMaster
 from connectors.retailcrm.options import RetailcrmOptions
 from connectors.retailcrm.ratelimit import limiter_for
-from connectors.retailcrm.trigger import parse_trigger
+from connectors.retailcrm.webhooks import parse_trigger
 from connectors.retailcrm.writes import MERGE_DEPTH, RetailcrmWriter
 
 T = TypeVar("T")
@@ -60,18 +60,18 @@ class RetailcrmConnector:
         self._limiter = limiter_for(key, options.rate_limit)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"crm-{name}")
         self._writer = RetailcrmWriter(self._client, self._run)
-        self.loyalty = RetailcrmLoyalty(self._client, self._run)
+        self.master = RetailcrmMaster(self._client, self._run)
         self._feeds = FeedReader(self._client, self._run, options.history_page)
         # The Ledger protocol (bonus.master: retailcrm), answered by the loyalty API.
-        self.find_customer = self.loyalty.find_customer
-        self.balance = self.loyalty.balance
-        self.reserve = self.loyalty.reserve
-        self.reservation_ref = self.loyalty.reservation_ref
-        self.commit = self.loyalty.commit
-        self.release = self.loyalty.release
-        self.accrue = self.loyalty.accrue
-        self.reverse = self.loyalty.reverse
-        self.confirm_code = self.loyalty.confirm_code
+        self.find_customer = self.master.find_customer
+        self.balance = self.master.balance
+        self.reserve = self.master.reserve
+        self.reservation_ref = self.master.reservation_ref
+        self.commit = self.master.commit
+        self.release = self.master.release
+        self.accrue = self.master.accrue
+        self.reverse = self.master.reverse
+        self.confirm_code = self.master.confirm_code
 
     async def start(self) -> None:
         """Nothing to open: connections are made on first use."""

@@ -217,6 +217,6 @@ def document_of(job: DeliveryJob) -> dict[str, Any]:
     payload = job.events[-1].payload
     nested = payload.get("document")
     document = dict(nested if isinstance(nested, Mapping) else payload)
-    document.setdefault("externalId", f"{job.source}-{job.entity_id}")
+    document.setdefault("externalId", job.external_id)
     document["externalId"] = str(document["externalId"])
     return document

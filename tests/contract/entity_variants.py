@@ -25,7 +25,7 @@ from connectors.bitrix.connector import BITRIX, BitrixConnector
 from connectors.bitrix.emulator import BitrixEmulator
 from connectors.retailcrm.connector import RETAILCRM
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from connectors.retailcrm.emulator_history import CUSTOMER, ORDER
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER
 from tests.contract.conftest import start_onec
 from tests.support.bitrix import APP_TOKEN, oauth_options
 

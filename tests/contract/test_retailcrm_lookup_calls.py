@@ -18,7 +18,7 @@ from bridge.ledger import LedgerBalance
 from bridge.settings import SystemSettings
 from connectors.retailcrm.connector import RETAILCRM, RetailcrmConnector
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from connectors.retailcrm.loyalty import RetailcrmLoyalty
+from connectors.retailcrm.master import RetailcrmMaster
 from tests.contract.conftest import start_retailcrm
 
 IVAN, MARIA_CARD = "+79000000001", "2000000000022"  # Maria: 100 pending, 250 burning soon
@@ -33,7 +33,7 @@ async def crm() -> AsyncIterator[tuple[RetailcrmConnector, RetailcrmEmulator]]:
 
 
 async def look_up(
-    ledger: RetailcrmLoyalty | RetailcrmConnector,
+    ledger: RetailcrmMaster | RetailcrmConnector,
     emulator: RetailcrmEmulator,
     cart: Decimal | None = None,
     *,
@@ -76,7 +76,7 @@ async def test_a_write_through_the_connector_makes_the_next_look_up_read_them_ag
 ) -> None:
     connector, emulator = crm
     before, _ = await look_up(connector, emulator)
-    await connector.loyalty.charge("op-1", before.customer_id, Decimal("100.00"), "till sale")
+    await connector.master.charge("op-1", before.customer_id, Decimal("100.00"), "till sale")
     after, calls = await look_up(connector, emulator)
     assert calls == 4  # the details again
     fresh = RETAILCRM.create("crm", SystemSettings(type="retailcrm"), connector.options)
@@ -97,12 +97,12 @@ async def test_a_write_made_elsewhere_shows_in_the_details_after_the_ttl(
 ) -> None:
     connector, emulator = crm
     now = [0.0]
-    ledger = RetailcrmLoyalty(
+    ledger = RetailcrmMaster(
         connector._client, connector._run, details_ttl=60.0, clock=lambda: now[0]
     )
     before, _ = await look_up(ledger, emulator)
     # Elsewhere: another connector (another bridge, the CRM's UI) charges Maria.
-    await connector.loyalty.charge("op-2", before.customer_id, Decimal("250.00"), "elsewhere")
+    await connector.master.charge("op-2", before.customer_id, Decimal("250.00"), "elsewhere")
     now[0] = 59.0
     kept, calls = await look_up(ledger, emulator)
     assert calls == 2
@@ -128,7 +128,7 @@ async def test_details_read_while_a_write_lands_are_not_kept(
             ledger.forget_details(customer.customer_id)
         return await connector._run(fn)  # type: ignore[arg-type]
 
-    ledger = RetailcrmLoyalty(connector._client, run)
+    ledger = RetailcrmMaster(connector._client, run)
     await ledger.balance(customer.customer_id)
     before = emulator.stats["requests"]
     await ledger.balance(customer.customer_id)

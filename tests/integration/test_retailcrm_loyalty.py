@@ -112,7 +112,7 @@ async def test_manual_accrue_and_no_reverse(master: RetailcrmConnector) -> None:
     account = (await master.find_customer(phone="+79000000001")).customer_id
     accrued = await master.accrue("op-a", account, Decimal("50.00"), "till-1")
     assert accrued.balance == Decimal("1050.00")
-    charged = await master.loyalty.charge("op-c", account, Decimal("30.00"), "till sale 7")
+    charged = await master.master.charge("op-c", account, Decimal("30.00"), "till sale 7")
     assert charged.balance == Decimal("1020.00")
     with pytest.raises(ConfigError):
         await master.reverse("op-r", "op-a", Decimal("10.00"))

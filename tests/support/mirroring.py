@@ -20,7 +20,7 @@ from bridge.store.records import ACTIVE
 from connectors.onec.contract import ORIGIN_BRIDGE
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from connectors.retailcrm.emulator_history import HistoryRecord
+from connectors.retailcrm.emulator.history import HistoryRecord
 from tests.support.bonus import Bonus, bonus_config
 from tests.support.waiting import eventually
 

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.mapping import FlowMapping, MappingFailed, check_mapping, load_mapping
-from connectors.retailcrm.emulator_orders import normalize_order
+from connectors.retailcrm.emulator.orders import normalize_order
 from tests.support.mapping_files import load_flow
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"

@@ -24,8 +24,8 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.retailcrm.emulator_history import CUSTOMER, Change, HistoryFeed, Kind, Row, snake
-from connectors.retailcrm.emulator_wire import (
+from connectors.retailcrm.emulator.history import CUSTOMER, Change, HistoryFeed, Kind, Row, snake
+from connectors.retailcrm.emulator.wire import (
     INPUT_PARAMS,
     ApiError,
     Json,
@@ -37,7 +37,7 @@ from connectors.retailcrm.emulator_wire import (
 )
 
 if TYPE_CHECKING:
-    from connectors.retailcrm.emulator_state import RetailcrmState
+    from connectors.retailcrm.emulator.state import RetailcrmState
 
 CORPORATE = Kind("customer", "customers-corporate", 0)  # records name the entity `customer`
 FIELD = "customerCorporate"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator_wire import Json, money
+from connectors.retailcrm.emulator.wire import Json, money
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)

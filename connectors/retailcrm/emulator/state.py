@@ -2,7 +2,7 @@
 
 retailcrm-api.md §2 (orders), §3 (customers), §2.4 (upload). Methods take the request's
 decoded parameters and return the answer's body (or raise `ApiError`), so the HTTP layer
-only authenticates, parses and wraps. Loyalty lives in emulator_loyalty.py and listens to
+only authenticates, parses and wraps. Loyalty lives in loyalty.py and listens to
 order changes through `order_listeners`.
 """
 
@@ -14,9 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator_catalogue import Catalogue
-from connectors.retailcrm.emulator_corporate import corporate_order_parts
-from connectors.retailcrm.emulator_history import (
+from connectors.retailcrm.emulator.catalogue import Catalogue
+from connectors.retailcrm.emulator.corporate import corporate_order_parts
+from connectors.retailcrm.emulator.history import (
     CUSTOMER,
     ORDER,
     Change,
@@ -26,10 +26,10 @@ from connectors.retailcrm.emulator_history import (
     diff_fields,
     summary,
 )
-from connectors.retailcrm.emulator_orders import keep_item_ids, normalize_order, render_payments
-from connectors.retailcrm.emulator_search import matches
-from connectors.retailcrm.emulator_seed import seed_sandbox
-from connectors.retailcrm.emulator_wire import (
+from connectors.retailcrm.emulator.orders import keep_item_ids, normalize_order, render_payments
+from connectors.retailcrm.emulator.search import matches
+from connectors.retailcrm.emulator.seed import seed_sandbox
+from connectors.retailcrm.emulator.wire import (
     DATETIME,
     INPUT_PARAMS,
     UPLOAD_MAX,
@@ -70,7 +70,7 @@ class RetailcrmState:
             ORDER.name: {},
             CUSTOMER.name: {},
         }
-        # Corporate customers by id (emulator_corporate.py); orders may name one (§10.4).
+        # Corporate customers by id (corporate.py); orders may name one (§10.4).
         self.corporate: dict[int, Json] = {}
 
     def now(self) -> str:
@@ -230,14 +230,7 @@ class RetailcrmState:
         return str(site)
 
     def _validate(self, kind: Kind, data: Json, site: str, current: Json | None) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        for key in ("items", "payments", "phones"):
-            rows = data.get(key)
-            if rows is not None and not all(isinstance(r, dict) for r in as_list(rows)):
-                errors[key] = "This value should be a list of objects."
-        for key in ("customer", "delivery", "address", "contragent"):
-            if data.get(key) is not None and not isinstance(data[key], dict):
-                errors[key] = "This value should be an object."
+        errors = _shape_errors(data)
         external_id = data.get("externalId")
         if external_id is not None and (
             current is None or str(external_id) != current.get("externalId")
@@ -256,16 +249,21 @@ class RetailcrmState:
             if email not in (None, "") and "@" not in str(email):
                 errors["email"] = "This value is not a valid email address."
         elif not errors:
-            errors |= self.catalogue.offer_errors(data.get("items") or [])
-            ref = data.get("customer")
-            if isinstance(ref, dict) and ref.get("id") in self.corporate:
-                pass  # a corporate customer (§10.4): ids never clash with individuals'
-            elif isinstance(ref, dict) and ref:
-                try:
-                    self.find_ref(CUSTOMER, ref, site)
-                except ApiError:
-                    by = "id" if "id" in ref else "externalId"
-                    errors["customer"] = f"Customer with {by} {ref.get(by)} not found."
+            errors |= self._order_errors(data, site)
+        return errors
+
+    def _order_errors(self, data: Json, site: str) -> dict[str, str]:
+        """An order's offers and customer, checked once its shape is right."""
+        errors = dict(self.catalogue.offer_errors(data.get("items") or []))
+        ref = data.get("customer")
+        if isinstance(ref, dict) and ref.get("id") in self.corporate:
+            pass  # a corporate customer (§10.4): ids never clash with individuals'
+        elif isinstance(ref, dict) and ref:
+            try:
+                self.find_ref(CUSTOMER, ref, site)
+            except ApiError:
+                by = "id" if "id" in ref else "externalId"
+                errors["customer"] = f"Customer with {by} {ref.get(by)} not found."
         return errors
 
     def insert(self, kind: Kind, data: Json, site: str, change: Change | None) -> Json:
@@ -358,3 +356,16 @@ class RetailcrmState:
     def seed_sandbox(self) -> None:
         """Three shoppers (two with loyalty cards) and an order each for the first two."""
         seed_sandbox(self)
+
+
+def _shape_errors(data: Json) -> dict[str, str]:
+    """Lists of objects and objects where the API expects them."""
+    errors: dict[str, str] = {}
+    for key in ("items", "payments", "phones"):
+        rows = data.get(key)
+        if rows is not None and not all(isinstance(r, dict) for r in as_list(rows)):
+            errors[key] = "This value should be a list of objects."
+    for key in ("customer", "delivery", "address", "contragent"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            errors[key] = "This value should be an object."
+    return errors

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.retailcrm.emulator_wire import Json, as_int, filter_of, paginate
+from connectors.retailcrm.emulator.wire import Json, as_int, filter_of, paginate
 
 Row = tuple[str, Any, Any, Json]  # (field code, oldValue, newValue, extra keys)
 

@@ -24,11 +24,11 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from connectors.retailcrm.emulator_bonuses import Account
-from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
-from connectors.retailcrm.emulator_orders import offer_key
-from connectors.retailcrm.emulator_state import RetailcrmState
-from connectors.retailcrm.emulator_wire import INPUT_PARAMS, ApiError, Json, json_field
+from connectors.retailcrm.emulator.bonuses import Account
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, Change, Kind
+from connectors.retailcrm.emulator.orders import offer_key
+from connectors.retailcrm.emulator.state import RetailcrmState
+from connectors.retailcrm.emulator.wire import INPUT_PARAMS, ApiError, Json, json_field
 
 TECHNIQUES = ("ours", "summ", "theirs", "merge")  # PHP src/Enum/CombineTechnique.php
 

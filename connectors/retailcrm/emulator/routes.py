@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connectors.retailcrm.emulator_corporate import CORPORATE, CorporateBook
-from connectors.retailcrm.emulator_history import CUSTOMER, ORDER
-from connectors.retailcrm.emulator_loyalty import LoyaltyState
-from connectors.retailcrm.emulator_merges import combine_customers, combine_orders, read_customer
-from connectors.retailcrm.emulator_state import RetailcrmState
-from connectors.retailcrm.emulator_statuses import (
+from connectors.retailcrm.emulator.corporate import CORPORATE, CorporateBook
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER
+from connectors.retailcrm.emulator.loyalty import LoyaltyState
+from connectors.retailcrm.emulator.merges import combine_customers, combine_orders, read_customer
+from connectors.retailcrm.emulator.state import RetailcrmState
+from connectors.retailcrm.emulator.statuses import (
     create_payment,
     fix_external_ids,
     order_statuses,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.retailcrm.emulator_wire import Json, as_list, digits, phone_matches
+from connectors.retailcrm.emulator.wire import Json, as_list, digits, phone_matches
 
 
 def matches(entity: Json, wanted: Json, customers: Mapping[int, Json]) -> bool:

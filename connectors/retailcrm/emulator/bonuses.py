@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator_wire import DATETIME, INPUT_PARAMS, ApiError, Json, invalid
+from connectors.retailcrm.emulator.wire import DATETIME, INPUT_PARAMS, ApiError, Json, invalid
 
 ZERO = Decimal(0)
 PROGRAMME_ID = 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connectors.retailcrm.emulator_wire import Json
+from connectors.retailcrm.emulator.wire import Json
 
 SANDBOX_CODE = re.compile(r"SKU-[0-9A-Za-z_.-]{1,40}")
 

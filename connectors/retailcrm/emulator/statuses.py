@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.retailcrm.emulator_history import ORDER, Change, Kind
-from connectors.retailcrm.emulator_state import RetailcrmState
-from connectors.retailcrm.emulator_wire import ApiError, Json, as_list, invalid, json_field
+from connectors.retailcrm.emulator.history import ORDER, Change, Kind
+from connectors.retailcrm.emulator.state import RetailcrmState
+from connectors.retailcrm.emulator.wire import ApiError, Json, as_list, invalid, json_field
 
 # (code, name, group), in the order the account lists them; the sandbox's statuses.
 STATUSES = (

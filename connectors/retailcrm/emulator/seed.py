@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.retailcrm.emulator_history import CUSTOMER, ORDER
-from connectors.retailcrm.emulator_wire import Json
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER
+from connectors.retailcrm.emulator.wire import Json
 
 if TYPE_CHECKING:
-    from connectors.retailcrm.emulator_state import RetailcrmState
+    from connectors.retailcrm.emulator.state import RetailcrmState
 
 SANDBOX_PEOPLE = (
     ("c-1", "Иван", "Петров", "+79000000001", "2000000000015"),

@@ -4,9 +4,10 @@ retailcrm-api.md §1 is the transport: the key in `X-API-KEY` or an `apiKey` par
 (§1.2), form-encoded POSTs with JSON strings inside fields and PHP-style bracketed GET
 filters (§1.3), the `success/errorMsg/errors` envelope (§1.4), 201/400/403/404/460/503 and
 an HTML 405 for a non-GET outside `/api/` (§1.5), 10 requests/s per key (§1.6). Orders and
-customers live in emulator_state.py, loyalty in emulator_loyalty.py.
+customers live in state.py, loyalty in loyalty.py (this package's modules).
 
-Statuses, external ids, payments, merges and corporate customers: emulator_routes.py.
+Statuses, external ids, payments, merges and corporate customers: routes.py. Injected
+faults are the shared ones (``connectors/_emulator/faults.py``).
 
 Sandbox-only endpoints under `/__emulator__/` (no key, loopback only): `GET|POST faults`,
 `GET state`, `GET sms` (the codes "sent"), `POST user-edit` (a manager's change in the UI).
@@ -14,30 +15,29 @@ Sandbox-only endpoints under `/__emulator__/` (no key, loopback only): `GET|POST
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import hdrs, web
 
+from connectors._emulator.faults import ADMIN, EmulatorFaults, answer_faults
 from connectors._emulator.web import json_object, json_reply, nginx_page, serve
-from connectors.retailcrm.emulator_checkout import LoyaltyCheckout
-from connectors.retailcrm.emulator_corporate import CorporateBook
-from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change, Kind
-from connectors.retailcrm.emulator_loyalty import LoyaltyState
-from connectors.retailcrm.emulator_routes import more_routes
-from connectors.retailcrm.emulator_state import RetailcrmState
-from connectors.retailcrm.emulator_wire import ApiError, Clock, Json, parse_brackets
+from connectors.retailcrm.emulator.checkout import LoyaltyCheckout
+from connectors.retailcrm.emulator.corporate import CorporateBook
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, Change, Kind
+from connectors.retailcrm.emulator.loyalty import LoyaltyState
+from connectors.retailcrm.emulator.routes import more_routes
+from connectors.retailcrm.emulator.state import RetailcrmState
+from connectors.retailcrm.emulator.wire import ApiError, Clock, Json, parse_brackets
 
 log = logging.getLogger("connectors.retailcrm.emulator")
-ADMIN = "/__emulator__"
 MAX_BODY = 16 * 1024 * 1024  # aiohttp's 1 MB default is below a 50-order upload with rich orders
 DEFAULT_KEYS = {"sandbox-bridge-key-0001": "bridge", "sandbox-manager-key-0001": "manager"}
 # GET /api/credentials (§1.1): what the Bitrix module checks at install, plus loyalty.
@@ -52,55 +52,6 @@ SCOPES = (
     "integration_read",
 )
 Reply = tuple[int, Json]
-
-
-@dataclass
-class EmulatorFaults:
-    """Failures to inject; the next `count` API requests get them (-1: all of them)."""
-
-    latency: float = 0.0  # seconds added before every answer
-    http_status: int | None = None  # answered by the "nginx" in front, with an HTML page
-    hang: float = 0.0  # seconds of silence before answering, for client timeouts
-    outage: bool = False  # close the connection without an answer
-    count: int = -1
-
-    def set(
-        self,
-        latency: float = 0.0,
-        http_status: int | None = None,
-        hang: float = 0.0,
-        outage: bool = False,
-        count: int = -1,
-    ) -> None:
-        """Replace every setting at once (what is left out is cleared); ValueError if bad."""
-        for name, value in (("latency", latency), ("hang", hang)):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0")
-        if http_status is not None and (
-            type(http_status) is not int or not 400 <= http_status <= 599
-        ):
-            raise ValueError("http_status must be an integer 400..599 or null")
-        if outage not in (True, False):
-            raise ValueError("outage must be true or false")
-        if type(count) is not int or count < -1:
-            raise ValueError("count must be an integer >= -1")
-        self.latency, self.http_status, self.hang = float(latency), http_status, float(hang)
-        self.outage, self.count = outage, count
-
-    def clear(self) -> None:
-        """Behave again."""
-        self.set()
-
-    def take(self) -> EmulatorFaults:
-        """The faults for one request, counted against `count`."""
-        share = EmulatorFaults(**asdict(self))
-        if share == EmulatorFaults(count=self.count) or self.count == 0:
-            return EmulatorFaults()
-        if self.count > 0:
-            self.count -= 1
-            if self.count == 0:
-                self.clear()
-        return share
 
 
 @dataclass
@@ -201,13 +152,9 @@ class RetailcrmEmulator:
         if request.path.startswith(f"{ADMIN}/"):
             response: web.StreamResponse = await handler(request)
             return response
-        faults = self.faults.take()
-        if faults.outage and request.transport is not None:
-            request.transport.close()  # aiohttp drops the answer to a closed transport
-            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
-        await asyncio.sleep(faults.hang + faults.latency)
-        if faults.http_status is not None:
-            return nginx_page(faults.http_status)
+        refused = await answer_faults(request, self.faults.take())
+        if refused is not None:
+            return refused
         return await handler(request)  # type: ignore[no-any-return]
 
     async def _not_an_account(self, request: web.Request) -> web.Response:
@@ -318,14 +265,14 @@ class RetailcrmEmulator:
         }
 
     async def _faults_get(self, request: web.Request) -> web.Response:
-        return json_reply(200, asdict(self.faults))
+        return json_reply(200, self.faults.snapshot())
 
     async def _faults_post(self, request: web.Request) -> web.Response:
         try:
             self.faults.set(**json_object(await request.read() or b"{}"))
         except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
             return json_reply(400, {"success": False, "errorMsg": str(exc)})
-        return json_reply(200, asdict(self.faults))
+        return json_reply(200, self.faults.snapshot())
 
     async def _state(self, request: web.Request) -> web.Response:
         stats = self.stats | {"byKey": self.requests_by_key}

@@ -1,7 +1,7 @@
 """The emulator's loyalty programme: accounts, manual credit/charge, operations, details.
 
 retailcrm-api.md §4.1 (concepts) and §4.2 (endpoints); the order side (calculate, apply,
-SMS confirmation, cancel) is emulator_checkout.py. Decisions where the reference is silent:
+SMS confirmation, cancel) is checkout.py. Decisions where the reference is silent:
 - accounts start `not_confirmed` and need `/activate` (PHP fixtures show both states); with
   confirmSmsRegistration off, activation needs no SMS;
 - charge and apply need an activated account; a credit needs only an account;
@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator_bonuses import (
+from connectors.retailcrm.emulator.bonuses import (
     LEVELS,
     PROGRAMME_ID,
     ZERO,
@@ -28,9 +28,9 @@ from connectors.retailcrm.emulator_bonuses import (
     parse_day,
     render_account,
 )
-from connectors.retailcrm.emulator_history import CUSTOMER
-from connectors.retailcrm.emulator_state import RetailcrmState
-from connectors.retailcrm.emulator_wire import (
+from connectors.retailcrm.emulator.history import CUSTOMER
+from connectors.retailcrm.emulator.state import RetailcrmState
+from connectors.retailcrm.emulator.wire import (
     INPUT_PARAMS,
     ApiError,
     Json,
@@ -151,7 +151,7 @@ class LoyaltyState:
     def account_of(self, customer_id: int | None) -> Account | None:
         """The customer's account, if any."""
         mine = [a for a in self.accounts.values() if a.customer_id == customer_id]
-        # One merged in from another customer is deactivated (emulator_merges.py).
+        # One merged in from another customer is deactivated (merges.py).
         return next((a for a in mine if a.status != "deactivated"), mine[0] if mine else None)
 
     def account_get(self, ref: str) -> Json:

@@ -61,7 +61,7 @@ DETAILS_TTL_SECONDS = 60.0  # how long pending / expiring points are reused (mod
 DETAILS_KEPT = 10_000  # accounts whose details are kept at most; the oldest go first
 
 
-class RetailcrmLoyalty:
+class RetailcrmMaster:
     """The loyalty calls of one account, run through the connector's limiter and pool."""
 
     def __init__(

@@ -22,11 +22,11 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator_bonuses import ZERO, Account, Check, Held, Lot
-from connectors.retailcrm.emulator_history import CUSTOMER, ORDER, Change
-from connectors.retailcrm.emulator_loyalty import LoyaltyState
-from connectors.retailcrm.emulator_orders import CENT, line_sums, normalize_order, spread
-from connectors.retailcrm.emulator_wire import ApiError, Json, invalid, json_field, money
+from connectors.retailcrm.emulator.bonuses import ZERO, Account, Check, Held, Lot
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, Change
+from connectors.retailcrm.emulator.loyalty import LoyaltyState
+from connectors.retailcrm.emulator.orders import CENT, line_sums, normalize_order, spread
+from connectors.retailcrm.emulator.wire import ApiError, Json, invalid, json_field, money
 
 CHARGE_SHARE = Decimal("0.5")
 CHECK_TTL = timedelta(minutes=5)  # Decision: how long an SMS code stays valid
