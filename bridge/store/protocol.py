@@ -15,7 +15,6 @@ from bridge.store.records import (
     AttemptOutcome,
     Claimed,
     Cursor,
-    DeliveryRecord,
     EventDetail,
     EventFilter,
     EventRecord,
@@ -85,9 +84,6 @@ class Store(ReservationStore, BackfillStore, Protocol):
     async def get_event(self, event_id: str) -> EventDetail:
         """An event with its deliveries and full history; raises NotFound."""
 
-    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
-        """One delivery; raises NotFound."""
-
     async def replay(
         self, ids: Sequence[str], flt: EventFilter | None, actor: str, dry_run: bool
     ) -> ReplayResult:
@@ -134,7 +130,3 @@ class Store(ReservationStore, BackfillStore, Protocol):
     async def resolve_alias(self, entity: str, system: str, local_id: str) -> str | None:
         """The id ``local_id`` of ``system`` now means (following merges), or None."""
 
-    async def remember_response(
-        self, scope: str, key: str, request_hash: str, status: int, response: str, ttl: float
-    ) -> tuple[str, int, str]:
-        """Keep the first answer to an idempotency key; return the one kept."""

@@ -211,15 +211,6 @@ async def test_id_map_both_directions(store: SQLiteStore) -> None:
     assert await store.lookup_id("order", "onec", "18", "retailcrm") is None
 
 
-async def test_idempotency_keeps_the_first_answer(store: SQLiteStore, clock: Clock) -> None:
-    first = await store.remember_response("till", "k", "h1", 201, '{"id":1}', ttl=60)
-    second = await store.remember_response("till", "k", "h1", 201, '{"id":2}', ttl=60)
-    assert first == second == ("h1", 201, '{"id":1}')
-    clock.now += 61
-    third = await store.remember_response("till", "k", "h2", 201, '{"id":3}', ttl=60)
-    assert third == ("h2", 201, '{"id":3}')
-
-
 async def test_list_filters(store: SQLiteStore, clock: Clock) -> None:
     await store.append_events([change("a", "1")])
     clock.now += 100

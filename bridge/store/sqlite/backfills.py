@@ -17,7 +17,7 @@ from bridge.store.backfills import (
 )
 from bridge.store.records import NewEvent, Status, Stored
 from bridge.store.refs import parse_ref
-from bridge.store.sqlite import rows as row_io
+from bridge.store.sqlite.intake import insert_event
 
 _COLUMNS = (
     "id, source, entity, targets, since, status, cursor, listed, total, error, actor,"
@@ -112,7 +112,7 @@ def append(
     ).rowcount
     if not moved:  # cancelled (or finished) meanwhile: the page is not stored
         return []
-    stored = [row_io.insert_event(conn, e, now) for e in events]
+    stored = [insert_event(conn, e, now) for e in events]
     duplicates = sum(1 for s in stored if s.duplicate)
     if duplicates:  # a page listed again after an interruption counts once
         conn.execute("UPDATE backfills SET listed = listed - ? WHERE id = ?", (duplicates, bid))

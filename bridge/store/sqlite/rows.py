@@ -1,5 +1,5 @@
-"""Rows of the SQLite store: reading them into records and writing events with their
-deliveries. Every function runs inside a job, on the job's connection."""
+"""Rows of the SQLite store read into records, and the WHERE clause of an event filter.
+Every function runs inside a job, on the job's connection."""
 
 from __future__ import annotations
 
@@ -14,64 +14,11 @@ from bridge.store.records import (
     EventFilter,
     EventRecord,
     HistoryEntry,
-    NewEvent,
     Status,
-    Stored,
     delivery_ref,
     event_ref,
 )
-from bridge.store.refs import parse_ref
 from bridge.store.sqlite import sql as q
-
-
-def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
-    """Insert an event and attach it to a waiting delivery per target, or a new one."""
-    ev = new.event
-    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
-    row = conn.execute(
-        q.INSERT_EVENT,
-        (
-            new.source,
-            ev.source_key,
-            ev.entity,
-            ev.entity_id,
-            ev.action,
-            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
-            status,
-            reason,
-            now,
-            now,
-            new.backfill,
-        ),
-    ).fetchone()
-    if row is None:
-        return Stored(existing_event(conn, new.source, ev.source_key), True)
-    eid = row[0]
-    key = f"{new.source}/{ev.entity}/{ev.entity_id}"
-    priority = 0 if new.backfill is None else 1
-    for target in new.targets:
-        if priority == 0:
-            # A live change lifts the entity's backfilled deliveries still waiting (the one
-            # it joins, or older ones in retry that its own delivery must wait behind).
-            conn.execute(q.LIFT_WAITING, (target, key))
-        waiting = conn.execute(q.FIND_WAITING, (target, key)).fetchone()
-        if waiting is not None:
-            did = waiting[0]
-        else:
-            did = conn.execute(
-                q.INSERT_DELIVERY,
-                (target, new.source, ev.entity, ev.entity_id, key, now, now, now, priority),
-            ).fetchone()[0]
-        conn.execute("INSERT INTO delivery_events VALUES (?, ?)", (did, eid))
-    return Stored(event_ref(eid), False)
-
-
-def existing_event(conn: sqlite3.Connection, source: str, source_key: str) -> str:
-    """Public id of the event already stored under (source, source_key)."""
-    row = conn.execute(
-        "SELECT id FROM events WHERE source = ? AND source_key = ?", (source, source_key)
-    ).fetchone()
-    return event_ref(row[0])
 
 
 def event_record(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> EventRecord:
@@ -182,65 +129,3 @@ def event_where(flt: EventFilter) -> tuple[str, list[Any]]:
         clauses.append("e.received_at < ?")
         args.append(flt.until)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
-
-
-_REPLAYABLE = (Status.DEAD, Status.DONE)
-
-
-def select_for_replay(
-    conn: sqlite3.Connection, ids: Sequence[str], flt: EventFilter | None
-) -> tuple[list[int], dict[str, str]]:
-    """Delivery ids a replay would requeue, and why the others were skipped."""
-    chosen: dict[int, None] = {}
-    skipped: dict[str, str] = {}
-    for ref in ids:
-        if ref.startswith("dlv_"):
-            did = parse_ref(ref, "dlv")
-            row = conn.execute("SELECT status FROM deliveries WHERE id = ?", (did,)).fetchone()
-            if row is None:
-                skipped[ref] = "not found"
-            elif row[0] not in _REPLAYABLE:
-                skipped[ref] = f"is {row[0]}: already queued"
-            else:
-                chosen[did] = None
-            continue
-        eid = parse_ref(ref, "evt")
-        event = conn.execute("SELECT status FROM events WHERE id = ?", (eid,)).fetchone()
-        if event is None:
-            skipped[ref] = "not found"
-            continue
-        if event[0] == Status.REJECTED:
-            skipped[ref] = "is rejected: its body could not be parsed, so it has no deliveries"
-            continue
-        rows = conn.execute(
-            "SELECT d.id, d.status FROM delivery_events de JOIN deliveries d"
-            " ON d.id = de.delivery_id WHERE de.event_id = ? ORDER BY d.id",
-            (eid,),
-        ).fetchall()
-        # An event replays its dead deliveries; if none is dead, all its finished ones.
-        dead = [r[0] for r in rows if r[1] == Status.DEAD]
-        picked = dead or [r[0] for r in rows if r[1] == Status.DONE]
-        if not rows:
-            skipped[ref] = "has no deliveries (no route matched it)"
-        elif not picked:
-            skipped[ref] = "its deliveries are already queued"
-        chosen.update(dict.fromkeys(picked))
-    if flt is not None:
-        clauses = ["d.status = ?"]
-        args: list[Any] = [flt.status or Status.DEAD]
-        for column, value in (("d.target", flt.target), ("d.source", flt.source)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if flt.since is not None:
-            clauses.append("d.created_at >= ?")
-            args.append(flt.since)
-        if flt.until is not None:
-            clauses.append("d.created_at < ?")
-            args.append(flt.until)
-        rows = conn.execute(
-            f"SELECT d.id FROM deliveries d WHERE {' AND '.join(clauses)} ORDER BY d.id LIMIT ?",
-            (*args, flt.limit),
-        ).fetchall()
-        chosen.update(dict.fromkeys(r[0] for r in rows))
-    return list(chosen), skipped
