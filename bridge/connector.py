@@ -7,6 +7,7 @@ protocols, so ``bridge/`` never imports a concrete system.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -64,11 +65,38 @@ class DeliveryJob:
     # The target's id of the entity as the id map keeps it from an earlier write (what the
     # target answered then); the sink may write to it directly. None when not yet written.
     mapped_id: str | None = None
+    # How often support replayed the delivery (``DeliveryRecord.generation``); None when the
+    # builder of the job left it out, and ``replay_generation`` reads it from the key then.
+    generation: int | None = None
 
     @property
     def external_id(self) -> str:
         """The key the target upserts by: ``<source>-<entity id>``, stable for an entity."""
         return f"{self.source}-{self.entity_id}"
+
+    @property
+    def replay_generation(self) -> int:
+        """How often support replayed this delivery (0: never); each replay is written under
+        a new operation key."""
+        if self.generation is not None:
+            return self.generation
+        return replay_generation_of(self.operation_key)
+
+    @property
+    def may_have_landed(self) -> bool:
+        """Whether an earlier attempt or replay may already have written this entity (a
+        retry, or any replay): a target without idempotency keys looks before it adds."""
+        return self.attempt > 1 or self.replay_generation > 0
+
+
+_REPLAYED = re.compile(r"-r([0-9]+)$")
+
+
+def replay_generation_of(operation_key: str) -> int:
+    """The replay generation an operation key carries (``DeliveryRecord.operation_key``:
+    ``bridge-<delivery id>``, ``-r<n>`` appended for the n-th replay); 0 for none."""
+    found = _REPLAYED.search(operation_key)
+    return int(found.group(1)) if found else 0
 
 
 class Mapped(Protocol):

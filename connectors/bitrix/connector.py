@@ -7,22 +7,15 @@
   ``auth_connector``, so nothing echoes.
 - **Out**: contacts and deals through ``crm.item.*`` (or shop orders through
   ``sale.order.*``), in ``batch`` calls of up to 50 (§1.5), keyed by the bridge's
-  ``originId``/``xmlId``. An entity the id map or this process knows is updated by its id;
-  a write the bridge cannot be sure did not land before (a retry, a replay) is looked up by
-  that key first (§2.7: Bitrix has no idempotency key); only a first attempt of an entity
-  the bridge never wrote is added unseen.
+  ``originId``/``xmlId`` (``writes.py``). Online events are parsed in ``webhooks.py``,
+  the OAuth tokens kept in ``tokens.py``.
 - Every call waits on one leaky bucket per portal (§1.6).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from bridge.connector import (
@@ -30,39 +23,27 @@ from bridge.connector import (
     ListedEntity,
     ListPage,
     PollResult,
-    WebhookRequest,
 )
 from bridge.errors import ConfigError, DeliveryError, PermanentError
 from bridge.logs import get_logger
 from bridge.settings import SystemSettings, WebhookAuth
-from bridge.store.records import InboundEvent
 from connectors.bitrix.client import (
     BATCH_MAX,
     PAGE,
     BitrixClient,
     BitrixError,
     LeakyBucket,
-    OAuthTokens,
 )
 from connectors.bitrix.errors import classify, is_not_found
 from connectors.bitrix.kinds import CUSTOMER, DEAL, Kind, kinds
 from connectors.bitrix.options import BitrixOptions
-from connectors.bitrix.webhooks import (
-    EVENTS,
-    OFFLINE_NUDGE,
-    check_application_token,
-    entity_names,
-    offline_event,
-    parse_event,
-    read_form,
-)
+from connectors.bitrix.tokens import oauth_tokens
+from connectors.bitrix.webhooks import EVENTS, BitrixWebhooks, entity_names, offline_event
+from connectors.bitrix.writes import BitrixWriter
 
 log = get_logger("connectors.bitrix")
 
-BALANCE = "balance"  # the bonus service's balance changes (bridge.bonus.mirror)
-WRITTEN_KEPT = 100_000  # ids of recent writes kept in memory (a few MB)
 CLEAR = "clear:"  # cursor: the offline batch stored and still to be cleared
-NUDGE = "trigger"  # the entity of an online event that only wakes the poller (no route)
 
 
 class BitrixConnector:
@@ -77,7 +58,6 @@ class BitrixConnector:
     ) -> None:
         self.name = name
         self.options = options
-        self._token = token
         self._names = entity_names(options.orders)
         self._kinds = kinds(options.orders)
         self._connector = options.auth_connector
@@ -91,12 +71,14 @@ class BitrixConnector:
                 options.url.get_secret_value(),
                 limiter=LeakyBucket(rate.burst, rate.per_second),
                 timeout=system.delivery.timeout_seconds,
-                oauth=self._tokens(name, options),
+                oauth=oauth_tokens(name, options),
             )
         self._recovered = False  # orphan reservations of the offline queue looked for
         self._bound = False  # offline bindings made since start
-        # (entity, our key) -> Bitrix's id, of what this process wrote (newest last).
-        self._written: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._writer = BitrixWriter(self._kinds, options, self._require_client, self._call)
+        self.deliver_batch = self._writer.deliver_batch
+        # Online events at /hooks/<system>; with the offline queue on they only wake it.
+        self.parse_webhook = BitrixWebhooks(name, options, token, queued=offline).parse_webhook
         # bridge.connector.BalanceMirror: the master's balance goes into a contact field.
         self.mirrors_balances = options.balance_field is not None and options.calls
 
@@ -117,25 +99,6 @@ class BitrixConnector:
         return f"Bitrix24 REST (user {who})"
 
     # -- change capture ------------------------------------------------------------------
-
-    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """Check the application token, then turn the event into one change (or, with the
-        offline queue on, into a wake-up of its poller)."""
-        form = read_form(request.body)
-        if self._token is not None:
-            check_application_token(form, self._token)
-        names = form.get("event") or [b""]
-        if self.feeds and names[0].decode("ascii", "replace").upper() == OFFLINE_NUDGE:
-            return [self._nudge(form)]
-        event = parse_event(form, self._names)
-        if self.feeds:  # the queue holds this change too; poll it now
-            return [self._nudge(form)]
-        return [event]
-
-    def _nudge(self, form: dict[str, list[bytes]]) -> InboundEvent:
-        ts = (form.get("ts") or [b"0"])[0].decode("ascii", "replace")
-        name = (form.get("event") or [b""])[0].decode("ascii", "replace").upper()
-        return InboundEvent(f"nudge:{name}:{ts}", NUDGE, name or "event", "wake", {"event": name})
 
     async def poll(self, feed: str, cursor: str | None) -> PollResult:
         """The offline queue (§3.5): clear the batch stored by the last poll (the cursor
@@ -278,142 +241,7 @@ class BitrixConnector:
 
     def batchable(self, job: DeliveryJob) -> bool:
         """Deals, contacts, shop orders and balances all go in ``batch``."""
-        return job.entity in self._kinds or job.entity == BALANCE
-
-    async def deliver_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryError | str | None]:
-        """Adds and updates in ``batch`` calls of up to 50 commands (after one look-up for
-        the writes that may have landed before); per job its Bitrix id, or the error."""
-        out: dict[str, DeliveryError | str | None] = {}
-        known: dict[str, str] = {}
-        for job in jobs:
-            if job.entity not in self._kinds and job.entity != BALANCE:
-                out[job.delivery_id] = PermanentError(
-                    f"Bitrix takes orders, customers and balances; route {job.entity!r}"
-                    " changes elsewhere"
-                )
-            elif (own := job.target_ref or job.mapped_id or self._own_id(job)) is not None:
-                known[job.delivery_id] = own
-        writes = [j for j in jobs if j.entity in self._kinds and j.delivery_id not in out]
-        unsure = [j for j in writes if j.delivery_id not in known]
-        unsure = [j for j in unsure if j.attempt > 1 or "-r" in j.operation_key]
-        try:
-            known |= await self._look_up(unsure)
-        except DeliveryError as exc:
-            for job in unsure:
-                out[job.delivery_id] = exc
-        groups: list[list[tuple[DeliveryJob, dict[str, tuple[str, dict[str, Any]]]]]] = [[]]
-        for job in jobs:
-            if job.delivery_id in out:
-                continue
-            try:
-                commands = self._commands(job, known.get(job.delivery_id))
-            except DeliveryError as exc:
-                out[job.delivery_id] = exc
-                continue
-            if commands is None:  # a balance with no one to show it to
-                out[job.delivery_id] = None
-                continue
-            if sum(len(c) for _j, c in groups[-1]) + len(commands) > BATCH_MAX:
-                groups.append([])
-            groups[-1].append((job, commands))
-        for group in groups:
-            if group:
-                out |= await self._run_batch(group, known)
-        return [out[j.delivery_id] for j in jobs]
-
-    def _commands(
-        self, job: DeliveryJob, own: str | None
-    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
-        """The batch commands of one job, named after its delivery."""
-        name = job.delivery_id
-        if job.entity == BALANCE:
-            return self._balance_commands(job)
-        kind, fields = self._kinds[job.entity], _fields(job)
-        if kind.shop:
-            fields.setdefault("lid", self.options.site)  # §2.5: the shop's site id
-        if own is not None and not own.isdigit():
-            raise PermanentError(f"cannot write Bitrix's {own!r} by id")
-        if own is not None:
-            return {name: kind.update(own, fields, self._connector)}
-        return {name: kind.add(fields, job.external_id, self._connector)}
-
-    def _balance_commands(self, job: DeliveryJob) -> dict[str, tuple[str, dict[str, Any]]] | None:
-        """Find the contact by the customer's phone and set the balance field, in one
-        request (§1.5: the update names the found id as ``$result[find][CONTACT][0]``)."""
-        state = job.state or {}
-        phone, balance = state.get("phone"), state.get("balance")
-        field = self.options.balance_field
-        if field is None or not isinstance(phone, str) or not phone or balance is None:
-            return None
-        find = f"find_{job.delivery_id}"
-        update = {
-            "entityTypeId": CUSTOMER.entity_type_id,
-            "id": f"$result[{find}][CONTACT][0]",
-            "useOriginalUfNames": "Y",
-            "fields": {field: str(balance)},
-        }
-        return {
-            find: (
-                "crm.duplicate.findbycomm",
-                {"type": "PHONE", "values": [phone], "entity_type": "CONTACT"},
-            ),
-            job.delivery_id: ("crm.item.update", update | {"auth_connector": self._connector}),
-        }
-
-    async def _run_batch(
-        self,
-        group: list[tuple[DeliveryJob, dict[str, tuple[str, dict[str, Any]]]]],
-        known: dict[str, str],
-    ) -> dict[str, DeliveryError | str | None]:
-        commands = {name: call for _job, calls in group for name, call in calls.items()}
-        try:
-            answer = await self._require_client().batch(
-                commands, params={"auth_connector": self._connector}
-            )
-        except BitrixError as exc:
-            error = classify(exc)
-            return {job.delivery_id: error for job, _calls in group}
-        out: dict[str, DeliveryError | str | None] = {}
-        for job, _calls in group:
-            name = job.delivery_id
-            if job.entity == BALANCE and not _found_contact(answer.results.get(f"find_{name}")):
-                out[name] = None  # no contact has the customer's phone: nothing to show
-            elif name in answer.errors:
-                out[name] = classify(answer.errors[name])
-            elif job.entity == BALANCE:
-                out[name] = None
-            else:
-                written = self._kinds[job.entity].one(answer.results.get(name))
-                own = written.get("id") if written else known.get(name)
-                out[name] = None if own is None else str(own)
-                if own is not None:
-                    self._remember(job, str(own))
-        return out
-
-    def _own_id(self, job: DeliveryJob) -> str | None:
-        """Bitrix's id of what this process wrote under the job's key before (a repeat of a
-        job, or a later one the id map has not caught up with: written again, not added)."""
-        return self._written.get((job.entity, job.external_id))
-
-    def _remember(self, job: DeliveryJob, own: str) -> None:
-        key = (job.entity, job.external_id)
-        self._written[key] = own
-        self._written.move_to_end(key)
-        if len(self._written) > WRITTEN_KEPT:
-            self._written.popitem(last=False)
-
-    async def _look_up(self, jobs: list[DeliveryJob]) -> dict[str, str]:
-        """Bitrix's ids of what the bridge wrote before under these jobs' keys."""
-        found: dict[str, str] = {}
-        for entity, kind in self._kinds.items():
-            mine = [j for j in jobs if j.entity == entity]
-            for start in range(0, len(mine), PAGE):
-                chunk = mine[start : start + PAGE]
-                method, params = kind.find([j.external_id for j in chunk])
-                rows = kind.rows(await self._call(method, params))
-                ids = {str(r.get(kind.key_field)): str(r["id"]) for r in rows if "id" in r}
-                found |= {j.delivery_id: ids[j.external_id] for j in chunk if j.external_id in ids}
-        return found
+        return self._writer.takes(job)
 
     # -- the wire ------------------------------------------------------------------------
 
@@ -429,86 +257,6 @@ class BitrixConnector:
                 f"system {self.name!r} has no options.url: the bridge only takes its webhooks"
             )
         return self._client
-
-    @staticmethod
-    def _tokens(name: str, options: BitrixOptions) -> OAuthTokens | None:
-        """The application's tokens: the configured ones, or the newer ones a refresh left
-        in the token file (a refresh token may be replaced on every refresh, §1.1)."""
-        oauth = options.oauth
-        if oauth is None:
-            return None
-        path = Path(oauth.token_file or f"var/bitrix-{name}-tokens.json")
-        configured = oauth.refresh_token.get_secret_value()
-        # The file belongs to the configured token it grew from: a new one in the config (the
-        # app installed again) starts afresh instead of refreshing with a dead one.
-        origin = hashlib.sha256(configured.encode()).hexdigest()[:16]
-        access, refresh = "", configured
-        try:
-            kept = json.loads(path.read_text(encoding="utf-8"))
-            if kept["from"] == origin:
-                access, refresh = str(kept["access_token"]), str(kept["refresh_token"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # none kept yet: refresh at the first call that needs a token
-
-        def kept_token() -> str | None:
-            try:
-                kept = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return None
-            token = kept.get("refresh_token") if isinstance(kept, dict) else None
-            return str(token) if token and kept.get("from") == origin else None
-
-        async def keep(tokens: OAuthTokens) -> None:
-            data = {
-                "from": origin,
-                "access_token": tokens.access_token,
-                "refresh_token": tokens.refresh_token,
-            }
-            try:
-                _write_atomically(path, json.dumps(data))
-            except OSError:  # the tokens in memory go on working until a restart
-                log.exception("bitrix_tokens_not_kept", system=name, path=str(path))
-
-        return OAuthTokens(
-            access_token=access,
-            refresh_token=refresh,
-            client_id=oauth.client_id,
-            client_secret=oauth.client_secret.get_secret_value(),
-            token_url=oauth.token_url,
-            on_refresh=keep,
-            configured_refresh_token=configured,
-            reload=kept_token,
-        )
-
-
-def _fields(job: DeliveryJob) -> dict[str, Any]:
-    """What to write: the route's mapped document (Bitrix's field names), or the change's
-    own ``document``/data for a route without a mapping file."""
-    if job.document is not None:
-        return dict(job.document)
-    payload = job.events[-1].payload if job.events else None
-    data = payload.get("document") or payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, Mapping):
-        raise PermanentError(f"{job.source} {job.entity} {job.entity_id}: nothing to write")
-    return dict(data)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path`` (mode 0600) so that a crash leaves the old file or the new one,
-    never half of either: a temporary file, fsync, rename, fsync of the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def _contact_of(person: Mapping[str, Any]) -> dict[str, Any]:
@@ -528,38 +276,12 @@ def _contact_of(person: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _found_contact(result: Any) -> bool:
-    """Whether a ``crm.duplicate.findbycomm`` answer names a contact (§2.1: ``{CONTACT:
-    [ids]}``, ``[]`` when none)."""
-    ids = result.get("CONTACT") if isinstance(result, Mapping) else None
-    return isinstance(ids, list) and bool(ids)
-
-
 def _with_external_id(kind: Kind, found: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(found)
     key = out.get(kind.key_field)
     if isinstance(key, str) and key:
         out.setdefault("externalId", key)
     return out
-
-
-class BitrixWebhooks:
-    """A portal the bridge only hears from (no ``options.url``): it parses the portal's
-    online events, and cannot be read, listed or written (a route into it is refused)."""
-
-    authenticates_body = True
-
-    def __init__(self, name: str, options: BitrixOptions, token: bytes | None) -> None:
-        self.name = name
-        self._token = token
-        self._names = entity_names(options.orders)
-
-    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
-        """Check the application token, then turn the event into one change."""
-        form = read_form(request.body)
-        if self._token is not None:
-            check_application_token(form, self._token)
-        return [parse_event(form, self._names)]
 
 
 class BitrixType:

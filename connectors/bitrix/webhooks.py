@@ -14,9 +14,10 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from bridge.connector import WebhookRejected
+from bridge.connector import WebhookRejected, WebhookRequest
 from bridge.errors import AuthError
 from bridge.store.records import InboundEvent
+from connectors.bitrix.options import BitrixOptions
 
 TOKEN_FIELD = "auth[application_token]"  # noqa: S105 (a form key, not a secret)
 MAX_DATA_FIELDS = 100
@@ -162,3 +163,45 @@ def _payload(form: RawForm, event: str, ts: str) -> dict[str, Any]:
         if form.get(key):
             payload[name] = form[key][0].decode("utf-8", "replace")
     return payload
+
+
+NUDGE = "trigger"  # the entity of an online event that only wakes the poller (no route)
+
+
+class BitrixWebhooks:
+    """The portal's online events at ``/hooks/<system>``, the application token checked.
+
+    Alone (no ``options.url``) it is the whole system: the bridge only hears from the
+    portal, and cannot read, list or write it (a route into it is refused). Inside a
+    connector whose offline queue is ``queued``, an event only wakes the queue's poller.
+    """
+
+    authenticates_body = True
+
+    def __init__(
+        self, name: str, options: BitrixOptions, token: bytes | None, *, queued: bool = False
+    ) -> None:
+        self.name = name
+        self._token = token
+        self._names = entity_names(options.orders)
+        self._queued = queued
+
+    def parse_webhook(self, request: WebhookRequest) -> list[InboundEvent]:
+        """Check the application token, then turn the event into one change (or, with the
+        offline queue on, into a wake-up of its poller)."""
+        form = read_form(request.body)
+        if self._token is not None:
+            check_application_token(form, self._token)
+        names = form.get("event") or [b""]
+        if self._queued and names[0].decode("ascii", "replace").upper() == OFFLINE_NUDGE:
+            return [_nudge(form)]
+        event = parse_event(form, self._names)
+        if self._queued:  # the queue holds this change too; poll it now
+            return [_nudge(form)]
+        return [event]
+
+
+def _nudge(form: RawForm) -> InboundEvent:
+    ts = (form.get("ts") or [b"0"])[0].decode("ascii", "replace")
+    name = (form.get("event") or [b""])[0].decode("ascii", "replace").upper()
+    return InboundEvent(f"nudge:{name}:{ts}", NUDGE, name or "event", "wake", {"event": name})

@@ -22,7 +22,7 @@ from bridge.settings import SystemSettings, WebhookAuth, WebhookSettings
 from bridge.store.records import EventRecord, Status
 from connectors.bitrix.connector import BITRIX, BitrixConnector
 from connectors.bitrix.emulator import BitrixEmulator
-from connectors.bitrix.emulator_wire import RestError
+from connectors.bitrix.emulator.wire import RestError
 from tests.support.bitrix import APP_TOKEN, oauth_options
 from tests.support.daemon import free_port
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bridge.connector import Emulator
 from connectors.bitrix.emulator import DEFAULT_APPLICATION_TOKEN, BitrixEmulator
-from connectors.bitrix.emulator_auth import Webhook
+from connectors.bitrix.emulator.auth import Webhook
 
 Json = dict[str, Any]
 

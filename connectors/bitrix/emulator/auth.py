@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.bitrix.emulator_wire import Clock, Json, RestError, system_error
+from connectors.bitrix.emulator.wire import Clock, Json, RestError, system_error
 
 ACCESS_TTL = 3600  # §1.1: access_token lives 1 h
 REFRESH_TTL = 180 * 24 * 3600  # §1.1: refresh_token lives 180 days

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.bitrix.emulator_auth import Caller
-from connectors.bitrix.emulator_wire import Json, Reply, php_int
+from connectors.bitrix.emulator.auth import Caller
+from connectors.bitrix.emulator.wire import Json, Reply, php_int
 
 GLOBAL = ""  # the scope every caller has: batch, server.time, profile, event.*
 

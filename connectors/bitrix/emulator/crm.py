@@ -1,7 +1,7 @@
 """The emulated portal's CRM: contacts and deals, their user fields and multifields.
 
-Rows are kept under the old UPPER_CASE names (bitrix.md §2.1/§2.2); emulator_crm_legacy.py
-and emulator_crm_items.py render them for `crm.contact.*`/`crm.deal.*` and `crm.item.*`.
+Rows are kept under the old UPPER_CASE names (bitrix.md §2.1/§2.2); crm_legacy.py
+and crm_items.py render them for `crm.contact.*`/`crm.deal.*` and `crm.item.*`.
 Every add, update and delete reports `ONCRM<TYPE>ADD|UPDATE|DELETE` with `{FIELDS: {ID}}`
 to the event hub (§2.2, §3.2). No optimistic locking: the last writer wins (§2.4).
 """
@@ -12,15 +12,15 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.bitrix.emulator_auth import Caller
-from connectors.bitrix.emulator_fields import (
+from connectors.bitrix.emulator.auth import Caller
+from connectors.bitrix.emulator.fields import (
     CONTACT,
     DEAL,
     Field,
     Kind,
     coerce,
 )
-from connectors.bitrix.emulator_wire import Clock, Json, RestError, iso, normalize_phone, php_list
+from connectors.bitrix.emulator.wire import Clock, Json, RestError, iso, normalize_phone, php_list
 
 Emit = Callable[[str, Json, Caller], None]  # (event name, event data, who made the change)
 UF_PREFIX = "UF_CRM_"

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator_calls import Call, Method
-from connectors.bitrix.emulator_crm import CrmStore, FieldError
-from connectors.bitrix.emulator_fields import (
+from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.crm import CrmStore, FieldError
+from connectors.bitrix.emulator.fields import (
     CONTACT,
     KINDS,
     MULTIFIELDS,
@@ -27,7 +27,7 @@ from connectors.bitrix.emulator_fields import (
     sort_rows,
     split_key,
 )
-from connectors.bitrix.emulator_wire import (
+from connectors.bitrix.emulator.wire import (
     Json,
     Reply,
     RestError,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator_calls import Call, Method
-from connectors.bitrix.emulator_crm import CrmStore, FieldError
-from connectors.bitrix.emulator_fields import (
+from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.crm import CrmStore, FieldError
+from connectors.bitrix.emulator.fields import (
     CONTACT,
     DEAL,
     MULTIFIELDS,
@@ -24,7 +24,7 @@ from connectors.bitrix.emulator_fields import (
     row_matches,
     sort_rows,
 )
-from connectors.bitrix.emulator_wire import Json, Reply, RestError, page, php_int, php_list
+from connectors.bitrix.emulator.wire import Json, Reply, RestError, page, php_int, php_list
 
 FINDBYCOMM_MAX = 20  # §2.1: at most 20 values
 

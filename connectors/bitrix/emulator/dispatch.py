@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.bitrix.emulator_auth import Caller, OAuthApp
-from connectors.bitrix.emulator_calls import GLOBAL, Call, Method
-from connectors.bitrix.emulator_limits import EmulatorFaults
-from connectors.bitrix.emulator_wire import (
+from connectors.bitrix.emulator.auth import Caller, OAuthApp
+from connectors.bitrix.emulator.calls import GLOBAL, Call, Method
+from connectors.bitrix.emulator.limits import BitrixFaults
+from connectors.bitrix.emulator.wire import (
     Clock,
     Json,
     Reply,
@@ -45,7 +45,7 @@ _MISSING = object()
 class Dispatcher:
     """Checks scope and context, injects faults, runs the handler, writes the envelope."""
 
-    def __init__(self, methods: dict[str, Method], faults: EmulatorFaults, clock: Clock) -> None:
+    def __init__(self, methods: dict[str, Method], faults: BitrixFaults, clock: Clock) -> None:
         self.methods, self.faults, self._clock = methods, faults, clock
         self.calls: dict[str, int] = {}  # every method call, batch commands included
         self.methods["batch"] = Method(GLOBAL, self._batch, batchable=False)
@@ -129,7 +129,7 @@ class Dispatcher:
             return RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", text).body()
         params = substitute(parse_query(query), found)
         params.pop("auth", None)  # the batch's own auth applies to every command
-        share = self.faults.take(name, inner=True)
+        share = self.faults.take(method=name, inner=True)
         return self.run(name, params, caller, share.error)[1]
 
 

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 import aiohttp
 
-from connectors.bitrix.emulator_auth import Caller, OAuthApp
-from connectors.bitrix.emulator_calls import Call, Method
-from connectors.bitrix.emulator_offline import OfflineQueue
-from connectors.bitrix.emulator_wire import (
+from connectors.bitrix.emulator.auth import Caller, OAuthApp
+from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.offline import OfflineQueue
+from connectors.bitrix.emulator.wire import (
     Clock,
     Json,
     Reply,
@@ -220,20 +220,7 @@ class EventHub:
             raise argument_error("Argument 'EVENT' is null or empty")
         if kind not in ("online", "offline"):
             raise argument_error("Value must be one of {online|offline}")
-        if user > 0 and not call.caller.admin and user != call.caller.user_id:
-            raise access_denied("Event binding with AUTH_TYPE requires administrator access rights")
-        if user <= 0 and not call.caller.admin:
-            user = call.caller.user_id
-        if kind == "offline":
-            if not call.caller.admin:
-                raise access_denied("Offline events binding requires administrator access rights")
-            handler, user = "", 0
-        elif not handler:
-            raise argument_error("Argument 'HANDLER' is null or empty")
-        elif not handler.startswith(("http://", "https://")):
-            # Decision: any http(s) URL is accepted; the cloud refuses local handlers (§1.1),
-            # which would make a loopback sandbox useless.
-            raise RestError(400, "ERROR_HANDLER_URL_MISMATCH", "Wrong handler URL")
+        handler, user = _handler_and_user(call, kind, handler, user)
         if event not in EVENTS or not _allowed(EVENTS[event], call.caller):
             raise RestError(400, "ERROR_EVENT_NOT_FOUND", "Event not found")
         if not handler and event == OFFLINE_NOTICE:
@@ -304,3 +291,23 @@ class EventHub:
 
 def _allowed(scope: str, caller: Caller) -> bool:
     return scope == "" or scope in caller.scopes
+
+
+def _handler_and_user(call: Call, kind: str, handler: str, user: int) -> tuple[str, int]:
+    """The handler URL and user an `event.bind` binds, checked against the caller's rights
+    (an offline binding has neither)."""
+    if user > 0 and not call.caller.admin and user != call.caller.user_id:
+        raise access_denied("Event binding with AUTH_TYPE requires administrator access rights")
+    if user <= 0 and not call.caller.admin:
+        user = call.caller.user_id
+    if kind == "offline":
+        if not call.caller.admin:
+            raise access_denied("Offline events binding requires administrator access rights")
+        return "", 0
+    if not handler:
+        raise argument_error("Argument 'HANDLER' is null or empty")
+    if not handler.startswith(("http://", "https://")):
+        # Decision: any http(s) URL is accepted; the cloud refuses local handlers (§1.1),
+        # which would make a loopback sandbox useless.
+        raise RestError(400, "ERROR_HANDLER_URL_MISMATCH", "Wrong handler URL")
+    return handler, user

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors._emulator.web import json_number
-from connectors.bitrix.emulator_wire import Json, decimal_of, php_list
+from connectors.bitrix.emulator.wire import Json, decimal_of, php_list
 
 # Longest first, so `!=%` is not read as `!=` + `%…`.
 OPERATORS = ("!=%", "!%=", ">=", "<=", "=%", "%=", "!@", "!=", "!%", ">", "<", "@", "%", "=", "!")

@@ -8,85 +8,45 @@ method costs CPU here, so it is offered as an injected fault instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
-from connectors.bitrix.emulator_wire import SYSTEM_ERRORS, Clock
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
+from connectors._emulator.faults import EmulatorFaults, check
+from connectors.bitrix.emulator.wire import SYSTEM_ERRORS, Clock
 
 
 @dataclass
-class EmulatorFaults:
-    """Failures to inject; the next `count` requests they apply to get them (-1: all).
+class BitrixFaults(EmulatorFaults):
+    """The shared faults, and a §1.7 system error answered as JSON, all narrowed to `methods`.
 
     `methods` narrows them to calls of those REST methods (`oauth.token` is the token
     endpoint); an `error` whose `methods` names a method also fails that method's commands
     inside a `batch` (`result_error`), as the cloud's per-method 429 does (§1.6).
     """
 
-    latency: float = 0.0  # seconds added before every answer
-    http_status: int | None = None  # answered by the "nginx" in front, with an HTML page
-    hang: float = 0.0  # seconds of silence before answering, for client timeouts
-    outage: bool = False  # close the connection without an answer
     error: str | None = None  # a §1.7 system error code, answered as JSON with its status
     methods: list[str] = field(default_factory=list)
-    count: int = -1
 
-    def set(
-        self,
-        latency: float = 0.0,
-        http_status: int | None = None,
-        hang: float = 0.0,
-        outage: bool = False,
-        error: str | None = None,
-        methods: Sequence[str] = (),
-        count: int = -1,
-    ) -> None:
-        """Replace every setting at once (what is left out is cleared); ValueError if bad."""
-        # Checked here rather than by type hints alone: the admin endpoint passes JSON values.
-        for name, value in (("latency", latency), ("hang", hang)):
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            _check(number and value >= 0, f"{name} must be a number of seconds >= 0")
-        status_ok = http_status is None or (type(http_status) is int and 400 <= http_status <= 599)
-        _check(status_ok, "http_status must be an integer 400..599 or null")
-        _check(isinstance(outage, bool), "outage must be true or false")
-        _check(
+    SELECTORS: ClassVar[tuple[str, ...]] = ("count", "methods")
+
+    def check_extra(self, values: dict[str, Any]) -> dict[str, Any]:
+        """`error` one of the §1.7 codes, `methods` a list of REST method names."""
+        error, methods = values["error"], values["methods"]
+        check(
             error is None or error in SYSTEM_ERRORS,
             f"error must be null or one of {', '.join(sorted(SYSTEM_ERRORS))}",
         )
         names_ok = isinstance(methods, list | tuple) and all(isinstance(m, str) for m in methods)
-        _check(names_ok, "methods must be a list of REST method names")
-        _check(type(count) is int and count >= -1, "count must be an integer >= -1")
-        self.latency, self.http_status, self.hang = float(latency), http_status, float(hang)
-        self.outage, self.error, self.count = outage, error, count
-        self.methods = [m.lower() for m in methods]
+        check(names_ok, "methods must be a list of REST method names")
+        return values | {"methods": [m.lower() for m in methods]}
 
-    def clear(self) -> None:
-        """Behave again."""
-        self.set()
-
-    def snapshot(self) -> dict[str, object]:
-        """The settings as JSON."""
-        return asdict(self)
-
-    def take(self, method: str, *, inner: bool = False) -> EmulatorFaults:
-        """The faults for one request (or, `inner`, one batch command), counted."""
-        idle = EmulatorFaults(count=self.count, methods=self.methods)
-        if self.count == 0 or self == idle:
-            return EmulatorFaults()
-        if self.methods and method.lower() not in self.methods:
-            return EmulatorFaults()
+    def applies(self, share: Self, **request: Any) -> Self | None:
+        """Faults for a request of `method` (or, `inner`, one batch command of it)."""
+        method, inner = str(request["method"]).lower(), bool(request.get("inner"))
+        if self.methods and method not in self.methods:
+            return None
         if inner and (not self.methods or self.error is None):
-            return EmulatorFaults()  # transport faults hit the HTTP request, not a command
-        share = EmulatorFaults(**asdict(self))
-        if self.count > 0:
-            self.count -= 1
-            if self.count == 0:
-                self.clear()
+            return None  # transport faults hit the HTTP request, not a command
         return share
 
 

@@ -16,9 +16,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator_calls import Call, Method
-from connectors.bitrix.emulator_fields import Resolve, row_matches, sort_rows
-from connectors.bitrix.emulator_wire import (
+from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.fields import Resolve, row_matches, sort_rows
+from connectors.bitrix.emulator.wire import (
     PAGE,
     Clock,
     Json,

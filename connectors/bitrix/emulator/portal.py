@@ -11,12 +11,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from connectors.bitrix.emulator_auth import PORTAL_USER
-from connectors.bitrix.emulator_crm import CrmStore, FieldError
-from connectors.bitrix.emulator_events import EventHub
-from connectors.bitrix.emulator_fields import CONTACT, DEAL, Kind
-from connectors.bitrix.emulator_sale import SaleStore, render
-from connectors.bitrix.emulator_wire import Json, RestError
+from connectors.bitrix.emulator.auth import PORTAL_USER
+from connectors.bitrix.emulator.crm import CrmStore, FieldError
+from connectors.bitrix.emulator.events import EventHub
+from connectors.bitrix.emulator.fields import CONTACT, DEAL, Kind
+from connectors.bitrix.emulator.sale import SaleStore, render
+from connectors.bitrix.emulator.wire import Json, RestError
 
 BONUS_FIELD = "UF_CRM_BONUS_BALANCE"  # §2.6: the recommended contact user field
 # The same people as the other sandboxes (README): phone, bonus balance.

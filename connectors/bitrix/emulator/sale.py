@@ -16,11 +16,11 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator_auth import Caller
-from connectors.bitrix.emulator_calls import Call, Method
-from connectors.bitrix.emulator_crm import Emit
-from connectors.bitrix.emulator_fields import Field, coerce, item_value, row_matches, sort_rows
-from connectors.bitrix.emulator_wire import (
+from connectors.bitrix.emulator.auth import Caller
+from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.crm import Emit
+from connectors.bitrix.emulator.fields import Field, coerce, item_value, row_matches, sort_rows
+from connectors.bitrix.emulator.wire import (
     Clock,
     Json,
     Reply,
@@ -145,60 +145,75 @@ def render(order: Json, select: list[str] | None = None) -> Json:
 
 def sale_methods(store: SaleStore) -> dict[str, Method]:
     """The method table of `sale.order.*`."""
+    handlers = _SaleHandlers(store)
+    return {
+        "sale.order.add": Method("sale", handlers.add),
+        "sale.order.update": Method("sale", handlers.update),
+        "sale.order.get": Method("sale", handlers.get),
+        "sale.order.list": Method("sale", handlers.listing),
+        "sale.order.delete": Method("sale", handlers.delete),
+    }
 
-    def admin(call: Call) -> None:
-        if not call.caller.admin:  # §2.5: admin only
-            raise RestError(400, NO_RIGHTS, "Access denied")
 
-    def found(call: Call) -> Json:
-        admin(call)
-        number = php_int(call.get("id"))
-        if number <= 0:
-            raise RestError(400, MISSING, "Required parameter 'id' is not set")
-        order = store.orders.get(number)
-        if order is None:
-            raise RestError(400, NOT_FOUND, "order does not exist")
-        return order
+class _SaleHandlers:
+    """The handlers of `sale.order.*` over one store."""
 
-    def fields_of(call: Call) -> Mapping[str, Any]:
-        fields = call.get("fields")
-        if not isinstance(fields, Mapping):
-            raise RestError(400, MISSING, "Required parameter 'fields' is not set")
-        return fields
+    def __init__(self, store: SaleStore) -> None:
+        self.store = store
 
-    def add(call: Call) -> Reply:
-        admin(call)
-        return Reply({"order": render(store.add(fields_of(call), call.caller))})
+    def add(self, call: Call) -> Reply:
+        """`sale.order.add`."""
+        _admin(call)
+        return Reply({"order": render(self.store.add(_fields_of(call), call.caller))})
 
-    def update(call: Call) -> Reply:
-        order = found(call)
-        return Reply({"order": render(store.update(order, fields_of(call), call.caller))})
+    def update(self, call: Call) -> Reply:
+        """`sale.order.update`."""
+        order = self._found(call)
+        return Reply({"order": render(self.store.update(order, _fields_of(call), call.caller))})
 
-    def get(call: Call) -> Reply:
-        return Reply({"order": render(found(call))})
+    def get(self, call: Call) -> Reply:
+        """`sale.order.get`."""
+        return Reply({"order": render(self._found(call))})
 
-    def delete(call: Call) -> Reply:
-        store.delete(found(call), call.caller)
+    def delete(self, call: Call) -> Reply:
+        """`sale.order.delete`."""
+        self.store.delete(self._found(call), call.caller)
         return Reply(True)
 
-    def listing(call: Call) -> Reply:
-        admin(call)
-
-        def resolve(name: str) -> str | None:
-            return name if name in _BY_NAME else None  # Decision: unknown names are ignored
-
-        rows = [o for o in store.orders.values() if row_matches(o, call.get("filter"), resolve)]
-        rows = sort_rows([{"ID": o["id"], **o} for o in rows], call.get("order"), resolve)
+    def listing(self, call: Call) -> Reply:
+        """`sale.order.list`."""
+        _admin(call)
+        orders = self.store.orders.values()
+        rows = [o for o in orders if row_matches(o, call.get("filter"), _resolve)]
+        rows = sort_rows([{"ID": o["id"], **o} for o in rows], call.get("order"), _resolve)
         chosen = page(rows, call.start)
         select = [str(s) for s in php_list(call.get("select"))]
         plain = [{k: v for k, v in o.items() if k != "ID"} for o in chosen.result]
         chosen.result = {"orders": [render(o, select) for o in plain]}
         return chosen
 
-    return {
-        "sale.order.add": Method("sale", add),
-        "sale.order.update": Method("sale", update),
-        "sale.order.get": Method("sale", get),
-        "sale.order.list": Method("sale", listing),
-        "sale.order.delete": Method("sale", delete),
-    }
+    def _found(self, call: Call) -> Json:
+        _admin(call)
+        number = php_int(call.get("id"))
+        if number <= 0:
+            raise RestError(400, MISSING, "Required parameter 'id' is not set")
+        order = self.store.orders.get(number)
+        if order is None:
+            raise RestError(400, NOT_FOUND, "order does not exist")
+        return order
+
+
+def _admin(call: Call) -> None:
+    if not call.caller.admin:  # §2.5: admin only
+        raise RestError(400, NO_RIGHTS, "Access denied")
+
+
+def _fields_of(call: Call) -> Mapping[str, Any]:
+    fields = call.get("fields")
+    if not isinstance(fields, Mapping):
+        raise RestError(400, MISSING, "Required parameter 'fields' is not set")
+    return fields
+
+
+def _resolve(name: str) -> str | None:
+    return name if name in _BY_NAME else None  # Decision: unknown names are ignored

@@ -18,21 +18,20 @@ the UI, which fires events).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import time
 from collections.abc import Collection, Sequence
 from contextvars import ContextVar
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from connectors._emulator.web import json_object, json_reply, nginx_page, serve
-from connectors.bitrix.emulator_auth import (
+from connectors._emulator.faults import ADMIN, answer_faults
+from connectors._emulator.web import json_object, json_reply, serve
+from connectors.bitrix.emulator.auth import (
     DEFAULT_SCOPES,
     PORTAL_USER,
     Caller,
@@ -40,15 +39,15 @@ from connectors.bitrix.emulator_auth import (
     Webhook,
     webhook_caller,
 )
-from connectors.bitrix.emulator_crm import CrmStore
-from connectors.bitrix.emulator_crm_items import item_methods
-from connectors.bitrix.emulator_crm_legacy import legacy_methods
-from connectors.bitrix.emulator_dispatch import Dispatcher, general_methods
-from connectors.bitrix.emulator_events import EVENTS, EventHub, Portal
-from connectors.bitrix.emulator_limits import EmulatorFaults, LeakyBucket
-from connectors.bitrix.emulator_portal import PortalAdmin
-from connectors.bitrix.emulator_sale import SaleStore, sale_methods
-from connectors.bitrix.emulator_wire import (
+from connectors.bitrix.emulator.crm import CrmStore
+from connectors.bitrix.emulator.crm_items import item_methods
+from connectors.bitrix.emulator.crm_legacy import legacy_methods
+from connectors.bitrix.emulator.dispatch import Dispatcher, general_methods
+from connectors.bitrix.emulator.events import EVENTS, EventHub, Portal
+from connectors.bitrix.emulator.limits import BitrixFaults, LeakyBucket
+from connectors.bitrix.emulator.portal import PortalAdmin
+from connectors.bitrix.emulator.sale import SaleStore, sale_methods
+from connectors.bitrix.emulator.wire import (
     Clock,
     Json,
     RestError,
@@ -57,7 +56,6 @@ from connectors.bitrix.emulator_wire import (
     system_error,
 )
 
-ADMIN = "/__emulator__"
 MAX_BODY = 16 * 1024 * 1024  # a 50-command batch of rich deals is past aiohttp's 1 MB
 DEFAULT_WEBHOOK = Webhook(1, "sandbox0webhook1")  # 16 characters, like a portal's codes
 DEFAULT_APPLICATION_TOKEN = "sandbox-bitrix-app-token"  # noqa: S105 - README's sandbox value
@@ -93,7 +91,7 @@ class BitrixEmulator:
         self.clock: Clock = clock or time.time
         self.webhooks = {hook.user_id: hook for hook in webhooks}
         self.url = ""  # set by start(), once the port is known
-        self.faults = EmulatorFaults()
+        self.faults = BitrixFaults()
         self.bucket = LeakyBucket(burst, leak, self.clock)
         self.app = OAuthApp(
             client_id=client_id, client_secret=client_secret, scopes=app_scopes, clock=self.clock
@@ -183,13 +181,10 @@ class BitrixEmulator:
         if request.path.startswith(f"{ADMIN}/"):
             response: web.StreamResponse = await handler(request)
             return response
-        faults = self.faults.take(_method_of(request.path))
-        if faults.outage and request.transport is not None:
-            request.transport.close()  # aiohttp drops the answer to a closed transport
-            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
-        await asyncio.sleep(faults.hang + faults.latency)
-        if faults.http_status is not None:
-            return nginx_page(faults.http_status)
+        faults = self.faults.take(method=_method_of(request.path))
+        refused = await answer_faults(request, faults)
+        if refused is not None:
+            return refused
         _FAULT_ERROR.set(faults.error)
         return await handler(request)  # type: ignore[no-any-return]
 
