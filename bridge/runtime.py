@@ -24,11 +24,14 @@ from bridge.mirror.dispatcher import Dispatcher
 from bridge.mirror.intake import Intake
 from bridge.mirror.poller import Poller
 from bridge.mirror.router import Router
+from bridge.owed.handlers import Handlers
+from bridge.owed.sweeper import OwedSweeper
 from bridge.registry import Connectors, build_connectors
 from bridge.settings import BONUS_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway
 from bridge.store import Store, open_store
+from bridge.store.owed import owed_store_of
 
 log = get_logger("bridge.runtime")
 
@@ -54,10 +57,18 @@ class Runtime:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     intake: Intake = field(init=False)
+    # The calls the bridge owes a system (bridge.owed): reservations register theirs.
+    owed: OwedSweeper = field(init=False)
 
     def __post_init__(self) -> None:
         # Webhooks, pollers and backfills store changes through it; it wakes the lanes.
         self.intake = Intake(self.store, self.router, self._wake)
+        self.owed = OwedSweeper(
+            owed_store_of(self.store),
+            Handlers(),
+            self.owner,
+            lease_seconds=self.loaded.settings.store.lease_seconds,
+        )
 
     @property
     def settings(self) -> Settings:
@@ -85,6 +96,7 @@ class Runtime:
             self.bonus = BonusService(self.settings.bonus, master, ledger, self.store, self.metrics)
             self.reservations = self._reservation_service(self.bonus, ledger)
             await self.reservations.start()
+            await self.owed.start()  # after its handlers are registered: calls owed before
         if not dispatch:
             return
         mirrors = self._balance_mirrors()
@@ -140,11 +152,24 @@ class Runtime:
                     ]
                 )
             return ReservationService(
-                bonus, self.store, self.settings.bonus, None, verifier=ledger, metrics=self.metrics
+                bonus,
+                self.store,
+                self.settings.bonus,
+                None,
+                verifier=ledger,
+                metrics=self.metrics,
+                owed=self.owed,
+                owed_store=self.owed.store,
             )
         gateway = build_gateway(sms, self.store)
         return ReservationService(
-            bonus, self.store, self.settings.bonus, gateway, metrics=self.metrics
+            bonus,
+            self.store,
+            self.settings.bonus,
+            gateway,
+            metrics=self.metrics,
+            owed=self.owed,
+            owed_store=self.owed.store,
         )
 
     async def start_emulators(self) -> None:
@@ -166,6 +191,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop in reverse order; queued writes commit before the store closes."""
+        await self.owed.stop()
         if self.reservations is not None:
             await self.reservations.stop()
         if self.backfiller is not None:

@@ -120,7 +120,10 @@ def cursor_view(c: Cursor) -> dict[str, Any]:
 
 
 def reservation_view(
-    rsv: Reservation, attempts: int, history: list[Step] | None = None
+    rsv: Reservation,
+    attempts: int,
+    history: list[Step] | None = None,
+    next_attempt_at: float | None = None,
 ) -> dict[str, Any]:
     """A reservation as the API shows it; never a code, a digest, or a full phone."""
     out: dict[str, Any] = {
@@ -147,8 +150,8 @@ def reservation_view(
         out["returned"] = str(rsv.returned)  # given back at the master on returns so far
     if rsv.pending is not None:
         out["master_call_pending"] = rsv.pending  # a release or commit still owed
-        if rsv.pending_due_at is not None:
-            out["next_attempt_at"] = iso(rsv.pending_due_at)
+        if next_attempt_at is not None:  # when its owed call (bridge.owed) is tried next
+            out["next_attempt_at"] = iso(next_attempt_at)
     if rsv.error_code is not None:
         out["error"] = {"code": rsv.error_code, "detail": rsv.error_detail}
     if history is not None:

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import getpass
 import sys
+import time
+from typing import Any
 
 from rich.progress import Progress
 
@@ -14,7 +16,9 @@ from bridge.cli.events import add_filter_options
 from bridge.cli.output import FAILURE, OK, USAGE, fail, fail_all, out, print_json
 from bridge.errors import NotFound
 from bridge.filters import FilterError, parse_filter
+from bridge.owed.calls import OwedStatus, parse_owed_ref
 from bridge.store import Store
+from bridge.store.owed import owed_store_of
 from bridge.store.records import EventFilter, ReplayResult, Status
 from bridge.views import replay_view
 
@@ -26,13 +30,16 @@ def register(commands: Commands) -> None:
     parser = add_command(
         commands,
         "replay",
-        "requeue deliveries by id (evt_/dlv_) or by filter; history records the replay",
-        "bridge replay evt_42 dlv_7\n"
+        "requeue deliveries by id (evt_/dlv_) or by filter, or dead owed calls by id (own_);"
+        " history records the replay",
+        "bridge replay evt_42 dlv_7\nbridge replay own_12\n"
         "bridge replay --status dead --target retailcrm --since 1d --dry-run",
         run,
     )
     parser.add_argument(
-        "ids", nargs="*", help="event ids (replays their dead deliveries) or delivery ids"
+        "ids",
+        nargs="*",
+        help="event ids (replays their dead deliveries), delivery ids, or owed-call ids",
     )
     add_filter_options(parser, status_default=None)
     parser.add_argument("--dry-run", action="store_true", help="show what would be requeued")
@@ -41,7 +48,14 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replay by ids, or by filter with confirmation."""
+    """Replay owed calls by id (``own_``), or deliveries by id or by filter."""
+    if any(parse_owed_ref(i) is not None for i in args.ids):
+        return replay_owed(args)
+    return replay_deliveries(args)
+
+
+def replay_deliveries(args: argparse.Namespace) -> int:
+    """Replay deliveries by ids, or by filter with confirmation."""
     bulk = any(getattr(args, k) for k in ("status", "source", "target", "since", "until"))
     if not args.ids and not bulk:
         return fail("give ids, or --status dead with filters (see bridge replay --help)", USAGE)
@@ -87,6 +101,43 @@ def run(args: argparse.Namespace) -> int:
     _report(ReplayResult(done, plan.skipped), dry_run=False, as_json=args.json)
     # An id that names nothing is a mistake worth an exit code, even beside ones that worked.
     return FAILURE if "not found" in plan.skipped.values() else OK
+
+
+def replay_owed(args: argparse.Namespace) -> int:
+    """Requeue dead owed calls (``own_12``) by id; the running daemon makes them again."""
+    if not all(parse_owed_ref(i) is not None for i in args.ids):
+        return fail("give owed-call ids (own_) apart from event and delivery ids", USAGE)
+    loaded = load(args)
+    if loaded is None:
+        return FAILURE
+    actor = f"cli:{getpass.getuser()}"
+    report = asyncio.run(with_store(loaded, lambda store: _replay_owed(store, args, actor)))
+    if args.json:
+        print_json(report)
+    else:
+        for ref, what in report["owed"].items():
+            out.print(f"{ref}: {what}", markup=False)
+    done = all(w in ("requeued", "would requeue") for w in report["owed"].values())
+    return OK if done else FAILURE
+
+
+async def _replay_owed(store: Store, args: argparse.Namespace, actor: str) -> dict[str, Any]:
+    owed = owed_store_of(store)
+    report: dict[str, str] = {}
+    for ref in args.ids:
+        try:
+            call = await owed.get_owed(ref)
+        except NotFound:
+            report[ref] = "not found"
+            continue
+        if call.status is not OwedStatus.DEAD:
+            report[ref] = f"not dead ({call.status}): nothing to requeue"
+        elif args.dry_run:
+            report[ref] = "would requeue"
+        else:
+            await owed.replay_owed(ref, actor, time.time())
+            report[ref] = "requeued"
+    return {"dry_run": bool(args.dry_run), "owed": report}
 
 
 async def _requeue(store: Store, plan: ReplayResult, actor: str, quiet: bool) -> list[str]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from typing import Any
 
-from bridge.bonus.reservations import ReservationProblem, cancel_requested
+from bridge.bonus.reservations import ReservationProblem, cancel_requested, release_call
 from bridge.cli.common import Commands, add_command, load, with_store
 from bridge.cli.output import FAILURE, OK, USAGE, fail, out, print_json, print_table, short_time
 from bridge.errors import NotFound
+from bridge.owed.calls import OwedStatus
 from bridge.store import Store
+from bridge.store.owed import owed_store_of
 from bridge.store.reservations import RsvStatus, Step, VersionConflict
 from bridge.views import reservation_view
 
@@ -103,8 +104,11 @@ def run_list(args: argparse.Namespace) -> int:
     return OK
 
 
-async def _show(store: Store, rsv_id: str) -> tuple[Any, list[Step]]:
-    return await store.get_reservation(rsv_id), await store.reservation_history(rsv_id)
+async def _show(store: Store, rsv_id: str) -> tuple[Any, list[Step], float | None]:
+    rsv = await store.get_reservation(rsv_id)
+    owed = await owed_store_of(store).owed_for(rsv_id) if rsv.pending is not None else []
+    due = min((c.due_at for c in owed if c.status is OwedStatus.PENDING), default=None)
+    return rsv, await store.reservation_history(rsv_id), due
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -113,10 +117,10 @@ def run_show(args: argparse.Namespace) -> int:
     if loaded is None:
         return FAILURE
     try:
-        rsv, history = asyncio.run(with_store(loaded, lambda store: _show(store, args.id)))
+        rsv, history, due = asyncio.run(with_store(loaded, lambda store: _show(store, args.id)))
     except NotFound as exc:
         return fail(str(exc))
-    view = reservation_view(rsv, loaded.settings.bonus.reservations.max_attempts, history)
+    view = reservation_view(rsv, loaded.settings.bonus.reservations.max_attempts, history, due)
     if args.json:
         print_json(view)
         return OK
@@ -136,23 +140,28 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 async def _cancel(store: Store, rsv_id: str) -> Any:
+    owed = owed_store_of(store)
     for _ in range(5):
         rsv = await store.get_reservation(rsv_id)
-        moved = cancel_requested(rsv, time.time())
-        if moved is None:
+        requested = cancel_requested(rsv)
+        if requested is None:
             return rsv
+        moved, then = requested
         try:
-            return await store.update_reservation(
+            cancelled, _calls = await owed.update_reservation_owing(
                 moved,
                 [Step("cancel_requested", RsvStatus.RELEASE_PENDING, actor="cli")],
+                [release_call(moved, then)],
             )
+            return cancelled
         except VersionConflict:
             continue  # the daemon moved it on meanwhile: decide again
     raise ReservationProblem("busy", "the reservation kept changing; try again")
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    """Owe a release; the daemon's sweeper makes it at the master within a second."""
+    """Owe a release; the daemon's owed-call sweeper makes it at the master within a
+    second."""
     loaded = load(args)
     if loaded is None:
         return FAILURE

@@ -14,6 +14,7 @@ from bridge.cli.common import Commands, add_command, load, with_store
 from bridge.cli.output import FAILURE, OK, fail, out, print_json, print_table, short_time
 from bridge.settings import HttpSettings
 from bridge.store import Store
+from bridge.store.owed import owed_store_of
 from bridge.views import backfill_view, cursor_view, queue_view
 
 
@@ -23,7 +24,7 @@ def register(commands: Commands) -> None:
         commands,
         "status",
         "queue depth per target and status, oldest pending age, cursors, reservations by state,"
-        " breaker states (asked of the running daemon)",
+        " calls owed per system and status, breaker states (asked of the running daemon)",
         "bridge status --json | jq '.queues[] | select(.status == \"dead\")'",
         run,
     )
@@ -39,6 +40,10 @@ async def gather_status(store: Store) -> dict[str, Any]:
         "cursors": [cursor_view(c) for c in await store.list_cursors()],
         "reservations": dict(sorted((await store.count_reservations()).items())),
         "backfills": [backfill_view(b) for b in await store.list_backfills(open_only=True)],
+        "owed": [
+            {"system": system, "status": str(status), "count": count}
+            for (system, status), count in sorted((await owed_store_of(store).count_owed()).items())
+        ],
     }
 
 
@@ -83,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"Events: {counts}", markup=False)
     held = ", ".join(f"{k} {v}" for k, v in data["reservations"].items()) or "none yet"
     out.print(f"Reservations: {held}", markup=False)
+    owed = ", ".join(f"{o['system']} {o['status']} {o['count']}" for o in data["owed"])
+    out.print(f"Owed calls: {owed or 'none yet'}", markup=False)
     for b in data["backfills"]:
         total = f" of {b['total']}" if b["total"] is not None else ""
         out.print(

@@ -86,14 +86,15 @@ async def read_optional(request: web.Request, model: type[BaseModel]) -> Any:
     return await read_model(request, model)
 
 
-def answer(svc: ReservationService, rsv: Reservation, created: bool = False) -> web.Response:
+async def answer(svc: ReservationService, rsv: Reservation, created: bool = False) -> web.Response:
     """201 for a new one, 202 while a master call is still owed, else 200."""
     status = 200
     if created:
         status = 201
     elif rsv.pending is not None:  # a commit or release is owed to the master: accepted
         status = 202
-    return json_response(reservation_view(rsv, svc.rules.max_attempts), status)
+    later = await svc.next_attempt_at(rsv)
+    return json_response(reservation_view(rsv, svc.rules.max_attempts, None, later), status)
 
 
 def problem(exc: Exception) -> Problem:
@@ -148,7 +149,7 @@ async def create(request: web.Request) -> web.Response:
         raise problem(exc) from exc
     except (MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
-    return answer(svc, rsv, created)
+    return await answer(svc, rsv, created)
 
 
 async def order_taken(
@@ -177,7 +178,8 @@ async def show(request: web.Request) -> web.Response:
         rsv, history = await svc.get(reservation_id(request), owner(client))
     except ReservationProblem as exc:
         raise problem(exc) from exc
-    return json_response(reservation_view(rsv, svc.rules.max_attempts, history))
+    later = await svc.next_attempt_at(rsv)
+    return json_response(reservation_view(rsv, svc.rules.max_attempts, history, later))
 
 
 Move = Callable[[ReservationService, str, Any, Client], Awaitable[Reservation]]
@@ -196,7 +198,7 @@ async def _move(
             rsv = await move(svc, rsv_id, body, client)
     except (ReservationProblem, MasterUnavailable, LedgerRefused) as exc:
         raise problem(exc) from exc
-    return answer(svc, rsv)
+    return await answer(svc, rsv)
 
 
 async def confirm(request: web.Request) -> web.Response:

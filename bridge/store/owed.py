@@ -9,9 +9,11 @@ it owes are written in one transaction (``update_reservation_owing``): the row t
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Protocol
 
+from bridge.errors import StoreError
 from bridge.owed.calls import NewOwedCall, OwedCall, OwedOutcome, OwedStatus
 from bridge.store.reservations import Reservation, Step
 
@@ -71,3 +73,27 @@ class OwedStore(Protocol):
     async def replay_owed(self, call_id: str, actor: str, now: float) -> OwedCall:
         """Requeue a dead call (attempts from 0, due now); NotFound for an unknown id, the
         call unchanged when it is not dead."""
+
+
+_MEMORY: weakref.WeakKeyDictionary[object, OwedStore] = weakref.WeakKeyDictionary()
+
+
+def owed_store_of(store: object) -> OwedStore:
+    """The owed-call side of an event store (sharing its transactions): SQLite's on the same
+    file, the memory store's in memory (one per store)."""
+    # Imported here: the engines import this module's records, not the other way round.
+    from bridge.store.memory import MemoryStore
+    from bridge.store.memory_owed import MemoryOwedStore
+    from bridge.store.sqlite.owed import SQLiteOwedStore
+    from bridge.store.sqlite.store import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return SQLiteOwedStore(store)
+    if isinstance(store, MemoryStore):
+        found = _MEMORY.get(store)
+        if found is None:
+            found = _MEMORY[store] = MemoryOwedStore(
+                store, lease_seconds=float(getattr(store, "lease_seconds", 60.0))
+            )
+        return found
+    raise StoreError(f"{type(store).__name__} keeps no owed calls")

@@ -23,3 +23,27 @@ CREATE TABLE owed_calls (
 CREATE INDEX owed_calls_due ON owed_calls (status, due_at);
 
 CREATE INDEX owed_calls_subject ON owed_calls (subject);
+
+-- The master calls reservations owed until now (reservations.pending*) become owed calls,
+-- due when they were due, with the same operation ids the master has seen; nothing is lost.
+INSERT INTO owed_calls (system, operation, operation_id, arguments, subject, status,
+                        attempts, due_at, created_at, updated_at)
+SELECT master,
+       'reservation.' || pending,
+       CASE pending
+           WHEN 'reverse' THEN id || ':reverse:'
+               || printf('%.2f', coalesce(CAST(returned AS REAL), 0)
+                                 + CAST(pending_amount AS REAL))
+           ELSE id || ':' || pending
+       END,
+       json_object('amount', pending_amount, 'then', pending_then),
+       id, 'pending', pending_attempts, coalesce(pending_due_at, updated_at),
+       updated_at, updated_at
+  FROM reservations
+ WHERE pending IS NOT NULL;
+
+-- The reservation keeps what is owed (pending, pending_amount) as its own state; when and
+-- how often it is tried is the owed call's.
+UPDATE reservations
+   SET pending_due_at = NULL, pending_attempts = 0
+ WHERE pending IS NOT NULL;
