@@ -2,7 +2,7 @@
 
 Every call waits its turn at the key's limiter, so a look-up reads the account and the
 cart's cap every time and keeps the two bonus-detail calls (pending, burning soon) per
-account for a while (``connectors/retailcrm/loyalty.py``). These tests pin the number of
+account for a while (``connectors/retailcrm/master.py``). These tests pin the number of
 calls and the trade-off: details are fresh after a write through the connector, and at
 most ``details_ttl`` old after a write made elsewhere.
 """

@@ -104,7 +104,7 @@ def test_only_paths_with_every_fan_out() -> None:
 
 
 # RetailCRM reads payments back keyed by payment id, and an empty set as PHP's `[]`
-# (reference/retailcrm-api.md §1.4, §2.2; connectors/retailcrm/emulator_orders.py).
+# (reference/retailcrm-api.md §1.4, §2.2; connectors/retailcrm/emulator/orders.py).
 BY_ID = {
     "payments": {
         "17": {"id": 17, "type": "cash", "amount": 100},

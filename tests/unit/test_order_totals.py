@@ -11,7 +11,7 @@ included), and lines + delivery − discounts equal the total the target receive
   bonuses_charged = total, each line's ``discount`` per unit as RetailCRM's
   ``discountManualAmount`` (retailcrm-api.md §10.6).
 - RetailCRM computes its total from what it receives (§2.2, §10.6); the sandbox's own
-  arithmetic (``connectors/retailcrm/emulator_orders.py``) computes it here.
+  arithmetic (``connectors/retailcrm/emulator/orders.py``) computes it here.
 - A Bitrix deal carries no lines (crm.item.get has no product rows): it receives the amount
   (``opportunity``). The flows into Bitrix create nothing (their guard), so they are tried
   with the guard deleted, as their comments say to create deals.
