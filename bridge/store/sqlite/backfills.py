@@ -65,6 +65,7 @@ def open_(
     ).fetchone()
     if row is not None:
         return _load(conn, row), False
+    # -> listing: a new backfill, its first page not yet listed.
     bid = conn.execute(
         "INSERT INTO backfills (source, entity, targets, since, status, actor, created_at,"
         " updated_at) VALUES (?, ?, ?, ?, 'listing', ?, ?, ?) RETURNING id",
@@ -98,6 +99,7 @@ def append(
     now: float,
 ) -> list[Stored]:
     bid = parse_ref(backfill_id, "bf")
+    # listing -> listing (a page stored, more to list) | delivering (that was the last page).
     moved = conn.execute(
         "UPDATE backfills SET cursor = ?, listed = listed + ?, total = ifnull(?, total),"
         " status = ?, error = NULL, updated_at = ? WHERE id = ? AND status = 'listing'",
@@ -128,6 +130,8 @@ def set_status(
 ) -> bool:
     bid = parse_ref(backfill_id, "bf")
     finished = None if status in OPEN else now
+    # listing|delivering -> done | cancelled | failed (finished), or the same status with a
+    # listing error recorded; a finished backfill does not move again.
     return bool(
         conn.execute(
             f"UPDATE backfills SET status = ?, error = ?, updated_at = ?, finished_at = ?"

@@ -106,6 +106,8 @@ def update(
     moved = replace(rsv, version=rsv.version + 1, updated_at=now)
     names = [c for c in COLUMNS if c != "id"]
     row = dict(zip(COLUMNS, _to_row(moved), strict=True))
+    # any -> any status the bonus service decided (bridge.bonus), only from the version it
+    # read: the row is the state machine, the service its transitions.
     cursor = conn.execute(
         f"UPDATE reservations SET {', '.join(f'{n} = ?' for n in names)}"
         " WHERE id = ? AND version = ?",

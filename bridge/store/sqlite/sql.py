@@ -42,6 +42,7 @@ EXTEND_LEASE = """
 UPDATE deliveries SET lease_until = ?
 WHERE id = ? AND status = 'in_flight' AND lease_owner = ?
 """
+# in_flight -> pending: the released delivery is due at once, its attempt counted.
 RELEASE_LEASE = """
 UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_until = NULL,
     due_at = ?, updated_at = ?
@@ -94,6 +95,7 @@ UPDATE deliveries SET priority = 0
 WHERE target = ? AND entity_key = ? AND priority > 0 AND status IN ('pending', 'retry')
 """
 
+# -> pending: a new delivery of an entity to a target, due at once (after older ones).
 INSERT_DELIVERY = """
 INSERT INTO deliveries (target, source, entity, entity_id, entity_key, status, due_at,
                         created_at, updated_at, priority)
