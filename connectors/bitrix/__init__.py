@@ -1,1 +1,1 @@
-"""The Bitrix connector: intake of Bitrix24 outbound (online) events."""
+"""The Bitrix24 connector (``type: bitrix``): the web shop; never a bonus master."""

@@ -1,1 +1,1 @@
-"""The 1C connector: intake of changes 1C pushes to ``POST /hooks/{system}``."""
+"""The 1C connector (``type: onec``): the bonus master in most shops, and the ERP."""

@@ -27,7 +27,8 @@ import zeep.proxy
 import zeep.wsdl.utils
 from requests.adapters import HTTPAdapter
 
-from connectors.onec.contract import OPERATIONS, NamedOperation, Naming, Record, XsdType
+from connectors.onec.contract import OPERATIONS, Record, XsdType
+from connectors.onec.naming import NamedOperation, Naming
 from connectors.onec.values import OnecBadValue, canonical_xml
 from connectors.onec.wire import (
     OnecCallError,

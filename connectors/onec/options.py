@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from connectors.onec.contract import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, Naming
+from connectors.onec.contract import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
+from connectors.onec.naming import Naming
 
 REFERENCE_WSDL = Path(__file__).parent / "wsdl" / "BridgeLoyalty.wsdl"
 

@@ -16,7 +16,8 @@ from typing import Any
 # service namespace twice (tns, xsd1) and XML Schema under two prefixes (xsd, xs).
 from lxml import etree  # type: ignore[import-untyped]
 
-from connectors.onec.contract import NamedOperation, Naming, Record, optional_only
+from connectors.onec.contract import Record, optional_only
+from connectors.onec.naming import NamedOperation, Naming
 
 REFERENCE_LOCATION = "http://localhost/base/ws/BridgeLoyalty.1cws"
 REFERENCE_PATH = Path(__file__).parent / "wsdl" / "BridgeLoyalty.wsdl"

@@ -1,1 +1,1 @@
-"""The RetailCRM connector: intake of trigger calls that say an order or customer changed."""
+"""The RetailCRM connector (``type: retailcrm``): the order desk, and a bonus master."""

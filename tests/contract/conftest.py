@@ -16,8 +16,8 @@ import yaml
 
 from bridge.settings import DeliverySettings, SystemSettings
 from connectors.onec.connector import ONEC, OnecConnector
-from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
+from connectors.onec.naming import Naming
 from connectors.retailcrm.connector import RETAILCRM, RetailcrmConnector
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from tests.support.onec import onec_options

@@ -27,10 +27,10 @@ from bridge.store.backfills import BackfillSpec
 from bridge.store.records import EventFilter
 from connectors.onec.client import OnecFault
 from connectors.onec.connector import ONEC, OnecConnector, build_client
-from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.emulator.ledger import OnecLedger
 from connectors.onec.errors import classify
+from connectors.onec.naming import Naming
 from connectors.onec.options import OnecOptions
 from tests.support.bonus import BonusFactory, bonus_factory
 from tests.support.emulators import onec_emulator

@@ -26,8 +26,8 @@ from bridge.ledger import LedgerRefused
 from bridge.settings import DeliverySettings, SystemSettings
 from bridge.store.records import EventRecord, Status
 from connectors.onec.connector import ONEC, OnecConnector
-from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
+from connectors.onec.naming import Naming
 from tests.support.onec import onec_options
 
 CYRILLIC = Path(__file__).resolve().parents[2] / "connectors/onec/wsdl/cyrillic_example.yaml"

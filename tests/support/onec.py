@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.onec.contract import Naming
 from connectors.onec.emulator import OnecEmulator
+from connectors.onec.naming import Naming
 
 
 def onec_options(

@@ -45,8 +45,9 @@ def dotted_imports(path: Path) -> set[str]:
 
 
 # What an emulator may share with its connector: the contract the real system publishes
-# (1C's reference contract and its WSDL), never the code the emulator is there to test.
-SHARED_WITH_EMULATOR = {"contract", "wsdl"}
+# (1C's reference contract, an installation's names for it, the WSDL), never the code the
+# emulator is there to test.
+SHARED_WITH_EMULATOR = {"contract", "naming", "wsdl"}
 
 
 def emulator_files() -> list[Path]:

@@ -18,11 +18,11 @@ from connectors.onec.contract import (
     OPERATIONS,
     RECORDS,
     ErrorCode,
-    Naming,
     default_element,
     fault_code,
     fault_text,
 )
+from connectors.onec.naming import Naming
 from connectors.onec.wsdl import REFERENCE_LOCATION, REFERENCE_PATH, render_wsdl
 
 ONEC = Path(__file__).parents[2] / "connectors" / "onec"

@@ -40,7 +40,6 @@ from connectors.onec.contract import (
     HTTP_ROOT,
     OPERATIONS,
     ErrorCode,
-    Naming,
     Record,
     fault_text,
     optional_only,
@@ -48,6 +47,7 @@ from connectors.onec.contract import (
 from connectors.onec.emulator import soap
 from connectors.onec.emulator.faults import OnecFaults, respell
 from connectors.onec.emulator.ledger import LedgerError, OnecLedger
+from connectors.onec.naming import Naming
 from connectors.onec.wsdl import render_wsdl
 
 log = logging.getLogger("connectors.onec.emulator")

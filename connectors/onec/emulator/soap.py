@@ -19,8 +19,9 @@ from urllib.parse import unquote
 # resolve entities or touch the network while reading a request from outside.
 from lxml import etree  # type: ignore[import-untyped]
 
-from connectors.onec.contract import NamedOperation, Naming, Record, XsdType
+from connectors.onec.contract import Record, XsdType
 from connectors.onec.emulator.faults import Spelled
+from connectors.onec.naming import NamedOperation, Naming
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
