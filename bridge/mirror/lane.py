@@ -243,4 +243,5 @@ def job_of(claimed: Claimed) -> DeliveryJob:
         entity_id=d.entity_id,
         attempt=claimed.attempt,
         events=tuple(claimed.events),
+        generation=d.generation,
     )

@@ -115,7 +115,7 @@ class SourceReads:
         # Only while young, and only on a first attempt: the bridge's own writes into the
         # source are not stored as changes (they are echoes), so an old listing may predate
         # one; a retry or a replay reads afresh.
-        if job.attempt > 1 or "-r" in job.operation_key or self._clock() - listed_at > LISTED_FRESH:
+        if job.may_have_landed or self._clock() - listed_at > LISTED_FRESH:
             return None
         try:
             live = await self._store.newest_change(job.source, job.entity, job.entity_id, live=True)
