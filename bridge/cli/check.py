@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bridge.cli.common import Commands, add_command
 from bridge.cli.output import FAILURE, OK, err, out, print_json
-from bridge.connector import Lifecycle, Probe
+from bridge.connector import Emulator, Lifecycle, Probe
 from bridge.errors import BridgeError, SettingsError
 from bridge.mapping import check_route_mappings
 from bridge.registry import Connectors, build_connectors, option_problems
@@ -95,62 +95,70 @@ def _other_problems(config: Path) -> list[str]:
     return sorted({str(p) for p in found}) + check_route_mappings(config, document)
 
 
+IN_USE = (
+    " (its sandbox port was taken: probed what listens there, such as a running bridge's"
+    " emulator)"
+)
+
+
 async def probe_all(settings: Settings, connectors: Connectors) -> dict[str, tuple[bool, str]]:
     """Reach every system whose connector can probe; (ok, what answered or what failed)."""
     emulators = connectors.emulators(settings) if settings.sandbox.enabled else {}
     results: dict[str, tuple[bool, str]] = {}
-    started: list[object] = []
+    started: list[Emulator] = []
     in_use: set[str] = set()
     try:
         for name, emulator in emulators.items():
-            try:
-                await emulator.start()
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    # Most often `make run` is up and its emulator holds the port: probe
-                    # what listens there rather than fail beside a working sandbox.
-                    in_use.add(name)
-                    continue
-                where = emulator.url or f"systems.{name}.options"
-                results[name] = (
-                    False,
-                    f"the sandbox emulator cannot listen at {where}: {exc.strerror or exc}",
-                )
-                continue
-            started.append(emulator)
-        for name, connector in connectors.by_system.items():
-            if name in results:
-                continue
-            if not isinstance(connector, Probe):
-                results[name] = (True, "not probed (its connector cannot probe yet)")
-                continue
-            timeout = settings.systems[name].delivery.timeout_seconds
-            try:
-                if isinstance(connector, Lifecycle):
-                    await connector.start()
-                try:
-                    answer = await asyncio.wait_for(connector.probe(), timeout)
-                finally:
-                    if isinstance(connector, Lifecycle):
-                        await connector.close()
-            except TimeoutError:
-                results[name] = (False, f"probe failed: no answer within {timeout:g} s")
-            except BridgeError as exc:
-                kind = getattr(exc, "error_class", "error")
-                results[name] = (False, f"probe failed ({kind}): {exc}")
-            except Exception as exc:  # a connector bug: name it instead of a traceback
-                results[name] = (False, f"probe failed (unexpected): {type(exc).__name__}: {exc}")
+            refused = await _start_emulator(name, emulator)
+            if refused is None:
+                started.append(emulator)
+            elif refused == "in use":
+                in_use.add(name)
             else:
-                results[name] = (True, f"reached: {answer}")
-            if name in in_use:
-                ok, text = results[name]
-                results[name] = (
-                    ok,
-                    f"{text} (its sandbox port was taken: probed what listens"
-                    " there, such as a running bridge's emulator)",
-                )
+                results[name] = (False, refused)
+        for name, connector in connectors.by_system.items():
+            if name not in results:
+                timeout = settings.systems[name].delivery.timeout_seconds
+                ok, text = await _probe_one(connector, timeout)
+                results[name] = (ok, text + (IN_USE if name in in_use else ""))
     finally:
-        for emulator in emulators.values():
-            if emulator in started:
-                await emulator.stop()
+        for emulator in started:
+            await emulator.stop()
     return results
+
+
+async def _start_emulator(name: str, emulator: Emulator) -> str | None:
+    """Start a sandbox emulator: None when it listens, "in use" when its port is taken,
+    else why it cannot listen."""
+    try:
+        await emulator.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            # Most often `make run` is up and its emulator holds the port: probe what
+            # listens there rather than fail beside a working sandbox.
+            return "in use"
+        where = emulator.url or f"systems.{name}.options"
+        return f"the sandbox emulator cannot listen at {where}: {exc.strerror or exc}"
+    return None
+
+
+async def _probe_one(connector: object, seconds: float) -> tuple[bool, str]:
+    """One system's probe within its delivery timeout: (ok, what answered or failed)."""
+    if not isinstance(connector, Probe):
+        return True, "not probed (its connector cannot probe yet)"
+    try:
+        if isinstance(connector, Lifecycle):
+            await connector.start()
+        try:
+            answer = await asyncio.wait_for(connector.probe(), seconds)
+        finally:
+            if isinstance(connector, Lifecycle):
+                await connector.close()
+    except TimeoutError:
+        return False, f"probe failed: no answer within {seconds:g} s"
+    except BridgeError as exc:
+        kind = getattr(exc, "error_class", "error")
+        return False, f"probe failed ({kind}): {exc}"
+    except Exception as exc:  # a connector bug: name it instead of a traceback
+        return False, f"probe failed (unexpected): {type(exc).__name__}: {exc}"
+    return True, f"reached: {answer}"
