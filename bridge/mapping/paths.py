@@ -51,45 +51,54 @@ def parse_path(text: str) -> Path:
     i, end = 0, len(text)
     while i < end:
         char = text[i]
+        if char == "]":
+            raise PathError(f"malformed path {text!r}: ']' at position {i + 1} has no '['")
         if char == "[":
             if not segments:
                 raise PathError(f"malformed path {text!r}: it must start with a key, not [")
-            close = text.find("]", i)
-            if close < 0:
-                raise PathError(f"malformed path {text!r}: '[' at position {i + 1} is not closed")
-            inner = text[i + 1 : close]
-            if inner == "*":
-                segments.append(EVERY)
-            elif inner.isascii() and inner.isdigit():
-                segments.append(int(inner))
-            else:
-                raise PathError(
-                    f"malformed path {text!r}: [{inner}] is not a list index (0, 1, 2 …) or [*]"
-                )
-            i = close + 1
-            if i < end and text[i] not in ".[":
-                raise PathError(f"malformed path {text!r}: expected '.' or '[' after ']'")
-        elif char == "]":
-            raise PathError(f"malformed path {text!r}: ']' at position {i + 1} has no '['")
+            segment, i = _index_at(text, i)
         else:
-            if char == "." and segments:
-                i += 1
-            j = i
-            while j < end and text[j] not in ".[]":
-                j += 1
-            key = text[i:j]
-            if not key:
-                raise PathError(f"malformed path {text!r}: empty key at position {i + 1}")
-            if key != key.strip():
-                raise PathError(f"malformed path {text!r}: key {key!r} has spaces around it")
-            if key == "*":
-                raise PathError(
-                    f"malformed path {text!r}: '*' is not a key; every item or value of"
-                    " a key is written with [*], as in payments[*].type"
-                )
-            segments.append(key)
-            i = j
+            segment, i = _key_at(text, i + 1 if char == "." and segments else i)
+        segments.append(segment)
     return tuple(segments)
+
+
+def _index_at(text: str, i: int) -> tuple[Segment, int]:
+    """The ``[n]`` or ``[*]`` step opening at ``i``, and where the next step starts."""
+    close = text.find("]", i)
+    if close < 0:
+        raise PathError(f"malformed path {text!r}: '[' at position {i + 1} is not closed")
+    inner = text[i + 1 : close]
+    segment: Segment
+    if inner == "*":
+        segment = EVERY
+    elif inner.isascii() and inner.isdigit():
+        segment = int(inner)
+    else:
+        raise PathError(
+            f"malformed path {text!r}: [{inner}] is not a list index (0, 1, 2 …) or [*]"
+        )
+    if close + 1 < len(text) and text[close + 1] not in ".[":
+        raise PathError(f"malformed path {text!r}: expected '.' or '[' after ']'")
+    return segment, close + 1
+
+
+def _key_at(text: str, i: int) -> tuple[Segment, int]:
+    """The key starting at ``i``, and where the next step starts."""
+    j = i
+    while j < len(text) and text[j] not in ".[]":
+        j += 1
+    key = text[i:j]
+    if not key:
+        raise PathError(f"malformed path {text!r}: empty key at position {i + 1}")
+    if key != key.strip():
+        raise PathError(f"malformed path {text!r}: key {key!r} has spaces around it")
+    if key == "*":
+        raise PathError(
+            f"malformed path {text!r}: '*' is not a key; every item or value of"
+            " a key is written with [*], as in payments[*].type"
+        )
+    return key, j
 
 
 def format_path(path: Path) -> str:
