@@ -137,8 +137,11 @@ class MasterCalls:
     async def owe(self, moved: Reservation, step: Step, call: NewOwedCall) -> Reservation:
         """Store the reservation's move with the call it owes, try the call once now, and
         return the reservation as it then is."""
-        rsv, (owed,) = await self.owed_store.update_reservation_owing(moved, [step], [call])
-        await self.owed.attempt_now(owed.id)
+        rsv, (owed,) = await self.owed_store.update_reservation_owing(
+            moved, [step], [call], lease_to=self.owed.owner
+        )
+        if owed.owner == self.owed.owner:  # stored leased to us: no sweeper runs it meanwhile
+            await self.owed.attempt(owed)
         return await self.store.get_reservation(rsv.id)
 
     async def owe_release(

@@ -102,13 +102,18 @@ class MemoryOwedStore:
         return [self._owe_one(call, now, lease_to) for call in calls]
 
     async def update_reservation_owing(
-        self, rsv: Reservation, steps: Sequence[Step], calls: Sequence[NewOwedCall]
+        self,
+        rsv: Reservation,
+        steps: Sequence[Step],
+        calls: Sequence[NewOwedCall],
+        *,
+        lease_to: str | None = None,
     ) -> tuple[Reservation, list[OwedCall]]:
         """The reservation's change, then the calls (VersionConflict leaves both out)."""
         if self.reservations is None:
             raise NotFound("this owed-call store has no reservation store beside it")
         moved = await self.reservations.update_reservation(rsv, steps)
-        return moved, await self.owe(calls)
+        return moved, await self.owe(calls, lease_to=lease_to)
 
     async def claim_owed(
         self, owner: str, now: float, lease_seconds: float, limit: int

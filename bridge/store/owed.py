@@ -29,10 +29,15 @@ class OwedStore(Protocol):
         leased to that owner, who makes the first attempt at once."""
 
     async def update_reservation_owing(
-        self, rsv: Reservation, steps: Sequence[Step], calls: Sequence[NewOwedCall]
+        self,
+        rsv: Reservation,
+        steps: Sequence[Step],
+        calls: Sequence[NewOwedCall],
+        *,
+        lease_to: str | None = None,
     ) -> tuple[Reservation, list[OwedCall]]:
         """``update_reservation`` and ``owe`` in one transaction (VersionConflict as
-        there); the calls come back leased to nobody, due at once."""
+        there); ``lease_to`` as for ``owe``."""
 
     async def claim_owed(
         self, owner: str, now: float, lease_seconds: float, limit: int

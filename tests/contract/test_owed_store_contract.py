@@ -16,8 +16,9 @@ import pytest
 
 from bridge.errors import NotFound
 from bridge.owed.calls import NewOwedCall, OwedOutcome, OwedStatus
+from bridge.store.memory import MemoryStore
 from bridge.store.memory_owed import MemoryOwedStore
-from bridge.store.owed import OwedStore
+from bridge.store.owed import OwedStore, owed_store_of
 from bridge.store.reservations import Reservation, RsvStatus, Step, VersionConflict
 from bridge.store.sqlite import SQLiteStore
 from bridge.store.sqlite.owed import SQLiteOwedStore
@@ -194,14 +195,18 @@ def reservation(now: float) -> Reservation:
     )
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "memory"])
 async def test_a_reservation_change_and_its_owed_calls_commit_together(
-    tmp_path: Path, clock: Clock
+    tmp_path: Path, clock: Clock, engine: str
 ) -> None:
-    store = SQLiteStore(tmp_path / "s.db", lease_seconds=30, clock=clock)
+    store: SQLiteStore | MemoryStore
+    if engine == "sqlite":
+        store = SQLiteStore(tmp_path / "s.db", lease_seconds=30, clock=clock)
+    else:
+        store = MemoryStore(lease_seconds=30, clock=clock)
     await store.open()
     try:
-        owed = SQLiteOwedStore(store)
-        await check_owing(owed, store.create_reservation, store.get_reservation)
+        await check_owing(owed_store_of(store), store.create_reservation, store.get_reservation)
     finally:
         await store.close()
 
@@ -215,9 +220,16 @@ async def check_owing(
     created = await create(rsv, Step("created", RsvStatus.HELD))  # type: ignore[misc]
     moving = replace(created, status=RsvStatus.COMMIT_PENDING, pending="commit")
     step = Step("commit_requested", RsvStatus.COMMIT_PENDING)
-    moved, (call,) = await owed.update_reservation_owing(moving, [step], [commit(rsv.id)])
+    moved, (call,) = await owed.update_reservation_owing(
+        moving, [step], [commit(rsv.id)], lease_to="me"
+    )
     assert moved.status is RsvStatus.COMMIT_PENDING
-    assert call.subject == rsv.id
+    assert (call.subject, call.status, call.owner, call.attempts) == (
+        rsv.id,
+        OwedStatus.IN_FLIGHT,
+        "me",
+        1,
+    )
     stale = replace(created, status=RsvStatus.RELEASE_PENDING)  # an old version
     with pytest.raises(VersionConflict):
         await owed.update_reservation_owing(stale, [step], [commit("rsv_other")])

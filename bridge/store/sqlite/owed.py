@@ -258,13 +258,19 @@ class SQLiteOwedStore:
         return result
 
     async def update_reservation_owing(
-        self, rsv: Reservation, steps: Sequence[Step], calls: Sequence[NewOwedCall]
+        self,
+        rsv: Reservation,
+        steps: Sequence[Step],
+        calls: Sequence[NewOwedCall],
+        *,
+        lease_to: str | None = None,
     ) -> tuple[Reservation, list[OwedCall]]:
         """The reservation's change and the calls it owes, in one transaction."""
         now = self._now()
+        lease = None if lease_to is None else (lease_to, now + self.store.lease_seconds)
 
         def job(conn: sqlite3.Connection) -> tuple[Reservation, list[OwedCall]]:
-            return rsv_io.update(conn, rsv, steps, now), owe(conn, calls, now)
+            return rsv_io.update(conn, rsv, steps, now), owe(conn, calls, now, lease)
 
         result: tuple[Reservation, list[OwedCall]] = await self._write(job)
         return result
