@@ -44,10 +44,14 @@ class TargetState:
     feed_delay: float = 0.0  # seconds each /changes answer takes
 
 
-def build_target_app(state: TargetState) -> web.Application:
-    """The target's routes: POST /apply, POST /fault, GET /state."""
+class TargetRoutes:
+    """The recording target's handlers over one :class:`TargetState`."""
 
-    async def apply(request: web.Request) -> web.Response:
+    def __init__(self, state: TargetState) -> None:
+        self.state = state
+
+    async def apply(self, request: web.Request) -> web.Response:
+        state = self.state
         body = await request.json()
         state.requests.append(body)
         state.request_times.append(asyncio.get_running_loop().time())
@@ -69,29 +73,34 @@ def build_target_app(state: TargetState) -> web.Application:
             state.state[body["entity_id"]] = body["state"]
         return web.json_response({"ok": True})
 
-    async def set_fault(request: web.Request) -> web.Response:
+    async def set_fault(self, request: web.Request) -> web.Response:
+        state = self.state
         data = await request.json()
         state.fault = Fault(**data)
         return web.json_response({"ok": True})
 
-    async def get_state(_request: web.Request) -> web.Response:
+    async def get_state(self, _request: web.Request) -> web.Response:
+        state = self.state
         return web.json_response(
             {"received": dict(state.received), "applied": state.applied, "state": state.state}
         )
 
-    async def get_changes(request: web.Request) -> web.Response:
+    async def get_changes(self, request: web.Request) -> web.Response:
+        state = self.state
         await asyncio.sleep(state.feed_delay)
         since = int(request.query.get("since", "0"))
         items = [c for c in state.feed if c["no"] > since][:2]  # small pages: paging is tested
         last = items[-1]["no"] if items else since
         return web.json_response({"items": items, "last": last, "more": last < len(state.feed)})
 
-    async def add_change(request: web.Request) -> web.Response:
+    async def add_change(self, request: web.Request) -> web.Response:
+        state = self.state
         change = await request.json()
         state.feed.append({**change, "no": len(state.feed) + 1})
         return web.json_response({"no": len(state.feed)})
 
-    async def apply_batch(request: web.Request) -> web.Response:
+    async def apply_batch(self, request: web.Request) -> web.Response:
+        state = self.state
         body = await request.json()
         state.batches.append(len(body["ops"]))
         results: list[dict[str, Any]] = []
@@ -108,11 +117,15 @@ def build_target_app(state: TargetState) -> web.Application:
             results.append({"ok": True})
         return web.json_response({"results": results})
 
+
+def build_target_app(state: TargetState) -> web.Application:
+    """The target's routes: POST /apply, POST /fault, GET /state, the change feed, batches."""
+    routes = TargetRoutes(state)
     app = web.Application()
-    app.router.add_post("/apply_batch", apply_batch)
-    app.router.add_get("/changes", get_changes)
-    app.router.add_post("/changes", add_change)
-    app.router.add_post("/apply", apply)
-    app.router.add_post("/fault", set_fault)
-    app.router.add_get("/state", get_state)
+    app.router.add_post("/apply_batch", routes.apply_batch)
+    app.router.add_get("/changes", routes.get_changes)
+    app.router.add_post("/changes", routes.add_change)
+    app.router.add_post("/apply", routes.apply)
+    app.router.add_post("/fault", routes.set_fault)
+    app.router.add_get("/state", routes.get_state)
     return app
