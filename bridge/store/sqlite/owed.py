@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from bridge.errors import NotFound
 from bridge.owed.calls import (
@@ -30,6 +30,7 @@ _COLUMNS = (
     " created_at, updated_at, last_error, owner, lease_until, note"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM owed_calls"
+T = TypeVar("T")
 
 
 def _from_row(row: Sequence[Any]) -> OwedCall:
@@ -239,10 +240,10 @@ class SQLiteOwedStore:
 
     # The store's writer and readers are its own business; this module is its sibling in
     # the same engine folder and shares them rather than opening a second connection.
-    async def _write(self, job: Any) -> Any:
+    async def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         return await self.store._write(job)
 
-    async def _read(self, job: Any) -> Any:
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
         return await self.store._read(job)
 
     def _now(self) -> float:
@@ -254,8 +255,7 @@ class SQLiteOwedStore:
         """Store calls (or find them); ``lease_to``: leased to that owner at once."""
         now = self._now()
         lease = None if lease_to is None else (lease_to, now + self.store.lease_seconds)
-        result: list[OwedCall] = await self._write(lambda conn: owe(conn, calls, now, lease))
-        return result
+        return await self._write(lambda conn: owe(conn, calls, now, lease))
 
     async def update_reservation_owing(
         self,
@@ -272,68 +272,51 @@ class SQLiteOwedStore:
         def job(conn: sqlite3.Connection) -> tuple[Reservation, list[OwedCall]]:
             return rsv_io.update(conn, rsv, steps, now), owe(conn, calls, now, lease)
 
-        result: tuple[Reservation, list[OwedCall]] = await self._write(job)
-        return result
+        return await self._write(job)
 
     async def claim_owed(
         self, owner: str, now: float, lease_seconds: float, limit: int
     ) -> list[OwedCall]:
         """Lease the due calls."""
-        result: list[OwedCall] = await self._write(
-            lambda conn: claim(conn, owner, now, lease_seconds, limit)
-        )
-        return result
+        return await self._write(lambda conn: claim(conn, owner, now, lease_seconds, limit))
 
     async def lease_owed(
         self, call_id: str, owner: str, now: float, lease_seconds: float
     ) -> OwedCall | None:
         """Lease one pending call now."""
-        result: OwedCall | None = await self._write(
-            lambda conn: lease_one(conn, call_id, owner, now, lease_seconds)
-        )
-        return result
+        return await self._write(lambda conn: lease_one(conn, call_id, owner, now, lease_seconds))
 
     async def finish_owed(self, call_id: str, owner: str, outcome: OwedOutcome) -> OwedCall | None:
         """End an attempt; None when the lease was lost."""
         now = self._now()
-        result: OwedCall | None = await self._write(
-            lambda conn: finish(conn, call_id, owner, outcome, now)
-        )
-        return result
+        return await self._write(lambda conn: finish(conn, call_id, owner, outcome, now))
 
     async def recover_owed(self, owner: str, now: float) -> int:
         """Return calls a gone process held to pending."""
-        result: int = await self._write(lambda conn: recover(conn, owner, now))
-        return result
+        return await self._write(lambda conn: recover(conn, owner, now))
 
     async def next_owed_due(self) -> float | None:
         """The earliest due moment."""
-        result: float | None = await self._read(next_due)
-        return result
+        return await self._read(next_due)
 
     async def get_owed(self, call_id: str) -> OwedCall:
         """One call; NotFound."""
-        result: OwedCall = await self._read(lambda conn: get(conn, call_id))
-        return result
+        return await self._read(lambda conn: get(conn, call_id))
 
     async def owed_for(self, subject: str) -> list[OwedCall]:
         """A subject's calls."""
-        result: list[OwedCall] = await self._read(lambda conn: for_subject(conn, subject))
-        return result
+        return await self._read(lambda conn: for_subject(conn, subject))
 
     async def list_owed(
         self, status: OwedStatus | None = None, system: str | None = None, limit: int = 50
     ) -> list[OwedCall]:
         """Newest first."""
-        result: list[OwedCall] = await self._read(lambda conn: listing(conn, status, system, limit))
-        return result
+        return await self._read(lambda conn: listing(conn, status, system, limit))
 
     async def count_owed(self) -> dict[tuple[str, OwedStatus], int]:
         """Per (system, status)."""
-        result: dict[tuple[str, OwedStatus], int] = await self._read(counts)
-        return result
+        return await self._read(counts)
 
     async def replay_owed(self, call_id: str, actor: str, now: float) -> OwedCall:
         """Requeue a dead call."""
-        result: OwedCall = await self._write(lambda conn: replay(conn, call_id, actor, now))
-        return result
+        return await self._write(lambda conn: replay(conn, call_id, actor, now))
