@@ -54,24 +54,14 @@ def run(args: argparse.Namespace) -> int:
     return replay_deliveries(args)
 
 
+FILTERS = ("status", "source", "target", "since", "until")
+
+
 def replay_deliveries(args: argparse.Namespace) -> int:
     """Replay deliveries by ids, or by filter with confirmation."""
-    bulk = any(getattr(args, k) for k in ("status", "source", "target", "since", "until"))
-    if not args.ids and not bulk:
-        return fail("give ids, or --status dead with filters (see bridge replay --help)", USAGE)
-    if args.ids and bulk:
-        return fail("give ids or filters, not both", USAGE)
-    flt: EventFilter | None = None
-    if bulk:
-        if args.status not in (Status.DEAD.value, Status.DONE.value):
-            return fail("a bulk replay needs --status dead (or --status done)", USAGE)
-        try:
-            flt = parse_filter(
-                {k: getattr(args, k) for k in ("status", "source", "target", "since", "until")},
-                default_limit=1_000_000,
-            )
-        except FilterError as exc:
-            return fail(f"--{exc}", USAGE)
+    flt = _bulk_filter(args)
+    if isinstance(flt, int):
+        return flt
     loaded = load(args)
     if loaded is None:
         return FAILURE
@@ -90,17 +80,44 @@ def replay_deliveries(args: argparse.Namespace) -> int:
     if not plan.requeued:  # nothing to do: say so, and why, rather than what "would" happen
         _report(plan, dry_run=False, as_json=args.json)
         return FAILURE
-    if flt is not None and not args.yes:
-        if not sys.stdin.isatty():
-            return fail(f"{len(plan.requeued)} deliveries match; add --yes to requeue them", USAGE)
-        answer = input(f"Requeue {len(plan.requeued)} deliveries? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            out.print("Nothing requeued.")
-            return FAILURE
+    if flt is not None and (refused := _confirmed(args, len(plan.requeued))) is not None:
+        return refused
     done = asyncio.run(with_store(loaded, lambda store: _requeue(store, plan, actor, args.json)))
     _report(ReplayResult(done, plan.skipped), dry_run=False, as_json=args.json)
     # An id that names nothing is a mistake worth an exit code, even beside ones that worked.
     return FAILURE if "not found" in plan.skipped.values() else OK
+
+
+def _bulk_filter(args: argparse.Namespace) -> EventFilter | int | None:
+    """The filter of a bulk replay, None for a replay by ids, or the exit code of a usage
+    mistake (already reported)."""
+    bulk = any(getattr(args, k) for k in FILTERS)
+    if not args.ids and not bulk:
+        return fail("give ids, or --status dead with filters (see bridge replay --help)", USAGE)
+    if args.ids and bulk:
+        return fail("give ids or filters, not both", USAGE)
+    if not bulk:
+        return None
+    if args.status not in (Status.DEAD.value, Status.DONE.value):
+        return fail("a bulk replay needs --status dead (or --status done)", USAGE)
+    try:
+        return parse_filter({k: getattr(args, k) for k in FILTERS}, default_limit=1_000_000)
+    except FilterError as exc:
+        return fail(f"--{exc}", USAGE)
+
+
+def _confirmed(args: argparse.Namespace, count: int) -> int | None:
+    """None when a bulk replay may go ahead (``--yes`` or a "y" at the prompt), else the
+    exit code."""
+    if args.yes:
+        return None
+    if not sys.stdin.isatty():
+        return fail(f"{count} deliveries match; add --yes to requeue them", USAGE)
+    answer = input(f"Requeue {count} deliveries? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        out.print("Nothing requeued.")
+        return FAILURE
+    return None
 
 
 def replay_owed(args: argparse.Namespace) -> int:
