@@ -129,4 +129,3 @@ class Store(ReservationStore, BackfillStore, Protocol):
 
     async def resolve_alias(self, entity: str, system: str, local_id: str) -> str | None:
         """The id ``local_id`` of ``system`` now means (following merges), or None."""
-

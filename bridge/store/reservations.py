@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from bridge.errors import BridgeError
+
 
 class RsvStatus(StrEnum):
     """Where a reservation is (PRODUCT 3.2)."""
@@ -110,11 +112,11 @@ class SandboxMessage:
     reference: str | None
 
 
-class OrderTaken(Exception):
+class OrderTaken(BridgeError):
     """The order already has an open (or committed) reservation: ``args[0]`` is its id."""
 
 
-class VersionConflict(Exception):
+class VersionConflict(BridgeError):
     """Someone else moved the reservation on first; re-read and decide again."""
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.store.memory.backfills import Backfills
-from bridge.store.memory.claims import Claims
-from bridge.store.memory.idmap import IdMap
-from bridge.store.memory.intake import Intake
-from bridge.store.memory.reservations import Reservations
-from bridge.store.memory.support import Support
+from bridge.store.memory.backfills import MemoryBackfills
+from bridge.store.memory.claims import MemoryClaims
+from bridge.store.memory.idmap import MemoryIdMap
+from bridge.store.memory.intake import MemoryIntake
+from bridge.store.memory.reservations import MemoryReservations
+from bridge.store.memory.support import MemorySupport
 from bridge.store.protocol import Store
 
 
-class MemoryStore(Intake, Claims, Support, IdMap, Backfills, Reservations):
+class MemoryStore(
+    MemoryIntake, MemoryClaims, MemorySupport, MemoryIdMap, MemoryBackfills, MemoryReservations
+):
     """Implements :class:`bridge.store.protocol.Store` in memory."""
 
 

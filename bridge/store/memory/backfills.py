@@ -35,7 +35,7 @@ def _number(state: State, backfill_id: str) -> int:
     return bid
 
 
-class Backfills(Log):
+class MemoryBackfills(Log):
     """The backfill part of the store."""
 
     async def open_backfill(self, spec: BackfillSpec, actor: str) -> tuple[Backfill, bool]:

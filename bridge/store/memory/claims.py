@@ -30,7 +30,7 @@ def due_deliveries(state: State, target: str, now: float, limit: int) -> list[De
     return sorted(free, key=lambda r: (r.priority, r.due_at, r.id))[:limit]
 
 
-class Claims(Log):
+class MemoryClaims(Log):
     """Claiming, finishing and releasing deliveries."""
 
     async def claim_due(self, target: str, owner: str, limit: int) -> list[Claimed]:

@@ -6,7 +6,7 @@ from bridge.errors import StoreError
 from bridge.store.memory.log import Log
 
 
-class IdMap(Log):
+class MemoryIdMap(Log):
     """Id pairs between systems, and aliases within one (``bridge.store.sqlite.idmap``)."""
 
     async def map_ids(

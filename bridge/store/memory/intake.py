@@ -76,7 +76,7 @@ def insert_events(state: State, events: Sequence[NewEvent], now: float) -> list[
     return [insert_event(state, new, p, now) for new, p in zip(events, payloads, strict=True)]
 
 
-class Intake(Log):
+class MemoryIntake(Log):
     """Appending events, and the cursors of the pollers that read them."""
 
     async def append_events(self, events: Sequence[NewEvent]) -> list[Stored]:

@@ -77,7 +77,7 @@ def next_due(state: State) -> float | None:
     return min(moments, default=None)
 
 
-class Reservations(Log):
+class MemoryReservations(Log):
     """Reservation rows, their history, SMS accounting and the sandbox outbox."""
 
     def _steps(self, rsv_id: str, steps: Sequence[Step], now: float) -> None:

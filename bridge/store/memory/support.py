@@ -101,7 +101,7 @@ def _oldest(ages: list[float | None]) -> float | None:
     return min((a for a in ages if a is not None), default=None)
 
 
-class Support(Log):
+class MemorySupport(Log):
     """Reads for support, the admin API and the metrics; and replay."""
 
     async def list_events(self, flt: EventFilter) -> list[EventRecord]:

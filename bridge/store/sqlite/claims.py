@@ -94,7 +94,7 @@ def release_leases(conn: sqlite3.Connection, owner: str | None, now: float) -> i
     return len(rows)
 
 
-class Claims(Engine):
+class SQLiteClaims(Engine):
     """Claiming, finishing and releasing deliveries."""
 
     async def claim_due(self, target: str, owner: str, limit: int) -> list[Claimed]:

@@ -21,7 +21,7 @@ def resolve(conn: sqlite3.Connection, entity: str, system: str, local_id: str) -
         seen.add(found)
 
 
-class IdMap(Engine):
+class SQLiteIdMap(Engine):
     """Id pairs between systems, and aliases within one."""
 
     async def map_ids(

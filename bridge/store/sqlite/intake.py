@@ -89,7 +89,7 @@ def insert_rejected(conn: sqlite3.Connection, rejected: Rejected, now: float) ->
     return Stored(event_ref(row[0]), False)
 
 
-class Intake(Engine):
+class SQLiteIntake(Engine):
     """Appending events, and the cursors of the pollers that read them."""
 
     async def append_events(self, events: Sequence[NewEvent]) -> list[Stored]:

@@ -100,7 +100,7 @@ def requeue(conn: sqlite3.Connection, did: int, actor: str, now: float) -> None:
     conn.execute(q.REFRESH_EVENTS, (now, did))
 
 
-class Replay(Engine):
+class SQLiteReplay(Engine):
     """Requeueing finished deliveries."""
 
     async def replay(

@@ -16,14 +16,14 @@ from bridge.store.records import NewEvent, Stored
 from bridge.store.reservations import Reservation, SandboxMessage, Step
 from bridge.store.sqlite import backfills as bf_io
 from bridge.store.sqlite import reservations as rsv_io
-from bridge.store.sqlite.claims import Claims
-from bridge.store.sqlite.idmap import IdMap
-from bridge.store.sqlite.intake import Intake
-from bridge.store.sqlite.replay import Replay
-from bridge.store.sqlite.support import Support
+from bridge.store.sqlite.claims import SQLiteClaims
+from bridge.store.sqlite.idmap import SQLiteIdMap
+from bridge.store.sqlite.intake import SQLiteIntake
+from bridge.store.sqlite.replay import SQLiteReplay
+from bridge.store.sqlite.support import SQLiteSupport
 
 
-class SQLiteStore(Intake, Claims, Replay, Support, IdMap):
+class SQLiteStore(SQLiteIntake, SQLiteClaims, SQLiteReplay, SQLiteSupport, SQLiteIdMap):
     """Implements :class:`bridge.store.protocol.Store` on one SQLite file."""
 
     # -- backfills (bridge.store.backfills.BackfillStore) --------------------------------

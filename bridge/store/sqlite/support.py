@@ -50,7 +50,7 @@ def load_event_detail(conn: sqlite3.Connection, eid: int) -> EventDetail:
     return EventDetail(event, deliveries, [row_io.history_entry(h) for h in history])
 
 
-class Support(Engine):
+class SQLiteSupport(Engine):
     """Reads for support, the admin API and the metrics."""
 
     async def list_events(self, flt: EventFilter) -> list[EventRecord]:
