@@ -28,7 +28,7 @@ KeyPath = tuple[str | int, ...]
 
 
 @dataclass
-class Problem:
+class Finding:
     """One finding: where it is and what is wrong."""
 
     file: str
@@ -51,15 +51,15 @@ class Document:
     lines: dict[KeyPath, int] = field(default_factory=dict)
     origins: dict[KeyPath, str] = field(default_factory=dict)
 
-    def problem(self, path: KeyPath, message: str) -> Problem:
+    def problem(self, path: KeyPath, message: str) -> Finding:
         """Build a problem at ``path``, pointing at the closest line we know."""
         origin = self.origins.get(path)
         if origin:
-            return Problem(f"environment {origin}", None, path, message)
+            return Finding(f"environment {origin}", None, path, message)
         probe = path
         while probe and probe not in self.lines:
             probe = probe[:-1]
-        return Problem(self.file, self.lines.get(probe), path, message)
+        return Finding(self.file, self.lines.get(probe), path, message)
 
 
 def format_path(path: KeyPath) -> str:
@@ -70,28 +70,28 @@ def format_path(path: KeyPath) -> str:
     return out
 
 
-def load_document(path: Path) -> tuple[Document, list[Problem]]:
+def load_document(path: Path) -> tuple[Document, list[Finding]]:
     """Parse a YAML file keeping lines; syntax errors and duplicate keys become problems."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        return Document(name, None), [Problem(name, None, (), f"cannot read: {exc.strerror}")]
+        return Document(name, None), [Finding(name, None, (), f"cannot read: {exc.strerror}")]
     except UnicodeDecodeError:
-        return Document(name, None), [Problem(name, None, (), "is not UTF-8 text")]
+        return Document(name, None), [Finding(name, None, (), "is not UTF-8 text")]
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
-        return Document(name, None), [Problem(name, line, (), f"YAML syntax: {exc.problem}")]
+        return Document(name, None), [Finding(name, line, (), f"YAML syntax: {exc.problem}")]
     doc = Document(name, None)
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     doc.data = _construct(node, (), doc, problems) if node is not None else {}
     return doc, problems
 
 
-def _construct(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Problem]) -> Any:
+def _construct(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Finding]) -> Any:
     doc.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -115,9 +115,9 @@ def _construct(node: yaml.Node, path: KeyPath, doc: Document, problems: list[Pro
         return None
 
 
-def interpolate(doc: Document, env: Mapping[str, str]) -> list[Problem]:
+def interpolate(doc: Document, env: Mapping[str, str]) -> list[Finding]:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
-    problems: list[Problem] = []
+    problems: list[Finding] = []
 
     def substitute(value: Any, path: KeyPath) -> Any:
         if isinstance(value, dict):
@@ -144,9 +144,9 @@ def interpolate(doc: Document, env: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
-def apply_env_overrides(doc: Document, env: Mapping[str, str]) -> list[Problem]:
+def apply_env_overrides(doc: Document, env: Mapping[str, str]) -> list[Finding]:
     """Apply ``BRIDGE__HTTP__PORT=9000`` style overrides; values are parsed as YAML scalars."""
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     if not isinstance(doc.data, dict):
         return problems
     for name in sorted(env):
@@ -154,7 +154,7 @@ def apply_env_overrides(doc: Document, env: Mapping[str, str]) -> list[Problem]:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if not all(parts):
-            problems.append(Problem(f"environment {name}", None, (), "empty key segment"))
+            problems.append(Finding(f"environment {name}", None, (), "empty key segment"))
             continue
         try:
             value = yaml.safe_load(env[name]) if env[name] else ""
@@ -170,7 +170,7 @@ def apply_env_overrides(doc: Document, env: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
-def validation_problems(doc: Document, error: ValidationError) -> list[Problem]:
+def validation_problems(doc: Document, error: ValidationError) -> list[Finding]:
     """Turn pydantic's errors into problems that name the key path and its line."""
     problems = []
     for item in error.errors(include_url=False):
@@ -184,12 +184,12 @@ def validation_problems(doc: Document, error: ValidationError) -> list[Problem]:
     return problems
 
 
-def cross_checks(doc: Document) -> list[Problem]:
+def cross_checks(doc: Document) -> list[Finding]:
     """Checks that span sections (routes must name configured systems), on the raw data.
 
     They run even when pydantic found problems elsewhere, so one run reports everything.
     """
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     data = _as_dict(doc.data)
     systems = _as_dict(data.get("systems"))
     routes = _as_dict(data.get("mirror")).get("routes")
@@ -253,7 +253,7 @@ class LoadedSettings:
 
 def prepare_document(
     path: Path, env: Mapping[str, str] | None = None
-) -> tuple[Document, list[Problem]]:
+) -> tuple[Document, list[Finding]]:
     """The file read, its ``${VAR}`` filled in and ``BRIDGE__…`` overrides applied, before
     validation; raise :class:`SettingsError` when it is not a mapping at all."""
     env = os.environ if env is None else env

@@ -15,7 +15,7 @@ from bridge.mapping.rules import RuleCompiler
 from bridge.mapping.tables import Table, TableSpec, table_problems
 from bridge.mapping.transforms import BuildContext
 from bridge.settings import SYSTEM_NAME, Strict
-from bridge.settings_loader import Document, Problem
+from bridge.settings_loader import Document, Finding
 
 SUPPORTED_VERSION = 1
 TOP_KEYS = ("version", "source", "entity", "target", "description", "tables", "filters", "fields")
@@ -63,7 +63,7 @@ class Compiled:
     source: str | None
     entity: str | None
     target: str | None
-    problems: list[Problem]
+    problems: list[Finding]
 
 
 def compile_document(document: Document, path: Path) -> Compiled:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from bridge.settings_loader import Document, KeyPath, Problem
+from bridge.settings_loader import Document, Finding, KeyPath
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,7 +23,7 @@ class Findings:
     """Collects every problem of one file; never stops at the first."""
 
     document: Document
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
 
     def add(self, path: KeyPath, message: str) -> None:
         """A problem at ``path`` (the closest line known is used)."""
