@@ -96,8 +96,7 @@ def _other_problems(config: Path) -> list[str]:
 
 
 IN_USE = (
-    " (its sandbox port was taken: probed what listens there, such as a running bridge's"
-    " emulator)"
+    " (its sandbox port was taken: probed what listens there, such as a running bridge's emulator)"
 )
 
 
