@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from bridge.errors import DeliveryError
+from bridge.errors import BridgeError, DeliveryError
 from bridge.settings import SystemSettings
 from bridge.store.records import EventRecord, InboundEvent
 
@@ -31,7 +31,7 @@ class WebhookRequest:
     body: bytes
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(BridgeError):
     """The body is not a change we understand; ``reason`` is kept with the stored body."""
 
     def __init__(self, reason: str) -> None:

@@ -15,7 +15,15 @@
         └── ConfigError          the bridge is configured wrongly for this call: dead-letter
 
 Connectors raise these ``from`` the vendor exception at one boundary (their ``errors.py``);
-the core never inspects vendor exceptions.
+the core never inspects vendor exceptions. The few errors that live beside the code they
+belong to derive from ``BridgeError`` too, so one ``except BridgeError`` catches every error
+raised on purpose: the HTTP ``Problem`` (an answer to send), ``WebhookRejected`` and
+``WebhookUnauthorized`` (intake), the mapping language's ``PathError``, ``ValueProblem``,
+``SkipChange``, ``BuildProblem`` and ``NotComparable``, ``PhoneError``, ``FilterError``
+(CLI and admin filters), and the store's ``OrderTaken`` and ``VersionConflict``. Those that
+validators or callers also catch as ``ValueError`` derive from both. The wire clients'
+own errors (``RetailcrmError``, ``BitrixError``, the emulators' ``RestError``) stay outside:
+a ``client.py`` imports nothing from the bridge.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from bridge.errors import BridgeError
 from bridge.store.records import EventFilter, Status
 
 _RELATIVE = re.compile(r"^([0-9]{1,6})\s*([smhd])$", re.ASCII)
@@ -14,7 +15,7 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LIMIT = 10_000
 
 
-class FilterError(ValueError):
+class FilterError(BridgeError, ValueError):
     """A filter value is wrong; ``field`` names it."""
 
     def __init__(self, field: str, message: str) -> None:

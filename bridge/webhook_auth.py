@@ -14,10 +14,11 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from bridge.errors import BridgeError
 from bridge.settings import WebhookAuth, WebhookSettings
 
 
-class WebhookUnauthorized(Exception):
+class WebhookUnauthorized(BridgeError):
     """The sender did not prove who it is; the message says what was missing."""
 
 

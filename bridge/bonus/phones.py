@@ -6,10 +6,12 @@ import functools
 
 import phonenumbers
 
+from bridge.errors import BridgeError
+
 DEFAULT_REGION = "RU"
 
 
-class PhoneError(ValueError):
+class PhoneError(BridgeError, ValueError):
     """The text is not a phone number the bridge can use."""
 
 

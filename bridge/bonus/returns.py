@@ -59,7 +59,7 @@ class Line:
 Basket = dict[str, Line]
 
 
-class NotComparable(ValueError):
+class NotComparable(BridgeError, ValueError):
     """The order's lines cannot be told apart from the basket's (another product key)."""
 
 

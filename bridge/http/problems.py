@@ -8,10 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.errors import BridgeError
+
 CONTENT_TYPE = "application/problem+json"
 
 
-class Problem(Exception):
+class Problem(BridgeError):
     """Raise from a handler to answer with a problem document."""
 
     def __init__(

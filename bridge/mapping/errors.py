@@ -14,7 +14,7 @@ reason to the rule that knows its file, line and name.
 
 from __future__ import annotations
 
-from bridge.errors import PermanentError
+from bridge.errors import BridgeError, PermanentError
 
 
 class MappingFailed(PermanentError):
@@ -31,7 +31,7 @@ class MappingFailed(PermanentError):
         self.reason = reason  # "status: 'weird' is not in table 'statuses'"
 
 
-class ValueProblem(Exception):
+class ValueProblem(BridgeError):
     """A transform cannot convert the value it was given (the rule's ``invalid`` decides)."""
 
 
@@ -39,5 +39,5 @@ class UnknownValue(ValueProblem):
     """A value is missing from a table whose rule for unknown values is ``error``."""
 
 
-class SkipChange(Exception):
+class SkipChange(BridgeError):
     """A value table with ``unknown: skip`` met a value it does not list."""

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from enum import Enum
 from typing import Any, Final
 
+from bridge.errors import BridgeError
+
 
 class Every(Enum):
     """The ``[*]`` step: every item of a list, or every value of an object."""
@@ -39,7 +41,7 @@ class Missing(Enum):
 MISSING: Final = Missing.MISSING
 
 
-class PathError(ValueError):
+class PathError(BridgeError, ValueError):
     """The text is not a well-formed path; the message says where it breaks."""
 
 

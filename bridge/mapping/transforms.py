@@ -20,6 +20,7 @@ import phonenumbers
 from pydantic import BaseModel, Field, field_validator
 
 from bridge.bonus.phones import PhoneError, normalize_phone
+from bridge.errors import BridgeError
 from bridge.mapping.errors import ValueProblem
 from bridge.mapping.paths import MISSING
 from bridge.mapping.tables import Table, Unknown
@@ -45,7 +46,7 @@ class Sources(StrEnum):
     MANY = "many"  # one path, or a list of paths (join)
 
 
-class BuildProblem(Exception):
+class BuildProblem(BridgeError):
     """A parameter is valid on its own but not in this file (a table that does not exist)."""
 
     def __init__(self, key: str, message: str) -> None:
