@@ -1,7 +1,7 @@
 """What ``bridge.owed`` asks of a store: owed calls, kept durably, claimed under a lease.
 
 A separate protocol from :class:`bridge.store.protocol.Store`, so a store grows it by a
-module of its own (``sqlite/owed.py``, ``memory_owed.py``). A domain change and the calls
+module of its own (``sqlite/owed.py``, ``memory/owed.py``). A domain change and the calls
 it owes are written in one transaction (``update_reservation_owing``): the row that says
 ``commit_pending`` and the commit owed exist together or not at all, even across
 ``kill -9``.
@@ -88,7 +88,7 @@ def owed_store_of(store: object) -> OwedStore:
     file, the memory store's in memory (one per store)."""
     # Imported here: the engines import this module's records, not the other way round.
     from bridge.store.memory import MemoryStore
-    from bridge.store.memory_owed import MemoryOwedStore
+    from bridge.store.memory.owed import MemoryOwedStore
     from bridge.store.sqlite.owed import SQLiteOwedStore
     from bridge.store.sqlite.store import SQLiteStore
 

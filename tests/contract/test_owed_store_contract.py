@@ -17,7 +17,7 @@ import pytest
 from bridge.errors import NotFound
 from bridge.owed.calls import NewOwedCall, OwedOutcome, OwedStatus
 from bridge.store.memory import MemoryStore
-from bridge.store.memory_owed import MemoryOwedStore
+from bridge.store.memory.owed import MemoryOwedStore
 from bridge.store.owed import OwedStore, owed_store_of
 from bridge.store.reservations import Reservation, RsvStatus, Step, VersionConflict
 from bridge.store.sqlite import SQLiteStore

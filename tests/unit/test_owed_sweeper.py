@@ -12,7 +12,7 @@ from bridge.owed.handlers import Handlers
 from bridge.owed.sweeper import OwedSweeper
 from bridge.retry import RetryDecision
 from bridge.settings import RetrySettings
-from bridge.store.memory_owed import MemoryOwedStore
+from bridge.store.memory.owed import MemoryOwedStore
 
 T0 = 1_800_000_000.0
 POLICY = RetrySettings(base_seconds=1, cap_seconds=8, max_attempts=4, jitter=0)
