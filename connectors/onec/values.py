@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # no type hints; zeep parses with it
+from lxml import etree  # no type hints (mypy: ignore_missing_imports); zeep parses with it
 
 from connectors.onec.wire import OnecCallError
 

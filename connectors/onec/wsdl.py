@@ -14,7 +14,7 @@ from typing import Any
 
 # lxml ships no type hints; it is used (rather than ElementTree) because 1C declares the
 # service namespace twice (tns, xsd1) and XML Schema under two prefixes (xsd, xs).
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree
 
 from connectors.onec.contract import Record, optional_only
 from connectors.onec.naming import NamedOperation, Naming

@@ -16,7 +16,7 @@ import yaml
 
 from connectors.onec.emulator import OnecEmulator
 from connectors.retailcrm.emulator import RetailcrmEmulator
-from connectors.retailcrm.emulator.state import ORDER
+from connectors.retailcrm.emulator.history import ORDER
 from tests.support.daemon import Daemon, cli_json, free_port, run_cli
 from tests.support.mirroring import shipped_route
 from tests.support.waiting import until

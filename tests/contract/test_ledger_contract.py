@@ -17,7 +17,7 @@ CARD = "2000000000015"
 
 
 async def customer_id(master: Variant) -> str:
-    return (await master.connector.find_customer(phone=PHONE)).customer_id
+    return str((await master.connector.find_customer(phone=PHONE)).customer_id)
 
 
 async def test_it_is_a_ledger(master: Variant) -> None:

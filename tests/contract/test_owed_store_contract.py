@@ -234,4 +234,4 @@ async def check_owing(
     with pytest.raises(VersionConflict):
         await owed.update_reservation_owing(stale, [step], [commit("rsv_other")])
     assert await owed.owed_for("rsv_other") == []  # nothing owed without the change
-    assert (await get(rsv.id)).status is RsvStatus.COMMIT_PENDING  # type: ignore[attr-defined]
+    assert (await get(rsv.id)).status is RsvStatus.COMMIT_PENDING  # type: ignore[misc]

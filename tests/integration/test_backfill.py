@@ -16,7 +16,7 @@ from typing import Any
 from bridge.mirror.backfill import BACKLOG
 from bridge.store.backfills import BackfillSpec, BackfillStatus
 from bridge.store.records import AttemptOutcome, EventFilter, InboundEvent, NewEvent, Status
-from connectors.retailcrm.emulator.state import ORDER
+from connectors.retailcrm.emulator.history import ORDER
 from tests.support.bonus import Bonus, BonusFactory, bonus_factory
 from tests.support.emulators import crm_emulator, onec_emulator
 from tests.support.mirroring import (

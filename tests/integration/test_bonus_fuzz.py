@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -297,7 +298,7 @@ def test_reservation_ids(bridge: tuple[str, requests.Session], rsv_id: str, verb
     body = {"code": "123456"} if verb == "/confirm" else None
     resp = http.request(
         method,
-        f"{url}/api/v1/bonus/reservations/{requests.utils.quote(rsv_id, safe='')}{verb}",
+        f"{url}/api/v1/bonus/reservations/{quote(rsv_id, safe='')}{verb}",
         json=body,
         headers=TILL,
     )

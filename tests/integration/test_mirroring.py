@@ -15,7 +15,9 @@ from bridge.store.records import EventFilter
 from tests.support.bonus import BonusFactory, bonus_factory
 from tests.support.emulators import onec_emulator
 from tests.support.mirroring import (
+    create_order,
     crm_call,
+    edit_order,
     mirroring_config,
     retry_onec_soon,
     shipped_route,
@@ -113,7 +115,7 @@ async def test_ten_changes_while_1c_is_down_become_one_write_of_the_final_state(
     await eventually(failing)
     for n in range(2, 11):  # nine more changes while it waits to retry
         change = {"id": crm_id, "customerComment": f"change {n}"}
-        await crm_call(bonus, lambda c, change=change: c.order_edit(change, "id", "shop"))
+        await crm_call(bonus, edit_order(change))
     await asyncio.sleep(1.5)  # the pollers pick the changes up; the 1C deliveries fail
     assert onec.ledger.snapshot()["orders"] == {}
     onec.faults.set(outage=False)
@@ -210,7 +212,7 @@ async def test_order_statuses_commit_and_release_their_reservations(
             "customer": {"externalId": "c-1"},
             "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 500}],
         }
-        ids.append((await crm_call(bonus, lambda c, o=order: c.order_create(o, "shop")))["id"])
+        ids.append((await crm_call(bonus, create_order(order)))["id"])
     reservations = []
     for crm_id in ids:
         body = {
@@ -232,7 +234,7 @@ async def test_order_statuses_commit_and_release_their_reservations(
     # is completed in 1C (where it was mirrored as retailcrm-<id>).
     for crm_id, status_code in zip(ids[:2], ("complete", "cancel-other"), strict=True):
         change = {"id": crm_id, "status": status_code}
-        await crm_call(bonus, lambda c, ch=change: c.order_edit(ch, "id", "shop"))
+        await crm_call(bonus, edit_order(change))
     onec = onec_emulator(bonus.runtime)
     key = f"retailcrm-{ids[2]}"
 
@@ -268,7 +270,7 @@ async def test_several_write_backs_at_once_edit_the_orders_and_create_none(
             "customer": {"externalId": "c-1"},
             "items": [{"offer": {"externalId": "SKU-1"}, "quantity": 1, "initialPrice": 100}],
         }
-        ids.append((await crm_call(bonus, lambda c, o=order: c.order_create(o, "shop")))["id"])
+        ids.append((await crm_call(bonus, create_order(order)))["id"])
 
     async def all_in_1c() -> Any:
         orders = onec.ledger.snapshot()["orders"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.support.bonus import BonusFactory, bonus_config, bonus_factory
 from tests.support.emulators import onec_emulator
-from tests.support.mirroring import crm_call, shipped_route
+from tests.support.mirroring import create_order, crm_call, read_order, shipped_route
 from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -52,11 +52,11 @@ async def test_an_order_with_payments_arrives_in_1c_with_the_mapped_payment_type
     ids = []
     for number, payments in (("5001P", paid), ("5002P", [])):
         new = order(number, payments)
-        created = await crm_call(bonus, lambda c, o=new: c.order_create(o, "shop"))
+        created = await crm_call(bonus, create_order(new))
         ids.append(str(created["id"]))
 
     # What the bridge reads back: payments keyed by payment id, or PHP's [] for none.
-    read = [(await crm_call(bonus, lambda c, i=i: c.order(i, "id", "shop")))["order"] for i in ids]
+    read = [(await crm_call(bonus, read_order(i)))["order"] for i in ids]
     assert isinstance(read[0]["payments"], dict) and len(read[0]["payments"]) == 2
     assert read[1]["payments"] == []
 

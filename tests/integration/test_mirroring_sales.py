@@ -21,7 +21,7 @@ __all__ = ["bonus_factory"]  # the fixture, used by name
 
 # A sale at the till as 1C keeps it: the shape retailcrm_order_to_onec.yaml writes, with
 # the key RetailCRM knows the customer by (the sandbox's Иван Петров, c-1).
-SALE = {
+SALE: dict[str, Any] = {
     "number": "ЧК-000123",
     "date": "2026-11-22 13:05:00",
     "status": "Новый",

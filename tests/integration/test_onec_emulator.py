@@ -51,7 +51,7 @@ async def http(emulator: OnecEmulator) -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-class OperationNames(Plugin):  # type: ignore[misc]
+class OperationNames(Plugin):
     """Records the name of every operation zeep sends."""
 
     def __init__(self) -> None:
@@ -62,7 +62,7 @@ class OperationNames(Plugin):  # type: ignore[misc]
         return envelope, http_headers
 
 
-class Utf8Headers(Plugin):  # type: ignore[misc]
+class Utf8Headers(Plugin):
     """Sends header values as UTF-8 bytes: http.client encodes str headers as latin-1, which
     a Cyrillic SOAPAction cannot be (python-zeep#1172, reported against a 1C service)."""
 
@@ -209,8 +209,10 @@ async def test_soap_12_binding(emulator: OnecEmulator) -> None:
             assert svc.GetBalance(CustomerId=cid, CartTotal=D(100)).MaxRedeemable == D(50)
             reserve = svc.Reserve(OperationId="r12", CustomerId=cid, Amount=D(300), OrderId="o")
             assert (reserve.Status, reserve.Available) == ("reserved", D(700))
-            content_type = history.last_sent["http_headers"]["Content-Type"]
-            answer = history.last_received["envelope"].tag
+            sent, received = history.last_sent, history.last_received
+            assert sent is not None and received is not None
+            content_type = sent["http_headers"]["Content-Type"]
+            answer = received["envelope"].tag
             call, params = op(svc, "Reserve", "r13", CustomerId=cid, Amount=D(5000), OrderId="o")
             fault = fault_of(call, **params)
             return content_type, answer, fault
@@ -519,7 +521,7 @@ async def test_http_service(emulator: OnecEmulator, http: aiohttp.ClientSession)
     first["origin"] = None  # points moved: no echo (only SaveOrder/SaveCustomer say "bridge")
     assert changes["items"][0] == first
 
-    errors = [
+    errors: list[tuple[str, Any, int, str]] = [
         ("/v1/nope", {}, 404, "not_found"),
         ("/v1/balance", {"customer_id": "nobody"}, 404, "unknown_customer"),
         ("/v1/reserve", {**reserve, "amount": "1.00"}, 409, "operation_conflict"),

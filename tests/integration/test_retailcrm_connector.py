@@ -73,7 +73,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
         crm = RetailcrmEmulator()
         await crm.start()
         cleanups.append(crm.stop)
-        config = {
+        config: dict[str, Any] = {
             "store": {"url": f"sqlite:///{tmp_path / 'b.db'}"},
             "systems": {
                 "shop": {

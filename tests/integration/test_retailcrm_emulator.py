@@ -198,7 +198,7 @@ async def test_customers_create_edit_get_list_upload_history(emulator: Retailcrm
     }
 
     def scenario() -> dict[str, Any]:
-        client, seen = crm(emulator), {}
+        client, seen = crm(emulator), dict[str, Any]()
         seen["created"] = ok(client.customer_create(customer, SITE), 201)
         seen["bad_email"] = client.customer_create({"externalId": "x", "email": "nope"}, SITE)
         edit = {

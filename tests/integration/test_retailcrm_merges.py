@@ -145,7 +145,7 @@ async def test_a_write_to_a_merged_away_customer_lands_on_the_survivor(rig: Rig)
 
     own = await eventually(written, 10)
     survivor = await customer_id(rig, "c-1")
-    await rig.manager(lambda c: c.customers_combine([{"id": int(own)}], {"id": survivor}))
+    await rig.manager(lambda c: c.customers_combine([{"id": int(str(own))}], {"id": survivor}))
     await rig.poll()
     await push("Ольга-Мария", 2)
 

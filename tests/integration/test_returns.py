@@ -127,7 +127,7 @@ async def test_a_returned_line_gives_back_its_share_of_the_spend(
     assert shown["status"] == "committed"  # the commit stands; part of it came back
     assert (shown["committed"], shown["returned"]) == ("300.00", str(refund))
     assert steps(shown, "reverse_done") == [f"{refund} given back; {refund} of 300.00 in all"]
-    assert steps(shown, "return_seen")[0].endswith(f": {refund} of 300.00; by the bridge")
+    assert str(steps(shown, "return_seen")[0]).endswith(f": {refund} of 300.00; by the bridge")
     left = onec.ledger.snapshot()["left_to_reverse"][f"{rsv_id}:commit"]
     assert Decimal(left) == Decimal("300.00") - refund
 

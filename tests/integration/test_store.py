@@ -146,7 +146,7 @@ async def test_deliveries_that_go_alone_in_one_slot_keep_their_leases(tmp_path: 
         )
         sink = SlowSink()
         lanes = {"crm": (sink, DeliverySettings(concurrency=1, timeout_seconds=1.0))}
-        dispatcher = Dispatcher(store, lanes, "me", lease_seconds=2.0)  # type: ignore[dict-item]
+        dispatcher = Dispatcher(store, lanes, "me", lease_seconds=2.0)  # type: ignore[arg-type]
         await dispatcher.start()
         await asyncio.sleep(5.5)  # 8 deliveries of 0.5 s in turn: 4 s, twice the lease
         await dispatcher.stop()

@@ -80,6 +80,21 @@ async def manager_call(crm_url: str, call: Callable[[Any], Any]) -> dict[str, An
     return answer
 
 
+def create_order(order: dict[str, Any]) -> Callable[[Any], Any]:
+    """The official client's order create on the shop's site, as a call for ``crm_call``."""
+    return lambda client: client.order_create(order, "shop")
+
+
+def edit_order(change: dict[str, Any]) -> Callable[[Any], Any]:
+    """An order edit by internal id, as a call for ``crm_call``."""
+    return lambda client: client.order_edit(change, "id", "shop")
+
+
+def read_order(order_id: object) -> Callable[[Any], Any]:
+    """An order read by internal id, as a call for ``crm_call``."""
+    return lambda client: client.order(order_id, "id", "shop")
+
+
 async def crm_call(bonus: Bonus, call: Callable[[Any], Any]) -> dict[str, Any]:
     """One call to the bridge's RetailCRM sandbox, as a RetailCRM manager."""
     return await manager_call(bonus.runtime.emulators["retailcrm"].url, call)

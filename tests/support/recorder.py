@@ -129,14 +129,14 @@ class FeedConnector(RecorderConnector):
         since = int(cursor or 0)
         try:
             async with self._session.get(f"{self.url}/changes", params={"since": since}) as resp:
-                feed = await resp.json()
+                answer: dict[str, Any] = await resp.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientError(f"feed unreachable: {exc!r}") from exc
         events = [
             InboundEvent(f"msg-{c['no']}", c["entity"], c["id"], "changed", c.get("data", {}))
-            for c in feed["items"]
+            for c in answer["items"]
         ]
-        return PollResult(events, str(feed["last"]), feed["more"])
+        return PollResult(events, str(answer["last"]), answer["more"])
 
 
 class TargetEmulator:

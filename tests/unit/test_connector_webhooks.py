@@ -7,6 +7,7 @@ import json
 import random
 import tomllib
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -28,7 +29,7 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def build(
-    ctype: ConnectorType, type_name: str, auth: WebhookAuth, token: str, **options: str
+    ctype: Any, type_name: str, auth: WebhookAuth, token: str, **options: str
 ) -> WebhookParser:
     """A connector as the core builds it, checked to be a webhook parser."""
     webhook = WebhookSettings(auth=auth, token=SecretStr(token))

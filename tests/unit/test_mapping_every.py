@@ -176,7 +176,7 @@ def test_each_over_nested_wildcards_and_inside_each(tmp_path: Path) -> None:
                 each: [{to: amount, from: amount, transform: money}]
         """,
     )
-    orders = {"5": {"payments": BY_ID}, "6": {"payments": []}}
+    orders: dict[str, dict[str, Any]] = {"5": {"payments": BY_ID}, "6": {"payments": []}}
     assert flow.apply({"orders": orders}).document == {
         "all": [{"id": 17}, {"id": 18}],
         "orders": [{"payments": [{"amount": "100.00"}, {}]}, {"payments": []}],

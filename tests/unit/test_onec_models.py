@@ -59,7 +59,8 @@ def test_document_of_prefers_the_mapped_document_then_the_changes_own() -> None:
     assert document_of(job(None, {"c": 3})) == {"c": 3}
     # A data.document that is no object: the data itself is the document (as for RetailCRM).
     assert document_of(job(None, {"document": "text"})) == {"document": "text"}
-    for payload in ({}, None):
+    payloads: tuple[dict[str, Any] | None, ...] = ({}, None)
+    for payload in payloads:
         with pytest.raises(PermanentError, match="nothing to write"):
             document_of(job(None, payload))
 

@@ -71,7 +71,7 @@ def test_bonus_operations_keys_follow_the_page_cursor_and_place() -> None:
         "amount": 25,
         "loyaltyAccount": {"id": 11},
     }
-    page = [row, dict(row), {**row, "amount": 30}, {"type": "burn"}]
+    page: list[dict[str, Any]] = [row, dict(row), {**row, "amount": 30}, {"type": "burn"}]
     events = bonus_operation_events(page, "c-1")
     assert [(e.entity, e.entity_id, e.action) for e in events] == [
         ("loyalty_account", "11", "credit_manual")

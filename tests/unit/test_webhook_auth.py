@@ -18,7 +18,7 @@ NOW = 1_800_000_000
 
 
 def settings(auth: WebhookAuth, **kw: str) -> WebhookSettings:
-    return WebhookSettings(auth=auth, **{k: SecretStr(v) for k, v in kw.items()})
+    return WebhookSettings.model_validate({"auth": auth} | {k: SecretStr(v) for k, v in kw.items()})
 
 
 def test_bearer() -> None:

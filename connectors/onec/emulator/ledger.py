@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import cast
+from typing import Any, cast
 
 from connectors.onec.emulator.checks import (
     CENT,
@@ -201,8 +201,9 @@ class OnecLedger(InfobaseDocuments):
             self._touch(acc)
             return self._settle(op, params, None, points, acc)
 
-    def snapshot(self) -> dict[str, object]:
-        """Everything an operation can change, as plain values to compare in tests."""
+    def snapshot(self) -> dict[str, Any]:
+        """Everything an operation can change, as plain values to compare in tests (a JSON
+        document's shape: read by tests and the emulator's state page alike)."""
         with self._lock:
             accounts = self._customers.accounts
             return {

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 # lxml ships no type hints; it is what zeep itself parses with, and it can be told not to
 # resolve entities or touch the network while reading a request from outside.
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree
 
 from connectors.onec.contract import Record, XsdType
 from connectors.onec.emulator.faults import Spelled
