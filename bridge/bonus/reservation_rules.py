@@ -120,7 +120,6 @@ def settled(
         status=status,
         pending=None,
         pending_then=None,
-        pending_due_at=None,
         pending_amount=None,
     )
     if error is not None:

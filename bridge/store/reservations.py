@@ -77,8 +77,6 @@ class Reservation:
     pending: str | None = None  # "commit" | "release" | "reverse"
     pending_amount: Decimal | None = None
     pending_then: RsvStatus | None = None
-    pending_attempts: int = 0
-    pending_due_at: float | None = None
     error_code: str | None = None
     error_detail: str | None = None
     # Returns after the commit (PRODUCT 3.4): the order's lines as they were when it was

@@ -48,11 +48,9 @@ def _newest_first(found: Iterable[Reservation]) -> list[Reservation]:
 
 
 def due(state: State, now: float, stuck_before: float) -> list[str]:
-    """Ids with sweeper work, in the order of the SQLite store's four queries."""
+    """Ids with sweeper work, in the order of the SQLite store's three queries."""
     rows = list(state.reservations.values())
     work = [
-        sorted((r for r in rows if r.pending_due_at is not None and r.pending_due_at <= now),
-               key=lambda r: r.pending_due_at or 0.0),
         sorted((r for r in rows if r.status is RsvStatus.HELD and r.expires_at <= now),
                key=lambda r: r.expires_at),
         [r for r in rows if r.status is RsvStatus.AWAITING_CODE
@@ -66,8 +64,6 @@ def next_due(state: State) -> float | None:
     """The earliest moment of any sweeper work."""
     moments: list[float] = []
     for r in state.reservations.values():
-        if r.pending_due_at is not None:
-            moments.append(r.pending_due_at)
         if r.status is RsvStatus.HELD:
             moments.append(r.expires_at)
         if r.status is RsvStatus.AWAITING_CODE and r.code_expires_at is not None:

@@ -144,7 +144,6 @@ def due(conn: sqlite3.Connection, now: float, stuck_before: float, limit: int) -
     """Ids the sweeper must look at (each query runs on its own index)."""
     found: list[str] = []
     queries = (
-        ("SELECT id FROM reservations WHERE pending_due_at <= ? LIMIT ?", (now, limit)),
         (
             "SELECT id FROM reservations WHERE status = 'held' AND expires_at <= ? LIMIT ?",
             (now, limit),
@@ -170,8 +169,7 @@ def next_due(conn: sqlite3.Connection) -> float | None:
     """The earliest due moment of any sweeper work."""
     row = conn.execute(
         "SELECT min(t) FROM ("
-        " SELECT min(pending_due_at) AS t FROM reservations WHERE pending_due_at IS NOT NULL"
-        " UNION ALL SELECT min(expires_at) FROM reservations WHERE status = 'held'"
+        " SELECT min(expires_at) AS t FROM reservations WHERE status = 'held'"
         " UNION ALL SELECT min(min(code_expires_at, expires_at)) FROM reservations"
         "  WHERE status = 'awaiting_code'"
         " UNION ALL SELECT min(created_at) FROM reservations WHERE status = 'creating')"
