@@ -12,12 +12,12 @@ import pytest
 
 from connectors.onec.emulator.ledger import (
     ERROR_CODES,
+    InfobaseOperation,
     LedgerError,
     OnecLedger,
-    Operation,
     normalize_phone,
 )
-from connectors.onec.emulator.orders import Change, SavedOrder
+from connectors.onec.emulator.orders import FeedChange, SavedOrder
 
 IVAN_PHONE = "+79000000001"
 IVAN_CARD = "2000000000015"
@@ -431,7 +431,7 @@ def test_commit_without_amount_and_with_the_full_amount_are_different_requests(
 
 def test_reserve_holds_points_out_of_available(ledger: OnecLedger, ivan: str) -> None:
     result = ledger.reserve("r1", ivan, "1000", "o")
-    assert result == Operation(
+    assert result == InfobaseOperation(
         "r1", "reserve", "reserved", "r1", D("1000.00"), D("1000.00"), D("0.00")
     )
     fails("insufficient_balance", lambda: ledger.reserve("r2", ivan, "0.01", "o"))
@@ -664,18 +664,18 @@ def test_balance_changes_are_customer_changes_holds_are_not(ledger: OnecLedger, 
     ledger.accrue("a1", ivan, "10", "o")
     ledger.reverse("v1", "a1", "10")
     assert ledger.get_changes(0).items == (
-        Change(1, "customer", ivan, "changed", "2"),
-        Change(2, "customer", ivan, "changed", "3"),
-        Change(3, "customer", ivan, "changed", "4"),
+        FeedChange(1, "customer", ivan, "changed", "2"),
+        FeedChange(2, "customer", ivan, "changed", "3"),
+        FeedChange(3, "customer", ivan, "changed", "4"),
     )
 
 
 def test_push_change_simulates_changes_made_in_1c(ledger: OnecLedger) -> None:
-    assert ledger.push_change("receipt", "chk-1", "created") == Change(
+    assert ledger.push_change("receipt", "chk-1", "created") == FeedChange(
         1, "receipt", "chk-1", "created"
     )
     assert ledger.push_change("customer", "new-1", "created", "v1").message_no == 2
-    assert ledger.get_changes(1).items == (Change(2, "customer", "new-1", "created", "v1"),)
+    assert ledger.get_changes(1).items == (FeedChange(2, "customer", "new-1", "created", "v1"),)
 
 
 def test_changes_page_through_the_feed(ledger: OnecLedger) -> None:
@@ -736,7 +736,7 @@ def run_at_once(count: int, work: Callable[[int], object]) -> list[object]:
 
 def test_concurrent_reserves_never_overdraw(ledger: OnecLedger, ivan: str) -> None:
     results = run_at_once(40, lambda n: ledger.reserve(f"r{n}", ivan, "100", f"o{n}"))
-    held = [r for r in results if isinstance(r, Operation)]
+    held = [r for r in results if isinstance(r, InfobaseOperation)]
     assert len(held) == 10
     assert results.count("insufficient_balance") == 30
     assert points(ledger, ivan) == (D("1000.00"), D("1000.00"), D("0.00"))

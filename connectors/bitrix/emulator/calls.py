@@ -18,7 +18,7 @@ GLOBAL = ""  # the scope every caller has: batch, server.time, profile, event.*
 
 
 @dataclass
-class Call:
+class RestCall:
     """A method call: its lower-cased name, parameters (auth removed), caller and `start`."""
 
     method: str
@@ -40,7 +40,7 @@ class Call:
         return None
 
 
-Handler = Callable[[Call], Reply]
+Handler = Callable[[RestCall], Reply]
 
 
 @dataclass(frozen=True)

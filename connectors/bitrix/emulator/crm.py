@@ -17,7 +17,7 @@ from connectors.bitrix.emulator.fields import (
     CONTACT,
     DEAL,
     Field,
-    Kind,
+    FieldKind,
     coerce,
 )
 from connectors.bitrix.emulator.wire import Clock, Json, RestError, iso, normalize_phone, php_list
@@ -47,7 +47,7 @@ class CrmStore:
 
     # ---- fields ------------------------------------------------------------------------
 
-    def fields(self, kind: Kind) -> list[Field]:
+    def fields(self, kind: FieldKind) -> list[Field]:
         """Standard fields, then the user fields created so far."""
         custom = [
             Field(name, "uf:" + str(spec["USER_TYPE_ID"]))
@@ -55,11 +55,11 @@ class CrmStore:
         ]
         return [*kind.fields, *custom]
 
-    def field(self, kind: Kind, upper: str) -> Field | None:
+    def field(self, kind: FieldKind, upper: str) -> Field | None:
         """The field stored as `upper` (standard or user field)."""
         return next((f for f in self.fields(kind) if f.upper == upper), None)
 
-    def add_userfield(self, kind: Kind, fields: Mapping[str, Any]) -> int:
+    def add_userfield(self, kind: FieldKind, fields: Mapping[str, Any]) -> int:
         """`crm.<type>.userfield.add` (§2.4): the `UF_CRM_` prefix is added when missing."""
         raw = str(fields.get("FIELD_NAME") or "").strip().upper()
         type_id = str(fields.get("USER_TYPE_ID") or "").strip().lower()
@@ -96,18 +96,18 @@ class CrmStore:
 
     # ---- rows --------------------------------------------------------------------------
 
-    def get(self, kind: Kind, entity_id: Any) -> Json | None:
+    def get(self, kind: FieldKind, entity_id: Any) -> Json | None:
         """The stored row, or None."""
         try:
             return self.rows[kind.name].get(int(entity_id))
         except (TypeError, ValueError):
             return None
 
-    def all(self, kind: Kind) -> list[Json]:
+    def all(self, kind: FieldKind) -> list[Json]:
         """Every row of `kind`."""
         return list(self.rows[kind.name].values())
 
-    def add(self, kind: Kind, values: Mapping[str, Any], caller: Caller) -> Json:
+    def add(self, kind: FieldKind, values: Mapping[str, Any], caller: Caller) -> Json:
         """A new row from stored-name values; FieldError on a bad value."""
         number = self._take(kind.name)
         now = iso(self._clock())
@@ -132,7 +132,7 @@ class CrmStore:
         self._emit(f"{kind.event_prefix}ADD", {"FIELDS": {"ID": number}}, caller)
         return row
 
-    def update(self, kind: Kind, row: Json, values: Mapping[str, Any], caller: Caller) -> Json:
+    def update(self, kind: FieldKind, row: Json, values: Mapping[str, Any], caller: Caller) -> Json:
         """Apply stored-name values to `row` (only the fields given change)."""
         draft = copy.deepcopy(row)
         self._write(kind, draft, values)
@@ -143,12 +143,12 @@ class CrmStore:
         self._emit(f"{kind.event_prefix}UPDATE", {"FIELDS": {"ID": row["ID"]}}, caller)
         return row
 
-    def delete(self, kind: Kind, row: Json, caller: Caller) -> None:
+    def delete(self, kind: FieldKind, row: Json, caller: Caller) -> None:
         """Remove `row`."""
         del self.rows[kind.name][row["ID"]]
         self._emit(f"{kind.event_prefix}DELETE", {"FIELDS": {"ID": row["ID"]}}, caller)
 
-    def find_by_comm(self, kind: Kind, comm_type: str, values: list[str]) -> list[int]:
+    def find_by_comm(self, kind: FieldKind, comm_type: str, values: list[str]) -> list[int]:
         """Ids of rows holding one of `values` in PHONE or EMAIL (§2.1 findbycomm)."""
 
         def key(have: Any) -> str:
@@ -167,7 +167,7 @@ class CrmStore:
         self._next[counter] += 1
         return self._next[counter] - 1
 
-    def _write(self, kind: Kind, row: Json, values: Mapping[str, Any]) -> None:
+    def _write(self, kind: FieldKind, row: Json, values: Mapping[str, Any]) -> None:
         for upper, value in values.items():
             field = self.field(kind, upper)
             if field is None or field.readonly:

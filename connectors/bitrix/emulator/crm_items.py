@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.calls import Method, RestCall
 from connectors.bitrix.emulator.crm import CrmStore, FieldError
 from connectors.bitrix.emulator.fields import (
     CONTACT,
     KINDS,
     MULTIFIELDS,
     Field,
-    Kind,
+    FieldKind,
     filter_names,
     item_value,
     row_matches,
@@ -57,7 +57,7 @@ class _ItemApi:
 
     # ---- naming ------------------------------------------------------------------------
 
-    def _kind(self, call: Call) -> Kind:
+    def _kind(self, call: RestCall) -> FieldKind:
         type_id = php_int(call.get("entityTypeId"))
         if type_id == 5:  # §2.3: the old invoice
             raise RestError(400, "ENTITY_TYPE_NOT_SUPPORTED", "Entity type 5 is not supported")
@@ -67,7 +67,7 @@ class _ItemApi:
             raise RestError(400, "NOT_FOUND", "Smart process not found")
         return KINDS[type_id]
 
-    def _names(self, kind: Kind, call: Call) -> dict[str, Field]:
+    def _names(self, kind: FieldKind, call: RestCall) -> dict[str, Field]:
         """crm.item name → field; original UF names with `useOriginalUfNames=Y` (§2.3)."""
         original = php_true(call.get("useOriginalUfNames"))
         names: dict[str, Field] = {}
@@ -78,13 +78,13 @@ class _ItemApi:
             names[field.upper if uf and original else field.camel] = field
         return names
 
-    def _row(self, kind: Kind, call: Call, missing: str = "Element not found") -> Json:
+    def _row(self, kind: FieldKind, call: RestCall, missing: str = "Element not found") -> Json:
         row = self.store.get(kind, php_int(call.get("id")))
         if row is None:
             raise RestError(400, "NOT_FOUND", missing)
         return row
 
-    def _values(self, kind: Kind, call: Call) -> dict[str, Any]:
+    def _values(self, kind: FieldKind, call: RestCall) -> dict[str, Any]:
         fields = call.get("fields")
         if not isinstance(fields, Mapping):
             raise RestError(400, "INVALID_ARG_VALUE", "Parameter 'fields' must be an object")
@@ -94,7 +94,9 @@ class _ItemApi:
             values |= _fm_to_multifields(fields["fm"])
         return values
 
-    def render(self, kind: Kind, row: Json, call: Call, select: list[str] | None = None) -> Json:
+    def render(
+        self, kind: FieldKind, row: Json, call: RestCall, select: list[str] | None = None
+    ) -> Json:
         """A row as crm.item writes it; `select` None or with `*` means every field."""
         every = select is None or not select or "*" in select
         wanted = set(select or [])
@@ -119,7 +121,7 @@ class _ItemApi:
 
     # ---- methods -----------------------------------------------------------------------
 
-    def add(self, call: Call) -> Reply:
+    def add(self, call: RestCall) -> Reply:
         """`crm.item.add {entityTypeId, fields}` → `{item}`."""
         kind = self._kind(call)
         try:
@@ -128,7 +130,7 @@ class _ItemApi:
             raise _invalid(exc, self._names(kind, call)) from None
         return Reply({"item": self.render(kind, row, call)})
 
-    def update(self, call: Call) -> Reply:
+    def update(self, call: RestCall) -> Reply:
         """`crm.item.update {entityTypeId, id, fields}` → `{item}`."""
         kind = self._kind(call)
         row = self._row(kind, call)
@@ -138,18 +140,18 @@ class _ItemApi:
             raise _invalid(exc, self._names(kind, call)) from None
         return Reply({"item": self.render(kind, row, call)})
 
-    def get(self, call: Call) -> Reply:
+    def get(self, call: RestCall) -> Reply:
         """`crm.item.get {entityTypeId, id}` → `{item}`."""
         kind = self._kind(call)
         return Reply({"item": self.render(kind, self._row(kind, call), call)})
 
-    def delete(self, call: Call) -> Reply:
+    def delete(self, call: RestCall) -> Reply:
         """`crm.item.delete {entityTypeId, id}` → `[]` (crm-item-delete.md)."""
         kind = self._kind(call)
         self.store.delete(kind, self._row(kind, call, "Item not found"), call.caller)
         return Reply([])
 
-    def fields(self, call: Call) -> Reply:
+    def fields(self, call: RestCall) -> Reply:
         """`crm.item.fields {entityTypeId}` → `{fields: {name: {type, upperName, …}}}`."""
         kind = self._kind(call)
         described = {
@@ -163,7 +165,7 @@ class _ItemApi:
         }
         return Reply({"fields": described})
 
-    def listing(self, call: Call) -> Reply:
+    def listing(self, call: RestCall) -> Reply:
         """`crm.item.list {entityTypeId, select, filter, order, start}` → `{items}`."""
         kind = self._kind(call)
         names = self._names(kind, call)

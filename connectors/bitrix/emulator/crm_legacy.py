@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.calls import Method, RestCall
 from connectors.bitrix.emulator.crm import CrmStore, FieldError
 from connectors.bitrix.emulator.fields import (
     CONTACT,
     DEAL,
     MULTIFIELDS,
-    Kind,
+    FieldKind,
     legacy_value,
     row_matches,
     sort_rows,
@@ -57,10 +57,10 @@ def _error(text: str) -> RestError:
 class _LegacyApi:
     """The old methods of one entity type."""
 
-    def __init__(self, store: CrmStore, kind: Kind) -> None:
+    def __init__(self, store: CrmStore, kind: FieldKind) -> None:
         self.store, self.kind = store, kind
 
-    def _row(self, call: Call) -> Json:
+    def _row(self, call: RestCall) -> Json:
         given = call.get("id")
         if php_int(given) <= 0:
             raise _error("ID is not defined or invalid.")
@@ -69,13 +69,13 @@ class _LegacyApi:
             raise _error("Not found")
         return row
 
-    def _fields(self, call: Call) -> dict[str, Any]:
+    def _fields(self, call: RestCall) -> dict[str, Any]:
         fields = call.get("fields")
         if not isinstance(fields, Mapping) or not fields:
             raise _error("The parameter 'fields' must be array.")
         return {str(key).upper(): value for key, value in fields.items()}
 
-    def add(self, call: Call) -> Reply:
+    def add(self, call: RestCall) -> Reply:
         """`crm.<type>.add {fields}` → the new id."""
         try:
             row = self.store.add(self.kind, self._fields(call), call.caller)
@@ -83,7 +83,7 @@ class _LegacyApi:
             raise _error(str(exc)) from None
         return Reply(row["ID"])
 
-    def update(self, call: Call) -> Reply:
+    def update(self, call: RestCall) -> Reply:
         """`crm.<type>.update {id, fields}` → true."""
         row = self._row(call)
         try:
@@ -92,16 +92,16 @@ class _LegacyApi:
             raise _error(str(exc)) from None
         return Reply(True)
 
-    def get(self, call: Call) -> Reply:
+    def get(self, call: RestCall) -> Reply:
         """`crm.<type>.get {id}` → every field, multifields and user fields included."""
         return Reply(self.render(self._row(call), None))
 
-    def delete(self, call: Call) -> Reply:
+    def delete(self, call: RestCall) -> Reply:
         """`crm.<type>.delete {id}` → true."""
         self.store.delete(self.kind, self._row(call), call.caller)
         return Reply(True)
 
-    def listing(self, call: Call) -> Reply:
+    def listing(self, call: RestCall) -> Reply:
         """`crm.<type>.list {filter, order, select, start}` → 50 rows, total, next."""
         known = {f.upper for f in self.store.fields(self.kind)}
 
@@ -150,7 +150,7 @@ class _LegacyApi:
                 out[f"HAS_{multi}"] = "Y" if row.get(multi) else "N"
         return out
 
-    def userfield_add(self, call: Call) -> Reply:
+    def userfield_add(self, call: RestCall) -> Reply:
         """`crm.<type>.userfield.add {fields}` → the field's id (§2.4)."""
         fields = call.get("fields")
         if not isinstance(fields, Mapping):
@@ -158,7 +158,7 @@ class _LegacyApi:
         upper = {str(key).upper(): value for key, value in fields.items()}
         return Reply(self.store.add_userfield(self.kind, upper))
 
-    def userfield_list(self, call: Call) -> Reply:
+    def userfield_list(self, call: RestCall) -> Reply:
         """`crm.<type>.userfield.list {order, filter}` → every user field matching."""
         specs = list(self.store.userfields[self.kind.name].values())
 
@@ -168,7 +168,7 @@ class _LegacyApi:
         found = [s for s in specs if row_matches(s, call.get("filter"), resolve)]
         return Reply(sort_rows(found, call.get("order"), resolve), total=len(found))
 
-    def userfield_get(self, call: Call) -> Reply:
+    def userfield_get(self, call: RestCall) -> Reply:
         """`crm.<type>.userfield.get {id}`."""
         wanted = str(php_int(call.get("id")))
         for spec in self.store.userfields[self.kind.name].values():
@@ -186,7 +186,7 @@ def _legacy_multi(item: Json) -> Json:
     }
 
 
-def find_by_comm(store: CrmStore, call: Call) -> Reply:
+def find_by_comm(store: CrmStore, call: RestCall) -> Reply:
     """`crm.duplicate.findbycomm {type, values, entity_type}` → `{CONTACT: [ids]}` (§2.1).
 
     Only matched types are keys, `[]` when nothing matched. The portal holds contacts only,

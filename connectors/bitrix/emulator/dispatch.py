@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.bitrix.emulator.auth import Caller, OAuthApp
-from connectors.bitrix.emulator.calls import GLOBAL, Call, Method
+from connectors.bitrix.emulator.calls import GLOBAL, Method, RestCall
 from connectors.bitrix.emulator.limits import BitrixFaults
 from connectors.bitrix.emulator.wire import (
     Clock,
@@ -42,7 +42,7 @@ _STEP = re.compile(r"\[([^\]]+)\]")
 _MISSING = object()
 
 
-class Dispatcher:
+class MethodDispatcher:
     """Checks scope and context, injects faults, runs the handler, writes the envelope."""
 
     def __init__(self, methods: dict[str, Method], faults: BitrixFaults, clock: Clock) -> None:
@@ -59,7 +59,7 @@ class Dispatcher:
         try:
             method = self._allowed(name, caller, fault)
             self.calls[name] = self.calls.get(name, 0) + 1
-            answer = method.handler(Call(name, params, caller))
+            answer = method.handler(RestCall(name, params, caller))
         except RestError as exc:
             return exc.status, exc.body()
         except Exception:  # a request the emulator did not foresee: a 500 as PHP's
@@ -84,7 +84,7 @@ class Dispatcher:
             raise system_error(fault)
         return method
 
-    def _batch(self, call: Call) -> Reply:
+    def _batch(self, call: RestCall) -> Reply:
         halt = php_true(call.get("halt"))
         given = call.get("cmd")
         commands = (
@@ -188,7 +188,7 @@ def general_methods(
 ) -> dict[str, Method]:
     """`server.time`, `profile`, `app.info`, `scope`, `feature.get` (rest module)."""
 
-    def app_info(call: Call) -> Reply:
+    def app_info(call: RestCall) -> Reply:
         license_name = "ru_pro"  # Decision: a Professional cloud plan (offline events, §3.5)
         if not call.caller.is_app:
             return Reply({"SCOPE": sorted(call.caller.scopes), "LICENSE": license_name})
@@ -206,7 +206,7 @@ def general_methods(
             }
         )
 
-    def feature(call: Call) -> Reply:
+    def feature(call: RestCall) -> Reply:
         code = str(call.get("CODE") or "")
         if not code:
             raise RestError(400, "CODE_EMPTY", "CODE can't be empty")

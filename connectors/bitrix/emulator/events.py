@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import aiohttp
 
 from connectors.bitrix.emulator.auth import Caller, OAuthApp
-from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.calls import Method, RestCall
 from connectors.bitrix.emulator.offline import OfflineQueue
 from connectors.bitrix.emulator.wire import (
     Clock,
@@ -205,11 +205,11 @@ class EventHub:
             **self.offline.methods(),
         }
 
-    def names(self, call: Call) -> Reply:
+    def names(self, call: RestCall) -> Reply:
         """`events`: the events this application may bind."""
         return Reply([e for e, scope in EVENTS.items() if _allowed(scope, call.caller)])
 
-    def bind(self, call: Call) -> Reply:
+    def bind(self, call: RestCall) -> Reply:
         """`event.bind` → true (rest module `Api\\Event::eventBind`)."""
         event = str(call.get("event") or "").upper()
         kind = str(call.get("event_type") or "online").lower()
@@ -240,7 +240,7 @@ class EventHub:
         self.bindings.append(Binding(self._take(), event, handler, user, connector, True, kept))
         return Reply(True)
 
-    def unbind(self, call: Call) -> Reply:
+    def unbind(self, call: RestCall) -> Reply:
         """`event.unbind` → `{count}`."""
         event = str(call.get("event") or "").upper()
         kind = str(call.get("event_type") or "online").lower()
@@ -266,7 +266,7 @@ class EventHub:
         self.bindings = [b for b in self.bindings if b not in gone]
         return Reply({"count": len(gone)})
 
-    def get(self, call: Call) -> Reply:
+    def get(self, call: RestCall) -> Reply:
         """`event.get`: the application's handlers."""
         out: list[Json] = []
         for b in self.bindings:
@@ -293,7 +293,7 @@ def _allowed(scope: str, caller: Caller) -> bool:
     return scope == "" or scope in caller.scopes
 
 
-def _handler_and_user(call: Call, kind: str, handler: str, user: int) -> tuple[str, int]:
+def _handler_and_user(call: RestCall, kind: str, handler: str, user: int) -> tuple[str, int]:
     """The handler URL and user an `event.bind` binds, checked against the caller's rights
     (an offline binding has neither)."""
     if user > 0 and not call.caller.admin and user != call.caller.user_id:

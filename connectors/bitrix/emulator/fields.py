@@ -45,7 +45,7 @@ class Field:
 
 
 @dataclass(frozen=True)
-class Kind:
+class FieldKind:
     """A CRM entity type the emulator keeps (§2.3: 2 = deal, 3 = contact)."""
 
     name: str
@@ -85,7 +85,7 @@ _COMMON = (
     "ORIGINATOR_ID:str",
     "ORIGIN_ID:str",
 )
-CONTACT = Kind(
+CONTACT = FieldKind(
     "contact",
     3,
     "CONTACT",
@@ -104,7 +104,7 @@ CONTACT = Kind(
         "EMAIL:multi",
     ),
 )
-DEAL = Kind(
+DEAL = FieldKind(
     "deal",
     2,
     "DEAL",

@@ -50,7 +50,7 @@ class BitrixFaults(EmulatorFaults):
         return share
 
 
-class LeakyBucket:
+class PortalBucket:
     """§1.6: +1 per HTTP request, draining `rate` per second; above `burst` → refuse."""
 
     def __init__(self, burst: int, rate: float, clock: Clock) -> None:

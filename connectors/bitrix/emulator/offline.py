@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.calls import Method, RestCall
 from connectors.bitrix.emulator.fields import Resolve, row_matches, sort_rows
 from connectors.bitrix.emulator.wire import (
     PAGE,
@@ -102,7 +102,7 @@ class OfflineQueue:
             "event.offline.list": Method("", self.listing, app_only=True),
         }
 
-    def get(self, call: Call) -> Reply:
+    def get(self, call: RestCall) -> Reply:
         """`event.offline.get {filter, order, limit, clear, process_id, error}`."""
         _admin(call)
         clear = php_int(call.get("clear"), 1) != 0
@@ -135,7 +135,7 @@ class OfflineQueue:
             self._drop(process_id, connector, None, None)
         return Reply({"process_id": process_id if answer_id else None, "events": events})
 
-    def clear(self, call: Call) -> Reply:
+    def clear(self, call: RestCall) -> Reply:
         """`event.offline.clear {process_id, id[] | message_id[]}` → true."""
         _admin(call)
         process_id = _process_id(call)
@@ -154,7 +154,7 @@ class OfflineQueue:
             self._drop(process_id, connector, None, None)
         return Reply(True)
 
-    def error(self, call: Call) -> Reply:
+    def error(self, call: RestCall) -> Reply:
         """`event.offline.error {process_id, message_id[]}`: re-read later with `error=1`."""
         _admin(call)
         process_id = _process_id(call)
@@ -176,7 +176,7 @@ class OfflineQueue:
                 row["ERROR"], row["PROCESS_ID"] = 1, ""
         return Reply(True)
 
-    def listing(self, call: Call) -> Reply:
+    def listing(self, call: RestCall) -> Reply:
         """`event.offline.list {filter, order, start}`: look without side effects."""
         _admin(call)
         connector = call.caller.auth_connector
@@ -214,12 +214,12 @@ class OfflineQueue:
         self.rows = [r for r in self.rows if not gone(r)]
 
 
-def _admin(call: Call) -> None:
+def _admin(call: RestCall) -> None:
     if not call.caller.admin:  # §3.5: all admin-only, 403 ACCESS_DENIED otherwise
         raise access_denied()
 
 
-def _process_id(call: Call) -> str:
+def _process_id(call: RestCall) -> str:
     given = call.get("process_id")
     if given is None:
         raise argument_error("Argument 'PROCESS_ID' is null or empty")

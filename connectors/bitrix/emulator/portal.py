@@ -14,7 +14,7 @@ from typing import Any
 from connectors.bitrix.emulator.auth import PORTAL_USER
 from connectors.bitrix.emulator.crm import CrmStore, FieldError
 from connectors.bitrix.emulator.events import EventHub
-from connectors.bitrix.emulator.fields import CONTACT, DEAL, Kind
+from connectors.bitrix.emulator.fields import CONTACT, DEAL, FieldKind
 from connectors.bitrix.emulator.sale import SaleStore, render
 from connectors.bitrix.emulator.wire import Json, RestError
 
@@ -25,7 +25,7 @@ SANDBOX_PEOPLE = (
     ("Мария", "Смирнова", "+79000000002", "250"),
     ("Ольга", "Иванова", "+79000000003", "0"),
 )
-_KINDS: dict[str, Kind] = {"contact": CONTACT, "deal": DEAL}
+_KINDS: dict[str, FieldKind] = {"contact": CONTACT, "deal": DEAL}
 
 
 class PortalAdmin:
@@ -113,7 +113,7 @@ class PortalAdmin:
         } | self.events.snapshot()
 
 
-def _kind(entity: str) -> Kind:
+def _kind(entity: str) -> FieldKind:
     if entity not in _KINDS:
         raise RestError(400, "BAD_EDIT", f"entity must be contact, deal or order, not {entity}")
     return _KINDS[entity]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.bitrix.emulator.auth import Caller
-from connectors.bitrix.emulator.calls import Call, Method
+from connectors.bitrix.emulator.calls import Method, RestCall
 from connectors.bitrix.emulator.crm import Emit
 from connectors.bitrix.emulator.fields import Field, coerce, item_value, row_matches, sort_rows
 from connectors.bitrix.emulator.wire import (
@@ -161,26 +161,26 @@ class _SaleHandlers:
     def __init__(self, store: SaleStore) -> None:
         self.store = store
 
-    def add(self, call: Call) -> Reply:
+    def add(self, call: RestCall) -> Reply:
         """`sale.order.add`."""
         _admin(call)
         return Reply({"order": render(self.store.add(_fields_of(call), call.caller))})
 
-    def update(self, call: Call) -> Reply:
+    def update(self, call: RestCall) -> Reply:
         """`sale.order.update`."""
         order = self._found(call)
         return Reply({"order": render(self.store.update(order, _fields_of(call), call.caller))})
 
-    def get(self, call: Call) -> Reply:
+    def get(self, call: RestCall) -> Reply:
         """`sale.order.get`."""
         return Reply({"order": render(self._found(call))})
 
-    def delete(self, call: Call) -> Reply:
+    def delete(self, call: RestCall) -> Reply:
         """`sale.order.delete`."""
         self.store.delete(self._found(call), call.caller)
         return Reply(True)
 
-    def listing(self, call: Call) -> Reply:
+    def listing(self, call: RestCall) -> Reply:
         """`sale.order.list`."""
         _admin(call)
         orders = self.store.orders.values()
@@ -192,7 +192,7 @@ class _SaleHandlers:
         chosen.result = {"orders": [render(o, select) for o in plain]}
         return chosen
 
-    def _found(self, call: Call) -> Json:
+    def _found(self, call: RestCall) -> Json:
         _admin(call)
         number = php_int(call.get("id"))
         if number <= 0:
@@ -203,12 +203,12 @@ class _SaleHandlers:
         return order
 
 
-def _admin(call: Call) -> None:
+def _admin(call: RestCall) -> None:
     if not call.caller.admin:  # §2.5: admin only
         raise RestError(400, NO_RIGHTS, "Access denied")
 
 
-def _fields_of(call: Call) -> Mapping[str, Any]:
+def _fields_of(call: RestCall) -> Mapping[str, Any]:
     fields = call.get("fields")
     if not isinstance(fields, Mapping):
         raise RestError(400, MISSING, "Required parameter 'fields' is not set")

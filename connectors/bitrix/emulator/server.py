@@ -42,9 +42,9 @@ from connectors.bitrix.emulator.auth import (
 from connectors.bitrix.emulator.crm import CrmStore
 from connectors.bitrix.emulator.crm_items import item_methods
 from connectors.bitrix.emulator.crm_legacy import legacy_methods
-from connectors.bitrix.emulator.dispatch import Dispatcher, general_methods
+from connectors.bitrix.emulator.dispatch import MethodDispatcher, general_methods
 from connectors.bitrix.emulator.events import EVENTS, EventHub, Portal
-from connectors.bitrix.emulator.limits import BitrixFaults, LeakyBucket
+from connectors.bitrix.emulator.limits import BitrixFaults, PortalBucket
 from connectors.bitrix.emulator.portal import PortalAdmin
 from connectors.bitrix.emulator.sale import SaleStore, sale_methods
 from connectors.bitrix.emulator.wire import (
@@ -92,7 +92,7 @@ class BitrixEmulator:
         self.webhooks = {hook.user_id: hook for hook in webhooks}
         self.url = ""  # set by start(), once the port is known
         self.faults = BitrixFaults()
-        self.bucket = LeakyBucket(burst, leak, self.clock)
+        self.bucket = PortalBucket(burst, leak, self.clock)
         self.app = OAuthApp(
             client_id=client_id, client_secret=client_secret, scopes=app_scopes, clock=self.clock
         )
@@ -109,7 +109,7 @@ class BitrixEmulator:
             **self.events.methods(),
             **general_methods(self.app, self.clock, _profile),
         }
-        self.dispatcher = Dispatcher(methods, self.faults, self.clock)
+        self.dispatcher = MethodDispatcher(methods, self.faults, self.clock)
         self.admin = PortalAdmin(self.crm, self.sale, self.events)
         self.stats: Json = {"requests": 0, "rate_limited": 0, "by_method": {}}
         self._runner: web.AppRunner | None = None

@@ -53,7 +53,7 @@ class CustomerDocument:
 
 
 @dataclass(slots=True)
-class Account:
+class BonusAccount:
     """One customer and their points."""
 
     customer: Customer
@@ -99,20 +99,20 @@ class CustomerDirectory:
     """Accounts by 1C's customer id, found also by phone, card and the bridge's external ids."""
 
     def __init__(self) -> None:
-        self.accounts: dict[str, Account] = {}
+        self.accounts: dict[str, BonusAccount] = {}
         self._by_phone: dict[str, str] = {}
         self._by_card: dict[str, str] = {}
         self._by_external: dict[str, str] = {}
 
-    def by_phone(self, e164: str) -> Account | None:
+    def by_phone(self, e164: str) -> BonusAccount | None:
         """The account with this phone on file."""
         return self.accounts.get(self._by_phone.get(e164, ""))
 
-    def by_card(self, card: str) -> Account | None:
+    def by_card(self, card: str) -> BonusAccount | None:
         """The account holding this card."""
         return self.accounts.get(self._by_card.get(card, ""))
 
-    def find(self, key: str) -> Account | None:
+    def find(self, key: str) -> BonusAccount | None:
         """The account saved under this external id, else with this 1C id."""
         return self.accounts.get(self._by_external.get(key, key))
 
@@ -124,19 +124,19 @@ class CustomerDirectory:
         points: Decimal,
         level: str | None,
         now: datetime,
-    ) -> Account:
+    ) -> BonusAccount:
         """A new customer, entered ``now``; the phone and card must be free (the caller
         checked)."""
         # 1C identifies catalog items by a GUID (Ref_Key); a counter keeps them deterministic.
         # Customers are never deleted here, so the counter is also their creation order.
         seq = len(self.accounts) + 1
         customer = Customer(str(uuid.UUID(int=seq)), e164, card, name)
-        account = Account(customer, points, level, seq, now)
+        account = BonusAccount(customer, points, level, seq, now)
         self.accounts[customer.customer_id] = account
         self._index(customer)
         return account
 
-    def update(self, account: Account, phone: str, card: str | None, name: str | None) -> None:
+    def update(self, account: BonusAccount, phone: str, card: str | None, name: str | None) -> None:
         """New phone, card or name for an account; the phone and card must be free."""
         old = account.customer
         self._by_phone.pop(old.phone, None)
@@ -145,13 +145,13 @@ class CustomerDirectory:
         account.customer = replace(old, phone=phone, card=card, name=name)
         self._index(account.customer)
 
-    def link(self, account: Account, external_id: str) -> None:
+    def link(self, account: BonusAccount, external_id: str) -> None:
         """Remember that the bridge saved this customer under ``external_id``."""
         self._by_external[external_id] = account.customer.customer_id
         account.external_id = account.external_id or external_id
 
     def free(
-        self, phone: object, card: object, owner: Account | None = None, prefix: str = ""
+        self, phone: object, card: object, owner: BonusAccount | None = None, prefix: str = ""
     ) -> tuple[str, str | None]:
         """The phone in E.164 and the card, checked to be on file for no one but ``owner``;
         ``prefix`` places the fields in error messages (``customer.`` inside a document)."""
@@ -165,11 +165,11 @@ class CustomerDirectory:
                 raise invalid(f"{prefix}{field}", "already on file for another customer")
         return e164, card_no
 
-    def in_creation_order(self) -> list[Account]:
+    def in_creation_order(self) -> list[BonusAccount]:
         """Every customer, the oldest first (ListCustomers)."""
         return list(self.accounts.values())  # a dict keeps insertion order
 
-    def read(self, account: Account) -> CustomerDocument:
+    def read(self, account: BonusAccount) -> CustomerDocument:
         """The customer as get_customer answers it."""
         c = account.customer
         # What the bridge stored, with the fields 1C keeps in the catalog as 1C holds them now

@@ -28,31 +28,31 @@ from connectors.onec.emulator.checks import (
 )
 from connectors.onec.emulator.customers import (
     ZERO,
-    Account,
+    BonusAccount,
     CustomerDirectory,
     CustomerDocument,
     SavedCustomer,
     check_phone,
 )
 from connectors.onec.emulator.listing import DocumentList, check_listing, page
-from connectors.onec.emulator.operations import MAX_LIMIT, Clock, Operation
+from connectors.onec.emulator.operations import MAX_LIMIT, Clock, InfobaseOperation
 from connectors.onec.emulator.orders import (
     ACTIONS,
     ENTITIES,
-    Change,
     ChangeFeed,
     Changes,
+    FeedChange,
     OrderBook,
     OrderDocument,
     SavedOrder,
     StoredOrder,
 )
 
-R = TypeVar("R", Operation, SavedOrder, SavedCustomer)
-Result: TypeAlias = Operation | SavedOrder | SavedCustomer
+R = TypeVar("R", InfobaseOperation, SavedOrder, SavedCustomer)
+Result: TypeAlias = InfobaseOperation | SavedOrder | SavedCustomer
 
 
-def known(account: Account | None, by: str) -> Account:
+def known(account: BonusAccount | None, by: str) -> BonusAccount:
     """``account``, or ``unknown_customer`` when no customer was found ``by`` that key."""
     if account is None:
         raise LedgerError("unknown_customer", f"Клиент не найден (by {by})")
@@ -223,7 +223,7 @@ class InfobaseDocuments:
         action: str = "changed",
         version: str | None = None,
         origin: str | None = None,
-    ) -> Change:
+    ) -> FeedChange:
         """Append a change made inside 1C (a till receipt, a new customer) to the feed; with
         ``origin`` one a writer names as its own (the bridge's: ``bridge``)."""
         if entity not in ENTITIES:
@@ -262,7 +262,7 @@ class InfobaseDocuments:
         self._done[op] = (params, result)
         return result
 
-    def _touch(self, acc: Account) -> None:
+    def _touch(self, acc: BonusAccount) -> None:
         # Decision: a change of Balance (commit, accrue, reverse) is a customer change, as 1C
         # registers the partner when its points move; reserve and release only move holds.
         acc.version += 1

@@ -23,7 +23,7 @@ from connectors.onec.emulator.checks import (
 )
 from connectors.onec.emulator.customers import (
     ZERO,
-    Account,
+    BonusAccount,
     Customer,
     check_phone,
     normalize_phone,
@@ -34,9 +34,9 @@ from connectors.onec.emulator.operations import (
     STATUS_OF,
     Balance,
     Clock,
+    InfobaseOperation,
     Kind,
-    Operation,
-    Reservation,
+    PointsHold,
 )
 
 
@@ -48,7 +48,7 @@ class OnecLedger(InfobaseDocuments):
         self._max_share = Decimal(max_share)  # the program's limit: part of a cart paid by points
         if not 0 < self._max_share <= 1:
             raise ValueError("max_share must be in (0, 1]")
-        self._reservations: dict[str, Reservation] = {}
+        self._reservations: dict[str, PointsHold] = {}
         self._left: dict[str, tuple[Kind, str, Decimal]] = {}  # accrue/commit -> left to reverse
 
     def seed_sandbox(self) -> None:
@@ -100,7 +100,7 @@ class OnecLedger(InfobaseDocuments):
         amount: Decimal | str,
         order_id: str,
         expires_at: datetime | str | None = None,
-    ) -> Operation:
+    ) -> InfobaseOperation:
         """Hold points out of available until commit or release."""
         op, cid, points = (
             check_operation_id(operation_id),
@@ -113,24 +113,24 @@ class OnecLedger(InfobaseDocuments):
         expiry = None if expires_at is None else check_moment(expires_at, "expires_at")
         params = ("reserve", cid, points, order, expiry)
         with self._lock:
-            if (known := self._recall(op, params, Operation)) is not None:
+            if (known := self._recall(op, params, InfobaseOperation)) is not None:
                 return known
             acc = self._account(cid)
             if points > acc.available:
                 raise LedgerError("insufficient_balance", f"{points} > available {acc.available}")
             acc.reserved += points
-            self._reservations[op] = Reservation(cid, points)
+            self._reservations[op] = PointsHold(cid, points)
             return self._settle(op, params, op, points, acc)
 
     def commit(
         self, operation_id: str, reservation_id: str, amount: Decimal | str | None = None
-    ) -> Operation:
+    ) -> InfobaseOperation:
         """Write off the reservation (or `amount` of it, releasing the rest) and close it."""
         op, rid = check_operation_id(operation_id), check_text(reservation_id, "reservation_id")
         points = None if amount is None else check_amount(amount)
         params = ("commit", rid, points)  # "same parameters" = same request: None != full amount
         with self._lock:
-            if (known := self._recall(op, params, Operation)) is not None:
+            if (known := self._recall(op, params, InfobaseOperation)) is not None:
                 return known
             res = self._open(rid)
             written = res.amount if points is None else points
@@ -144,11 +144,11 @@ class OnecLedger(InfobaseDocuments):
             self._touch(acc)
             return self._settle(op, params, rid, written, acc)
 
-    def release(self, operation_id: str, reservation_id: str) -> Operation:
+    def release(self, operation_id: str, reservation_id: str) -> InfobaseOperation:
         """Close a reservation without a write-off; the result's amount is what was held."""
         op, rid = check_operation_id(operation_id), check_text(reservation_id, "reservation_id")
         with self._lock:
-            if (known := self._recall(op, ("release", rid), Operation)) is not None:
+            if (known := self._recall(op, ("release", rid), InfobaseOperation)) is not None:
                 return known
             res = self._open(rid)
             acc = self._customers.accounts[res.customer_id]
@@ -158,7 +158,7 @@ class OnecLedger(InfobaseDocuments):
 
     def accrue(
         self, operation_id: str, customer_id: str, amount: Decimal | str, order_id: str
-    ) -> Operation:
+    ) -> InfobaseOperation:
         """Add points to a customer for an order."""
         op, cid, points = (
             check_operation_id(operation_id),
@@ -167,7 +167,7 @@ class OnecLedger(InfobaseDocuments):
         )
         params = ("accrue", cid, points, check_text(order_id, "order_id"))
         with self._lock:
-            if (known := self._recall(op, params, Operation)) is not None:
+            if (known := self._recall(op, params, InfobaseOperation)) is not None:
                 return known
             acc = self._account(cid)
             acc.balance += points
@@ -177,7 +177,7 @@ class OnecLedger(InfobaseDocuments):
 
     def reverse(
         self, operation_id: str, original_operation_id: str, amount: Decimal | str
-    ) -> Operation:
+    ) -> InfobaseOperation:
         """Take back part of an accrue (points removed) or of a commit (points returned)."""
         op, orig = (
             check_operation_id(operation_id),
@@ -186,7 +186,7 @@ class OnecLedger(InfobaseDocuments):
         points = check_amount(amount)
         params = ("reverse", orig, points)
         with self._lock:
-            if (known := self._recall(op, params, Operation)) is not None:
+            if (known := self._recall(op, params, InfobaseOperation)) is not None:
                 return known
             if orig not in self._left:  # Decision: the contract has no code for this case.
                 raise invalid("original_operation_id", f"{orig!r} is no accrue or commit here")
@@ -221,10 +221,10 @@ class OnecLedger(InfobaseDocuments):
 
     # Internals below run under self._lock.
 
-    def _account(self, customer_id: str) -> Account:
+    def _account(self, customer_id: str) -> BonusAccount:
         return known(self._customers.accounts.get(customer_id), "customer_id")
 
-    def _open(self, reservation_id: str) -> Reservation:
+    def _open(self, reservation_id: str) -> PointsHold:
         res = self._reservations.get(reservation_id)
         if res is None:
             raise LedgerError("reservation_not_found", f"no reservation {reservation_id!r}")
@@ -233,10 +233,17 @@ class OnecLedger(InfobaseDocuments):
         return res
 
     def _settle(
-        self, op: str, params: tuple[object, ...], rid: str | None, amount: Decimal, acc: Account
-    ) -> Operation:
+        self,
+        op: str,
+        params: tuple[object, ...],
+        rid: str | None,
+        amount: Decimal,
+        acc: BonusAccount,
+    ) -> InfobaseOperation:
         kind = cast(Kind, params[0])
-        result = Operation(op, kind, STATUS_OF[kind], rid, amount, acc.balance, acc.available)
+        result = InfobaseOperation(
+            op, kind, STATUS_OF[kind], rid, amount, acc.balance, acc.available
+        )
         return self._remember(op, params, result)
 
 
@@ -245,8 +252,8 @@ __all__ = [
     "SANDBOX_CUSTOMERS",
     "Balance",
     "Customer",
+    "InfobaseOperation",
     "LedgerError",
     "OnecLedger",
-    "Operation",
     "normalize_phone",
 ]

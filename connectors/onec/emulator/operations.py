@@ -43,7 +43,7 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
-class Operation:
+class InfobaseOperation:
     """The result of reserve/commit/release/accrue/reverse, with balances after it."""
 
     operation_id: str
@@ -56,7 +56,7 @@ class Operation:
 
 
 @dataclass(slots=True)
-class Reservation:
+class PointsHold:
     """A hold: its customer, its points, and how it was closed."""
 
     customer_id: str

@@ -44,7 +44,7 @@ class OrderDocument:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class FeedChange:
     """One entry of the change feed; `version` is the entity's data version, if known;
     `origin` is ORIGIN_BRIDGE for a write the bridge made itself, else None (made in 1C)."""
 
@@ -60,7 +60,7 @@ class Change:
 class Changes:
     """A page of the change feed; when `more`, call again from `last_message_no`."""
 
-    items: tuple[Change, ...]
+    items: tuple[FeedChange, ...]
     last_message_no: int
     more: bool
 
@@ -69,7 +69,7 @@ class ChangeFeed:
     """Changes numbered 1, 2, 3… in the order they happened, like an exchange plan's messages."""
 
     def __init__(self) -> None:
-        self._items: list[Change] = []
+        self._items: list[FeedChange] = []
 
     @property
     def last_message_no(self) -> int:
@@ -83,9 +83,9 @@ class ChangeFeed:
         action: str,
         version: str | None = None,
         origin: str | None = None,
-    ) -> Change:
+    ) -> FeedChange:
         """Append a change and return it with its message number."""
-        change = Change(len(self._items) + 1, entity, id, action, version, origin)
+        change = FeedChange(len(self._items) + 1, entity, id, action, version, origin)
         self._items.append(change)
         return change
 

@@ -70,7 +70,7 @@ class Lot:
 
 
 @dataclass
-class Account:
+class LoyaltyAccount:
     """A customer's participation in the programme (§4.1 loyalty account)."""
 
     id: int
@@ -116,7 +116,7 @@ class Account:
 
 
 @dataclass
-class Operation:
+class BonusOperation:
     """A bonus operation (§4.1): amount negative for charges and burns."""
 
     seq: int
@@ -177,7 +177,7 @@ class Check:
         }
 
 
-def render_account(account: Account, customer: Json, today: date) -> Json:
+def render_account(account: LoyaltyAccount, customer: Json, today: date) -> Json:
     """A loyalty account as `/loyalty/account/{id}` shows it (§4.1, PHP LoyaltyTest)."""
     level = account.level()
     out: Json = {
@@ -217,7 +217,7 @@ def parse_day(value: Any, name: str) -> date | None:
         raise invalid({name: "This value is not a valid date."}) from None
 
 
-def encode_cursor(operation: Operation) -> str:
+def encode_cursor(operation: BonusOperation) -> str:
     """An opaque cursor after `operation`, shaped like the fixture's (§1.7)."""
     text = json.dumps([operation.seq, operation.created_at])
     return base64.b64encode(text.encode()).decode()

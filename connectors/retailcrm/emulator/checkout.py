@@ -22,8 +22,8 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from connectors.retailcrm.emulator.bonuses import ZERO, Account, Check, Held, Lot
-from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, Change
+from connectors.retailcrm.emulator.bonuses import ZERO, Check, Held, Lot, LoyaltyAccount
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, HistoryChange
 from connectors.retailcrm.emulator.loyalty import LoyaltyState
 from connectors.retailcrm.emulator.orders import CENT, line_sums, normalize_order, spread
 from connectors.retailcrm.emulator.wire import ApiError, Json, invalid, json_field, money
@@ -72,7 +72,7 @@ class LoyaltyCheckout:
         programme = {"name": self.loyalty.programme()["name"], "chargeRate": 1}
         return {"success": True, "order": view, "calculations": calculations, "loyalty": programme}
 
-    def apply(self, params: Mapping[str, Any], change: Change) -> Json:
+    def apply(self, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """`POST /orders/loyalty/apply` (§4.3 step 3/4): charge now, or after the SMS code."""
         order = self._order(params)
         bonuses = self.loyalty.amount(params, "bonuses")  # PY omits `bonuses` when it is 0
@@ -94,14 +94,14 @@ class LoyaltyCheckout:
         upcoming = self._view(order, account, bonuses)  # the order once the code is confirmed
         return {"success": True, "order": upcoming, "verification": check.render()}
 
-    def cancel(self, params: Mapping[str, Any], change: Change) -> Json:
+    def cancel(self, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """`POST /orders/loyalty/cancel-bonus-operations` (§4.3 step 5): restore the balance."""
         order = self._order(params)
         self._reverse(order, change)
         account = self.loyalty.participant(order.get("customer", {}).get("id"), activated=False)
         return {"success": True, "order": self._view(order, account)}
 
-    def sms_confirm(self, params: Mapping[str, Any], change: Change) -> Json:
+    def sms_confirm(self, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """`POST /verification/sms/confirm` (`verification` = {code, checkId})."""
         data = json_field(params, "verification")
         check = self.checks.get(str(data.get("checkId")))
@@ -130,14 +130,16 @@ class LoyaltyCheckout:
     def _order(self, params: Mapping[str, Any]) -> Json:
         return self.state.find_ref(ORDER, json_field(params, "order"), params.get("site") or None)
 
-    def _cap(self, order: Json, account: Account | None) -> Decimal:
+    def _cap(self, order: Json, account: LoyaltyAccount | None) -> Decimal:
         if account is None:
             return ZERO
         goods = sum(line_sums(order["items"]), ZERO)
         half = (goods * CHARGE_SHARE).quantize(CENT, ROUND_DOWN)
         return max(ZERO, min(half, account.balance(self.loyalty.today())))
 
-    def _view(self, order: Json, account: Account | None, charge: Decimal | None = None) -> Json:
+    def _view(
+        self, order: Json, account: LoyaltyAccount | None, charge: Decimal | None = None
+    ) -> Json:
         """The order as apply/calculate/cancel return it (§4.3 fixtures), maybe with `charge`."""
         order = copy.deepcopy(order)
         items = order["items"]
@@ -164,7 +166,7 @@ class LoyaltyCheckout:
             view["loyaltyLevel"] = {"id": account.level().id, "name": account.level().name}
         return view
 
-    def _charge(self, held: Held, change: Change) -> None:
+    def _charge(self, held: Held, change: HistoryChange) -> None:
         order = self.state.entities[ORDER.name][held.order_id]
         account = self.loyalty.accounts[held.account_id]
         held.taken = self.loyalty.take(account, held.amount, "bonuses")
@@ -172,7 +174,7 @@ class LoyaltyCheckout:
         self.loyalty.operation("charge_for_order", -held.amount, account, order=order)
         self._set_charge(order, held.amount, change)
 
-    def _set_charge(self, order: Json, amount: Decimal, change: Change) -> None:
+    def _set_charge(self, order: Json, amount: Decimal, change: HistoryChange) -> None:
         items = copy.deepcopy(order["items"])
         for item, share in zip(items, spread(amount, line_sums(items)), strict=True):
             item["bonusesChargeTotal"] = share
@@ -181,7 +183,7 @@ class LoyaltyCheckout:
             patch["privilegeType"] = "loyalty_level"  # §4.3 step 1
         self.state.patch(ORDER, order, patch, change)
 
-    def _reverse(self, order: Json, change: Change) -> None:
+    def _reverse(self, order: Json, change: HistoryChange) -> None:
         """Undo the order's charge (`cancel_of_charge`) and credit (`cancel_of_credit`)."""
         held = self.held.pop(order["id"], None)  # a pending check dies with it
         if held is not None and held.charged:
@@ -198,7 +200,7 @@ class LoyaltyCheckout:
             account_or_none.orders_sum -= money(order["totalSumm"], "totalSumm")
             self.loyalty.operation("cancel_of_credit", -amount, account_or_none, order=order)
 
-    def _order_changed(self, order: Json, old_status: str | None, change: Change) -> None:
+    def _order_changed(self, order: Json, old_status: str | None, change: HistoryChange) -> None:
         status = str(order.get("status"))
         if status == old_status:
             return
@@ -217,7 +219,7 @@ class LoyaltyCheckout:
         today = self.loyalty.today()
         self.loyalty.operation("credit_for_order", amount, account, order=order, activation=today)
 
-    def _send_code(self, account: Account, order_id: int) -> Check:
+    def _send_code(self, account: LoyaltyAccount, order_id: int) -> Check:
         now = self.state.clock()
         code = f"{secrets.randbelow(10000):04d}"
         check_id = str(uuid.uuid4())

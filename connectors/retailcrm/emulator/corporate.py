@@ -24,7 +24,14 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.retailcrm.emulator.history import CUSTOMER, Change, HistoryFeed, Kind, Row, snake
+from connectors.retailcrm.emulator.history import (
+    CUSTOMER,
+    EntityKind,
+    HistoryChange,
+    HistoryFeed,
+    Row,
+    snake,
+)
 from connectors.retailcrm.emulator.wire import (
     INPUT_PARAMS,
     ApiError,
@@ -39,7 +46,7 @@ from connectors.retailcrm.emulator.wire import (
 if TYPE_CHECKING:
     from connectors.retailcrm.emulator.state import RetailcrmState
 
-CORPORATE = Kind("customer", "customers-corporate", 0)  # records name the entity `customer`
+CORPORATE = EntityKind("customer", "customers-corporate", 0)  # records name the entity `customer`
 FIELD = "customerCorporate"
 _DERIVED = frozenset({"id", "site", "type", "createdAt"})
 _DERIVED |= {"mainCustomerContact", "mainCompany", "mainAddress"}
@@ -58,7 +65,7 @@ class CorporateBook:
         self._next[counter] += 1
         return self._next[counter] - 1
 
-    def create(self, params: Mapping[str, Any], change: Change) -> Json:
+    def create(self, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """``POST /customers-corporate/create`` → ``{success, id}``."""
         data = json_field(params, FIELD)
         site = str(params.get("site") or data.get("site") or self.state.sites[0])
@@ -106,7 +113,7 @@ class CorporateBook:
         listed = [copy.deepcopy(c) for c in rows]
         return {"success": True, "pagination": pagination, "customersCorporate": listed}
 
-    def edit(self, ref: str, params: Mapping[str, Any], change: Change) -> Json:
+    def edit(self, ref: str, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """``POST /customers-corporate/{externalId}/edit``: the keys sent change."""
         by = params.get("by") or "externalId"
         entity = self._find(ref, by, params.get("site"))

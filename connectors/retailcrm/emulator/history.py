@@ -21,7 +21,7 @@ Row = tuple[str, Any, Any, Json]  # (field code, oldValue, newValue, extra keys)
 
 
 @dataclass(frozen=True)
-class Change:
+class HistoryChange:
     """Who made a change: `api` with a key, `user` (a manager in the UI) or `code`."""
 
     source: str = "api"
@@ -30,7 +30,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Kind:
+class EntityKind:
     """Orders or customers: each has its own ids and its own history sequence."""
 
     name: str
@@ -38,8 +38,8 @@ class Kind:
     first_id: int
 
 
-ORDER = Kind("order", "orders", 5001)
-CUSTOMER = Kind("customer", "customers", 101)
+ORDER = EntityKind("order", "orders", 5001)
+CUSTOMER = EntityKind("customer", "customers", 101)
 
 
 @dataclass
@@ -54,11 +54,11 @@ class HistoryRecord:
     old: Any
     new: Any
     entity: Json
-    change: Change
+    change: HistoryChange
     created: bool = False
     extra: Json = dataclasses.field(default_factory=dict)
 
-    def render(self, kind: Kind, caller_key: str | None) -> Json:
+    def render(self, kind: EntityKind, caller_key: str | None) -> Json:
         """The record as `…/history` returns it to the holder of `caller_key`."""
         out: Json = {"id": self.id, "createdAt": self.created_at}
         if self.created:
@@ -75,7 +75,7 @@ class HistoryRecord:
 class HistoryFeed:
     """The history of one kind of entity."""
 
-    def __init__(self, kind: Kind) -> None:
+    def __init__(self, kind: EntityKind) -> None:
         self.kind = kind
         self.records: list[HistoryRecord] = []
 
@@ -84,7 +84,7 @@ class HistoryFeed:
         entity: Json,
         shown: Json,
         rows: list[Row],
-        change: Change,
+        change: HistoryChange,
         *,
         at: str,
         created: bool = False,
@@ -128,7 +128,7 @@ class HistoryFeed:
         return {"success": True, "generatedAt": now, "history": history, "pagination": pagination}
 
 
-def summary(kind: Kind, entity: Json) -> Json:
+def summary(kind: EntityKind, entity: Json) -> Json:
     """§2.5: records other than creation carry a subset of the entity."""
     keys = ["id", "externalId", "site"] + (["status", "managerId"] if kind is ORDER else [])
     return {k: entity[k] for k in keys if entity.get(k) is not None}

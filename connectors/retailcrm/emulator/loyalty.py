@@ -20,9 +20,9 @@ from connectors.retailcrm.emulator.bonuses import (
     LEVELS,
     PROGRAMME_ID,
     ZERO,
-    Account,
+    BonusOperation,
     Lot,
-    Operation,
+    LoyaltyAccount,
     decode_cursor,
     encode_cursor,
     parse_day,
@@ -55,8 +55,8 @@ class LoyaltyState:
     def __init__(self, state: RetailcrmState, *, confirm_sms_charge: bool = False) -> None:
         self.state = state
         self.confirm_sms_charge = confirm_sms_charge
-        self.accounts: dict[int, Account] = {}
-        self.operations: list[Operation] = []
+        self.accounts: dict[int, LoyaltyAccount] = {}
+        self.operations: list[BonusOperation] = []
 
     def today(self) -> date:
         """The account's current date."""
@@ -99,14 +99,14 @@ class LoyaltyState:
 
     # ---- accounts --------------------------------------------------------------------------
 
-    def account(self, ref: str) -> Account:
+    def account(self, ref: str) -> LoyaltyAccount:
         """An account by id, or 404."""
         found = self.accounts.get(int(ref)) if ref.isdigit() else None
         if found is None:
             raise ApiError(404, "Not found")
         return found
 
-    def render(self, account: Account) -> Json:
+    def render(self, account: LoyaltyAccount) -> Json:
         """The account as the API shows it."""
         self._burn(account)
         customer = self.state.entities[CUSTOMER.name][account.customer_id]
@@ -131,7 +131,7 @@ class LoyaltyState:
             # §4.3 "Registration" [confirmed: BX loyaltyaccountservice.php]
             raise invalid({"loyalty": "The customer is in this loyalty program already"})
         phones = [p.get("number") for p in customer.get("phones", [])]
-        account = Account(
+        account = LoyaltyAccount(
             id=10 + len(self.accounts) + 1,
             customer_id=customer["id"],
             site=site,
@@ -148,7 +148,7 @@ class LoyaltyState:
             "warnings": [],
         }
 
-    def account_of(self, customer_id: int | None) -> Account | None:
+    def account_of(self, customer_id: int | None) -> LoyaltyAccount | None:
         """The customer's account, if any."""
         mine = [a for a in self.accounts.values() if a.customer_id == customer_id]
         # One merged in from another customer is deactivated (merges.py).
@@ -190,7 +190,7 @@ class LoyaltyState:
             "loyaltyAccounts": [self.render(a) for a in page],
         }
 
-    def _account_matches(self, account: Account, wanted: Json) -> bool:
+    def _account_matches(self, account: LoyaltyAccount, wanted: Json) -> bool:
         customer = self.state.entities[CUSTOMER.name][account.customer_id]
         tests: dict[str, Callable[[Any], bool]] = {
             "id": lambda v: str(account.id) == str(v),
@@ -303,14 +303,14 @@ class LoyaltyState:
 
     # ---- shared with the checkout ----------------------------------------------------------
 
-    def participant(self, customer_id: int | None, activated: bool = True) -> Account | None:
+    def participant(self, customer_id: int | None, activated: bool = True) -> LoyaltyAccount | None:
         """The customer's account if it may take part (activated, unless told otherwise)."""
         account = self.account_of(customer_id)
         if account is None or (activated and account.status != "activated"):
             return None
         return account
 
-    def _spender(self, account: Account) -> Account:
+    def _spender(self, account: LoyaltyAccount) -> LoyaltyAccount:
         if account.status != "activated":
             raise invalid({"loyaltyAccount": "The loyalty account is not activated."})
         return account
@@ -324,7 +324,9 @@ class LoyaltyState:
             raise invalid({name: "This value should be greater than 0."})
         return amount
 
-    def take(self, account: Account, amount: Decimal, name: str) -> list[tuple[Lot, Decimal]]:
+    def take(
+        self, account: LoyaltyAccount, amount: Decimal, name: str
+    ) -> list[tuple[Lot, Decimal]]:
         """Spend `amount` from the lots, or 400 naming `name` when the balance is short."""
         self._burn(account)
         if amount > account.balance(self.today()):
@@ -335,7 +337,7 @@ class LoyaltyState:
         self,
         kind: str,
         amount: Decimal,
-        account: Account,
+        account: LoyaltyAccount,
         *,
         order: Json | None = None,
         activation: date | None = None,
@@ -348,10 +350,10 @@ class LoyaltyState:
         at = self.state.now()
         seq = len(self.operations) + 1
         self.operations.append(
-            Operation(seq, kind, at, amount, account.id, ref, activation, comment)
+            BonusOperation(seq, kind, at, amount, account.id, ref, activation, comment)
         )
 
-    def _burn(self, account: Account) -> None:
+    def _burn(self, account: LoyaltyAccount) -> None:
         """Expired lots lose what is left, as `burn` operations."""
         today = self.today()
         for lot in account.lots:

@@ -24,8 +24,8 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from connectors.retailcrm.emulator.bonuses import Account
-from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, Change, Kind
+from connectors.retailcrm.emulator.bonuses import LoyaltyAccount
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, EntityKind, HistoryChange
 from connectors.retailcrm.emulator.orders import offer_key
 from connectors.retailcrm.emulator.state import RetailcrmState
 from connectors.retailcrm.emulator.wire import INPUT_PARAMS, ApiError, Json, json_field
@@ -36,8 +36,8 @@ TECHNIQUES = ("ours", "summ", "theirs", "merge")  # PHP src/Enum/CombineTechniqu
 def combine_customers(
     state: RetailcrmState,
     params: Mapping[str, Any],
-    change: Change,
-    accounts: Iterable[Account] = (),
+    change: HistoryChange,
+    accounts: Iterable[LoyaltyAccount] = (),
 ) -> Json:
     """``POST /customers/combine``; ``accounts`` are the loyalty accounts of the account."""
     absorbed = json_field(params, "customers", list)
@@ -59,7 +59,7 @@ def combine_customers(
     return {"success": True}
 
 
-def combine_orders(state: RetailcrmState, params: Mapping[str, Any], change: Change) -> Json:
+def combine_orders(state: RetailcrmState, params: Mapping[str, Any], change: HistoryChange) -> Json:
     """``POST /orders/combine``."""
     technique = params.get("technique") or "ours"
     if technique not in TECHNIQUES:
@@ -96,7 +96,7 @@ def read_customer(state: RetailcrmState, ref: str, params: Mapping[str, Any]) ->
         raise ApiError(404, "Not found", combinedTo=state.render(CUSTOMER, survivor)) from None
 
 
-def survivor_of(state: RetailcrmState, kind: Kind, ref: Any, by: str = "id") -> Json | None:
+def survivor_of(state: RetailcrmState, kind: EntityKind, ref: Any, by: str = "id") -> Json | None:
     """The entity a merged-away one now lives on (following later merges too)."""
     merged = state.combined[kind.name]
     found = [to for (own, ext, _), to in merged.items() if str(own if by == "id" else ext) == ref]
@@ -110,7 +110,7 @@ def survivor_of(state: RetailcrmState, kind: Kind, ref: Any, by: str = "id") -> 
     return None
 
 
-def _by_id(state: RetailcrmState, kind: Kind, ref: Any, field: str) -> Json:
+def _by_id(state: RetailcrmState, kind: EntityKind, ref: Any, field: str) -> Json:
     """The entity a ``{"id": N}`` reference names (only ``id`` is modelled, §10.2)."""
     if not isinstance(ref, dict) or ref.get("id") in (None, ""):
         raise ApiError(400, INPUT_PARAMS, {field: "Specify the id."})
@@ -125,7 +125,7 @@ def _new_line(item: Json) -> Json:
 
 
 def _delete(
-    state: RetailcrmState, kind: Kind, victim: Json, survivor: Json, change: Change
+    state: RetailcrmState, kind: EntityKind, victim: Json, survivor: Json, change: HistoryChange
 ) -> None:
     """Delete ``victim``, leaving the §10.3 record with ``combinedTo``."""
     state.combined[kind.name][(victim["id"], victim.get("externalId"), victim["site"])] = survivor[

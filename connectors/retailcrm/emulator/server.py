@@ -31,7 +31,7 @@ from connectors._emulator.faults import ADMIN, EmulatorFaults, answer_faults
 from connectors._emulator.web import json_object, json_reply, nginx_page, serve
 from connectors.retailcrm.emulator.checkout import LoyaltyCheckout
 from connectors.retailcrm.emulator.corporate import CorporateBook
-from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, Change, Kind
+from connectors.retailcrm.emulator.history import CUSTOMER, ORDER, EntityKind, HistoryChange
 from connectors.retailcrm.emulator.loyalty import LoyaltyState
 from connectors.retailcrm.emulator.routes import more_routes
 from connectors.retailcrm.emulator.state import RetailcrmState
@@ -55,7 +55,7 @@ Reply = tuple[int, Json]
 
 
 @dataclass
-class Call:
+class ApiCall:
     """One authenticated API request: decoded parameters, path parts and the caller's key."""
 
     params: Json
@@ -63,9 +63,9 @@ class Call:
     key: str
 
     @property
-    def change(self) -> Change:
+    def change(self) -> HistoryChange:
         """A change made by this request (`source: api` with this key)."""
-        return Change("api", self.key)
+        return HistoryChange("api", self.key)
 
     @property
     def ref(self) -> str:
@@ -73,7 +73,7 @@ class Call:
         return self.path["ref"]
 
 
-Handler = Callable[[Call], Json | Reply]
+Handler = Callable[[ApiCall], Json | Reply]
 
 
 class RetailcrmEmulator:
@@ -192,7 +192,7 @@ class RetailcrmEmulator:
                 shape = f"{method} {pattern.pattern}"
                 self.requests_by_route[shape] = self.requests_by_route.get(shape, 0) + 1
                 try:
-                    answer = route(Call(params, found.groupdict(), key))
+                    answer = route(ApiCall(params, found.groupdict(), key))
                     # §1.5: 201 for every `…/create` (the PHP loyalty fixture's 200 is that
                     # test's choice); upload chooses its own (200 or 460).
                     status, body = answer if isinstance(answer, tuple) else (200, answer)
@@ -296,7 +296,7 @@ class RetailcrmEmulator:
                 kind, body.get("id"), body.get("by") or "externalId", body.get("site")
             )
             changes = json_object(json.dumps(body.get("changes")).encode())
-            change = Change("user", None, int(body.get("userId") or 1))
+            change = HistoryChange("user", None, int(body.get("userId") or 1))
             saved = self.state.patch(kind, entity, changes, change)
         except (KeyError, ValueError) as exc:
             return json_reply(400, {"success": False, "errorMsg": f"bad user edit: {exc}"})
@@ -305,7 +305,7 @@ class RetailcrmEmulator:
         return json_reply(200, {"success": True, kind.name: self.state.render(kind, saved)})
 
 
-def _entity_routes(state: RetailcrmState, kind: Kind) -> list[tuple[str, str, Handler]]:
+def _entity_routes(state: RetailcrmState, kind: EntityKind) -> list[tuple[str, str, Handler]]:
     """The §2.1 / §3.1 endpoints of orders or customers."""
     base, ref = f"v5/{kind.plural}", "(?P<ref>[^/]+)"
     return [

@@ -19,9 +19,9 @@ from connectors.retailcrm.emulator.corporate import corporate_order_parts
 from connectors.retailcrm.emulator.history import (
     CUSTOMER,
     ORDER,
-    Change,
+    EntityKind,
+    HistoryChange,
     HistoryFeed,
-    Kind,
     Row,
     diff_fields,
     summary,
@@ -43,7 +43,7 @@ from connectors.retailcrm.emulator.wire import (
     paginate,
 )
 
-OrderListener = Callable[[Json, "str | None", Change], None]
+OrderListener = Callable[[Json, "str | None", HistoryChange], None]
 
 
 class RetailcrmState:
@@ -84,7 +84,9 @@ class RetailcrmState:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def find(self, kind: Kind, ref: Any, by: str = "externalId", site: str | None = None) -> Json:
+    def find(
+        self, kind: EntityKind, ref: Any, by: str = "externalId", site: str | None = None
+    ) -> Json:
         """The stored entity by `by` = externalId | id | number, or 404 `Not found` (§1.4)."""
         if by not in ("externalId", "id", "number"):
             raise ApiError(
@@ -107,14 +109,14 @@ class RetailcrmState:
                 return entity
         raise ApiError(404, "Not found")
 
-    def find_ref(self, kind: Kind, ref: Mapping[str, Any], site: str | None = None) -> Json:
+    def find_ref(self, kind: EntityKind, ref: Mapping[str, Any], site: str | None = None) -> Json:
         """The entity a `{id}` / `{externalId}` / `{number}` reference names, or 404."""
         for by in ("id", "externalId", "number"):
             if ref.get(by) not in (None, ""):
                 return self.find(kind, ref[by], by, None if by == "id" else site)
         raise ApiError(400, INPUT_PARAMS, {kind.name: "Specify id, externalId or number."})
 
-    def render(self, kind: Kind, entity: Json) -> Json:
+    def render(self, kind: EntityKind, entity: Json) -> Json:
         """The entity as the API shows it, with PHP's `[]` for empty objects (§1.4)."""
         out = copy.deepcopy(entity)
         out["customFields"] = out.get("customFields") or []
@@ -139,7 +141,7 @@ class RetailcrmState:
         orders = self.entities[ORDER.name].values()
         return [o for o in orders if o.get("customer", {}).get("id") == customer_id]
 
-    def search(self, kind: Kind, params: Mapping[str, Any]) -> Json:
+    def search(self, kind: EntityKind, params: Mapping[str, Any]) -> Json:
         """`GET /orders`, `GET /customers` with the filters the bridge uses (§2.1, §3.2)."""
         wanted = {k: v for k, v in filter_of(params).items() if v not in (None, "", [])}
         customers = self.entities[CUSTOMER.name]
@@ -148,24 +150,24 @@ class RetailcrmState:
         listed = [self.render(kind, e) for e in rows]
         return {"success": True, "pagination": pagination, kind.plural: listed}
 
-    def get(self, kind: Kind, ref: str, params: Mapping[str, Any]) -> Json:
+    def get(self, kind: EntityKind, ref: str, params: Mapping[str, Any]) -> Json:
         """`GET /orders/{externalId}`, `GET /customers/{externalId}` (`by`, `site`)."""
         entity = self.find(kind, ref, params.get("by") or "externalId", params.get("site"))
         return {"success": True, kind.name: self.render(kind, entity)}
 
-    def remove(self, kind: Kind, entity: Json) -> None:
+    def remove(self, kind: EntityKind, entity: Json) -> None:
         """Forget a stored entity (merged away); its history stays."""
         del self.entities[kind.name][entity["id"]]
         if entity.get("externalId") is not None:
             self._by_external[kind.name].get(str(entity["externalId"]), set()).discard(entity["id"])
 
-    def history(self, kind: Kind, params: Mapping[str, Any], caller_key: str | None) -> Json:
+    def history(self, kind: EntityKind, params: Mapping[str, Any], caller_key: str | None) -> Json:
         """`GET /orders/history`, `GET /customers/history` (§2.5)."""
         return self.feeds[kind.name].page(params, caller_key, self.now())
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def create(self, kind: Kind, params: Mapping[str, Any], change: Change) -> Json:
+    def create(self, kind: EntityKind, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """`POST /…/create` (201 §1.5): from the `order` / `customer` JSON field."""
         data = json_field(params, kind.name)
         site = self._site(params, data)
@@ -176,7 +178,9 @@ class RetailcrmState:
         body: Json = {"success": True, "id": entity["id"]}
         return body | ({"order": self.render(kind, entity)} if kind is ORDER else {})
 
-    def edit(self, kind: Kind, ref: str, params: Mapping[str, Any], change: Change) -> Json:
+    def edit(
+        self, kind: EntityKind, ref: str, params: Mapping[str, Any], change: HistoryChange
+    ) -> Json:
         """`POST /…/{externalId}/edit` (`by`, `site`): only the keys sent change (§2.3)."""
         entity = self.find(kind, ref, params.get("by") or "externalId", params.get("site"))
         changes = json_field(params, kind.name)
@@ -187,7 +191,9 @@ class RetailcrmState:
         body: Json = {"success": True, "id": saved["id"]}
         return body | ({"order": self.render(kind, saved)} if kind is ORDER else {})
 
-    def upload(self, kind: Kind, params: Mapping[str, Any], change: Change) -> tuple[int, Json]:
+    def upload(
+        self, kind: EntityKind, params: Mapping[str, Any], change: HistoryChange
+    ) -> tuple[int, Json]:
         """`POST /…/upload` (§2.4): ≤ 50 entities; HTTP 460 listing the failed ones."""
         batch = json_field(params, kind.plural, list)
         if len(batch) > UPLOAD_MAX:
@@ -229,7 +235,9 @@ class RetailcrmState:
             raise invalid({"site": f"Site with code '{site}' not found."})
         return str(site)
 
-    def _validate(self, kind: Kind, data: Json, site: str, current: Json | None) -> dict[str, str]:
+    def _validate(
+        self, kind: EntityKind, data: Json, site: str, current: Json | None
+    ) -> dict[str, str]:
         errors = _shape_errors(data)
         external_id = data.get("externalId")
         if external_id is not None and (
@@ -266,7 +274,7 @@ class RetailcrmState:
                 errors["customer"] = f"Customer with {by} {ref.get(by)} not found."
         return errors
 
-    def insert(self, kind: Kind, data: Json, site: str, change: Change | None) -> Json:
+    def insert(self, kind: EntityKind, data: Json, site: str, change: HistoryChange | None) -> Json:
         """Store a new, validated entity; `change` None writes no history (the seed)."""
         entity = copy.deepcopy(data) | {"id": self.new_id(kind.name), "site": site}
         entity.setdefault("createdAt", self.now())
@@ -297,7 +305,7 @@ class RetailcrmState:
                 self._notify(entity, None, change)
         return entity
 
-    def patch(self, kind: Kind, entity: Json, changes: Json, change: Change) -> Json:
+    def patch(self, kind: EntityKind, entity: Json, changes: Json, change: HistoryChange) -> Json:
         """Apply the keys sent to a stored entity; one history record per changed field."""
         before = copy.deepcopy(entity)
         candidate = copy.deepcopy(before)
@@ -322,14 +330,14 @@ class RetailcrmState:
             self._notify(entity, before.get("status"), change)
         return entity
 
-    def _index_external(self, kind: Kind, entity: Json, old: Any) -> None:
+    def _index_external(self, kind: EntityKind, entity: Json, old: Any) -> None:
         index = self._by_external[kind.name]
         if old is not None and str(old) != str(entity.get("externalId")):
             index.get(str(old), set()).discard(entity["id"])
         if entity.get("externalId") is not None:
             index.setdefault(str(entity["externalId"]), set()).add(entity["id"])
 
-    def _notify(self, order: Json, old_status: str | None, change: Change) -> None:
+    def _notify(self, order: Json, old_status: str | None, change: HistoryChange) -> None:
         for listener in self.order_listeners:
             listener(order, old_status, change)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.retailcrm.emulator.history import ORDER, Change, Kind
+from connectors.retailcrm.emulator.history import ORDER, EntityKind, HistoryChange
 from connectors.retailcrm.emulator.state import RetailcrmState
 from connectors.retailcrm.emulator.wire import ApiError, Json, as_list, invalid, json_field
 
@@ -70,10 +70,10 @@ def order_statuses(state: RetailcrmState, params: Mapping[str, Any]) -> Json:
 
 def fix_external_ids(
     state: RetailcrmState,
-    kind: Kind,
+    kind: EntityKind,
     field: str,
     params: Mapping[str, Any],
-    change: Change,
+    change: HistoryChange,
     book: dict[int, Json] | None = None,
 ) -> Json:
     """``POST /…/fix-external-ids``: give entities (by id) the external ids listed."""
@@ -93,7 +93,7 @@ def fix_external_ids(
     return {"success": True}
 
 
-def create_payment(state: RetailcrmState, params: Mapping[str, Any], change: Change) -> Json:
+def create_payment(state: RetailcrmState, params: Mapping[str, Any], change: HistoryChange) -> Json:
     """``POST /orders/payments/create``: a payment added to the order it names."""
     payment = json_field(params, "payment")
     ref = payment.get("order")
