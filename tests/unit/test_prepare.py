@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,8 @@ from bridge.errors import PermanentError
 from bridge.mirror.idmap import IdMap
 from bridge.mirror.prepare import Preparation, Prepared
 from bridge.mirror.reads import SourceReads
-from bridge.store import SQLiteStore, Store
+from bridge.store import Store
+from bridge.store.memory import MemoryStore
 from bridge.store.records import AttemptOutcome, EventRecord, InboundEvent, NewEvent, Status
 
 NOW = 1_800_000_000.0
@@ -52,8 +52,9 @@ class Reader:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = SQLiteStore(tmp_path / "store.db", lease_seconds=30, clock=lambda: NOW)
+async def store() -> AsyncIterator[Store]:
+    # No sockets, no file: the memory store passes the same contract suite as SQLite's.
+    opened = MemoryStore(lease_seconds=30, clock=lambda: NOW)
     await opened.open()
     yield opened
     await opened.close()
