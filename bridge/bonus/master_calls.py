@@ -69,12 +69,18 @@ def reverse_call(rsv: Reservation, amount: Decimal) -> NewOwedCall:
     )
 
 
+UNTIL_ANSWERED = 2**62  # attempts: a reservation's call is never given up on a count
+
+
 def retry_policy(retry_max_seconds: float) -> RetrySettings:
     """Reservation calls: 1 s, 2 s, 4 s … up to ``retry_max_seconds``, without jitter (a
-    till's customer is waiting for the one master), practically until the master answers."""
+    till's customer is waiting for the one master), until the master answers (README: a
+    commit or release owed to a master that is down waits for it however long it is down;
+    only a refusal ends it). Built past the model's validation, whose ``max_attempts``
+    bound is for configured delivery retries."""
     base = min(1.0, retry_max_seconds)
-    return RetrySettings(
-        base_seconds=base, cap_seconds=retry_max_seconds, max_attempts=1000, jitter=0
+    return RetrySettings.model_construct(
+        base_seconds=base, cap_seconds=retry_max_seconds, max_attempts=UNTIL_ANSWERED, jitter=0
     )
 
 

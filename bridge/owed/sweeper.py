@@ -94,9 +94,16 @@ class OwedSweeper:
             log.info("owed_call_done", call=call.id, operation=call.operation, note=note)
             return await self._finish(call, OwedOutcome.done(note))
         decision = decide_retry(call.attempts, error, registered.policy, self._random())
-        ended = await self._finish(call, self._outcome(error, decision))
-        await registered.handler.failed(ended, error, decision)
-        return ended
+        if decision.retry:
+            ended = await self._finish(call, self._outcome(error, decision))
+            await registered.handler.failed(ended, error, decision)
+            return ended
+        # The owner's record moves first (a refused commit fails its reservation and owes the
+        # hold's release): should that not happen (kill -9, the store away), the call is
+        # still in flight and comes back under its lease, to be run again under the same
+        # operation id, rather than lie dead beside an owner that waits for it.
+        await registered.handler.failed(call, error, decision)
+        return await self._finish(call, self._outcome(error, decision))
 
     def _outcome(self, error: DeliveryError, decision: RetryDecision) -> OwedOutcome:
         reason = str(error) or type(error).__name__

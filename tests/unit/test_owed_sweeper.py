@@ -170,3 +170,39 @@ def test_an_operation_is_registered_once() -> None:
     handlers.register("ledger.commit", Scripted(), POLICY)
     with pytest.raises(Exception, match="registered twice"):
         handlers.register("ledger.commit", Scripted(), POLICY)
+
+
+@dataclass
+class Crashing(Scripted):
+    """A handler whose record of a final failure cannot be written (the store went away,
+    the process died between the two writes)."""
+
+    async def failed(self, call: OwedCall, error: DeliveryError, decision: RetryDecision) -> None:
+        if not decision.retry:
+            raise ConnectionError("the store went away")
+        await super().failed(call, error, decision)
+
+
+async def test_a_final_failure_the_owner_did_not_record_stays_in_flight_and_comes_back() -> None:
+    clock, handler = Clock(), Crashing([PermanentError("refused")])
+    sw = sweeper(handler, clock)
+    (owed,) = await sw.store.owe([call()])
+    with pytest.raises(ConnectionError):
+        await sw.sweep_once()
+    held = await sw.store.get_owed(owed.id)
+    assert held.status is OwedStatus.IN_FLIGHT  # not dead beside an owner still waiting
+    clock.now = T0 + 31  # its lease ran out: the call is due again, and this time it lands
+    assert await sw.sweep_once() == 1
+    assert (await sw.store.get_owed(owed.id)).status is OwedStatus.DONE
+
+
+def test_a_reservation_call_is_never_given_up_on_a_count() -> None:
+    from bridge.bonus.master_calls import retry_policy
+    from bridge.retry import decide_retry
+
+    policy = retry_policy(60)
+    for attempt in (1, 1000, 100_000):
+        decision = decide_retry(attempt, TransientError("1C is down"), policy, 0.5)
+        assert decision.retry, attempt
+        assert decision.delay <= 60
+    assert not decide_retry(5, PermanentError("refused"), policy, 0.5).retry
