@@ -94,10 +94,12 @@ def sandbox_env(ports: dict[str, int]) -> dict[str, str]:
     return env
 
 
-def on_ports(text: str, ports: dict[str, int]) -> str:
-    """The README's text with the sandbox's ports replaced by this run's."""
+def on_ports(text: str, ports: dict[str, int], *, back: bool = False) -> str:
+    """The README's text with the sandbox's ports replaced by this run's (``back``: an
+    answer with this run's ports put back to the README's, to compare with it)."""
     for readme_port, name in SANDBOX_PORTS.items():
-        text = text.replace(f"127.0.0.1:{readme_port}", f"127.0.0.1:{ports[name]}")
+        pair = (f"127.0.0.1:{readme_port}", f"127.0.0.1:{ports[name]}")
+        text = text.replace(*(reversed(pair) if back else pair))
     return text
 
 
@@ -129,7 +131,7 @@ def run_command(shell: Shell, command: Command, ports: dict[str, int]) -> None:
     deadline = time.monotonic() + WAIT
     while True:
         code, output = shell.run(script)
-        unmet = command.unmet(in_readme_ports(output, ports))
+        unmet = command.unmet(on_ports(output, ports, back=True))
         if code == 0 and not unmet:
             return
         if command.changes_something or time.monotonic() > deadline:
@@ -138,13 +140,6 @@ def run_command(shell: Shell, command: Command, ports: dict[str, int]) -> None:
                 f" promises not kept: {unmet}\n--- output ---\n{output[-3000:]}"
             )
         time.sleep(0.5)
-
-
-def in_readme_ports(text: str, ports: dict[str, int]) -> str:
-    """An answer with this run's ports put back to the README's, to compare with it."""
-    for readme_port, name in SANDBOX_PORTS.items():
-        text = text.replace(f"127.0.0.1:{ports[name]}", f"127.0.0.1:{readme_port}")
-    return text
 
 
 def test_the_set_up_block_is_the_two_make_commands() -> None:

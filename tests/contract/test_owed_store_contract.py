@@ -22,18 +22,9 @@ from bridge.store.owed import OwedStore, owed_store_of
 from bridge.store.reservations import Reservation, RsvStatus, Step, VersionConflict
 from bridge.store.sqlite import SQLiteStore
 from bridge.store.sqlite.owed import SQLiteOwedStore
+from tests.support.clock import Clock
 
 T0 = 1_800_000_000.0
-
-
-class Clock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -13,19 +13,10 @@ from bridge.owed.sweeper import OwedSweeper
 from bridge.retry import RetryDecision
 from bridge.settings import RetrySettings
 from bridge.store.memory.owed import MemoryOwedStore
+from tests.support.clock import Clock
 
 T0 = 1_800_000_000.0
 POLICY = RetrySettings(base_seconds=1, cap_seconds=8, max_attempts=4, jitter=0)
-
-
-class Clock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -21,19 +21,10 @@ from bridge.settings import BonusSettings
 from bridge.store.memory import MemoryStore
 from bridge.store.owed import owed_store_of
 from bridge.store.reservations import Reservation, RsvStatus, Step
+from tests.support.clock import Clock
 
 T0 = 1_800_000_000.0
 RSV = "rsv_00000000000000000001"
-
-
-class Clock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -249,12 +249,16 @@ class SQLiteOwedStore:
     def _now(self) -> float:
         return float(self.store._clock())
 
+    def _lease(self, lease_to: str | None, now: float) -> tuple[str, float] | None:
+        """(owner, until) for calls stored already leased to the one who owes them."""
+        return None if lease_to is None else (lease_to, now + self.store.lease_seconds)
+
     async def owe(
         self, calls: Sequence[NewOwedCall], *, lease_to: str | None = None
     ) -> list[OwedCall]:
         """Store calls (or find them); ``lease_to``: leased to that owner at once."""
         now = self._now()
-        lease = None if lease_to is None else (lease_to, now + self.store.lease_seconds)
+        lease = self._lease(lease_to, now)
         return await self._write(lambda conn: owe(conn, calls, now, lease))
 
     async def update_reservation_owing(
@@ -267,7 +271,7 @@ class SQLiteOwedStore:
     ) -> tuple[Reservation, list[OwedCall]]:
         """The reservation's change and the calls it owes, in one transaction."""
         now = self._now()
-        lease = None if lease_to is None else (lease_to, now + self.store.lease_seconds)
+        lease = self._lease(lease_to, now)
 
         def job(conn: sqlite3.Connection) -> tuple[Reservation, list[OwedCall]]:
             return rsv_io.update(conn, rsv, steps, now), owe(conn, calls, now, lease)

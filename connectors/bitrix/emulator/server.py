@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from connectors._emulator.faults import ADMIN, answer_faults
+from connectors._emulator.served import ServedEmulator
 from connectors._emulator.web import json_object, json_reply, serve
 from connectors.bitrix.emulator.auth import (
     DEFAULT_SCOPES,
@@ -66,7 +67,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _FAULT_ERROR: ContextVar[str | None] = ContextVar("bitrix_fault_error", default=None)
 
 
-class BitrixEmulator:
+class BitrixEmulator(ServedEmulator):
     """One Bitrix24 portal with one installed local application, served on loopback."""
 
     def __init__(
@@ -136,17 +137,8 @@ class BitrixEmulator:
 
     async def stop(self) -> None:
         """Stop listening; hanging requests and event deliveries are cut off."""
-        runner, self._runner = self._runner, None
         await self.events.close()
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> BitrixEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        await super().stop()
 
     @property
     def webhook_url(self) -> str:
@@ -175,18 +167,13 @@ class BitrixEmulator:
 
     # ---- HTTP --------------------------------------------------------------------------
 
-    @web.middleware
-    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Injected faults as the web server in front would show them; admin paths pass."""
-        if request.path.startswith(f"{ADMIN}/"):
-            response: web.StreamResponse = await handler(request)
-            return response
+    async def _refuse(self, request: web.Request) -> web.StreamResponse | None:
+        """Injected faults as the web server in front would show them."""
         faults = self.faults.take(method=_method_of(request.path))
         refused = await answer_faults(request, faults)
-        if refused is not None:
-            return refused
-        _FAULT_ERROR.set(faults.error)
-        return await handler(request)  # type: ignore[no-any-return]
+        if refused is None:
+            _FAULT_ERROR.set(faults.error)  # the handler runs in this task: it sees this
+        return refused
 
     async def _rest(self, request: web.Request) -> web.Response:
         self.stats["requests"] += 1

@@ -35,6 +35,7 @@ import yaml
 from aiohttp import hdrs, web
 
 from connectors._emulator.faults import ADMIN, answer_faults
+from connectors._emulator.served import ServedEmulator
 from connectors._emulator.web import serve
 from connectors.onec.contract import (
     HTTP_ROOT,
@@ -63,7 +64,7 @@ def naming_from_yaml(path: Path | str = CYRILLIC_EXAMPLE) -> Naming:
     return Naming.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
 
 
-class OnecEmulator:
+class OnecEmulator(ServedEmulator):
     """One 1C infobase published over SOAP and HTTP on loopback, with fault injection."""
 
     def __init__(
@@ -121,25 +122,8 @@ class OnecEmulator:
         self.hs_url = f"{root}/hs/{HTTP_ROOT}"
         self._wsdl = render_wsdl(self.naming, self.url, omit=self.unpublished).encode()
 
-    async def stop(self) -> None:
-        """Stop listening; requests still hanging are cut off."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> OnecEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @web.middleware
-    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _refuse(self, request: web.Request) -> web.StreamResponse | None:
         """Injected faults as a web server in front of 1C would show them, then Basic auth."""
-        if request.path.startswith(f"{ADMIN}/"):
-            response: web.StreamResponse = await handler(request)
-            return response
         faults = self.faults.take(call=request.method == hdrs.METH_POST)
         refused = await answer_faults(request, faults, _html_page)
         if refused is not None:
@@ -148,7 +132,7 @@ class OnecEmulator:
         if not self._authorized(request.headers.get(hdrs.AUTHORIZATION, "")):
             return _html_page(HTTPStatus.UNAUTHORIZED)
         _REQUEST_FAULTS.set(faults)  # the handler runs in this task, so it sees this value
-        return await handler(request)  # type: ignore[no-any-return]
+        return None
 
     def _authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")

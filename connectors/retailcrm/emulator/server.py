@@ -23,11 +23,11 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 
 from aiohttp import hdrs, web
 
 from connectors._emulator.faults import ADMIN, EmulatorFaults, answer_faults
+from connectors._emulator.served import ServedEmulator
 from connectors._emulator.web import json_object, json_reply, nginx_page, serve
 from connectors.retailcrm.emulator.checkout import LoyaltyCheckout
 from connectors.retailcrm.emulator.corporate import CorporateBook
@@ -76,7 +76,7 @@ class ApiCall:
 Handler = Callable[[ApiCall], Json | Reply]
 
 
-class RetailcrmEmulator:
+class RetailcrmEmulator(ServedEmulator):
     """One RetailCRM account served on loopback, with fault injection."""
 
     def __init__(
@@ -133,29 +133,9 @@ class RetailcrmEmulator:
         self._runner, self.port, base = await serve(app, self.host, self.port)
         self.url = base
 
-    async def stop(self) -> None:
-        """Stop listening; requests still hanging are cut off."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> RetailcrmEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @web.middleware
-    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Injected faults as the web server in front would show them; admin paths pass."""
-        if request.path.startswith(f"{ADMIN}/"):
-            response: web.StreamResponse = await handler(request)
-            return response
-        refused = await answer_faults(request, self.faults.take())
-        if refused is not None:
-            return refused
-        return await handler(request)  # type: ignore[no-any-return]
+    async def _refuse(self, request: web.Request) -> web.StreamResponse | None:
+        """Injected faults as the web server in front would show them."""
+        return await answer_faults(request, self.faults.take())
 
     async def _not_an_account(self, request: web.Request) -> web.Response:
         # §1.5: a wrong account URL answers a non-GET with 405 and an HTML page.

@@ -15,18 +15,9 @@ import pytest
 from bridge.store import SQLiteStore, Store
 from bridge.store.memory import MemoryStore
 from bridge.store.records import InboundEvent, NewEvent
+from tests.support.clock import Clock
 
 LEASE = 30.0
-
-
-class Clock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 StoreFactory = Callable[[Path, Clock], Store]

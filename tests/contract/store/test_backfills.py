@@ -10,7 +10,7 @@ from bridge.errors import NotFound
 from bridge.store import Store
 from bridge.store.backfills import BackfillSpec, BackfillStatus, listed_key
 from bridge.store.records import AttemptOutcome, InboundEvent, NewEvent, Status
-from tests.contract.store.conftest import Clock
+from tests.support.clock import Clock
 
 SPEC = BackfillSpec("shop", "order", ("erp", "crm", "crm"), date(2026, 1, 1))
 

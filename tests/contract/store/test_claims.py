@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bridge.store import Store
 from bridge.store.records import AttemptOutcome, InboundEvent, NewEvent, QueueDepth, Status
-from tests.contract.store.conftest import LEASE, Clock, change
+from tests.contract.store.conftest import LEASE, change
+from tests.support.clock import Clock
 
 
 async def test_waiting_changes_of_one_entity_coalesce(store: Store) -> None:

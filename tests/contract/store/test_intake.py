@@ -7,7 +7,8 @@ import pytest
 from bridge.errors import NotFound, StoreError
 from bridge.store import Store
 from bridge.store.records import Cursor, EventFilter, InboundEvent, NewEvent, Rejected, Status
-from tests.contract.store.conftest import Clock, change
+from tests.contract.store.conftest import change
+from tests.support.clock import Clock
 
 
 async def test_duplicates_are_found_not_stored(store: Store) -> None:

@@ -14,7 +14,8 @@ from bridge.store.records import (
     Rejected,
     Status,
 )
-from tests.contract.store.conftest import Clock, change
+from tests.contract.store.conftest import change
+from tests.support.clock import Clock
 
 
 async def test_replay_requeues_dead_and_appends_history(store: Store) -> None:

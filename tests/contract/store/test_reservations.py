@@ -17,7 +17,7 @@ from bridge.store.reservations import (
     Step,
     VersionConflict,
 )
-from tests.contract.store.conftest import Clock
+from tests.support.clock import Clock
 
 
 def reservation(number: int, now: float, **fields: object) -> Reservation:
