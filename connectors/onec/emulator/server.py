@@ -24,12 +24,13 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import yaml
 from aiohttp import hdrs, web
@@ -42,6 +43,7 @@ from connectors.onec.contract import (
     OPERATIONS,
     ErrorCode,
     Record,
+    XsdType,
     fault_text,
     optional_only,
 )
@@ -78,6 +80,7 @@ class OnecEmulator(ServedEmulator):
         password: str = "sandbox",  # noqa: S107 - the sandbox's documented credentials
         ledger: OnecLedger | None = None,
         unpublished: Collection[str] = (),
+        timezone: str = "Europe/Moscow",
     ) -> None:
         if not publication or "/" in publication:
             raise ValueError("publication must be one URL path segment, e.g. 'base'")
@@ -90,6 +93,9 @@ class OnecEmulator(ServedEmulator):
             ledger.seed_sandbox()
         self.ledger = ledger
         self.faults = OnecFaults()
+        # 1C keeps a Дата as local time without an offset (onec.md §5.3): answers write
+        # dateTime values so in this zone, and offset-less ones sent in are read in it.
+        self.zone = ZoneInfo(timezone)
         self.calls: Counter[str] = Counter()  # operations called, by logical name
         self.host, self.port, self.publication = host, port, publication
         self.url = self.wsdl_url = self.hs_url = ""  # set by start(), once the port is known
@@ -125,27 +131,18 @@ class OnecEmulator(ServedEmulator):
     async def _refuse(self, request: web.Request) -> web.StreamResponse | None:
         """Injected faults as a web server in front of 1C would show them, then Basic auth."""
         faults = self.faults.take(call=request.method == hdrs.METH_POST)
-        refused = await answer_faults(request, faults, _html_page)
+        refused = await answer_faults(request, faults, html_page)
         if refused is not None:
             return refused
         # Everything, the WSDL included, needs the infobase user's credentials (§1.4).
-        if not self._authorized(request.headers.get(hdrs.AUTHORIZATION, "")):
-            return _html_page(HTTPStatus.UNAUTHORIZED)
+        if not basic_authorized(request.headers.get(hdrs.AUTHORIZATION, ""), self._credentials):
+            return html_page(HTTPStatus.UNAUTHORIZED)
         _REQUEST_FAULTS.set(faults)  # the handler runs in this task, so it sees this value
         return None
 
-    def _authorized(self, header: str) -> bool:
-        scheme, _, token = header.partition(" ")
-        try:
-            given = base64.b64decode(token.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        # Constant time: the comparison must not tell how much of a guess was right.
-        return scheme.lower() == "basic" and hmac.compare_digest(given, self._credentials)
-
     async def _wsdl_get(self, request: web.Request) -> web.Response:
         if "wsdl" not in {key.lower() for key in request.query}:
-            return _html_page(HTTPStatus.METHOD_NOT_ALLOWED)
+            return html_page(HTTPStatus.METHOD_NOT_ALLOWED)
         return web.Response(body=self._wsdl, content_type="text/xml", charset="utf-8")
 
     async def _soap(self, request: web.Request) -> web.Response:
@@ -157,7 +154,8 @@ class OnecEmulator(ServedEmulator):
             logical = call.operation.contract.name
             self._inject()
             record = self._spelled(self._call(logical, call.params, dict(call.operation.params)))
-            body = soap.render_result(version, call.operation, self.naming.namespace, record)
+            namespace = self.naming.namespace
+            body = soap.render_result(version, call.operation, namespace, record, self.zone)
             status = HTTPStatus.OK
         except soap.SoapFault as bad_request:
             body = soap.render_fault(version, bad_request)
@@ -199,7 +197,7 @@ class OnecEmulator(ServedEmulator):
         except Exception as exc:
             # Any other exception in the module: 1C answers 500 with its text.
             return web.Response(status=500, text=_exception_text(exc))
-        return web.json_response(_jsonable(record), dumps=_dumps)
+        return web.json_response(_jsonable(record, self.zone), dumps=_dumps)
 
     def _inject(self) -> None:
         """Fail this call as the 1C module would if soap_fault is injected."""
@@ -229,6 +227,9 @@ class OnecEmulator(ServedEmulator):
         required = [p.name for p in operation.params if not p.optional]
         if missing := [names[name] for name in required if name not in params]:
             raise LedgerError("invalid_request", f"{', '.join(missing)}: required")
+        for param in operation.params:
+            if param.type is XsdType.DATETIME and param.name in params:
+                params[param.name] = zoned(params[param.name], self.zone)
         # Logical names are the ledger's method and argument names (ledger.py).
         result = getattr(self.ledger, logical)(**params)
         return _record_values(operation.result, result)
@@ -311,16 +312,42 @@ def _record_values(record: Record, result: Any) -> dict[str, Any]:
     return values
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, zone: tzinfo | None = None) -> Any:
+    """JSON values; a datetime local in ``zone`` without an offset (None: UTC with a Z)."""
     if isinstance(value, Mapping):
-        return {key: _jsonable(item) for key, item in value.items()}
+        return {key: _jsonable(item, zone) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [_jsonable(item, zone) for item in value]
     if isinstance(value, Decimal):
         return format(value, "f")  # amounts as strings, "150.00" (CONTRACT.md "Conventions")
     if isinstance(value, datetime):
-        return soap.iso_utc(value)
+        return soap.iso_utc(value) if zone is None else soap.iso_local(value, zone)
     return value
+
+
+def zoned(value: Any, zone: tzinfo) -> Any:
+    """An ISO dateTime text without an offset read as local time in ``zone`` (as 1C reads
+    one into a Дата); anything else unchanged, for the ledger to check."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return value
+    if moment.tzinfo is not None or "T" not in value:
+        return value  # a bare date stays refused: a moment needs its time
+    return moment.replace(tzinfo=zone).isoformat()
+
+
+def basic_authorized(header: str, credentials: bytes) -> bool:
+    """An Authorization header carrying exactly ``credentials`` (``user:password``)."""
+    scheme, _, token = header.partition(" ")
+    try:
+        given = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    # Constant time: the comparison must not tell how much of a guess was right.
+    return scheme.lower() == "basic" and hmac.compare_digest(given, credentials)
 
 
 def _dumps(value: Any) -> str:
@@ -352,7 +379,7 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response(body, status=status, dumps=_dumps)
 
 
-def _html_page(status: int) -> web.Response:
+def html_page(status: int) -> web.Response:
     """An error page as the web server in front of 1C (Apache, IIS) writes it."""
     phrase = HTTPStatus(status).phrase if status in set(HTTPStatus) else "Error"
     page = (

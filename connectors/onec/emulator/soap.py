@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
@@ -146,14 +146,20 @@ def _read_params(call: _Element, named: NamedOperation, namespace: str) -> dict[
 
 
 def render_result(
-    version: SoapVersion, named: NamedOperation, namespace: str, record: Mapping[str, Any]
+    version: SoapVersion,
+    named: NamedOperation,
+    namespace: str,
+    record: Mapping[str, Any],
+    zone: tzinfo | None = None,
 ) -> bytes:
-    """``<OpResponse><return>record</return></OpResponse>`` in a SOAP envelope."""
+    """``<OpResponse><return>record</return></OpResponse>`` in a SOAP envelope; dateTime
+    values local in ``zone`` without an offset, as 1C writes a Дата (None: UTC with a Z)."""
     envelope, body = _envelope(version)
     # document/literal wrapped: the result is the `return` element of OpResponse (onec.md §1.2).
     wrapper = etree.SubElement(body, f"{{{namespace}}}{named.name}Response", nsmap={"m": namespace})
     result = etree.SubElement(wrapper, f"{{{namespace}}}return", nsmap={"xs": XSD, "xsi": XSI})
-    _fill(result, named.contract.result, named.result_to_elements(record), named, namespace)
+    values = named.result_to_elements(record)
+    _fill(result, named.contract.result, values, named, namespace, zone)
     return _serialize(envelope)
 
 
@@ -163,6 +169,7 @@ def _fill(
     values: Mapping[str, Any],
     named: NamedOperation,
     namespace: str,
+    zone: tzinfo | None = None,
 ) -> None:
     for field in record.fields:
         element = named.fields[field.name]
@@ -172,16 +179,18 @@ def _fill(
             items = value if field.repeated else [value]
             for item in items or ():
                 if item is not None:
-                    _fill(etree.SubElement(parent, tag), field.type, item, named, namespace)
+                    element = etree.SubElement(parent, tag)
+                    _fill(element, field.type, item, named, namespace, zone)
         elif value is None:
             # An undefined value comes back as xsi:nil (onec.md §1.5 "nillable results").
             etree.SubElement(parent, tag, {_NIL: "true"})
         else:
-            etree.SubElement(parent, tag).text = xsd_text(field.type, value)
+            etree.SubElement(parent, tag).text = xsd_text(field.type, value, zone)
 
 
-def xsd_text(type_: XsdType, value: Any) -> str:
-    """The lexical form of a value for its XML Schema type (a Spelled value as it is)."""
+def xsd_text(type_: XsdType, value: Any, zone: tzinfo | None = None) -> str:
+    """The lexical form of a value for its XML Schema type (a Spelled value as it is); a
+    dateTime local in ``zone`` without an offset (None: UTC with a Z)."""
     if isinstance(value, Spelled):
         return str(value)
     if type_ is XsdType.DECIMAL:
@@ -190,13 +199,18 @@ def xsd_text(type_: XsdType, value: Any) -> str:
     if type_ is XsdType.BOOLEAN:
         return "true" if value else "false"
     if type_ is XsdType.DATETIME and isinstance(value, datetime):
-        return iso_utc(value)
+        return iso_utc(value) if zone is None else iso_local(value, zone)
     return _NOT_XML.sub("\ufffd", str(value))
 
 
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, to the second (1C's Дата has no fractions)."""
     return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def iso_local(moment: datetime, zone: tzinfo) -> str:
+    """Local time in ``zone`` without an offset, to the second: how 1C writes a Дата."""
+    return moment.astimezone(zone).replace(microsecond=0, tzinfo=None).isoformat()
 
 
 def render_fault(version: SoapVersion, fault: SoapFault) -> bytes:
