@@ -60,8 +60,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
 
 
 def customer_values(customer: Customer) -> Values:
-    """A customer's fields as an answer shows them."""
-    return asdict(customer)
+    """A customer's fields as an answer shows them (every sandbox card is active)."""
+    return asdict(customer) | {"active": True}
 
 
 class Behaviours:
@@ -107,7 +107,7 @@ class Behaviours:
             if exc.code != "unknown_customer":
                 raise
             found = []
-        return {"customers": found}
+        return {"customers": found, "count": len(found)}
 
     def _balance(self, args: dict[str, Any]) -> Values:
         customer = self._customer(args)

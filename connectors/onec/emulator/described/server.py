@@ -25,7 +25,7 @@ from aiohttp import hdrs, web
 
 from connectors._emulator.faults import ADMIN, answer_faults
 from connectors._emulator.served import ServedEmulator
-from connectors._emulator.web import serve
+from connectors._emulator.web import json_object, serve
 from connectors.onec.emulator import soap
 from connectors.onec.emulator.described.behaviours import Behaviours, Values
 from connectors.onec.emulator.described.description import (
@@ -214,7 +214,7 @@ class DescribedEmulator(ServedEmulator):
 
     async def _faults_post(self, request: web.Request) -> web.Response:
         try:
-            self.faults.set(**read_body(await request.read()))
+            self.faults.set(**json_object(await request.read() or b"{}"))
         except (TypeError, ValueError) as exc:  # TypeError: an unknown setting
             return _admin_error(400, "invalid_request", str(exc))
         return web.json_response(self.faults.snapshot())
