@@ -29,6 +29,8 @@ class LedgerErrorCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     INVALID_CODE = "invalid_code"  # a master-sent confirmation code was wrong or expired
     CUSTOMER_MISMATCH = "customer_mismatch"  # the order belongs to another customer
+    # The master cannot do this at all as configured (a 1C service declaring no reserve).
+    NOT_SUPPORTED = "not_supported"
 
 
 class LedgerRefused(PermanentError):
@@ -88,6 +90,24 @@ class MasterVerification(Protocol):
     async def confirm_code(self, verification_id: str, code: str) -> None:
         """Pass the customer's code on; LedgerRefused(invalid_code) when it is wrong."""
         ...
+
+
+@runtime_checkable
+class DeclaresCapabilities(Protocol):
+    """A master that can do only some of the Ledger's calls (a 1C service as declared)."""
+
+    def missing(self, capability: str) -> str | None:
+        """None when ``capability`` (reserve, commit, release, ...) can be done; else why not."""
+        ...
+
+
+def not_supported(ledger: object, capability: str) -> LedgerRefused | None:
+    """The refusal for a call ``ledger`` cannot make at all, or None when it can."""
+    if isinstance(ledger, DeclaresCapabilities):
+        why = ledger.missing(capability)
+        if why is not None:
+            return LedgerRefused(LedgerErrorCode.NOT_SUPPORTED, why)
+    return None
 
 
 @runtime_checkable

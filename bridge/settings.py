@@ -11,9 +11,18 @@ import binascii
 import re
 import string
 from enum import StrEnum
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SCOPES = frozenset({"bonus:read", "bonus:reserve", "admin"})
@@ -160,6 +169,19 @@ class SystemSettings(Strict):
     webhook: WebhookSettings | None = None
     delivery: DeliverySettings = DeliverySettings()
     options: dict[str, Any] = Field(default_factory=dict)
+    # The folder of the config file it was read from: a connector reads the files its
+    # options name relative to it, as routes read their mapping files (read_settings sets it).
+    _config_dir: FilePath | None = PrivateAttr(default=None)
+
+    @property
+    def config_dir(self) -> FilePath:
+        """Where relative file names in the options are read from (the working folder when
+        the settings were not read from a file)."""
+        return self._config_dir or FilePath()
+
+    def read_from(self, folder: FilePath) -> None:
+        """Record the config file's folder (``read_settings``)."""
+        self._config_dir = folder
 
 
 class Route(Strict):

@@ -285,4 +285,6 @@ def read_settings(path: Path, env: Mapping[str, str] | None = None) -> LoadedSet
     if problems or settings is None:
         problems.sort(key=lambda p: (p.file, p.line or 0))
         raise SettingsError([str(p) for p in problems])
+    for system in settings.systems.values():
+        system.read_from(path.parent)
     return LoadedSettings(settings, doc)

@@ -52,7 +52,7 @@ from bridge.bonus.reservation_rules import (
 )
 from bridge.bonus.returns import ZERO, who_reverses
 from bridge.errors import BridgeError, NotFound
-from bridge.ledger import LedgerRefused, MasterVerification
+from bridge.ledger import LedgerRefused, MasterVerification, not_supported
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.owed.calls import OwedStatus
@@ -162,6 +162,7 @@ class ReservationService(CreationSteps):
     async def create(self, req: NewReservation) -> tuple[Reservation, bool]:
         """Hold the amount at the master and send the code; (reservation, created)."""
         try:
+            self._supported("reserve")
             rsv, created = await self._create(req)
         except (ReservationProblem, LedgerRefused, MasterUnavailable) as exc:
             self._count("reserve", outcome(exc))
@@ -192,6 +193,7 @@ class ReservationService(CreationSteps):
         self, reservation_id: str, amount: Decimal | None, client: str | None = None
     ) -> Reservation:
         """Write off the hold (or ``amount`` of it); ``commit_pending`` if the master is down."""
+        self._supported("commit")
         return await self._move(
             "commit", reservation_id, client, lambda rsv: self._commit(rsv, amount)
         )
@@ -200,9 +202,16 @@ class ReservationService(CreationSteps):
         self, reservation_id: str, actor: str, client: str | None = None
     ) -> Reservation:
         """Release the hold; ``release_pending`` if the master is down."""
+        self._supported("release")
         return await self._move(
             "cancel", reservation_id, client, lambda rsv: self._cancel(rsv, actor)
         )
+
+    def _supported(self, capability: str) -> None:
+        """501 before anything is stored when the master cannot ``capability`` at all."""
+        refused = not_supported(self.bonus.ledger, capability)
+        if refused is not None:
+            raise ReservationProblem("not_supported", refused.detail, capability=capability)
 
     async def _move(
         self,

@@ -164,6 +164,9 @@ def balance_view(answer: BalanceAnswer) -> dict[str, Any]:
     return out
 
 
+_REFUSAL_STATUS = {LedgerErrorCode.UNKNOWN_CUSTOMER: 404, LedgerErrorCode.NOT_SUPPORTED: 501}
+
+
 def unavailable(exc: MasterUnavailable) -> Problem:
     """503 ``master_unavailable``; 502 ``master_invalid_answer`` naming the ``field`` when the
     master answered a value the bridge cannot read (its fault, not the caller's)."""
@@ -189,6 +192,6 @@ async def balance(request: web.Request) -> web.Response:
     except MasterUnavailable as exc:
         raise unavailable(exc) from exc
     except LedgerRefused as exc:
-        status = 404 if exc.code is LedgerErrorCode.UNKNOWN_CUSTOMER else 422
+        status = _REFUSAL_STATUS.get(exc.code, 422)
         raise Problem(status, str(exc.code), exc.detail) from exc
     return json_response(balance_view(answer))

@@ -47,6 +47,7 @@ STATUS = {
     "insufficient_balance": 422,
     "unknown_order": 422,
     "unknown_customer": 404,
+    "not_supported": 501,  # the master cannot do it at all (a 1C service declaring no reserve)
 }
 LEDGER_STATUS = {
     LedgerErrorCode.UNKNOWN_CUSTOMER: 404,
@@ -55,6 +56,7 @@ LEDGER_STATUS = {
     LedgerErrorCode.RESERVATION_NOT_FOUND: 422,  # at create: the master has no such order
     LedgerErrorCode.OPERATION_CONFLICT: 409,
     LedgerErrorCode.CUSTOMER_MISMATCH: 409,
+    LedgerErrorCode.NOT_SUPPORTED: 501,
 }
 
 

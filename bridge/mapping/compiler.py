@@ -76,7 +76,7 @@ def compile_document(document: Document, path: Path) -> Compiled:
     spec = findings.validate(FileSpec, data, (), _unknown_top_key)
     raw_tables = data.get("tables") if isinstance(data.get("tables"), dict) else {}
     assert isinstance(raw_tables, dict)
-    tables = _tables(raw_tables, findings)
+    tables = table_map(raw_tables, findings)
     compiler = RuleCompiler(findings, BuildContext(tables, frozenset(raw_tables)))
     filters: tuple[Condition, ...] = ()
     if isinstance(data.get("filters"), list):
@@ -104,7 +104,8 @@ def compile_document(document: Document, path: Path) -> Compiled:
     return Compiled(mapping, source, entity, target, [])
 
 
-def _tables(raw: dict[str, Any], findings: Findings) -> dict[str, Table]:
+def table_map(raw: dict[str, Any], findings: Findings) -> dict[str, Table]:
+    """The valid tables of ``tables:``; each problem of the others is added to ``findings``."""
     tables = {}
     for name, body in raw.items():
         spec = findings.validate(TableSpec, body, ("tables", name))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -43,17 +43,17 @@ def customer(r: Mapping[str, Any]) -> LedgerCustomer:
     )
 
 
-def balance(r: Mapping[str, Any], received: datetime) -> LedgerBalance:
+def balance(r: Mapping[str, Any], received: datetime, zone: tzinfo | None = None) -> LedgerBalance:
     """GetBalance's ``Balance``; ``received``: when the answer came, the moment it is of when
-    1C leaves ``AsOf`` empty (its empty date)."""
+    1C leaves ``AsOf`` empty (its empty date); ``zone``: the infobase's, for a local time."""
     given = r.get("max_redeemable")
     limit = None if text(given) is None else _cents(read_decimal(given, "max_redeemable"))
     return LedgerBalance(
         customer_id=str(required(r, "customer_id")),
-        balance=_amount(r, "balance"),
-        reserved=_amount(r, "reserved"),
-        available=_amount(r, "available"),
-        as_of=read_moment(r.get("as_of"), "as_of") or received,
+        balance=amount(r, "balance"),
+        reserved=amount(r, "reserved"),
+        available=amount(r, "available"),
+        as_of=read_moment(r.get("as_of"), "as_of", zone) or received,
         max_redeemable=None
         if text(limit) is None
         else _cents(read_decimal(limit, "max_redeemable")),
@@ -67,9 +67,10 @@ def operation(r: Mapping[str, Any]) -> LedgerOperation:
         operation_id=str(required(r, "operation_id")),
         kind=str(required(r, "kind")),
         status=str(required(r, "status")),
-        amount=_amount(r, "amount"),
-        balance=_amount(r, "balance"),
-        available=_amount(r, "available"),
+        amount=amount(r, "amount"),
+        # A hand-written service may not say the balance after the operation: unknown then.
+        balance=_maybe_amount(r, "balance"),
+        available=_maybe_amount(r, "available"),
         reservation_id=text(r.get("reservation_id")),
     )
 
@@ -110,8 +111,13 @@ def listing_total(r: Mapping[str, Any]) -> int | None:
     return None if text(total) is None else read_int(total, "total")
 
 
-def _amount(r: Mapping[str, Any], field: str) -> Decimal:
+def amount(r: Mapping[str, Any], field: str) -> Decimal:
+    """A required amount of the record, to the kopeck."""
     return _cents(read_decimal(required(r, field), field))
+
+
+def _maybe_amount(r: Mapping[str, Any], field: str) -> Decimal | None:
+    return None if text(r.get(field)) is None else amount(r, field)
 
 
 def _cents(amount: Decimal) -> Decimal:

@@ -1,7 +1,8 @@
 """Wire clients for a 1C infobase: SOAP through zeep, or the HTTP service with JSON.
 
-Both take and return the contract's *logical* names (``contract.py``) and translate to the
-installation's names through a ``Naming``. Both call asynchronously, on the caller's event
+Both speak the service's own names: an operation and its elements (SOAP), a method, path,
+query and JSON body (HTTP); what the bridge means by each is the declaration's business
+(``declared/``). Both call asynchronously, on the caller's event
 loop, through one kept-alive aiohttp pool (``wire.py``); zeep builds and reads the SOAP
 envelopes (its async path, ``AsyncServiceProxy``), and only the WSDL is fetched with
 ``requests``, once, by the blocking ``SoapClient.load`` (callers run it in a worker
@@ -17,6 +18,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import requests
 import requests.structures
@@ -27,8 +29,6 @@ import zeep.proxy
 import zeep.wsdl.utils
 from requests.adapters import HTTPAdapter
 
-from connectors.onec.contract import OPERATIONS, Record, XsdType
-from connectors.onec.naming import NamedOperation, Naming
 from connectors.onec.values import OnecBadValue, canonical_xml
 from connectors.onec.wire import (
     OnecCallError,
@@ -39,9 +39,11 @@ from connectors.onec.wire import (
 )
 
 SoapVersion = Literal["1.1", "1.2"]
-# The operation a SOAP call is answering, from SoapClient.call to the transport that reads
-# the answer (zeep calls post_xml in the same task).
-_ANSWERING: ContextVar[NamedOperation | None] = ContextVar("onec_answering", default=None)
+# element → (XML Schema type, field) of an answer's non-text fields.
+Kinds = Mapping[str, tuple[str, str]]
+# The operation a SOAP call is answering and its kinds, from SoapClient.call to the transport
+# that reads the answer (zeep calls post_xml in the same task).
+_ANSWERING: ContextVar[tuple[str, Kinds] | None] = ContextVar("onec_answering", default=None)
 
 
 class OnecFault(OnecCallError):
@@ -88,13 +90,19 @@ def _excerpt(text: str) -> str:
 
 
 class SoapClient:
-    """zeep's async path over the Wire: Basic auth, one timeout per call, pooled connections."""
+    """zeep's async path over the Wire: Basic auth, one timeout per call, pooled connections.
+
+    Generic over the service: a call names the operation and gives its input elements by
+    name; the answer comes back as its response's elements by name (``return`` and any
+    out-parameters beside it, onec.md §1.5), whatever zeep would unwrap.
+    """
 
     def __init__(
         self,
         *,
         wsdl: str,
-        naming: Naming,
+        service: str,
+        namespace: str | None,
         username: str,
         password: str,
         timeout: float,
@@ -103,7 +111,8 @@ class SoapClient:
         pool_size: int = 4,
     ) -> None:
         self._wsdl = wsdl
-        self._naming = naming
+        self._name = service
+        self._namespace = namespace
         self._address = address
         self._version = soap_version
         self._timeout = timeout
@@ -116,6 +125,7 @@ class SoapClient:
             pool_size=pool_size,
         )
         self._service: Any = None
+        self._operations: dict[str, Any] = {}
 
     @property
     def loaded(self) -> bool:
@@ -123,7 +133,7 @@ class SoapClient:
         return self._service is not None
 
     def load(self) -> str:
-        """Load and check the WSDL once; every named operation must be in the binding.
+        """Load the WSDL once and find the service's binding.
 
         Blocking (zeep reads the WSDL synchronously): run it in a worker thread.
         """
@@ -142,72 +152,77 @@ class SoapClient:
             raise OnecHTTPError(exc.status_code, _excerpt(str(exc.content or ""))) from exc
         except (zeep.exceptions.Error, ValueError, OSError) as exc:
             raise OnecContractMismatch(f"cannot read the WSDL {self._wsdl}: {exc}") from exc
-        suffix = "Soap12Binding" if self._version == "1.2" else "SoapBinding"
-        binding = f"{{{self._naming.namespace}}}{self._naming.service}{suffix}"
+        binding = self._binding(client)
         try:
-            if self._address:
-                # 1C bakes the host it was reached by into the WSDL, often an internal one
-                # (onec.md §1.2, §1.5): the binding is pointed elsewhere. (zeep's
-                # create_service makes a blocking proxy even on an AsyncClient.)
-                service = zeep.proxy.AsyncServiceProxy(
-                    client, client.wsdl.bindings[binding], address=self._address
-                )
-            else:
-                port = f"{self._naming.service}Soap12" if self._version == "1.2" else None
-                service = client.bind(self._naming.service, port)
+            # 1C bakes the host it was reached by into the WSDL, often an internal one
+            # (onec.md §1.2, §1.5): the binding is pointed at the configured address. (zeep's
+            # create_service makes a blocking proxy even on an AsyncClient.)
+            address = self._address or _bound_address(client, binding)
+            service = zeep.proxy.AsyncServiceProxy(client, binding, address=address)
         except (LookupError, ValueError, zeep.exceptions.Error) as exc:
-            raise OnecContractMismatch(
-                f"the WSDL has no binding {binding} (check service and namespace): {exc}"
-            ) from exc
-        missing = [
-            f"{n.contract.name} → {n.name}"
-            for n in self._naming.resolve_all()
-            if not hasattr(service, n.name) and not n.contract.optional
-        ]
-        if missing:
-            raise OnecContractMismatch(f"the WSDL lacks operations: {', '.join(missing)}")
+            raise OnecContractMismatch(f"the WSDL's {self._name} has no address: {exc}") from exc
+        self._operations = dict(binding._operations)
         self._service = service
-        return f"SOAP {self._version} service {self._naming.service}"
+        return f"SOAP {self._version} service {self._name}"
 
-    def publishes(self, logical: str) -> bool | None:
-        """Whether the WSDL has ``logical`` (an optional operation may be missing); None
-        until it is loaded."""
+    def _binding(self, client: Any) -> Any:
+        suffix = "Soap12Binding" if self._version == "1.2" else "SoapBinding"
+        local = f"{self._name}{suffix}"
+        for qname, binding in client.wsdl.bindings.items():
+            namespace, _, name = str(qname).lstrip("{").rpartition("}")
+            if name == local and self._namespace in (None, namespace):
+                return binding
+        found = ", ".join(str(q) for q in client.wsdl.bindings) or "none"
+        where = f" in {self._namespace}" if self._namespace else ""
+        raise OnecContractMismatch(
+            f"the WSDL has no binding {local}{where} (check soap.service and namespace;"
+            f" it has {found})"
+        )
+
+    def publishes(self, operation: str) -> bool | None:
+        """Whether the WSDL has ``operation``; None until it is loaded."""
         if self._service is None:
             return None
-        return hasattr(self._service, self._naming.resolve(logical).name)
+        return operation in self._operations
 
-    async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Call ``logical`` through zeep and rename the result back to logical names."""
+    def inputs(self, operation: str) -> tuple[str, ...] | None:
+        """The input elements of ``operation`` (its wrapper's children), if it has it."""
+        found = self._operations.get(operation)
+        return None if found is None else _children(found.input)
+
+    async def call(
+        self, operation: str, elements: Mapping[str, Any], kinds: Kinds
+    ) -> dict[str, Any]:
+        """Call ``operation`` with its input ``elements``; its response's elements by name.
+
+        ``kinds``: element → (XML Schema type, field) of the answer, respelt from 1C's own
+        spelling before zeep reads them (``values.canonical_xml``).
+        """
         if self._service is None:
             raise OnecContractMismatch("the WSDL is not loaded yet (SoapClient.load)")
-        named = self._naming.resolve(logical)
-        values = named.params_to_elements({k: v for k, v in params.items() if v is not None})
-        operation = getattr(self._service, named.name, None)
-        if operation is None:  # an optional operation this 1C does not publish (yet)
-            purpose = "backfill" if named.contract.listing else "mirror"
-            raise OnecContractMismatch(
-                f"the WSDL lacks {named.name} ({logical}): publish it to {purpose}"
-                f" {logical.split('_')[1].removesuffix('s')}s (CONTRACT.md)"
-            )
-        _ANSWERING.set(named)
+        bound = self._operations.get(operation)
+        if bound is None:
+            raise OnecContractMismatch(f"the WSDL lacks the operation {operation}")
+        _ANSWERING.set((operation, kinds))
         try:
-            answer = await operation(**values)
+            answer = await getattr(self._service, operation)(**elements)
         except (ArithmeticError, ValueError) as exc:
             # A value its WSDL type does not allow, in a spelling values.py does not know
             # either (zeep's Decimal() or date parser refused it).
-            raise OnecBadValue("return", f"not of its WSDL type ({exc})", named.name) from exc
+            raise OnecBadValue("return", f"not of its WSDL type ({exc})", operation) from exc
         except zeep.exceptions.Fault as exc:
             raise OnecFault(str(exc.message or ""), status=500) from exc
         except zeep.exceptions.TransportError as exc:
             raise OnecHTTPError(exc.status_code, _excerpt(str(exc.content or ""))) from exc
         except (zeep.exceptions.Error, TypeError) as exc:
-            raise OnecContractMismatch(f"{named.name}: {exc}") from exc
+            raise OnecContractMismatch(f"{operation}: {exc}") from exc
         plain = zeep.helpers.serialize_object(answer, dict)
-        if not isinstance(plain, dict):
-            raise OnecContractMismatch(f"{named.name}: expected a record, got {plain!r:.80}")
-        # A wrapper with out-parameters comes back whole, with `return` inside (onec.md §1.5).
-        record = plain.get("return", plain) if "return" in plain else plain
-        return named.result_from_elements(record)
+        children = _children(bound.output)
+        # zeep hands a response of one element back unwrapped: wrap it again, so a
+        # declaration reads `return` (and out-parameters beside it) the same way always.
+        if len(children) == 1:
+            return {children[0]: plain}
+        return dict(plain) if isinstance(plain, dict) else {}
 
     async def close(self) -> None:
         """Close the pooled connections."""
@@ -216,7 +231,7 @@ class SoapClient:
 
 
 class HttpServiceClient:
-    """The contract's HTTP-service form: ``POST <root>/v1/<operation>`` with JSON."""
+    """An HTTP service (``<root>/<path>``, onec.md §2): any method, JSON both ways."""
 
     def __init__(
         self, *, url: str, username: str, password: str, timeout: float, pool_size: int = 4
@@ -239,36 +254,52 @@ class HttpServiceClient:
         """Nothing to load: the HTTP service has no schema (onec.md §2)."""
         return f"HTTP service at {self._root}"
 
-    def publishes(self, logical: str) -> bool | None:
+    def publishes(self, operation: str) -> bool | None:
         """Unknown (None): without a schema only a call tells (a template it lacks is 404)."""
         return None
 
-    async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """POST the logical parameters as JSON; the answer's keys are logical already."""
-        path = OPERATIONS[logical].http_path
-        body = {k: _jsonable(v) for k, v in params.items() if v is not None}
-        answer = await self._wire.post(
-            f"{self._root}/{path.lstrip('/')}",
-            json.dumps(body, allow_nan=False).encode(),
-            {"Content-Type": "application/json", "Accept": "application/json"},
-        )
+    async def request(
+        self, method: str, path: str, query: Mapping[str, Any], body: Any
+    ) -> tuple[int, Any, str]:
+        """(status, the JSON answer or None, an excerpt of the text) of one call.
+
+        A JSON number (ЗаписатьJSON writes an Число so) is read as a Decimal: amounts
+        exact, never via a float; a UTF-8 BOM, which 1C may write, is fine.
+        """
+        url = f"{self._root}/{path.lstrip('/')}"
+        if query:
+            url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = dump_json(body).encode()
+            headers["Content-Type"] = "application/json"
+        answer = await self._wire.send(method, url, data, headers)
         try:
-            # bytes: a UTF-8 BOM, which 1C may write, is fine. A JSON number (ЗаписатьJSON
-            # writes an Число so) is read as a Decimal: amounts exact, never via a float.
-            doc = json.loads(answer.body, parse_float=Decimal)
+            doc = json.loads(answer.body, parse_float=Decimal) if answer.body else None
         except ValueError:
             doc = None
-        if answer.status < 400 and isinstance(doc, dict):
-            return doc
-        error = doc.get("error") if isinstance(doc, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("code"), str):
-            text = f"{error['code']}: {error.get('message', '')}"
-            raise OnecFault(text, code=error["code"], status=answer.status)
-        raise OnecHTTPError(answer.status, _excerpt(answer.text()))
+        return answer.status, doc, _excerpt(answer.text())
 
     async def close(self) -> None:
         """Close the pooled connections (a later call opens a new pool)."""
         await self._wire.close()
+
+
+def _children(message: Any) -> tuple[str, ...]:
+    """The element names inside a document/literal message's wrapper element."""
+    body = getattr(message, "body", None)
+    elements = getattr(getattr(body, "type", None), "elements", None) or []
+    return tuple(name for name, _ in elements)
+
+
+def _bound_address(client: Any, binding: Any) -> str:
+    """The address the WSDL gives the binding's port (when none is configured)."""
+    for service in client.wsdl.services.values():
+        for port in service.ports.values():
+            if port.binding is binding:
+                return str(port.binding_options["address"])
+    raise LookupError("no port uses it")
 
 
 class _SoapTransport(zeep.Transport):
@@ -297,11 +328,11 @@ class _SoapTransport(zeep.Transport):
         kind = answer.headers.get("Content-Type", "")
         if answer.status != 200 and not ("xml" in kind and answer.status == 500):
             raise OnecHTTPError(answer.status, _excerpt(answer.text()))
-        named = _ANSWERING.get()
+        answering = _ANSWERING.get()
         body = answer.body
-        if named is not None and answer.status == 200:
+        if answering is not None and answering[1] and answer.status == 200:
             # 1C's own spellings of numbers, flags and dates, canonical before zeep reads them.
-            body = canonical_xml(body, answer_kinds(named), named.name)
+            body = canonical_xml(body, answering[1], answering[0])
         response = requests.Response()  # what zeep's process_reply reads
         response._content = body
         response.status_code = answer.status
@@ -310,33 +341,29 @@ class _SoapTransport(zeep.Transport):
         return response
 
 
-_KINDS: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
-
-
-def answer_kinds(named: NamedOperation) -> dict[str, tuple[str, str]]:
-    """Element → (XML Schema type, logical field) of the answer's non-text fields; an element
-    name two fields of different types share is left out (it cannot be told apart)."""
-    key = (named.name, named.soap_action)
-    if key not in _KINDS:
-        kinds: dict[str, tuple[str, str]] = {}
-        clashes: set[str] = set()
-        records: list[Record] = list(named.contract.result.walk())
-        for record in records:
-            for field in record.fields:
-                if not isinstance(field.type, XsdType) or field.type is XsdType.STRING:
-                    continue
-                element, kind = named.fields[field.name], (field.type.value, field.name)
-                if kinds.setdefault(element, kind) != kind:
-                    clashes.add(element)
-        _KINDS[key] = {e: k for e, k in kinds.items() if e not in clashes}
-    return _KINDS[key]
-
-
-def _jsonable(value: Any) -> Any:
+def dump_json(value: Any) -> str:
+    """JSON text of ``value``; a Decimal is written as the exact number it is (never through
+    a float), a moment as xs:dateTime in UTC (``2026-11-22T10:00:00Z``)."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a number JSON can carry")
+        return format(value, "f")
     if isinstance(value, datetime):
-        # xs:dateTime in UTC, as the contract's JSON writes times: 2026-11-22T10:00:00Z.
+        return json.dumps(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{dump_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dump_json(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return str(value) if isinstance(value, Decimal) else value
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def _unreachable(exc: requests.RequestException) -> OnecUnreachable:

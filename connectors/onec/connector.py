@@ -33,6 +33,8 @@ from connectors.onec import answers
 from connectors.onec.answers import read_answer
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
 from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE
+from connectors.onec.declared import Declaration, declaration_for
+from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.errors import classify, is_not_found, is_unpublished
 from connectors.onec.master import OnecMaster
@@ -49,6 +51,7 @@ from connectors.onec.models import (
     order_state,
 )
 from connectors.onec.options import OnecOptions
+from connectors.onec.probe import FAILING, ProbeFailed, probe_capabilities, render_table
 from connectors.onec.values import read_int
 from connectors.onec.webhooks import parse_onec_webhook
 
@@ -61,9 +64,9 @@ _NOTHING_YET = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 def build_client(
-    options: OnecOptions, timeout: float, pool_size: int
+    options: OnecOptions, declaration: Declaration, timeout: float, pool_size: int
 ) -> SoapClient | HttpServiceClient:
-    """The wire client the options describe."""
+    """The wire client the options and the declaration describe."""
     username, password = options.username, options.password.get_secret_value()
     if options.transport == "http":
         assert options.url is not None  # guaranteed by OnecOptions
@@ -74,9 +77,11 @@ def build_client(
             timeout=timeout,
             pool_size=pool_size,
         )
+    assert declaration.service is not None  # a SOAP declaration names it (compiler.py)
     return SoapClient(
         wsdl=options.wsdl_source(),
-        naming=options.operations,
+        service=declaration.service,
+        namespace=declaration.namespace,
         username=username,
         password=password,
         timeout=timeout,
@@ -92,17 +97,26 @@ class OnecConnector:
     def __init__(self, name: str, options: OnecOptions, system: SystemSettings) -> None:
         self.name = name
         self.options = options
-        self.poll_interval = options.poll_interval
-        self.feeds = ("changes",)
+        self.declaration = declaration_for(
+            options.service, options.operations, options.transport, system.config_dir
+        )
+        declares_changes = self.declaration.calls("get_changes") is not None
+        # No GetChanges declared: nothing to poll (1C may still push to /hooks/onec).
+        self.poll_interval = options.poll_interval if declares_changes else 0.0
+        self.feeds = ("changes",) if declares_changes else ()
         self._timeout = system.delivery.timeout_seconds
-        self._client = build_client(options, self._timeout, system.delivery.concurrency)
+        self._client = build_client(
+            options, self.declaration, self._timeout, system.delivery.concurrency
+        )
+        self.service = DeclaredService(self.declaration, self._client)
         # One thread: it only loads the WSDL (zeep reads it synchronously).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"onec-{name}")
         self._loaded: str | None = None
         # Optional operations the HTTP service answered it lacks (the WSDL tells for SOAP).
         self._unpublished: set[str] = set()
-        # The Ledger protocol (bonus.master: onec), answered by the contract's ledger calls.
-        self.master = OnecMaster(self._call)
+        # The Ledger protocol (bonus.master: onec), answered by the declared capabilities.
+        self.master = OnecMaster(self._call, self.declaration)
+        self.missing = self.master.missing
         self.find_customer = self.master.find_customer
         self.balance = self.master.balance
         self.reserve = self.master.reserve
@@ -146,11 +160,18 @@ class OnecConnector:
         return self._loaded
 
     async def probe(self) -> str:
-        """``bridge check --probe``: the service, its operations, and one harmless call."""
+        """``bridge check --probe``: the service, and each capability tried harmlessly."""
         described = await self.probe_service()
-        changes = await self._call("get_changes", since_message_no=0, limit=1)
-        feed = changes.get("last_message_no")
-        return f"{described} at {self.options.endpoint()}, change feed at message {feed}"
+        table = await probe_capabilities(self.service, self._bounded_call)
+        where = f"{described} at {self.options.endpoint()} ({self.declaration.source})"
+        failing = [row for row in table if row.state == FAILING]
+        text = "\n".join([where, *render_table(table)])
+        if failing:
+            raise ProbeFailed(text)
+        return text
+
+    async def _bounded_call(self, logical: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._bounded(self.service.call(logical, params), ledger=True)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -176,14 +197,14 @@ class OnecConnector:
         self, logical: str, params: dict[str, Any], *, ledger: bool
     ) -> dict[str, Any]:
         if self._client.loaded:
-            return await self._bounded(self._client.call(logical, params), ledger=ledger)
+            return await self._bounded(self.service.call(logical, params), ledger=ledger)
         return await self._bounded(self._load_then_call(logical, params), ledger=ledger)
 
     async def _load_then_call(self, logical: str, params: dict[str, Any]) -> dict[str, Any]:
         # 1C was down at start-up: the WSDL is loaded now, within this call's time bound.
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, self._client.load)
-        return await self._client.call(logical, params)
+        return await self.service.call(logical, params)
 
     # -- change capture ------------------------------------------------------------------
 
@@ -227,7 +248,7 @@ class OnecConnector:
         """Orders and customers are read (GetOrder / GetCustomer, where published), so None
         from ``read_entity`` means 1C holds no such one (``unknown_order``)."""
         logical = READS.get(entity)
-        return logical is not None and self._client.publishes(logical) is not False
+        return logical is not None and self.service.publishes(logical) is not False
 
     async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
         """GetOrder / GetCustomer by the id the change feed gave (the bridge's external id
@@ -242,8 +263,10 @@ class OnecConnector:
             if is_not_found(exc.__cause__):
                 return None
             raise
-        state = order_state if entity == "order" else customer_state
-        return read_answer(logical, state, record)
+        zone = self.declaration.timezone
+        if entity == "order":
+            return read_answer(logical, lambda r: order_state(r, zone=zone), record)
+        return read_answer(logical, lambda r: customer_state(r, zone=zone), record)
 
     async def deliver(self, job: DeliveryJob) -> str | None:
         """SaveOrder / SaveCustomer of the job's document by its external id; a retry or a
@@ -261,6 +284,11 @@ class OnecConnector:
             allowed = ", ".join(sorted(WRITES))
             raise PermanentError(f"1C takes {allowed}; route {job.entity!r} changes elsewhere")
         logical, parameter = WRITES[job.entity]
+        if not self.service.declares(logical):
+            raise ConfigError(
+                f"the 1C service declares no {logical} ({self.declaration.source}): route"
+                f" {job.entity} changes elsewhere, or declare it"
+            )
         text = document_text(document_of(job))
         params = {
             "operation_id": operation_id(job.operation_key, text),
@@ -279,7 +307,7 @@ class OnecConnector:
         logical = LISTS.get(entity)
         if logical is None or logical in self._unpublished:
             return False
-        return self._client.publishes(logical) is not False
+        return self.service.publishes(logical) is not False
 
     async def list_entities(self, entity: str, since: date | None, cursor: str | None) -> ListPage:
         """ListOrders / ListCustomers: the page after ``cursor`` of the documents created on
@@ -298,14 +326,17 @@ class OnecConnector:
             if not is_unpublished(exc.__cause__):
                 raise
             self._unpublished.add(logical)
-            op = OPERATIONS[logical]
+            declared = self.declaration.calls(logical)
+            label = declared.label if declared else logical
             raise ConfigError(
-                f"1C's HTTP service has no {op.http_path} ({op.soap}): publish it to backfill"
-                f" {entity}s (CONTRACT.md)"
+                f"1C's HTTP service has no {label} ({OPERATIONS[logical].soap}): publish it to"
+                f" backfill {entity}s (CONTRACT.md)"
             ) from exc
-        soap = OPERATIONS[logical].soap
+        soap, zone = OPERATIONS[logical].soap, self.declaration.timezone
         states = [
-            order_state(item, soap) if entity == "order" else customer_state(item, soap)
+            order_state(item, soap, zone)
+            if entity == "order"
+            else customer_state(item, soap, zone)
             for item in record.get("items") or []
         ]
         return ListPage(
@@ -320,6 +351,9 @@ class OnecConnector:
         service lacks the template); any other failure leaves it to the first page."""
         if not isinstance(self._client, HttpServiceClient):
             return
+        for logical in LISTS.values():
+            if not self.service.declares(logical):
+                self._unpublished.add(logical)
 
         async def learn(logical: str) -> None:
             try:
@@ -329,7 +363,8 @@ class OnecConnector:
                 if is_unpublished(exc.__cause__):
                     self._unpublished.add(logical)
 
-        await asyncio.gather(*(learn(logical) for logical in LISTS.values()))
+        wanted = [logical for logical in LISTS.values() if logical not in self._unpublished]
+        await asyncio.gather(*(learn(logical) for logical in wanted))
 
 
 _text = answers.text

@@ -37,9 +37,11 @@ from connectors.onec.client import (
     OnecUnreachable,
 )
 from connectors.onec.contract import ErrorCode, fault_code
+from connectors.onec.declared.calls import OnecNotDeclared
 from connectors.onec.values import OnecBadValue
 
-_CONTRACT_CODES = frozenset(code.value for code in ErrorCode)
+# The contract's codes, and the Ledger's others a declaration may map a refusal to.
+_CONTRACT_CODES = frozenset(code.value for code in ErrorCode) | frozenset(LedgerErrorCode)
 _NOT_FOUND = frozenset({ErrorCode.UNKNOWN_ORDER.value, ErrorCode.UNKNOWN_CUSTOMER.value})
 
 
@@ -64,6 +66,10 @@ def classify(exc: OnecCallError, *, ledger: bool = True) -> DeliveryError:
         return InvalidAnswer(f"1C answered a value the bridge cannot read: {exc}", exc.field)
     if isinstance(exc, OnecUnreachable):
         return TransientError(f"1C did not answer: {exc}")
+    if isinstance(exc, OnecNotDeclared):
+        if ledger:
+            return LedgerRefused(LedgerErrorCode.NOT_SUPPORTED, str(exc))
+        return ConfigError(str(exc))
     if isinstance(exc, OnecContractMismatch):
         return ConfigError(f"1C service does not match the configured contract: {exc}")
     return TransientError(f"1C call failed: {exc}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -44,21 +44,26 @@ WRITES: Mapping[str, tuple[str, str]] = {
 _DIGEST = 16  # hex characters of the document's digest in an OperationId
 
 
-def order_state(record: Mapping[str, Any], operation: str = "GetOrder") -> dict[str, Any]:
+def order_state(
+    record: Mapping[str, Any], operation: str = "GetOrder", zone: tzinfo | None = None
+) -> dict[str, Any]:
     """An ``OrderDocument`` (from ``operation``) as the core and the mapping files see it."""
     return {
         "id": _text(record.get("id")),
         "external_id": _text(record.get("external_id")),
         "number": _text(record.get("number")),
-        "date": _iso(record.get("date"), operation),
+        "date": _iso(record.get("date"), operation, zone),
         "status": _text(record.get("status")),
         "version": _text(record.get("version")),
         "document": _json_object(record.get("order"), operation, "Order"),
     }
 
 
-def customer_state(record: Mapping[str, Any], operation: str = "GetCustomer") -> dict[str, Any]:
-    """A ``CustomerDocument`` (from ``operation``) as the core and the mapping files see it."""
+def customer_state(
+    record: Mapping[str, Any], operation: str = "GetCustomer", zone: tzinfo | None = None
+) -> dict[str, Any]:
+    """A ``CustomerDocument`` (from ``operation``) as the core and the mapping files see it
+    (``zone``: unused, a customer has no times; the same signature as ``order_state``)."""
     return {
         "customer_id": _text(record.get("customer_id")),
         "external_id": _text(record.get("external_id")),
@@ -160,11 +165,11 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _iso(value: Any, operation: str) -> str | None:
+def _iso(value: Any, operation: str, zone: tzinfo | None) -> str | None:
     # 1C's spellings (values.py): its empty date 0001-01-01T00:00:00 is no date, its local
-    # time without an offset is read as UTC (onec.md §5.3, the contract's convention).
+    # time without an offset is read in the infobase's zone (onec.md §5.3), written in UTC.
     try:
-        moment = read_moment(value, "date")
+        moment = read_moment(value, "date", zone)
     except OnecBadValue as exc:
         # A broken record will not mend itself on a retry: someone must look at 1C.
         raise PermanentError(f"1C's {operation} answered a Date that is not one: {exc}") from exc

@@ -87,6 +87,11 @@ class NamedOperation:
         return renamed
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` may be an XML element or operation name (Cyrillic is fine)."""
+    return _NCNAME.fullmatch(name) is not None
+
+
 def _reject_unknown(operation: str, what: str, values: Iterable[str], known: Iterable[str]) -> None:
     if unknown := sorted(set(values) - set(known)):
         raise ValueError(f"{operation}: unknown {what} {', '.join(unknown)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -31,6 +31,13 @@ class OnecOptions(BaseModel):
     password: SecretStr = SecretStr("")
     # An existing service's own names for the contract's operations (Cyrillic is fine).
     operations: Naming = Field(default_factory=Naming)
+    # The service as it is: a declaration file (relative to config.yaml's folder) or the
+    # declaration inline (connectors/onec/DECLARATION.md). Unset: the reference contract,
+    # under the names in `operations`.
+    service: str | dict[str, Any] | None = None
+    # Sandbox only: the description of the service the sandbox 1C serves instead of the
+    # reference contract (connectors/onec/emulator/DESCRIBED.md), relative like `service`.
+    emulator: str | None = None
     # Seconds between GetChanges polls; 0 turns polling off (1C then pushes to /hooks).
     poll_interval: float = Field(default=5.0, ge=0, le=3600)
     changes_page: int = Field(default=100, ge=1, le=1000)
@@ -63,6 +70,8 @@ class OnecOptions(BaseModel):
             raise ValueError("transport 'soap' needs address (the …/ws/ endpoint) or wsdl")
         if self.transport == "http" and not self.url:
             raise ValueError("transport 'http' needs url (the …/hs/<root> of the service)")
+        if self.operations != Naming() and self.service is not None:
+            raise ValueError("give `service` (a declaration) or `operations` (renaming), not both")
         for name in ("address", "url"):
             value = getattr(self, name)
             if value and urlsplit(value).scheme not in ("http", "https"):

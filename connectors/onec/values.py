@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,6 +36,8 @@ _FALSE = frozenset({"false", "0", "ложь", "нет", "no"})
 # Spaces 1C's Формат() and a typist put between groups of digits.
 _GROUPING = str.maketrans("", "", " \u00a0\u202f\u2007\t")
 _EMPTY_YEAR = 1  # 1C's empty date: 0001-01-01T00:00:00
+# Where an infobase keeps its local times when nothing else is said (the seeds are Moscow).
+LOCAL_ZONE = ZoneInfo("Europe/Moscow")
 _SHOWN = 40  # characters of an unreadable value quoted in a message
 _NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 # The XML Schema lexical forms zeep reads as they are (what 1C's XDTO serializer writes).
@@ -126,8 +129,9 @@ def read_int(value: Any, field: str) -> int:
     return int(number)
 
 
-def read_moment(value: Any, field: str) -> datetime | None:
-    """A moment in UTC, or None for 1C's empty date (and for no value at all)."""
+def read_moment(value: Any, field: str, zone: tzinfo | None = None) -> datetime | None:
+    """A moment in UTC, or None for 1C's empty date (and for no value at all); a local time
+    without an offset is read in ``zone`` (default the infobase's usual Europe/Moscow)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     moment: datetime | None = value if isinstance(value, datetime) else None
@@ -141,8 +145,10 @@ def read_moment(value: Any, field: str) -> datetime | None:
         raise OnecBadValue(field, f"{shown(value)} is not a date and time")
     if moment.year == _EMPTY_YEAR:
         return None
-    # 1C keeps local time without an offset (onec.md §5.3); the contract says UTC.
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # 1C keeps local time without an offset (onec.md §5.3): it is the infobase's zone's.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone or LOCAL_ZONE)
+    return moment.astimezone(UTC)
 
 
 def _iso(text: str) -> datetime | None:

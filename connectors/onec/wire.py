@@ -70,7 +70,7 @@ def basic_auth(username: str, password: str) -> str:
 
 
 class Wire:
-    """POSTs to one 1C host over a pool of at most ``pool_size`` kept-alive connections.
+    """Requests to one 1C host over a pool of at most ``pool_size`` kept-alive connections.
 
     The pool is made on first use and belongs to that call's event loop; a call made from
     another loop (a second ``asyncio.run``) gets a connection of its own, closed after it.
@@ -93,13 +93,19 @@ class Wire:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         """POST ``body``; the answer whatever its status, or ``OnecUnreachable``."""
+        return await self.send("POST", url, body, headers)
+
+    async def send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Answer:
+        """``method`` with ``body``; the answer whatever its status, or ``OnecUnreachable``."""
         loop = asyncio.get_running_loop()
         if self._http is None or self._http.closed:
             self._http, self._loop = self._open(), loop
         if loop is self._loop:
-            return await self._post(self._http, url, body, headers)
+            return await self._send(self._http, method, url, body, headers)
         async with self._open() as one_off:
-            return await self._post(one_off, url, body, headers)
+            return await self._send(one_off, method, url, body, headers)
 
     async def close(self) -> None:
         """Close the pooled connections (a later call opens a new pool)."""
@@ -123,11 +129,18 @@ class Wire:
             headers=self._headers,
         )
 
-    async def _post(
-        self, http: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
+    async def _send(
+        self,
+        http: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
     ) -> Answer:
         try:
-            async with http.post(url, data=body, headers=headers, proxy=self._proxy) as r:
+            async with http.request(
+                method, url, data=body, headers=headers, proxy=self._proxy
+            ) as r:
                 return Answer(r.status, await r.read(), r.headers, r.charset)
         except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too
             seconds = self._timeout.total or 0

@@ -57,7 +57,8 @@ async def test_probe_names_an_operation_the_wsdl_lacks(tmp_path: Path, onec: One
     code, _, err = await run_cli(config_for(tmp_path, options), "check", "--probe")
     assert code == 1
     assert "probe failed (config)" in err
-    assert "the WSDL lacks operations: balance → ПолучитьБаланс" in err
+    assert "balance         declared but failing" in err
+    assert "the WSDL has no operation ПолучитьБаланс" in err
 
 
 async def test_probe_against_a_sandbox_with_cyrillic_names(tmp_path: Path) -> None:

@@ -1,0 +1,80 @@
+"""The reference contract (``CONTRACT.md``) as a declaration: the default when a 1C system
+names no ``service``, over SOAP or the HTTP service, under an installation's ``operations``
+names (``Naming``). ``examples/onec/reference/declaration.yaml`` is this, written out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.onec.contract import OPERATIONS, ErrorCode, Record
+from connectors.onec.declared.compiler import declaration_from
+from connectors.onec.declared.model import Declaration
+from connectors.onec.naming import NamedOperation, Naming
+
+
+def reference_document(naming: Naming | None = None, transport: str = "soap") -> dict[str, Any]:
+    """The reference contract's declaration as plain data (what a YAML file would hold)."""
+    naming = naming or Naming()
+    capabilities: dict[str, Any] = {}
+    for named in naming.resolve_all():
+        op = named.contract
+        if transport == "soap":
+            capabilities[op.name] = {
+                "operation": named.name,
+                "args": [{"to": named.params[p.name], "from": p.name} for p in op.params],
+                # 1C wraps the result in `return` (onec.md §1.5).
+                "answer": _answer(op.result, named, "return."),
+            }
+        else:
+            capabilities[op.name] = {
+                "method": "POST",
+                "path": op.http_path,
+                "args": [{"to": f"body.{p.name}", "from": p.name} for p in op.params],
+                "answer": _answer(op.result, None, ""),
+            }
+    document: dict[str, Any] = {
+        "version": 1,
+        "description": "The bridge's reference 1C contract (connectors/onec/CONTRACT.md)",
+        "transport": transport,
+    }
+    if transport == "soap":
+        document["soap"] = {"service": naming.service, "namespace": naming.namespace}
+        # A business error is a SOAP fault whose text starts with its code (CONTRACT.md).
+        document["refusal"] = {"codes": _codes()}
+    else:
+        # {"error": {"code": "...", "message": "..."}} with a 4xx status (CONTRACT.md).
+        document["refusal"] = {
+            # Only the contract's codes: another 404 is the platform's (no such template).
+            "when": [{"path": "error.code", "in": [code.value for code in ErrorCode]}],
+            "code_at": "error.code",
+            "message": "error.message",
+        }
+    document["capabilities"] = capabilities
+    return document
+
+
+def reference_declaration(naming: Naming | None = None, transport: str = "soap") -> Declaration:
+    """The reference contract, compiled."""
+    where = "the reference contract" + ("" if naming is None else " (renamed by operations)")
+    return declaration_from(reference_document(naming, transport), where)
+
+
+def _answer(record: Record, named: NamedOperation | None, prefix: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for field in record.fields:
+        element = named.fields[field.name] if named is not None else field.name
+        source = f"{prefix}{element}"
+        if isinstance(field.type, Record):
+            each = _answer(field.type, named, "")
+            rules.append({"to": field.name, "from": f"{source}[*]", "each": each})
+        else:
+            rules.append({"to": field.name, "from": source})
+    return rules
+
+
+def _codes() -> list[dict[str, str]]:
+    return [{"match": f"{code.value}:", "code": code.value} for code in ErrorCode]
+
+
+__all__ = ["OPERATIONS", "reference_declaration", "reference_document"]
