@@ -314,6 +314,15 @@ class Probe(Protocol):
 
 
 @runtime_checkable
+class Features(Protocol):
+    """``bridge check``: which of the bridge's features the system as configured enables."""
+
+    def features(self) -> list[str]:
+        """One line per feature: on or off, and why."""
+        ...
+
+
+@runtime_checkable
 class Emulator(Protocol):
     """A sandbox copy of a system on loopback, where its connector is configured to call."""
 

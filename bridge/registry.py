@@ -128,7 +128,9 @@ def build_connectors(
         try:
             connector = ctype.create(name, system, options)
         except Exception as exc:  # a connector refusing its settings names the reason
-            problems.append(ConnectorProblem(("systems", name), f"{system.type}: {exc}"))
+            # A file the options name may have many problems, each at its own file:line.
+            found = getattr(exc, "problems", None) or [str(exc)]
+            problems += [ConnectorProblem(("systems", name), f"{system.type}: {p}") for p in found]
             continue
         built.by_system[name] = connector
         built.types[name] = ctype

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bridge.cli.common import Commands, add_command
 from bridge.cli.output import FAILURE, OK, err, out, print_json
-from bridge.connector import Emulator, Lifecycle, Probe
+from bridge.connector import Emulator, Features, Lifecycle, Probe
 from bridge.errors import BridgeError, SettingsError
 from bridge.mapping import check_route_mappings
 from bridge.registry import Connectors, build_connectors, option_problems
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when clean, 1 with every problem listed."""
     problems: list[str] = []
     reached: list[str] = []
+    enabled: dict[str, list[str]] = {}
     summary = ""
     config = Path(args.config)
     try:
@@ -51,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         connectors, found = build_connectors(loaded.settings)
         problems = [str(loaded.document.problem(p.path, p.message)) for p in found]
+        enabled = {
+            name: connector.features()
+            for name, connector in connectors.by_system.items()
+            if isinstance(connector, Features)
+        }
         problems += check_route_mappings(config, loaded.document)
         s = loaded.settings
         summary = (
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 "ok": not problems,
                 "problems": problems,
                 "probed": reached,
+                "features": enabled,
                 "summary": summary or None,
             }
         )
@@ -78,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
             err.print(problem, markup=False, highlight=False)
         err.print(f"{len(problems)} problem(s) in {args.config}", markup=False)
     else:
+        for name, lines in enabled.items():
+            for line in lines:
+                out.print(f"{name}: {line}", markup=False)
         for line in reached:
             out.print(line, markup=False)
         out.print(f"{args.config}: OK ({summary})", markup=False)

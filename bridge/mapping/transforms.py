@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import phonenumbers
 from pydantic import BaseModel, Field, field_validator
@@ -124,9 +124,13 @@ def _bool(_: NoParams, __: BuildContext) -> Converter:
 
 
 class PhoneParams(Strict):
-    """``region``: how to read numbers written without a country code."""
+    """``region``: how to read numbers written without a country code; ``format``: how to
+    write it, as the receiving system keeps phones (1C services often want bare digits)."""
 
     region: str = "RU"
+    # e164 +79001234567 · digits 79001234567 · trunk 89001234567 (the country's trunk
+    # prefix and the national number, as Russians write it) · national 9001234567
+    format: Literal["e164", "digits", "trunk", "national"] = "e164"
 
     @field_validator("region")
     @classmethod
@@ -140,12 +144,27 @@ class PhoneParams(Strict):
 def _phone(params: PhoneParams, _: BuildContext) -> Converter:
     def convert(value: Any) -> str:
         try:
-            return normalize_phone(to_text(value), params.region)
+            e164 = normalize_phone(to_text(value), params.region)
         except PhoneError as exc:
             # The value itself stays out of the message: it lands in logs (STYLE.md).
             raise ValueProblem(f"not a phone number: {exc}") from None
+        return e164 if params.format == "e164" else _phone_as(e164, params.format)
 
     return convert
+
+
+def _phone_as(e164: str, form: str) -> str:
+    number = phonenumbers.parse(e164)
+    national = str(number.national_number)
+    if form == "digits":
+        return f"{number.country_code}{national}"
+    if form == "national":
+        return national
+    # trunk: Russia and Kazakhstan dial 8 before the national number (RU's trunk prefix).
+    region = phonenumbers.region_code_for_number(number)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region or "RU")
+    prefix = (metadata.national_prefix if metadata is not None else None) or ""
+    return f"{prefix}{national}"
 
 
 class MoneyParams(Strict):

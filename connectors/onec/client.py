@@ -163,7 +163,7 @@ class SoapClient:
             raise OnecContractMismatch(f"the WSDL's {self._name} has no address: {exc}") from exc
         self._operations = dict(binding._operations)
         self._service = service
-        return f"SOAP {self._version} service {self._name}"
+        return f"SOAP {self._version} service {self._name} at {self._address or self._wsdl}"
 
     def _binding(self, client: Any) -> Any:
         suffix = "Soap12Binding" if self._version == "1.2" else "SoapBinding"

@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE
 from connectors.onec.declared import Declaration, declaration_for
 from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.emulator import OnecEmulator
+from connectors.onec.emulator.described import DescribedEmulator
 from connectors.onec.errors import classify, is_not_found, is_unpublished
 from connectors.onec.master import OnecMaster
 from connectors.onec.models import (
@@ -50,6 +52,7 @@ from connectors.onec.models import (
     operation_id,
     order_state,
 )
+from connectors.onec.features import features
 from connectors.onec.options import OnecOptions
 from connectors.onec.probe import FAILING, ProbeFailed, probe_capabilities, render_table
 from connectors.onec.values import read_int
@@ -163,12 +166,16 @@ class OnecConnector:
         """``bridge check --probe``: the service, and each capability tried harmlessly."""
         described = await self.probe_service()
         table = await probe_capabilities(self.service, self._bounded_call)
-        where = f"{described} at {self.options.endpoint()} ({self.declaration.source})"
+        where = f"{described} ({self.declaration.source})"
         failing = [row for row in table if row.state == FAILING]
         text = "\n".join([where, *render_table(table)])
         if failing:
             raise ProbeFailed(text)
         return text
+
+    def features(self) -> list[str]:
+        """``bridge check``: which bridge features the declared service enables."""
+        return features(self.declaration)
 
     async def _bounded_call(self, logical: str, params: dict[str, Any]) -> dict[str, Any]:
         return await self._bounded(self.service.call(logical, params), ledger=True)
@@ -385,20 +392,26 @@ class OnecType:
 
     def create_emulator(
         self, name: str, system: SystemSettings, options: OnecOptions
-    ) -> OnecEmulator:
+    ) -> OnecEmulator | DescribedEmulator:
         """The sandbox 1C, listening exactly where the options point, with their names and
-        credentials (so the connector works against it unchanged)."""
+        credentials (so the connector works against it unchanged): the reference contract,
+        or the service ``options.emulator`` describes (a retailer's own, in examples/onec/)."""
         where = urlsplit(options.endpoint())
         marker = "/ws/" if options.transport == "soap" else "/hs/"
         publication = where.path.split(marker, 1)[0].strip("/") or "base"
-        return OnecEmulator(
-            host=where.hostname or "127.0.0.1",
-            port=where.port or 80,
-            publication=publication,
-            naming=options.operations,
-            username=options.username,
-            password=options.password.get_secret_value(),
-        )
+        place = {
+            "host": where.hostname or "127.0.0.1",
+            "port": where.port or 80,
+            "publication": publication,
+            "username": options.username,
+            "password": options.password.get_secret_value(),
+        }
+        if options.emulator is not None:
+            described = Path(options.emulator)
+            if not described.is_absolute():
+                described = system.config_dir / described
+            return DescribedEmulator(described, **place)
+        return OnecEmulator(naming=options.operations, **place)
 
 
 ONEC = OnecType()

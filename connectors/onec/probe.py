@@ -1,6 +1,6 @@
 """``bridge check --probe`` for 1C: every capability of the declaration tried harmlessly.
 
-A look-up asks for a customer no one has (``+7 000 000-00-00``); a call on a hold names a
+A look-up asks for a customer no one has (``+7 900 000-00-00``); a call on a hold names a
 hold that does not exist; a refusal is an answer, so the operation is there and works. The
 two writes of documents (SaveOrder, SaveCustomer) are not called: for SOAP the WSDL must
 have them with the declared arguments, for HTTP only a real write could tell.
@@ -27,7 +27,9 @@ FAILING = "declared but failing"
 NOT_TRIED = "declared, not tried (it writes)"
 DONE_BY_1C = "done by 1C"
 
-_WHO = {"customer_id": "bridge-probe", "phone": "+70000000000", "card": "0000000000000"}
+# A valid mobile number in a block no one is given out of (+7 900 000-00-00), a card no one
+# has: a look-up or a hold for them is refused, never made.
+_WHO = {"customer_id": "bridge-probe", "phone": "+79000000000", "card": "0000000000000"}
 _HOLD = {"reservation_id": "bridge-probe", "order_id": "bridge-probe", "held": Decimal("0.01")}
 _FAR = datetime(2999, 1, 1, tzinfo=UTC)  # listings: a moment no document has reached
 PROBES: dict[str, dict[str, Any]] = {

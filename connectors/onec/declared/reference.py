@@ -5,7 +5,10 @@ names (``Naming``). ``examples/onec/reference/declaration.yaml`` is this, writte
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from connectors.onec.contract import OPERATIONS, ErrorCode, Record
 from connectors.onec.declared.compiler import declaration_from
@@ -77,4 +80,30 @@ def _codes() -> list[dict[str, str]]:
     return [{"match": f"{code.value}:", "code": code.value} for code in ErrorCode]
 
 
-__all__ = ["OPERATIONS", "reference_declaration", "reference_document"]
+
+
+REFERENCE_FILE = Path(__file__).parents[3] / "examples" / "onec" / "reference" / "declaration.yaml"
+_HEADER = """\
+# The bridge's reference 1C contract (connectors/onec/CONTRACT.md) as a declaration: what
+# the bridge uses when a 1C system names no `service`. Written out from the code by
+#   python -c "from connectors.onec.declared.reference import write_reference; write_reference()"
+# (a test keeps the two the same). A service that follows the contract under other names
+# can start from a copy of this file.
+"""
+
+
+def reference_yaml(transport: str = "soap") -> str:
+    """The reference declaration as YAML text (each rule on one line)."""
+    body = yaml.safe_dump(
+        reference_document(None, transport),
+        allow_unicode=True,
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
+    )
+    return _HEADER + body
+
+
+def write_reference(path: Path = REFERENCE_FILE) -> None:
+    """Write the reference declaration to ``path`` (examples/onec/reference/)."""
+    path.write_text(reference_yaml(), encoding="utf-8")
