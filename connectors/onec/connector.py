@@ -39,6 +39,7 @@ from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.emulator.described import DescribedEmulator
 from connectors.onec.errors import classify, is_not_found, is_unpublished
+from connectors.onec.features import features
 from connectors.onec.master import OnecMaster
 from connectors.onec.models import (
     ENTITIES,
@@ -52,7 +53,6 @@ from connectors.onec.models import (
     operation_id,
     order_state,
 )
-from connectors.onec.features import features
 from connectors.onec.options import OnecOptions
 from connectors.onec.probe import FAILING, ProbeFailed, probe_capabilities, render_table
 from connectors.onec.values import read_int
@@ -341,9 +341,7 @@ class OnecConnector:
             ) from exc
         soap, zone = OPERATIONS[logical].soap, self.declaration.timezone
         states = [
-            order_state(item, soap, zone)
-            if entity == "order"
-            else customer_state(item, soap, zone)
+            order_state(item, soap, zone) if entity == "order" else customer_state(item, soap, zone)
             for item in record.get("items") or []
         ]
         return ListPage(
@@ -399,19 +397,28 @@ class OnecType:
         where = urlsplit(options.endpoint())
         marker = "/ws/" if options.transport == "soap" else "/hs/"
         publication = where.path.split(marker, 1)[0].strip("/") or "base"
-        place = {
-            "host": where.hostname or "127.0.0.1",
-            "port": where.port or 80,
-            "publication": publication,
-            "username": options.username,
-            "password": options.password.get_secret_value(),
-        }
+        host, port = where.hostname or "127.0.0.1", where.port or 80
+        username, password = options.username, options.password.get_secret_value()
         if options.emulator is not None:
             described = Path(options.emulator)
             if not described.is_absolute():
                 described = system.config_dir / described
-            return DescribedEmulator(described, **place)
-        return OnecEmulator(naming=options.operations, **place)
+            return DescribedEmulator(
+                described,
+                host=host,
+                port=port,
+                publication=publication,
+                username=username,
+                password=password,
+            )
+        return OnecEmulator(
+            host=host,
+            port=port,
+            publication=publication,
+            naming=options.operations,
+            username=username,
+            password=password,
+        )
 
 
 ONEC = OnecType()

@@ -39,7 +39,9 @@ class Service:
 
 
 SERVICES = {
-    "reference": Service("examples/onec/reference", "soap", "ws/BridgeLoyalty.1cws", "call", "call"),
+    "reference": Service(
+        "examples/onec/reference", "soap", "ws/BridgeLoyalty.1cws", "call", "call"
+    ),
     "cyrillic_soap": Service(
         "examples/onec/cyrillic_soap", "soap", "ws/bonus.1cws", "at_sale", "on_expiry"
     ),
@@ -52,7 +54,9 @@ SERVICES = {
         "call",
         soap_version="1.2",
     ),
-    "http_put": Service("tests/fixtures/onec_services/http_put", "http", "hs/loyalty", "call", "call"),
+    "http_put": Service(
+        "tests/fixtures/onec_services/http_put", "http", "hs/loyalty", "call", "call"
+    ),
     "lookup_only": Service(
         "tests/fixtures/onec_services/lookup_only",
         "soap",
@@ -99,7 +103,11 @@ async def available(bonus: Bonus, service: Service) -> str:
 
 
 async def held(bonus: Bonus, amount: str, order: str) -> dict[str, Any]:
-    body = {"customer": {"phone": PHONE}, "amount": amount, "order": {"system": "onec", "id": order}}
+    body = {
+        "customer": {"phone": PHONE},
+        "amount": amount,
+        "order": {"system": "onec", "id": order},
+    }
     status, rsv = await bonus.call("POST", RSV, body)
     assert status == 201, rsv
     status, sent = await bonus.call("GET", f"/sandbox/messages?phone={PHONE}&limit=1")
@@ -108,7 +116,7 @@ async def held(bonus: Bonus, amount: str, order: str) -> dict[str, Any]:
     code = next(word for word in text.replace(":", " ").split() if word.isdigit())
     status, confirmed = await bonus.call("POST", f"{RSV}/{rsv['id']}/confirm", {"code": code})
     assert (status, confirmed["status"]) == (200, "held"), confirmed
-    return confirmed
+    return dict(confirmed)
 
 
 async def settled(bonus: Bonus, rsv_id: str, wanted: str) -> dict[str, Any]:
@@ -116,7 +124,7 @@ async def settled(bonus: Bonus, rsv_id: str, wanted: str) -> dict[str, Any]:
         status, body = await bonus.call("GET", f"{RSV}/{rsv_id}")
         assert status == 200, body
         if body["status"] == wanted and "master_call_pending" not in body:
-            return body
+            return dict(body)
         await asyncio.sleep(0.05)
     raise AssertionError(body)
 
@@ -182,7 +190,11 @@ async def test_a_service_without_a_hold_answers_501_naming_it(
     tmp_path: Path, bonus_factory: BonusFactory
 ) -> None:
     bonus = await bonus_factory("onec", config=config_for(tmp_path, SERVICES["lookup_only"]))
-    body = {"customer": {"card": "2000000000015"}, "amount": "10.00", "order": {"system": "onec", "id": "A-3"}}
+    body = {
+        "customer": {"card": "2000000000015"},
+        "amount": "10.00",
+        "order": {"system": "onec", "id": "A-3"},
+    }
     status, refused = await bonus.call("POST", RSV, body)
     assert (status, refused["code"]) == (501, "not_supported"), refused
     assert "reserve" in refused["detail"]
@@ -192,4 +204,4 @@ async def test_a_service_without_a_hold_answers_501_naming_it(
 
 def _root(bonus: Bonus) -> str:
     url: str = bonus.emulator.url
-    return url.split("/base/")[0]
+    return url.split("/base/", 1)[0]

@@ -109,7 +109,8 @@ class DeclaredService:
     async def _http(
         self, client: HttpServiceClient, declared: Declared, arguments: dict[str, Any]
     ) -> tuple[int, Any]:
-        assert declared.method is not None and declared.path is not None  # compiler.py
+        assert declared.method is not None  # an HTTP capability has both (compiler.py)
+        assert declared.path is not None
         in_path = arguments.get("path") or {}
 
         def fill(match: Any) -> str:
@@ -134,7 +135,9 @@ class DeclaredService:
 
     def _refusal_in(self, declared: Declared, document: Any, status: int) -> bool:
         refusal = self.declaration.refusal_of(declared)
-        return refusal is not None and refusal.of_answer(document, status, REFUSAL_CODES) is not None
+        return (
+            refusal is not None and refusal.of_answer(document, status, REFUSAL_CODES) is not None
+        )
 
     def _refused(self, declared: Declared, document: Any, status: int) -> None:
         refusal = self.declaration.refusal_of(declared)
@@ -157,11 +160,10 @@ def _kinds(declared: Declared, refusal: Refusal | None) -> Kinds:
             rules.extend(rule.each)
             continue
         field = rule.target[0] if rule.target else None
-        kind = _TYPES.get(field) if isinstance(field, str) else None
-        if kind is not None and len(rule.sources) == 1 and rule.sources[0]:
-            last = rule.sources[0][-1]
-            if isinstance(last, str):
-                kinds.setdefault(last, (kind, field or ""))
+        if not isinstance(field, str) or field not in _TYPES:
+            continue
+        if len(rule.sources) == 1 and rule.sources[0] and isinstance(rule.sources[0][-1], str):
+            kinds.setdefault(rule.sources[0][-1], (_TYPES[field], field))
     for when in refusal.when if refusal is not None else ():
         if isinstance(when.equals, bool) and when.path and isinstance(when.path[-1], str):
             kinds.setdefault(when.path[-1], ("boolean", "refusal"))

@@ -70,7 +70,7 @@ def _compile(data: Any, findings: Findings, source: str) -> Declaration | None:
     assert isinstance(raw_tables, dict)
     tables = table_map(raw_tables, findings)
     compiler = RuleCompiler(findings, BuildContext(tables, frozenset(raw_tables)))
-    transport = data.get("transport") if data.get("transport") in ("soap", "http") else "soap"
+    transport = "http" if data.get("transport") == "http" else "soap"
     default = _refusal(data.get("refusal"), findings, ("refusal",), compiler)
     capabilities: dict[str, Declared] = {}
     raw = data.get("capabilities")

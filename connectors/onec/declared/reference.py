@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from connectors.onec.contract import OPERATIONS, ErrorCode, Record
+from connectors.onec.contract import ErrorCode, Record
 from connectors.onec.declared.compiler import declaration_from
 from connectors.onec.declared.model import Declaration
 from connectors.onec.naming import NamedOperation, Naming
@@ -78,8 +78,6 @@ def _answer(record: Record, named: NamedOperation | None, prefix: str) -> list[d
 
 def _codes() -> list[dict[str, str]]:
     return [{"match": f"{code.value}:", "code": code.value} for code in ErrorCode]
-
-
 
 
 REFERENCE_FILE = Path(__file__).parents[3] / "examples" / "onec" / "reference" / "declaration.yaml"
