@@ -124,3 +124,66 @@ async def test_serve_starts_the_sandbox_and_polls_its_change_feed(tmp_path: Path
         assert status["cursors"][0]["value"] == "1"
     finally:
         assert await daemon.stop() == 0
+
+
+def example_copy(tmp_path: Path, name: str) -> Path:
+    """An example of examples/onec/ as shipped, on free ports, its files named absolutely
+    (the daemon reads them relative to the config's folder)."""
+    folder = ROOT / "examples" / "onec" / name
+    doc = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    options = doc["systems"]["onec"]["options"]
+    key = "address" if options["transport"] == "soap" else "url"
+    path = options[key].split(":-", 1)[1].rstrip("}").split("/base/", 1)[1]
+    options[key] = f"http://127.0.0.1:{free_port()}/base/{path}"
+    for file_key in ("service", "emulator"):
+        if file_key in options:
+            options[file_key] = str(folder / options[file_key])
+    doc["store"]["url"] = f"sqlite:///{tmp_path / 'b.db'}"
+    doc["http"]["port"] = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return config
+
+
+@pytest.mark.parametrize(
+    ("name", "available", "absent"),
+    [
+        ("reference", ["find_customer", "balance", "reserve", "get_changes"], ["max_redeemable"]),
+        ("cyrillic_soap", ["balance", "reserve"], ["find_customer", "accrue"]),
+        ("http_json", ["find_customer", "balance", "reserve", "commit", "release"], ["accrue"]),
+    ],
+)
+async def test_check_probe_prints_each_examples_capability_table(
+    tmp_path: Path, name: str, available: list[str], absent: list[str]
+) -> None:
+    code, out, err = await run_cli(example_copy(tmp_path, name), "check", "--probe")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    for capability in available:
+        assert "  available  " in f"{rows[capability]}  ", rows[capability]
+    for capability in absent:
+        assert rows[capability].split()[1:] == ["not", "declared"], rows[capability]
+    if name == "cyrillic_soap":
+        assert rows["commit"].split()[1:] == ["done", "by", "1C", "at_sale"]
+        assert "onec: reservations: on (commit done by 1C (at_sale)" in out
+
+
+async def test_check_names_each_problem_of_a_declaration_at_its_line(tmp_path: Path) -> None:
+    declaration = tmp_path / "service.yaml"
+    declaration.write_text(
+        "version: 1\n"
+        "transport: soap\n"
+        "soap: {service: Бонусы}\n"
+        "capabilities:\n"
+        "  balance:\n"
+        "    operation: Остаток\n"
+        "    args:\n"
+        "      - {to: КодКлиента, from: client}\n"
+        "  reserve: {done_by_1c: at_sale}\n",
+        encoding="utf-8",
+    )
+    options = {"address": "http://127.0.0.1:9/base/ws/x.1cws", "service": "service.yaml"}
+    code, _, err = await run_cli(config_for(tmp_path, options), "check")
+    assert code == 1
+    assert f"{declaration}:8: capabilities.balance.args[0].from: 'client' is not in" in err
+    assert f"{declaration}:9: capabilities.reserve.done_by_1c: 'at_sale': not possible" in err
