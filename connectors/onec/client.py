@@ -12,13 +12,9 @@ decided in ``errors.py``. Nothing here imports the bridge's core.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import urlencode
 
 import requests
 import requests.structures
@@ -29,6 +25,7 @@ import zeep.proxy
 import zeep.wsdl.utils
 from requests.adapters import HTTPAdapter
 
+from connectors.onec.http_client import HttpServiceClient
 from connectors.onec.values import OnecBadValue, canonical_xml
 from connectors.onec.wire import (
     OnecCallError,
@@ -36,6 +33,7 @@ from connectors.onec.wire import (
     Wire,
     environment_ca_bundle,
     environment_proxy,
+    excerpt,
 )
 
 SoapVersion = Literal["1.1", "1.2"]
@@ -83,10 +81,6 @@ def _session(url: str, username: str, password: str) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-def _excerpt(text: str) -> str:
-    return " ".join(text.split())[:200]
 
 
 class SoapClient:
@@ -149,7 +143,7 @@ class SoapClient:
         except requests.RequestException as exc:
             raise _unreachable(exc) from exc
         except zeep.exceptions.TransportError as exc:
-            raise OnecHTTPError(exc.status_code, _excerpt(str(exc.content or ""))) from exc
+            raise OnecHTTPError(exc.status_code, excerpt(str(exc.content or ""))) from exc
         except (zeep.exceptions.Error, ValueError, OSError) as exc:
             raise OnecContractMismatch(f"cannot read the WSDL {self._wsdl}: {exc}") from exc
         binding = self._binding(client)
@@ -213,7 +207,7 @@ class SoapClient:
         except zeep.exceptions.Fault as exc:
             raise OnecFault(str(exc.message or ""), status=500) from exc
         except zeep.exceptions.TransportError as exc:
-            raise OnecHTTPError(exc.status_code, _excerpt(str(exc.content or ""))) from exc
+            raise OnecHTTPError(exc.status_code, excerpt(str(exc.content or ""))) from exc
         except (zeep.exceptions.Error, TypeError) as exc:
             raise OnecContractMismatch(f"{operation}: {exc}") from exc
         plain = zeep.helpers.serialize_object(answer, dict)
@@ -227,62 +221,6 @@ class SoapClient:
     async def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
-        await self._wire.close()
-
-
-class HttpServiceClient:
-    """An HTTP service (``<root>/<path>``, onec.md §2): any method, JSON both ways."""
-
-    def __init__(
-        self, *, url: str, username: str, password: str, timeout: float, pool_size: int = 4
-    ) -> None:
-        self._root = url.rstrip("/")
-        self._wire = Wire(
-            url=self._root,
-            username=username,
-            password=password,
-            timeout=timeout,
-            pool_size=pool_size,
-        )
-
-    @property
-    def loaded(self) -> bool:
-        """Always: there is nothing to load."""
-        return True
-
-    def load(self) -> str:
-        """Nothing to load: the HTTP service has no schema (onec.md §2)."""
-        return f"HTTP service at {self._root}"
-
-    def publishes(self, operation: str) -> bool | None:
-        """Unknown (None): without a schema only a call tells (a template it lacks is 404)."""
-        return None
-
-    async def request(
-        self, method: str, path: str, query: Mapping[str, Any], body: Any
-    ) -> tuple[int, Any, str]:
-        """(status, the JSON answer or None, an excerpt of the text) of one call.
-
-        A JSON number (ЗаписатьJSON writes an Число so) is read as a Decimal: amounts
-        exact, never via a float; a UTF-8 BOM, which 1C may write, is fine.
-        """
-        url = f"{self._root}/{path.lstrip('/')}"
-        if query:
-            url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = dump_json(body).encode()
-            headers["Content-Type"] = "application/json"
-        answer = await self._wire.send(method, url, data, headers)
-        try:
-            doc = json.loads(answer.body, parse_float=Decimal) if answer.body else None
-        except ValueError:
-            doc = None
-        return answer.status, doc, _excerpt(answer.text())
-
-    async def close(self) -> None:
-        """Close the pooled connections (a later call opens a new pool)."""
         await self._wire.close()
 
 
@@ -327,7 +265,7 @@ class _SoapTransport(zeep.Transport):
         answer = await self._wire.post(address, body, sent)
         kind = answer.headers.get("Content-Type", "")
         if answer.status != 200 and not ("xml" in kind and answer.status == 500):
-            raise OnecHTTPError(answer.status, _excerpt(answer.text()))
+            raise OnecHTTPError(answer.status, excerpt(answer.text()))
         answering = _ANSWERING.get()
         body = answer.body
         if answering is not None and answering[1] and answer.status == 200:
@@ -339,31 +277,6 @@ class _SoapTransport(zeep.Transport):
         response.headers = requests.structures.CaseInsensitiveDict(answer.headers)
         response.encoding = answer.charset
         return response
-
-
-def dump_json(value: Any) -> str:
-    """JSON text of ``value``; a Decimal is written as the exact number it is (never through
-    a float), a moment as xs:dateTime in UTC (``2026-11-22T10:00:00Z``)."""
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a number JSON can carry")
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return json.dumps(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{dump_json(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dump_json(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def _unreachable(exc: requests.RequestException) -> OnecUnreachable:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from bridge.connector import (
     DeliveryJob,
-    ListedEntity,
     ListPage,
     PollResult,
 )
@@ -33,23 +32,22 @@ from bridge.store.records import InboundEvent
 from connectors.onec import answers
 from connectors.onec.answers import read_answer
 from connectors.onec.client import HttpServiceClient, OnecCallError, SoapClient
-from connectors.onec.contract import OPERATIONS, ORIGIN_BRIDGE
+from connectors.onec.contract import ORIGIN_BRIDGE
 from connectors.onec.declared import Declaration, declaration_for
 from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.emulator.described import DescribedEmulator
-from connectors.onec.errors import classify, is_not_found, is_unpublished
+from connectors.onec.errors import classify, is_not_found
 from connectors.onec.features import features
+from connectors.onec.listing import OnecListing
 from connectors.onec.master import OnecMaster
 from connectors.onec.models import (
     ENTITIES,
-    LISTS,
     READS,
     WRITES,
     customer_state,
     document_of,
     document_text,
-    feed_id,
     operation_id,
     order_state,
 )
@@ -60,10 +58,6 @@ from connectors.onec.webhooks import parse_onec_webhook
 
 T = TypeVar("T")
 log = get_logger("connectors.onec")
-
-# CreatedFrom of the page start() asks for to learn whether the HTTP service has a listing:
-# a moment no document has reached, so 1C answers an empty page for the price of a look-up.
-_NOTHING_YET = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 def build_client(
@@ -115,8 +109,7 @@ class OnecConnector:
         # One thread: it only loads the WSDL (zeep reads it synchronously).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"onec-{name}")
         self._loaded: str | None = None
-        # Optional operations the HTTP service answered it lacks (the WSDL tells for SOAP).
-        self._unpublished: set[str] = set()
+        self._listing = OnecListing(self._request, self.service, options.list_page)
         # The Ledger protocol (bonus.master: onec), answered by the declared capabilities.
         self.master = OnecMaster(self._call, self.declaration)
         self.missing = self.master.missing
@@ -146,7 +139,7 @@ class OnecConnector:
                 error_class=str(exc.error_class),
             )
             return
-        await self._learn_listings()
+        await self._listing.learn()
 
     async def close(self) -> None:
         """Stop the worker thread and close pooled connections."""
@@ -305,78 +298,18 @@ class OnecConnector:
         }
         return await self._request(logical, params, ledger=False)
 
-    # -- backfill: listing orders and customers ------------------------------------------
+    # -- backfill: listing orders and customers (listing.py) ----------------------------
 
     def lists(self, entity: str) -> bool:
-        """Whether 1C publishes the listing of ``entity`` (ListOrders / ListCustomers, which
-        CONTRACT.md makes optional): known from the WSDL, or for the HTTP service from what
-        start() asked; True while 1C has not been reached (the first page then tells)."""
-        logical = LISTS.get(entity)
-        if logical is None or logical in self._unpublished:
-            return False
-        return self.service.publishes(logical) is not False
+        """Whether 1C publishes the listing of ``entity`` (``OnecListing.lists``)."""
+        return self._listing.lists(entity)
 
     async def list_entities(self, entity: str, since: date | None, cursor: str | None) -> ListPage:
-        """ListOrders / ListCustomers: the page after ``cursor`` of the documents created on
-        or after ``since`` (from 00:00 UTC), oldest first, each named as the change feed names
-        it and with the state ``read_entity`` gives."""
-        logical = LISTS.get(entity)
-        if logical is None:
-            listed = " and ".join(f"{name}s" for name in sorted(LISTS))
-            raise PermanentError(f"1C lists {listed}, not {entity!r}")
-        # CONTRACT.md "Conventions": times are xs:dateTime in UTC; a day starts at 00:00 there.
-        start = None if since is None else datetime.combine(since, time.min, tzinfo=UTC)
-        params = {"created_from": start, "after": cursor, "limit": self.options.list_page}
-        try:
-            record = await self._request(logical, params, ledger=False)
-        except DeliveryError as exc:
-            if not is_unpublished(exc.__cause__):
-                raise
-            self._unpublished.add(logical)
-            declared = self.declaration.calls(logical)
-            label = declared.label if declared else logical
-            raise ConfigError(
-                f"1C's HTTP service has no {label} ({OPERATIONS[logical].soap}): publish it to"
-                f" backfill {entity}s (CONTRACT.md)"
-            ) from exc
-        soap, zone = OPERATIONS[logical].soap, self.declaration.timezone
-        states = [
-            order_state(item, soap, zone) if entity == "order" else customer_state(item, soap, zone)
-            for item in record.get("items") or []
-        ]
-        return ListPage(
-            [ListedEntity(feed_id(entity, state), state) for state in states],
-            cursor=_text(record.get("next")),
-            total=read_answer(logical, answers.listing_total, record),
-        )
-
-    async def _learn_listings(self) -> None:
-        """The HTTP service has no schema to say whether it lists: ask each listing for an
-        empty page, so ``lists`` answers before a backfill starts. Only a 404 counts (the
-        service lacks the template); any other failure leaves it to the first page."""
-        if not isinstance(self._client, HttpServiceClient):
-            return
-        for logical in LISTS.values():
-            if not self.service.declares(logical):
-                self._unpublished.add(logical)
-
-        async def learn(logical: str) -> None:
-            try:
-                params = {"created_from": _NOTHING_YET, "limit": 1}
-                await self._request(logical, params, ledger=False)
-            except DeliveryError as exc:
-                if is_unpublished(exc.__cause__):
-                    self._unpublished.add(logical)
-
-        wanted = [logical for logical in LISTS.values() if logical not in self._unpublished]
-        await asyncio.gather(*(learn(logical) for logical in wanted))
+        """A page of ListOrders / ListCustomers (``OnecListing.page``)."""
+        return await self._listing.page(entity, since, cursor)
 
 
 _text = answers.text
-
-
-def _message_no(item: Any) -> int:
-    return read_int(item["message_no"], "message_no")
 
 
 class OnecType:

@@ -73,7 +73,9 @@ class OnecMaster:
             raise LedgerRefused(LedgerErrorCode.UNKNOWN_CUSTOMER, "1C has no such customer")
         return read_answer("find_customer", answers.customer, r)
 
-    def _keyed(self, phone: str | None, card: str | None, customer_id: str | None) -> LedgerCustomer:
+    def _keyed(
+        self, phone: str | None, card: str | None, customer_id: str | None
+    ) -> LedgerCustomer:
         key = self._declared.customer or "phone"
         value = customer_id or (phone if key == "phone" else card)
         if value is None:
@@ -230,13 +232,9 @@ def _filled(r: Mapping[str, Any]) -> dict[str, Any]:
         else:
             record["reserved"] = Decimal(0)
     if "balance" not in given and "available" in given:
-        record["balance"] = answers.amount(record, "available") + answers.amount(
-            record, "reserved"
-        )
+        record["balance"] = answers.amount(record, "available") + answers.amount(record, "reserved")
     if "available" not in given and "balance" in given:
-        record["available"] = answers.amount(record, "balance") - answers.amount(
-            record, "reserved"
-        )
+        record["available"] = answers.amount(record, "balance") - answers.amount(record, "reserved")
     return record
 
 

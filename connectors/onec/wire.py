@@ -51,6 +51,11 @@ class Answer(NamedTuple):
             return self.body.decode("utf-8", errors="replace")
 
 
+def excerpt(text: str) -> str:
+    """The start of an answer's text on one line, for messages."""
+    return " ".join(text.split())[:200]
+
+
 def environment_proxy(url: str) -> str | None:
     """The proxy ``HTTP(S)_PROXY``/``ALL_PROXY`` name for ``url``, unless ``NO_PROXY`` exempts
     it: what ``requests`` would pick on every call, read once."""

@@ -1,0 +1,97 @@
+"""The HTTP-service form of a 1C service (onec.md §2): any method, arguments in the path,
+the query and a JSON body, a JSON answer read with exact decimals. Which route serves what is
+the declaration's business (``declared/``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from connectors.onec.wire import Wire, excerpt
+
+
+class HttpServiceClient:
+    """An HTTP service (``<root>/<path>``, onec.md §2): any method, JSON both ways."""
+
+    def __init__(
+        self, *, url: str, username: str, password: str, timeout: float, pool_size: int = 4
+    ) -> None:
+        self._root = url.rstrip("/")
+        self._wire = Wire(
+            url=self._root,
+            username=username,
+            password=password,
+            timeout=timeout,
+            pool_size=pool_size,
+        )
+
+    @property
+    def loaded(self) -> bool:
+        """Always: there is nothing to load."""
+        return True
+
+    def load(self) -> str:
+        """Nothing to load: the HTTP service has no schema (onec.md §2)."""
+        return f"HTTP service at {self._root}"
+
+    def publishes(self, operation: str) -> bool | None:
+        """Unknown (None): without a schema only a call tells (a template it lacks is 404)."""
+        return None
+
+    async def request(
+        self, method: str, path: str, query: Mapping[str, Any], body: Any
+    ) -> tuple[int, Any, str]:
+        """(status, the JSON answer or None, an excerpt of the text) of one call.
+
+        A JSON number (ЗаписатьJSON writes an Число so) is read as a Decimal: amounts
+        exact, never via a float; a UTF-8 BOM, which 1C may write, is fine.
+        """
+        url = f"{self._root}/{path.lstrip('/')}"
+        if query:
+            url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = dump_json(body).encode()
+            headers["Content-Type"] = "application/json"
+        answer = await self._wire.send(method, url, data, headers)
+        try:
+            doc = json.loads(answer.body, parse_float=Decimal) if answer.body else None
+        except ValueError:
+            doc = None
+        return answer.status, doc, excerpt(answer.text())
+
+    async def close(self) -> None:
+        """Close the pooled connections (a later call opens a new pool)."""
+        await self._wire.close()
+
+
+def dump_json(value: Any) -> str:
+    """JSON text of ``value``; a Decimal is written as the exact number it is (never through
+    a float), a moment as xs:dateTime in UTC (``2026-11-22T10:00:00Z``)."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a number JSON can carry")
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return json.dumps(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+    if isinstance(value, Mapping):
+        items = (
+            f"{json.dumps(str(k), ensure_ascii=False)}:{dump_json(v)}" for k, v in value.items()
+        )
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dump_json(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
