@@ -12,9 +12,10 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -35,6 +36,7 @@ IVAN = "+79000000001"
 IVAN_CARD = "2000000000015"
 D = Decimal
 AUTH = ("bridge", "sandbox")
+MOSCOW = ZoneInfo("Europe/Moscow")  # the emulator's default zone, UTC+3 all year
 
 
 @pytest.fixture
@@ -104,6 +106,14 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(serialize_object(value, dict), default=str))
 
 
+def assert_moscow_now(value: datetime | str) -> None:
+    """A Дата as 1C writes it (onec.md §5.3): local time in the infobase's zone, without an
+    offset, to the second; here the emulator's clock, now, in Moscow."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    assert (moment.tzinfo, moment.microsecond) == (None, 0), value
+    assert abs(moment.replace(tzinfo=MOSCOW) - datetime.now(UTC)) < timedelta(minutes=1), value
+
+
 async def test_satisfies_the_core_emulator_protocol_and_binds_a_fixed_port() -> None:
     port = free_port()
     async with OnecEmulator(port=port, publication="shop") as emu:
@@ -128,7 +138,7 @@ def every_operation(emu: OnecEmulator) -> list[str]:
         assert (balance.Balance, balance.Reserved, balance.Available) == (D(1000), D(0), D(1000))
         assert balance.MaxRedeemable == D("150.00")  # half the cart, the sandbox program's limit
         assert balance.Level == "Базовый"
-        assert balance.AsOf.utcoffset().total_seconds() == 0
+        assert_moscow_now(balance.AsOf)
         assert svc.GetBalance(CustomerId=cid).MaxRedeemable is None  # xsi:nil without a cart
 
         expires = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -498,7 +508,7 @@ async def test_http_service(emulator: OnecEmulator, http: aiohttp.ClientSession)
     status, balance = await post("/v1/balance", {"customer_id": cid, "cart_total": "300.00"})
     assert status == 200
     assert (balance["balance"], balance["max_redeemable"]) == ("1000.00", "150.00")
-    assert balance["as_of"].endswith("Z")
+    assert_moscow_now(balance["as_of"])  # the same local time over HTTP, as ЗаписатьJSON writes
     reserve = {"operation_id": "h-r", "customer_id": cid, "amount": "100.00", "order_id": "H"}
     status, held = await post("/v1/reserve", reserve)
     assert (status, held["status"], held["available"]) == (200, "reserved", "900.00")

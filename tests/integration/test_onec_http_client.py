@@ -1,5 +1,6 @@
 """The 1C HTTP-service client (aiohttp) over real sockets: kept-alive connections, the
-environment read once, a bounded pool, and calls from another event loop.
+environment read once, a bounded pool, and calls from another event loop. Each call goes as
+the connector sends it: the reference contract's declaration over the wire client.
 
 The emulator and, where a test needs to see the connections or stand in for a proxy, a bare
 aiohttp server on loopback; nothing is mocked.
@@ -20,10 +21,14 @@ from bridge.errors import TransientError
 from bridge.settings import DeliverySettings, SystemSettings
 from connectors.onec.client import HttpServiceClient, OnecUnreachable, environment_proxy
 from connectors.onec.connector import ONEC
+from connectors.onec.declared.calls import DeclaredService
+from connectors.onec.declared.reference import reference_declaration
 from connectors.onec.emulator import OnecEmulator
 
 IVAN = "+79000000001"
 ANSWER = {"customer_id": "c-1", "phone": IVAN, "card": None, "name": "Иван"}
+RECORD = {"customer_id": "c-1", "phone": IVAN, "name": "Иван"}  # the record leaves out a null
+REFERENCE = reference_declaration(None, "http")
 
 
 @dataclass
@@ -73,11 +78,16 @@ def client_for(url: str, *, pool_size: int = 4, timeout: float = 2.0) -> HttpSer
     )
 
 
+async def find_ivan(client: HttpServiceClient) -> dict[str, object]:
+    """find_customer by Ivan's phone, as the connector calls it (POST /v1/find-customer)."""
+    return await DeclaredService(REFERENCE, client).call("find_customer", {"phone": IVAN})
+
+
 async def test_calls_share_one_kept_alive_connection(wire: Wire) -> None:
     client = client_for(wire.url)
     try:
         for _ in range(5):
-            assert await client.call("find_customer", {"phone": IVAN}) == ANSWER
+            assert await find_ivan(client) == RECORD
     finally:
         await client.close()
     assert len(wire.peers) == 5
@@ -89,7 +99,7 @@ async def test_no_more_calls_at_once_than_the_pool_allows(wire: Wire) -> None:
     wire.delay = 0.05
     client = client_for(wire.url, pool_size=2)
     try:
-        calls = [client.call("find_customer", {"phone": IVAN}) for _ in range(6)]
+        calls = [find_ivan(client) for _ in range(6)]
         await asyncio.gather(*calls)
     finally:
         await client.close()
@@ -111,7 +121,7 @@ async def test_the_proxy_variables_are_read_once_when_the_client_is_made(
     monkeypatch.delenv("http_proxy")
     try:
         # Sent to the proxy (the stand-in) in absolute form, though the variables are gone.
-        assert await client.call("find_customer", {"phone": IVAN}) == ANSWER
+        assert await find_ivan(client) == RECORD
     finally:
         await client.close()
     assert wire.targets == [f"{service}/v1/find-customer"]
@@ -127,10 +137,10 @@ def test_no_proxy_exempts_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_a_closed_client_opens_a_new_pool_on_the_next_call(wire: Wire) -> None:
     client = client_for(wire.url)
-    await client.call("find_customer", {"phone": IVAN})
+    await find_ivan(client)
     await client.close()
     try:
-        assert await client.call("find_customer", {"phone": IVAN}) == ANSWER
+        assert await find_ivan(client) == RECORD
     finally:
         await client.close()
     assert len(set(wire.peers)) == 2
@@ -140,18 +150,18 @@ async def test_a_call_from_another_event_loop_gets_a_connection_of_its_own(wire:
     client = client_for(wire.url)
     answers: list[object] = []
     try:
-        await client.call("find_customer", {"phone": IVAN})  # the pool lives on this loop
+        await find_ivan(client)  # the pool lives on this loop
 
         def elsewhere() -> None:  # a second loop in a thread, as asyncio.run elsewhere would
-            answers.append(asyncio.run(client.call("find_customer", {"phone": IVAN})))
+            answers.append(asyncio.run(find_ivan(client)))
 
         thread = threading.Thread(target=elsewhere)
         thread.start()
         await asyncio.to_thread(thread.join)
-        await client.call("find_customer", {"phone": IVAN})
+        await find_ivan(client)
     finally:
         await client.close()
-    assert answers == [ANSWER]
+    assert answers == [RECORD]
     first, other, last = wire.peers
     assert first == last != other  # the pool was kept; the other loop's one-off was closed
 
@@ -162,7 +172,7 @@ async def test_a_closed_port_is_unreachable_not_a_timeout() -> None:
     client = client_for(url)  # nothing listens there any more
     try:
         with pytest.raises(OnecUnreachable) as caught:
-            await client.call("find_customer", {"phone": IVAN})
+            await find_ivan(client)
     finally:
         await client.close()
     assert caught.value.timed_out is False

@@ -27,6 +27,7 @@ from bridge.store.backfills import BackfillSpec
 from bridge.store.records import EventFilter
 from connectors.onec.client import OnecFault
 from connectors.onec.connector import ONEC, OnecConnector, build_client
+from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.emulator import OnecEmulator
 from connectors.onec.emulator.ledger import OnecLedger
 from connectors.onec.errors import classify
@@ -164,6 +165,13 @@ async def older_onec(request: pytest.FixtureRequest) -> AsyncIterator[Onec]:
         yield started
     finally:
         await stop(started)
+
+
+def declared_service(onec: Onec) -> DeclaredService:
+    """The connector's declaration over a wire client of its own (no checks of the
+    connector's in between), one connection, 2 s a call."""
+    declaration = onec.connector.declaration
+    return DeclaredService(declaration, build_client(onec.options, declaration, 2.0, 1))
 
 
 async def failure(call: Any) -> DeliveryError:
@@ -353,19 +361,20 @@ async def test_an_emulator_leaves_out_only_optional_operations() -> None:
 
 async def test_a_bad_limit_is_refused_naming_it(onec: Onec) -> None:
     """The connector never sends one (``list_page`` is 1..1000); a 1C refuses it anyway."""
-    client = build_client(onec.options, 2.0, 1)
+    service = declared_service(onec)
+    client = service.client
     try:
         if not client.loaded:  # zeep reads the WSDL synchronously: not on this loop
             await asyncio.to_thread(client.load)
         for limit in (0, 1001):
             with pytest.raises(OnecFault) as caught:
-                await client.call("list_orders", {"limit": limit})
+                await service.call("list_orders", {"limit": limit})
             error = classify(caught.value, ledger=False)
             assert type(error) is PermanentError
             assert "invalid_request" in str(error)
             assert "limit" in str(error)
             assert "1..1000" in str(error)
-        page = await client.call("list_orders", {"limit": 1000})
+        page = await service.call("list_orders", {"limit": 1000})
         assert (page["items"], page["total"]) == ([], 0)
     finally:
         await client.close()
@@ -383,17 +392,28 @@ async def test_a_bad_cursor_is_refused_naming_it(onec: Onec) -> None:
 
 
 async def test_a_bad_created_from_is_refused_naming_it() -> None:
-    """Over the HTTP service a CreatedFrom is any JSON; one without an offset is refused."""
+    """Over the HTTP service a CreatedFrom is any JSON; one that is no moment is refused. A
+    time without an offset is one: 1C reads it as its local time (Moscow here, issue 14)."""
     started = await start("http")
-    client = build_client(started.options, 2.0, 1)
     try:
-        for moment in ("2026-11-22", "2026-11-22T00:00:00", "yesterday"):
-            with pytest.raises(OnecFault) as caught:
-                await client.call("list_customers", {"created_from": moment})
-            assert caught.value.code == "invalid_request"
-            assert "created_from" in caught.value.text
+        service = declared_service(started)
+        try:
+            for moment in ("2026-11-22", "yesterday", 20261122):
+                with pytest.raises(OnecFault) as caught:
+                    await service.call("list_customers", {"created_from": moment})
+                assert caught.value.code == "invalid_request", moment
+                assert "created_from" in caught.value.text
+            started.clock.now = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)  # 09:30 in Moscow
+            started.ledger.save_customer(
+                "op-late", "crm-late", json.dumps({"phone": "+79000000077"})
+            )
+            # Read as UTC, 09:00 would be after the customer was entered: it is Moscow's 09:00.
+            for local, total in (("2026-11-22T09:00:00", 1), ("2026-11-22T10:00:00", 0)):
+                page = await service.call("list_customers", {"created_from": local})
+                assert page["total"] == total, local
+        finally:
+            await service.client.close()
     finally:
-        await client.close()
         await stop(started)
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -85,8 +86,13 @@ def test_order_state_nests_the_document_under_1c_fields() -> None:
         "version": "2",
         "document": {"number": "A-1", "total": "10.00"},  # the site's number kept apart
     }
-    # 1C's local time without an offset is read as UTC (the contract's convention).
-    assert order_state({**record, "date": "2026-11-22T10:00:00"})["date"] == state["date"]
+    # 1C's local time without an offset is read in the infobase's zone: Moscow (UTC+3) unless
+    # the declaration says another (onec.md §5.3, issue 14); written in UTC.
+    assert order_state({**record, "date": "2026-11-22T13:00:00"})["date"] == state["date"]
+    assert order_state({**record, "date": "2026-11-22T10:00:00"}, zone=UTC) == state
+    yekaterinburg = ZoneInfo("Asia/Yekaterinburg")  # UTC+5
+    assert order_state({**record, "date": "2026-11-22T15:00:00"}, zone=yekaterinburg) == state
+    assert order_state(record, zone=yekaterinburg) == state  # an offset given wins
     assert order_state({**record, "date": datetime(2026, 11, 22, 10, tzinfo=UTC)}) == state
     for broken in ({"order": "[1]"}, {"order": "{not json"}, {"order": None}, {"date": "x"}):
         with pytest.raises(PermanentError, match="GetOrder"):

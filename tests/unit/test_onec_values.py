@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -97,9 +98,11 @@ def test_whole_numbers() -> None:
         ("", None),
         (None, None),
         ("2026-11-22T10:00:00Z", datetime(2026, 11, 22, 10, tzinfo=UTC)),
-        ("2026-11-22T10:00:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),  # 1C's local, as UTC
+        # 1C's local time without an offset, read in Moscow (UTC+3, no DST; onec.md §5.3).
+        ("2026-11-22T10:00:00", datetime(2026, 11, 22, 7, tzinfo=UTC)),
         ("2026-11-22T13:00:00+03:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),
-        ("22.11.2026 10:00:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),  # Строка(Дата)
+        ("22.11.2026 10:00:00", datetime(2026, 11, 22, 7, tzinfo=UTC)),  # Строка(Дата), local
+        (datetime(2026, 11, 22, 13), datetime(2026, 11, 22, 10, tzinfo=UTC)),  # naive: local
         (
             datetime(2026, 11, 22, 13, tzinfo=timezone(timedelta(hours=3))),
             datetime(2026, 11, 22, 10, tzinfo=UTC),
@@ -108,6 +111,34 @@ def test_whole_numbers() -> None:
 )
 def test_moments(value: Any, expected: datetime | None) -> None:
     assert read_moment(value, "as_of") == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "local", "expected"),
+    [
+        (UTC, "2026-11-22T10:00:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),
+        (UTC, "22.11.2026 10:00:00", datetime(2026, 11, 22, 10, tzinfo=UTC)),
+        (
+            ZoneInfo("Asia/Yekaterinburg"),
+            "2026-11-22T10:00:00",
+            datetime(2026, 11, 22, 5, tzinfo=UTC),
+        ),
+        (ZoneInfo("Europe/Berlin"), "22.11.2026 10:00:00", datetime(2026, 11, 22, 9, tzinfo=UTC)),
+        (
+            ZoneInfo("Europe/Berlin"),
+            "2026-07-22T10:00:00",
+            datetime(2026, 7, 22, 8, tzinfo=UTC),
+        ),  # DST
+    ],
+)
+def test_a_local_time_is_read_in_the_zone_given(
+    zone: tzinfo, local: str, expected: datetime
+) -> None:
+    assert read_moment(local, "as_of", zone) == expected
+    # A time that says its offset is that moment, whatever the zone; the empty date is none.
+    aware = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    assert read_moment("2026-11-22T13:00:00+03:00", "as_of", zone) == aware
+    assert read_moment("0001-01-01T00:00:00", "as_of", zone) is None
 
 
 def test_a_moment_that_is_no_date_is_refused() -> None:
@@ -119,7 +150,9 @@ def test_canonical_forms_for_a_soap_parser() -> None:
     assert canonical("decimal", f"1{NBSP}000,50", "balance") == "1000.50"
     assert canonical("boolean", "Ложь", "more") == "false"
     assert canonical("int", "1 000", "last_message_no") == "1000"
-    assert canonical("dateTime", "22.11.2026 10:00:00", "as_of") == "2026-11-22T10:00:00+00:00"
+    # Строка(Дата) is local time: read in the default zone (Moscow, UTC+3), written in UTC.
+    assert canonical("dateTime", "22.11.2026 10:00:00", "as_of") == "2026-11-22T07:00:00+00:00"
+    assert canonical("dateTime", "2026-11-22T10:00:00", "as_of") == "2026-11-22T10:00:00"
     assert canonical("dateTime", "0001-01-01T00:00:00", "as_of") == "0001-01-01T00:00:00"
     assert canonical("string", "1 000,50", "name") == "1 000,50"
 
