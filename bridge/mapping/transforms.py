@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import phonenumbers
 from pydantic import BaseModel, Field, field_validator
@@ -129,8 +129,18 @@ class PhoneParams(Strict):
 
     region: str = "RU"
     # e164 +79001234567 · digits 79001234567 · trunk 89001234567 (the country's trunk
-    # prefix and the national number, as Russians write it) · national 9001234567
-    format: Literal["e164", "digits", "trunk", "national"] = "e164"
+    # prefix and the national number, as Russians write it) · national 9001234567 ·
+    # international +7 900 123-45-67 · or a pattern whose # are the national number's
+    # digits: "+7 (###) ###-##-##" gives +7 (900) 123-45-67
+    format: str = "e164"
+
+    @field_validator("format")
+    @classmethod
+    def _form(cls, value: str) -> str:
+        if value not in _PHONE_FORMS and "#" not in value:
+            known = ", ".join(_PHONE_FORMS)
+            raise ValueError(f"{value!r}: one of {known}, or a pattern such as '8 (###) ###-##-##'")
+        return value
 
     @field_validator("region")
     @classmethod
@@ -153,9 +163,19 @@ def _phone(params: PhoneParams, _: BuildContext) -> Converter:
     return convert
 
 
+_PHONE_FORMS = ("e164", "digits", "trunk", "national", "international")
+
+
 def _phone_as(e164: str, form: str) -> str:
     number = phonenumbers.parse(e164)
     national = str(number.national_number)
+    if "#" in form:
+        if form.count("#") != len(national):
+            raise ValueProblem(f"the pattern has {form.count('#')} #, the number {len(national)}")
+        digits = iter(national)
+        return "".join(next(digits) if char == "#" else char for char in form)
+    if form == "international":
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     if form == "digits":
         return f"{number.country_code}{national}"
     if form == "national":

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.onec.wire import Wire, excerpt
+from connectors.onec.wire import Wire
 
 
 class HttpServiceClient:
@@ -45,7 +45,7 @@ class HttpServiceClient:
     async def request(
         self, method: str, path: str, query: Mapping[str, Any], body: Any
     ) -> tuple[int, Any, str]:
-        """(status, the JSON answer or None, an excerpt of the text) of one call.
+        """(status, the JSON answer or None when it is not JSON, the answer's text).
 
         A JSON number (ЗаписатьJSON writes an Число so) is read as a Decimal: amounts
         exact, never via a float; a UTF-8 BOM, which 1C may write, is fine.
@@ -63,7 +63,7 @@ class HttpServiceClient:
             doc = json.loads(answer.body, parse_float=Decimal) if answer.body else None
         except ValueError:
             doc = None
-        return answer.status, doc, excerpt(answer.text())
+        return answer.status, doc, answer.text()
 
     async def close(self) -> None:
         """Close the pooled connections (a later call opens a new pool)."""

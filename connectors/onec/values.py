@@ -182,8 +182,13 @@ def canonical(kind: str, value: str, field: str) -> str:
     if kind == "boolean":
         return "true" if read_bool(value, field) else "false"
     if kind == "dateTime":
-        moment = read_moment(value, field)
-        return value.strip() if moment is None else moment.isoformat()
+        # Respelt as it stands, a local time still without its offset: the reader that
+        # knows the infobase's zone (read_moment with the declaration's) places it.
+        text = value.strip()
+        moment = _iso(text) or _russian(text)
+        if moment is None:
+            raise OnecBadValue(field, f"{shown(value)} is not a date and time")
+        return moment.isoformat()
     return value
 
 

@@ -180,6 +180,8 @@ def test_exists_false_makes_an_empty_list_a_refusal() -> None:
         ("digits", "79001234567"),
         ("trunk", "89001234567"),
         ("national", "9001234567"),
+        ("international", "+7 900 123-45-67"),
+        ("+7 (###) ###-##-##", "+7 (900) 123-45-67"),
     ],
 )
 def test_the_phone_transform_writes_the_format_a_service_wants(form: str, written: str) -> None:

@@ -151,7 +151,8 @@ def test_canonical_forms_for_a_soap_parser() -> None:
     assert canonical("boolean", "Ложь", "more") == "false"
     assert canonical("int", "1 000", "last_message_no") == "1000"
     # Строка(Дата) is local time: read in the default zone (Moscow, UTC+3), written in UTC.
-    assert canonical("dateTime", "22.11.2026 10:00:00", "as_of") == "2026-11-22T07:00:00+00:00"
+    # Still local: the reader that knows the infobase's zone places it (read_moment).
+    assert canonical("dateTime", "22.11.2026 10:00:00", "as_of") == "2026-11-22T10:00:00"
     assert canonical("dateTime", "2026-11-22T10:00:00", "as_of") == "2026-11-22T10:00:00"
     assert canonical("dateTime", "0001-01-01T00:00:00", "as_of") == "0001-01-01T00:00:00"
     assert canonical("string", "1 000,50", "name") == "1 000,50"

@@ -23,7 +23,7 @@ from connectors.onec.contract import RECORDS, XsdType
 from connectors.onec.declared.model import Declaration, Declared, Refusal
 from connectors.onec.declared.spec import PLACEHOLDER, REFUSAL_CODES
 from connectors.onec.declared.vocabulary import CAPABILITIES
-from connectors.onec.values import OnecBadValue
+from connectors.onec.wire import excerpt
 
 # A logical answer field's XML Schema type, where it is not text (for 1C's spellings).
 _TYPES: dict[str, str] = {
@@ -108,7 +108,7 @@ class DeclaredService:
 
     async def _http(
         self, client: HttpServiceClient, declared: Declared, arguments: dict[str, Any]
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, dict[str, Any]]:
         assert declared.method is not None  # an HTTP capability has both (compiler.py)
         assert declared.path is not None
         in_path = arguments.get("path") or {}
@@ -124,13 +124,19 @@ class DeclaredService:
             return quote(str(value), safe="")
 
         path = PLACEHOLDER.sub(fill, declared.path)
-        status, document, excerpt = await client.request(
+        status, parsed, text = await client.request(
             declared.method, path, arguments.get("query") or {}, arguments.get("body")
         )
+        # A JSON object is read from its root; anything else (a list, a bare number, plain
+        # text such as 1C's "1 234,50") is `body` (DECLARATION.md, "HTTP answers").
+        if isinstance(parsed, dict):
+            document: dict[str, Any] = parsed
+        elif parsed is not None:
+            document = {"body": parsed}
+        else:
+            document = {"body": text.strip()} if text.strip() else {}
         if status >= 400 and not self._refusal_in(declared, document, status):
-            raise OnecHTTPError(status, excerpt)
-        if document is None and status < 400 and declared.answer:
-            raise OnecBadValue("answer", f"not JSON: {excerpt[:60]!r}", declared.label)
+            raise OnecHTTPError(status, excerpt(text))
         return status, document
 
     def _refusal_in(self, declared: Declared, document: Any, status: int) -> bool:
