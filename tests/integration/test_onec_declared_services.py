@@ -7,12 +7,14 @@ amount; a capability a service lacks is a 501 naming it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from tests.support.bonus import Bonus, BonusFactory, bonus_config, bonus_factory
 from tests.support.daemon import free_port
@@ -205,3 +207,29 @@ async def test_a_service_without_a_hold_answers_501_naming_it(
 def _root(bonus: Bonus) -> str:
     url: str = bonus.emulator.url
     return url.split("/base/", 1)[0]
+
+
+async def test_what_a_commit_needs_besides_the_hold_id_is_kept_with_the_hold(
+    tmp_path: Path, bonus_factory: BonusFactory
+) -> None:
+    """A commit keyed by the hold id *and* the card and order it was made for (a service that
+    checks them): the bridge keeps them with the hold and hands them back."""
+    service = SERVICES["http_json"]
+    config = config_for(tmp_path, service)
+    folder = ROOT / service.folder
+    declaration = yaml.safe_load((folder / "declaration.yaml").read_text(encoding="utf-8"))
+    declaration["capabilities"]["commit"]["args"] += [
+        {"to": "body.card", "from": "customer_id"},
+        {"to": "body.order", "from": "order_id"},
+    ]
+    config["systems"]["onec"]["options"]["service"] = declaration  # inline, in config.yaml
+    bonus = await bonus_factory("onec", config=config)
+    rsv = await held(bonus, "300.00", "A-9")
+    stored = await bonus.runtime.store.get_reservation(rsv["id"])
+    kept = json.loads(stored.master_ref or "")
+    assert kept == {"hold": "H-17", "customer_id": "2000000000015", "order_id": "A-9"}
+    status, done = await bonus.call("POST", f"{RSV}/{rsv['id']}/commit", {"amount": "300.00"})
+    assert status in (200, 202), done
+    await settled(bonus, rsv["id"], "committed")
+    assert await available(bonus, service) == "700.00"
+    assert bonus.emulator.calls["commit"] == 1
