@@ -128,9 +128,7 @@ def build_connectors(
         try:
             connector = ctype.create(name, system, options)
         except Exception as exc:  # a connector refusing its settings names the reason
-            # A file the options name may have many problems, each at its own file:line.
-            found = getattr(exc, "problems", None) or [str(exc)]
-            problems += [ConnectorProblem(("systems", name), f"{system.type}: {p}") for p in found]
+            problems += _refusal_problems(name, system.type, exc)
             continue
         built.by_system[name] = connector
         built.types[name] = ctype
@@ -155,6 +153,17 @@ def build_connectors(
         message = f"the {settings.systems[master].type} connector cannot be the bonus master"
         problems.append(ConnectorProblem(("bonus", "master"), message))
     return built, problems
+
+
+def _refusal_problems(name: str, kind: str, exc: Exception) -> list[ConnectorProblem]:
+    """Why a connector refused its settings: at places under its options when it names them
+    (``located``), else each of its ``problems`` (a file the options name, at its own
+    file:line), else its message."""
+    located = getattr(exc, "located", None)
+    if located:
+        return [ConnectorProblem(("systems", name, "options", *at), text) for at, text in located]
+    found = getattr(exc, "problems", None) or [str(exc)]
+    return [ConnectorProblem(("systems", name), f"{kind}: {problem}") for problem in found]
 
 
 def option_problems(

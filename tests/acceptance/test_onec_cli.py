@@ -187,3 +187,22 @@ async def test_check_names_each_problem_of_a_declaration_at_its_line(tmp_path: P
     assert code == 1
     assert f"{declaration}:8: capabilities.balance.args[0].from: 'client' is not in" in err
     assert f"{declaration}:9: capabilities.reserve.done_by_1c: 'at_sale': not possible" in err
+
+
+async def test_check_names_a_problem_of_an_inline_declaration_at_its_line_in_config(
+    tmp_path: Path,
+) -> None:
+    service = {
+        "version": 1,
+        "transport": "soap",
+        "soap": {"service": "Бонусы"},
+        "capabilities": {"balance": {"operation": "Остаток", "args": [{"to": "A", "from": "x"}]}},
+    }
+    options = {"address": "http://127.0.0.1:9/base/ws/x.1cws", "service": service}
+    config = config_for(tmp_path, options)
+    code, _, err = await run_cli(config, "check")
+    assert code == 1
+    lines = config.read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip().endswith("from: x"))
+    where = "systems.onec.options.service.capabilities.balance.args[0].from"
+    assert f"{config}:{line}: {where}: 'x' is not in balance's request" in err

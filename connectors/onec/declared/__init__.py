@@ -28,7 +28,7 @@ def declaration_for(
     if service is None:
         return reference_declaration(None if naming == Naming() else naming, transport)
     if isinstance(service, dict):
-        declared = declaration_from(service, "options.service")
+        declared = declaration_from(service, "options.service", ("service",))
     else:
         path = Path(service)
         declared = load_declaration(path if path.is_absolute() else config_dir / path)

@@ -31,11 +31,17 @@ _HTTP_PLACES = ("path", "query", "body")
 
 
 class DeclarationError(Exception):
-    """A declaration with problems; ``problems`` lists each as ``file:line: key: message``."""
+    """A declaration with problems; ``problems`` lists each as ``file:line: key: message``.
+    ``located``: for one given inline in the options, each as (key path under the options,
+    message), so ``bridge check`` names its line in config.yaml."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(
+        self, problems: list[str], located: list[tuple[KeyPath, str]] | None = None
+    ) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.located = located or []
+        self.findings: list[Finding] = []
 
 
 def load_declaration(path: Path) -> Declaration:
@@ -44,9 +50,15 @@ def load_declaration(path: Path) -> Declaration:
     return _compiled(document, problems, str(path))
 
 
-def declaration_from(data: Any, where: str) -> Declaration:
-    """A declaration given inline (in config.yaml); ``where`` names its place there."""
-    return _compiled(Document(where, data), [], where)
+def declaration_from(data: Any, where: str, at: KeyPath = ()) -> Declaration:
+    """A declaration given inline (in config.yaml); ``where`` names its place there, ``at``
+    is its key path under the options (for problems located in config.yaml)."""
+    try:
+        return _compiled(Document(where, data), [], where)
+    except DeclarationError as exc:
+        if at:
+            exc.located = [(at + p.path, p.message) for p in exc.findings]
+        raise
 
 
 def _compiled(document: Document, problems: list[Finding], source: str) -> Declaration:
@@ -57,7 +69,9 @@ def _compiled(document: Document, problems: list[Finding], source: str) -> Decla
     declared = _compile(document.data, findings, source)
     if findings.problems or declared is None:
         ordered = sorted(findings.problems, key=lambda p: p.line or 0)
-        raise DeclarationError([str(p) for p in ordered])
+        error = DeclarationError([str(p) for p in ordered])
+        error.findings = ordered
+        raise error
     return declared
 
 
