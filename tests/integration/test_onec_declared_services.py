@@ -233,3 +233,33 @@ async def test_what_a_commit_needs_besides_the_hold_id_is_kept_with_the_hold(
     await settled(bonus, rsv["id"], "committed")
     assert await available(bonus, service) == "700.00"
     assert bonus.emulator.calls["commit"] == 1
+
+
+async def test_a_max_write_off_served_by_its_own_operation_is_asked_for_a_cart(
+    tmp_path: Path, bonus_factory: BonusFactory
+) -> None:
+    service = SERVICES["http_json"]
+    config = config_for(tmp_path, service)
+    folder = ROOT / service.folder
+    declaration = yaml.safe_load((folder / "declaration.yaml").read_text(encoding="utf-8"))
+    balance = declaration["capabilities"]["balance"]
+    balance["answer"] = [r for r in balance["answer"] if r["to"] != "max_redeemable"]
+    balance["args"] = [r for r in balance["args"] if r["from"] != "cart_total"]
+    declaration["capabilities"]["max_redeemable"] = {
+        "method": "GET",
+        "path": "/cards/{card}/balance",
+        "args": [
+            {"to": "path.card", "from": "customer_id"},
+            {"to": "query.sum", "from": "cart_total", "transform": "money"},
+        ],
+        "answer": [{"to": "max_redeemable", "from": "data.maxWriteOff"}],
+    }
+    config["systems"]["onec"]["options"]["service"] = declaration
+    bonus = await bonus_factory("onec", config=config)
+    status, body = await bonus.balance({"customer": {"phone": PHONE}, "cart": {"total": "600.00"}})
+    assert (status, body["available"], body["max_redeemable"]) == (200, "1000.00", "300.00"), body
+    assert bonus.emulator.calls["balance"] == 2  # the balance, then the limit for the cart
+    status, body = await bonus.balance({"customer": {"phone": PHONE}})
+    assert status == 200
+    assert "max_redeemable" not in body or body["max_redeemable"] is None
+    assert bonus.emulator.calls["balance"] == 3  # no cart: no second call
