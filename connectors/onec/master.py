@@ -92,8 +92,11 @@ class OnecMaster:
         )
 
     def _who(self, customer_id: str) -> dict[str, Any]:
-        """The request's customer fields: the id, and the phone or card it is."""
+        """The request's customer fields: the id, and the phone or card it is where the
+        service keys customers so (no find_customer: by phone unless it says card)."""
         key = self._declared.customer
+        if key is None and self._declared.calls("find_customer") is None:
+            key = "phone"
         return {
             "customer_id": customer_id,
             "phone": customer_id if key == "phone" else None,

@@ -26,6 +26,7 @@ NOT_DECLARED = "not declared"
 FAILING = "declared but failing"
 NOT_TRIED = "declared, not tried (it writes)"
 DONE_BY_1C = "done by 1C"
+SUSPECT = "it accepted a probe for no one: is its refusal declared?"
 
 # A valid mobile number in a block no one is given out of (+7 900 000-00-00), a card no one
 # has: a look-up or a hold for them is refused, never made.
@@ -105,6 +106,10 @@ async def _probe(service: DeclaredService, capability: str, call: Call) -> Row:
         if isinstance(cause, OnecFault) and cause.code is not None:
             return Row(capability, AVAILABLE, label, f"refused the probe: {cause.code}")
         return Row(capability, FAILING, label, str(exc))
+    if CAPABILITIES[capability].changes_state:
+        # The probe's customer, hold and operation exist nowhere: a service that says "done"
+        # to them says it to anything, or refuses in a way the declaration does not name.
+        return Row(capability, AVAILABLE, label, SUSPECT)
     return Row(capability, AVAILABLE, label)
 
 

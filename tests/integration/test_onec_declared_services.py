@@ -263,3 +263,16 @@ async def test_a_max_write_off_served_by_its_own_operation_is_asked_for_a_cart(
     assert status == 200
     assert "max_redeemable" not in body or body["max_redeemable"] is None
     assert bonus.emulator.calls["balance"] == 3  # no cart: no second call
+
+
+async def test_without_find_customer_a_service_is_keyed_by_phone_unless_it_says_card(
+    tmp_path: Path, bonus_factory: BonusFactory
+) -> None:
+    service = SERVICES["cyrillic_soap"]
+    config = config_for(tmp_path, service)
+    folder = ROOT / service.folder
+    declaration = yaml.safe_load((folder / "declaration.yaml").read_text(encoding="utf-8"))
+    del declaration["customer"]  # the default: the phone is the key
+    config["systems"]["onec"]["options"]["service"] = declaration
+    bonus = await bonus_factory("onec", config=config)
+    assert await available(bonus, service) == "1000.00"

@@ -129,7 +129,13 @@ def _refusal_of(when: list[dict[str, object]], **more: object) -> object:
             "version": 1,
             "transport": "http",
             "refusal": {"when": when, **more},
-            "capabilities": {"balance": {"method": "GET", "path": "/b"}},
+            "capabilities": {
+                "balance": {
+                    "method": "GET",
+                    "path": "/b",
+                    "answer": [{"to": "balance", "from": "b"}],
+                }
+            },
         },
         "test",
     )
@@ -198,3 +204,31 @@ def test_check_says_which_features_a_declaration_enables() -> None:
         load_declaration(ROOT / "tests/fixtures/onec_services/lookup_only/declaration.yaml")
     )
     assert lookup[1].startswith("reservations: off (reserve not declared")
+
+
+def test_an_answer_must_give_what_the_bridge_cannot_do_without() -> None:
+    with pytest.raises(DeclarationError) as caught:
+        declaration_from(
+            {
+                "version": 1,
+                "transport": "http",
+                "capabilities": {
+                    "find_customer": {
+                        "method": "GET",
+                        "path": "/c",
+                        "answer": [{"to": "name", "from": "n"}],
+                    },
+                    "balance": {
+                        "method": "GET",
+                        "path": "/b",
+                        "answer": [{"to": "level", "from": "l"}],
+                    },
+                    "commit": {"done_by_1c": "at_sale", "operation": "X"},
+                },
+            },
+            "test",
+        )
+    text = "\n".join(caught.value.problems)
+    assert "find_customer.answer: find_customer must give customer_id" in text
+    assert "balance.answer: balance must give balance or available" in text
+    assert "commit: done_by_1c: 1C does it itself; drop operation" in text

@@ -133,6 +133,7 @@ def _capability(
     if isinstance(body, dict):
         _check_args(body.get("args"), known.request, spec, at, transport, findings)
         _check_answer(body.get("answer"), known.answer, at, findings)
+        _check_needs(body.get("answer"), known.needs, at, findings)
     refusal = _refusal(body.get("refusal"), findings, (*at, "refusal"), compiler)
     return Declared(
         name=name,
@@ -153,7 +154,8 @@ def _done_by_1c(name: str, spec: CapabilitySpec, at: KeyPath, findings: Findings
         findings.add((*at, "done_by_1c"), f"{spec.done_by_1c!r}: {what}")
     others = spec.model_fields_set - {"done_by_1c"}
     if others:
-        findings.add(at, f"done_by_1c: 1C does it itself, so {', '.join(sorted(others))} go")
+        dropped = ", ".join(sorted(others))
+        findings.add(at, f"done_by_1c: 1C does it itself; drop {dropped} (nothing is called)")
     return Declared(name=name, done_by_1c=spec.done_by_1c)
 
 
@@ -215,6 +217,22 @@ def _check_answer(raw: Any, fields: tuple[str, ...], at: KeyPath, findings: Find
         if target and target[0] not in fields:
             message = f"{target[0]!r} is not in {at[-1]}'s answer (it has {', '.join(fields)})"
             findings.add((*at, "answer", index, "to"), message)
+
+
+def _check_needs(raw: Any, needs: tuple[str, ...], at: KeyPath, findings: Findings) -> None:
+    """An answer must give what the bridge cannot do without (find_customer: the id)."""
+    given = {
+        target[0]
+        for rule in (raw if isinstance(raw, list) else [])
+        if isinstance(rule, dict) and (target := _path(rule.get("to")))
+    }
+    for need in needs:  # "balance|available": one of them will do
+        choices = need.split("|")
+        if not given.intersection(choices):
+            wanted = " or ".join(choices)
+            findings.add(
+                (*at, "answer"), f"{at[-1]} must give {wanted} (a rule `to: {choices[0]}`)"
+            )
 
 
 def _refusal(raw: Any, findings: Findings, at: KeyPath, compiler: RuleCompiler) -> Refusal | None:

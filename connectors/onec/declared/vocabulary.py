@@ -25,8 +25,8 @@ _DONE = ("operation_id", "kind", "status", "reservation_id", "amount", "balance"
 
 @dataclass(frozen=True)
 class Capability:
-    """One capability: its request fields, answer fields (the required ones first in
-    ``needs``) and the bridge feature it serves."""
+    """One capability: its request fields, answer fields, what its answer must give
+    (``needs``; ``a|b``: one of them) and the bridge feature it serves."""
 
     name: str
     feature: str
@@ -55,7 +55,7 @@ CAPABILITIES: Mapping[str, Capability] = MappingProxyType({c.name: c for c in (
                needs=("customer_id",)),
     Capability("balance", "look-ups", (*_WHO, "cart_total"),
                ("customer_id", "balance", "reserved", "available", "max_redeemable", "level",
-                "as_of")),
+                "as_of"), needs=("balance|available",)),
     Capability("max_redeemable", "look-ups", (*_WHO, "cart_total"), ("max_redeemable",),
                needs=("max_redeemable",)),
     Capability("reserve", "reservations",
