@@ -1,19 +1,26 @@
-"""Latency of a 1C balance call through the connector against a raw client making the same
-call over the same transport (zeep's async path or aiohttp), on the same event loop."""
+"""CPU and latency of one 1C balance call through the declaration layer (issue 14) against
+the connector as it was before it, and against a raw client, over SOAP and the HTTP service:
+the same run, the same emulator process, the variants interleaved in rounds."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
+import random
 import select
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
@@ -23,6 +30,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import requests
 import zeep
+import zeep.exceptions
 import zeep.helpers
 import zeep.wsdl.utils
 from guard import Deadline  # bench/ is on sys.path when run as a script
@@ -30,15 +38,30 @@ from requests.auth import HTTPBasicAuth
 
 from bridge.ledger import LedgerBalance
 from bridge.settings import DeliverySettings, SystemSettings
+from connectors.onec import answers
+from connectors.onec.answers import read_answer
+from connectors.onec.client import (
+    _ANSWERING,
+    HttpServiceClient,
+    OnecContractMismatch,
+    OnecFault,
+    OnecHTTPError,
+    SoapClient,
+)
 from connectors.onec.connector import ONEC, OnecConnector
+from connectors.onec.contract import OPERATIONS, Record, XsdType
+from connectors.onec.http_client import dump_json
+from connectors.onec.naming import NamedOperation, Naming
 from connectors.onec.wire import Answer
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE, CART, USER, PASSWORD = "+79000000001", Decimal("300"), "bridge", "sandbox"
 TIMEOUT, CONCURRENCY = 5.0, 4
+TARGET = 1.10  # issue 14: the declaration layer adds no more than 10 % CPU per call
 PCTS = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
 # The emulator's own process: it prints its URLs as one JSON line, then serves until the
-# bench closes its stdin, so client and server never share an event loop or a GIL.
+# bench closes its stdin, so client and server never share an event loop, a GIL or the
+# bench's process_time().
 EMULATOR = """
 import asyncio, json, sys
 from connectors.onec.emulator import OnecEmulator
@@ -53,16 +76,19 @@ async def main() -> None:
 
 asyncio.run(main())
 """
+Call = Callable[[], Awaitable[object]]
 
 
 @dataclass
 class Variant:
-    """One way of making the balance call: a blocking function or a coroutine function."""
+    """One way of making the balance call (a coroutine function) and what it measured."""
 
     key: str
     label: str
-    sync: Callable[[], object] | None = None
-    coro: Callable[[], Awaitable[object]] | None = None
+    call: Call
+    lat: list[float] = field(default_factory=list)
+    cpu: float = 0.0  # process CPU seconds over its blocks
+    cpu_rounds: list[float] = field(default_factory=list)  # CPU s per call, each round
 
 
 class Reply(NamedTuple):
@@ -78,9 +104,8 @@ class AioTransport(zeep.Transport):
     """zeep's async path over a bare aiohttp session: the least a raw async client needs.
 
     zeep's own ``AsyncTransport`` is built on httpx, which the project does not install; this
-    is the connector's transport without its checks. The WSDL is read with ``requests``,
-    as in the connector. ``canned``, once set, is answered without any I/O (the envelope is
-    still serialized, as the connector's transport does before its canned ``Wire.post``).
+    is the connector's transport without its checks. ``canned``, once set, is answered
+    without any I/O (the envelope is still serialized, as the connector's transport does).
     """
 
     def __init__(self, http: aiohttp.ClientSession, session: requests.Session) -> None:
@@ -99,15 +124,114 @@ class AioTransport(zeep.Transport):
         return self.last
 
 
-@dataclass
-class RawClients:
-    """The same call with no bridge code: async (the judged baseline) and blocking (the
-    baseline before 2026-11-23), and what the raw client does besides the network."""
+# -- the connector before issue 14 (commit 80c9529), on today's wire clients -----------------
 
-    raw: Variant
-    sync: Variant
-    canned: Callable[[bytes], Awaitable[object]]
-    session: requests.Session
+
+class Before14:
+    """What ``SoapClient.call`` / ``HttpServiceClient.call`` did per call before issue 14
+    (``git show 80c9529:connectors/onec/client.py``), over the connector's own wire client:
+    the same zeep service, ``_SoapTransport`` and ``Wire``, the reference names through
+    ``Naming().resolve(logical)``, the old renaming both ways."""
+
+    def __init__(self, client: SoapClient | HttpServiceClient, naming: Naming) -> None:
+        self.client = client
+        self.naming = naming
+        self._kinds: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+
+    async def call(self, logical: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The old ``client.call(logical, params)``: a record by logical names."""
+        if isinstance(self.client, SoapClient):
+            return await self._soap(self.client, logical, params)
+        return await self._http(self.client, logical, params)
+
+    async def _soap(
+        self, client: SoapClient, logical: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        service = client._service
+        if service is None:
+            raise OnecContractMismatch("the WSDL is not loaded yet (SoapClient.load)")
+        named = self.naming.resolve(logical)
+        values = named.params_to_elements({k: v for k, v in params.items() if v is not None})
+        operation = getattr(service, named.name, None)
+        if operation is None:
+            raise OnecContractMismatch(f"the WSDL lacks {named.name} ({logical})")
+        # The old transport read the NamedOperation and looked its kinds up in a cache; today's
+        # takes (operation, kinds): the same lookup, done here.
+        _ANSWERING.set((named.name, self.answer_kinds(named)))
+        try:
+            answer = await operation(**values)
+        except zeep.exceptions.Fault as exc:
+            raise OnecFault(str(exc.message or ""), status=500) from exc
+        except zeep.exceptions.TransportError as exc:
+            raise OnecHTTPError(exc.status_code, str(exc.content or "")[:200]) from exc
+        plain = zeep.helpers.serialize_object(answer, dict)  # type: ignore[no-untyped-call]
+        if not isinstance(plain, dict):
+            raise OnecContractMismatch(f"{named.name}: expected a record, got {plain!r:.80}")
+        record = plain.get("return", plain) if "return" in plain else plain
+        return named.result_from_elements(record)
+
+    def answer_kinds(self, named: NamedOperation) -> dict[str, tuple[str, str]]:
+        """The old ``client.answer_kinds``: element → (XML Schema type, field), cached."""
+        key = (named.name, named.soap_action)
+        if key not in self._kinds:
+            kinds: dict[str, tuple[str, str]] = {}
+            clashes: set[str] = set()
+            records: list[Record] = list(named.contract.result.walk())
+            for record in records:
+                for f in record.fields:
+                    if not isinstance(f.type, XsdType) or f.type is XsdType.STRING:
+                        continue
+                    element, kind = named.fields[f.name], (f.type.value, f.name)
+                    if kinds.setdefault(element, kind) != kind:
+                        clashes.add(element)
+            self._kinds[key] = {e: k for e, k in kinds.items() if e not in clashes}
+        return self._kinds[key]
+
+    async def _http(
+        self, client: HttpServiceClient, logical: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        path = OPERATIONS[logical].http_path
+        body = {k: _jsonable(v) for k, v in params.items() if v is not None}
+        answer = await client._wire.post(
+            f"{client._root}/{path.lstrip('/')}",
+            json.dumps(body, allow_nan=False).encode(),
+            {"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            doc = json.loads(answer.body, parse_float=Decimal)
+        except ValueError:
+            doc = None
+        if answer.status < 400 and isinstance(doc, dict):
+            return doc
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("code"), str):
+            text = f"{error['code']}: {error.get('message', '')}"
+            raise OnecFault(text, code=error["code"], status=answer.status)
+        raise OnecHTTPError(answer.status, answer.text()[:200])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def before14_balance(connector: OnecConnector, old: Before14) -> Callable[..., Awaitable[Any]]:
+    """The old ``connector.balance()`` (80c9529: ``OnecMaster.balance`` over
+    ``OnecConnector._call``): ``_bounded`` around the old client call, then the conversion."""
+
+    async def balance(customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
+        params = {"customer_id": customer_id, "cart_total": cart_total}
+        if not connector._client.loaded:
+            raise OnecContractMismatch("not loaded")
+        r = await connector._bounded(old.call("balance", params), ledger=True)
+        received = datetime.now(UTC)
+        return read_answer("balance", lambda record: answers.balance(record, received), r)
+
+    return balance
+
+
+# -- measuring -------------------------------------------------------------------------------
 
 
 def stats(lat: list[float]) -> dict[str, Any]:
@@ -117,24 +241,59 @@ def stats(lat: list[float]) -> dict[str, Any]:
     return {"count": n, "mean_ms": round(sum(lat) / max(n, 1) * 1000, 4)} | ms
 
 
-async def measure(variant: Variant, n: int) -> list[float]:
-    """Call ``variant`` ``n`` times one after another; the latency of each call."""
+async def measure(call: Call, n: int) -> list[float]:
+    """Call ``call`` ``n`` times one after another; the latency of each call."""
     lat: list[float] = []
     clock = time.perf_counter
-    if variant.sync is not None:
-        fn = variant.sync
-        for _ in range(n):
-            t0 = clock()
-            fn()
-            lat.append(clock() - t0)
-    else:
-        assert variant.coro is not None
-        coro = variant.coro
-        for _ in range(n):
-            t0 = clock()
-            await coro()
-            lat.append(clock() - t0)
+    for _ in range(n):
+        t0 = clock()
+        await call()
+        lat.append(clock() - t0)
     return lat
+
+
+async def run_rounds(variants: list[Variant], calls: int, rounds: int, seed: int) -> float:
+    """``calls`` calls of each variant in ``rounds`` rounds; within a round each variant makes
+    its share back to back, timed, with the process CPU over its block. The order is shuffled
+    afresh each round (seeded): a fixed rotation would leave each variant after the same
+    neighbour most of the time, and what ran just before shows in the CPU figures by a few
+    µs. The wall time of the whole."""
+    sizes = [calls // rounds + (i < calls % rounds) for i in range(rounds)]
+    order, shuffle = list(variants), random.Random(seed).shuffle
+    t0 = time.perf_counter()
+    for size in sizes:
+        shuffle(order)
+        for v in order:
+            c0 = time.process_time()
+            v.lat += await measure(v.call, size)
+            spent = time.process_time() - c0
+            v.cpu += spent
+            v.cpu_rounds.append(spent / size)
+    return time.perf_counter() - t0
+
+
+def figures(v: Variant) -> dict[str, Any]:
+    """A variant's latency percentiles and CPU per call."""
+    return stats(v.lat) | {
+        "label": v.label,
+        "cpu_us_per_call": round(v.cpu / max(len(v.lat), 1) * 1e6, 1),
+    }
+
+
+def ratio(variants: dict[str, Variant], a: str, b: str) -> dict[str, Any]:
+    """CPU per call of ``a`` over ``b`` (same run, same rounds), and its spread by round."""
+    va, vb = variants[a], variants[b]
+    per_round = sorted(x / y for x, y in zip(va.cpu_rounds, vb.cpu_rounds, strict=True) if y)
+    quarter = max(len(per_round) // 4, 0)
+    return {
+        "ratio": round((va.cpu / len(va.lat)) / (vb.cpu / len(vb.lat)), 4),
+        "cpu_us_delta": round((va.cpu / len(va.lat) - vb.cpu / len(vb.lat)) * 1e6, 1),
+        "round_median": round(statistics.median(per_round), 4),
+        "round_middle_half": [round(per_round[quarter], 4), round(per_round[-1 - quarter], 4)],
+    }
+
+
+# -- the emulator and the clients -------------------------------------------------------------
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -167,7 +326,7 @@ def stop_emulator(proc: subprocess.Popen[str]) -> int | None:
 
 
 def make_connector(transport: str, urls: dict[str, str]) -> OnecConnector:
-    """The 1C connector as the bridge builds it, pointed at the emulator."""
+    """The 1C connector as the bridge builds it (reference contract), at the emulator."""
     where = {"address": urls["url"]} if transport == "soap" else {"url": urls["hs_url"]}
     options = {"transport": transport, "username": USER, "password": PASSWORD, **where}
     system = SystemSettings(
@@ -177,57 +336,41 @@ def make_connector(transport: str, urls: dict[str, str]) -> OnecConnector:
     return ONEC.create("onec", system, ONEC.options_model.model_validate(options))
 
 
-def raw_clients(
+def raw_client(
     transport: str, urls: dict[str, str], cid: str, http: aiohttp.ClientSession
-) -> RawClients:
-    """The raw clients for ``transport``; ``http`` is a keep-alive aiohttp session."""
-    session = requests.Session()  # keep-alive: a bare requests.post would reconnect
-    session.auth = HTTPBasicAuth(USER, PASSWORD)
+) -> tuple[Call, Callable[[bytes], Awaitable[object]]]:
+    """The raw call for ``transport`` over ``http``, and the same with the network canned."""
     if transport == "soap":
-        blocking = zeep.Transport(session=session)  # type: ignore[no-untyped-call]
-        sync_service = zeep.Client(urls["wsdl_url"], transport=blocking).service  # type: ignore[no-untyped-call]
+        session = requests.Session()  # the WSDL only
+        session.auth = HTTPBasicAuth(USER, PASSWORD)
         aio = AioTransport(http, session)
         service = zeep.AsyncClient(urls["wsdl_url"], transport=aio).service  # type: ignore[no-untyped-call]
-
-        def sync_raw() -> object:
-            return sync_service.GetBalance(CustomerId=cid, CartTotal=CART)
+        session.close()
 
         async def raw() -> object:
             return await service.GetBalance(CustomerId=cid, CartTotal=CART)
 
-        async def canned(answer: bytes) -> object:  # the last reply stands in for it
+        async def canned(answer: bytes) -> object:  # the last real reply stands in for it
             aio.canned = aio.last
             try:
                 return await service.GetBalance(CustomerId=cid, CartTotal=CART)
             finally:
                 aio.canned = None
 
-        labels = ("raw zeep async (aiohttp)", "raw zeep sync (requests), reference")
-    else:
-        balance_url = f"{urls['hs_url']}/v1/balance"
-        body = {"customer_id": cid, "cart_total": str(CART)}
+        return raw, canned
+    balance_url = f"{urls['hs_url']}/v1/balance"
+    body = {"customer_id": cid, "cart_total": str(CART)}
 
-        def sync_raw() -> object:
-            response = session.post(balance_url, json=body, timeout=TIMEOUT)
+    async def raw_http() -> object:
+        async with http.post(balance_url, json=body) as response:
             response.raise_for_status()
-            return response.json()
+            return await response.json()
 
-        async def raw() -> object:
-            async with http.post(balance_url, json=body) as response:
-                response.raise_for_status()
-                return await response.json()
+    async def canned_http(answer: bytes) -> object:
+        json.dumps(body)
+        return json.loads(answer)
 
-        async def canned(answer: bytes) -> object:
-            json.dumps(body)
-            return json.loads(answer)
-
-        labels = ("raw aiohttp", "raw requests (sync), reference")
-    return RawClients(
-        Variant("raw", labels[0], coro=raw),
-        Variant("sync", labels[1], sync=sync_raw),
-        canned,
-        session,
-    )
+    return raw_http, canned_http
 
 
 def check_raw(transport: str, answer: Any) -> None:
@@ -240,142 +383,215 @@ def check_raw(transport: str, answer: Any) -> None:
         raise SystemExit(f"unexpected raw balance answer: {answer!r:.300}")
 
 
-async def parts(
-    connector: OnecConnector, transport: str, cid: str, raw: RawClients, n: int
-) -> dict[str, dict[str, Any]]:
-    """The connector's own work with the network taken out: the wire answers a recorded reply."""
-    client, params = connector._client, {"customer_id": cid, "cart_total": CART}
-    wire = client._wire
-    real_post, recorded = wire.post, []
+@dataclass
+class Setup:
+    """One transport's connector, its before-issue-14 twin and a raw client, all warm."""
 
-    async def recording(url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-        recorded.append(await real_post(url, body, headers))
-        return recorded[-1]
+    transport: str
+    connector: OnecConnector
+    old: Before14
+    cid: str
+    raw: Call
+    raw_canned: Callable[[bytes], Awaitable[object]]
+    zeep_answer: Any = None  # SOAP: zeep's answer object, what the old client renamed
+    document: Any = None  # what the declared answer rules map: the wrapped answer, or JSON
 
-    async def replaying(url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-        return recorded[-1]
+    @property
+    def params(self) -> dict[str, Any]:
+        """The balance request as the master gives it (by the bridge's names)."""
+        return {"customer_id": self.cid, "cart_total": CART}
 
-    async def nothing() -> None:
-        return None
-
-    out: dict[str, dict[str, Any]] = {}
-    wire.post = recording  # type: ignore[method-assign]
-    try:
-        await client.call("balance", params)
-        wire.post = replaying  # type: ignore[method-assign]
-        variants = [
-            Variant("raw_canned", "", coro=lambda: raw.canned(recorded[-1].body)),
-            Variant("client_canned", "", coro=lambda: client.call("balance", params)),
-            Variant("connector_canned", "", coro=lambda: connector.balance(cid, CART)),
-            Variant("bounded", "", coro=lambda: connector._bounded(nothing())),
+    def variants(self) -> list[Variant]:
+        """The balance call five ways: raw, the wire layer and the connector, each before
+        issue 14 and today."""
+        old_balance = before14_balance(self.connector, self.old)
+        service, cid, params = self.connector.service, self.cid, self.params
+        raw_label = "raw zeep async (aiohttp)" if self.transport == "soap" else "raw aiohttp"
+        return [
+            Variant("raw", raw_label, self.raw),
+            Variant(
+                "baseline",
+                "before 14: wire client + Naming",
+                lambda: self.old.call("balance", params),
+            ),
+            Variant("declared", "DeclaredService.call()", lambda: service.call("balance", params)),
+            Variant("old_connector", "before 14: old balance()", lambda: old_balance(cid, CART)),
+            Variant("connector", "connector.balance()", lambda: self.connector.balance(cid, CART)),
         ]
-        if transport == "soap":
-            naming = connector.options.operations
-            answer = await raw.raw.coro()  # type: ignore[misc]
 
-            def rename() -> object:
-                named = naming.resolve("balance")
-                named.params_to_elements(params)
-                plain = zeep.helpers.serialize_object(answer, dict)  # type: ignore[no-untyped-call]
-                return named.result_from_elements(plain)
+    def pure_steps(self) -> list[Variant]:
+        """The renaming alone, before issue 14 and as declared, both ways, no I/O."""
+        declared = self.connector.declaration.calls("balance")
+        assert declared is not None
+        naming, params = self.old.naming, self.params
+        answer, document = self.zeep_answer, self.document
 
-            variants.append(Variant("rename", "", sync=rename))
-        record = await client.call("balance", params)
+        async def old_rename() -> object:
+            if answer is None:  # HTTP: the body by the bridge's names, the JSON returned as is
+                json.dumps({k: _jsonable(v) for k, v in params.items() if v is not None})
+                return document
+            named = naming.resolve("balance")
+            named.params_to_elements({k: v for k, v in params.items() if v is not None})
+            plain = zeep.helpers.serialize_object(answer, dict)  # type: ignore[no-untyped-call]
+            return named.result_from_elements(plain)
 
-        async def canned(logical: str, **_: Any) -> dict[str, Any]:
-            return record
+        async def declared_rules() -> object:
+            arguments = declared.arguments({k: v for k, v in params.items() if v is not None})
+            if answer is None:  # what HttpServiceClient.request does to the body
+                dump_json(arguments["body"])
+            else:  # what SoapClient.call does to zeep's answer
+                zeep.helpers.serialize_object(answer, dict)  # type: ignore[no-untyped-call]
+            return declared.record(document)
 
-        for v in variants:
-            out[v.key] = stats(await measure(v, n))
-        connector._call = canned  # type: ignore[method-assign]
-        assert isinstance(await connector.balance(cid, CART), LedgerBalance)
-        convert = Variant("convert", "", coro=lambda: connector.balance(cid, CART))
-        out["convert"] = stats(await measure(convert, n))
+        if answer is None:
+            what, steps = "_jsonable, json.dumps", "arguments, dump_json, record"
+        else:
+            what = "resolve, params_to_elements, serialize_object, result_from_elements"
+            steps = "arguments, serialize_object, record"
+        return [
+            Variant("old_rename", f"  old renaming alone ({what})", old_rename),
+            Variant("declared_rules", f"  declared rules alone ({steps})", declared_rules),
+        ]
+
+
+async def set_up(
+    connector: OnecConnector, transport: str, urls: dict[str, str], http: aiohttp.ClientSession
+) -> Setup:
+    """Start the connector (WSDL loaded), find the customer, check every variant's answer."""
+    await connector.start()
+    cid = (await connector.find_customer(phone=PHONE)).customer_id
+    raw, canned = raw_client(transport, urls, cid, http)
+    check_raw(transport, await raw())
+    s = Setup(transport, connector, Before14(connector._client, Naming()), cid, raw, canned)
+    declared = connector.declaration.calls("balance")
+    assert declared is not None
+    client, kinds = connector._client, connector.service._kinds["balance"]
+    arguments = declared.arguments(s.params)
+    if isinstance(client, SoapClient):
+        named = s.old.naming.resolve("balance")
+        _ANSWERING.set((named.name, kinds))
+        s.zeep_answer = await getattr(client._service, named.name)(
+            **named.params_to_elements(s.params)
+        )
+        s.document = await client.call(named.name, arguments, kinds)
+        if s.old.answer_kinds(named) != kinds:
+            print(f"  note: answer kinds differ: before {s.old.answer_kinds(named)}, now {kinds}")
+    else:
+        assert declared.method is not None
+        assert declared.path is not None
+        _, s.document, _ = await client.request(
+            declared.method, declared.path, {}, arguments["body"]
+        )
+    # Like with like: both layers make the same record of the same answer, both connectors
+    # the same balance (but for as_of, which the emulator may stamp with its clock).
+    before, now = (
+        await s.old.call("balance", s.params),
+        await connector.service.call("balance", s.params),
+    )
+    if {k: v for k, v in before.items() if k != "as_of"} != {
+        k: v for k, v in now.items() if k != "as_of"
+    }:
+        raise SystemExit(f"NOT THE SAME record: before 14 {before!r}, declared {now!r}")
+    old_balance = await before14_balance(connector, s.old)(cid, CART)
+    new_balance = await connector.balance(cid, CART)
+    if replace(old_balance, as_of=new_balance.as_of) != new_balance:
+        raise SystemExit(f"NOT THE SAME balance: before 14 {old_balance}, now {new_balance}")
+    return s
+
+
+@asynccontextmanager
+async def canned_wire(s: Setup) -> AsyncIterator[bytes]:
+    """The connector's ``Wire.send`` answering the ``Answer`` it recorded from one real
+    balance call, without any I/O (both layers share that wire); yields the answer's body."""
+    wire = s.connector._client._wire
+    real_send, recorded = wire.send, []
+
+    async def recording(
+        method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Answer:
+        recorded.append(await real_send(method, url, body, headers))
+        return recorded[-1]
+
+    async def replaying(
+        method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> Answer:
+        return recorded[-1]
+
+    wire.send = recording  # type: ignore[method-assign]
+    try:
+        await s.connector.service.call("balance", s.params)
+        wire.send = replaying  # type: ignore[method-assign]
+        yield recorded[-1].body
     finally:
-        del wire.post
-        connector.__dict__.pop("_call", None)
-    return out
+        del wire.send
 
 
-async def bench(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
-    """Warm up, then run the variants in blocks, rotating which goes first."""
-    connector = make_connector(args.transport, urls)
+async def canned_phase(s: Setup, calls: int, rounds: int, seed: int) -> dict[str, Variant]:
+    """The same variants with the network taken out (the raw client answers its last real
+    reply), and the renaming steps alone, in rounds as the calls over the network."""
+    async with canned_wire(s) as body:
+        variants = [Variant(v.key, v.label, v.call) for v in s.variants() if v.key != "raw"]
+        variants.insert(0, Variant("raw", "raw client", lambda: s.raw_canned(body)))
+        variants += s.pure_steps()
+        for v in variants:
+            await measure(v.call, max(calls // 20, 5))  # warm
+        await run_rounds(variants, calls, rounds, seed)
+    return {v.key: v for v in variants}
+
+
+async def profile(s: Setup, calls: int, top: int) -> str:
+    """cProfile of the declared call and of the call before issue 14, wire layer and
+    connector, network canned: the ``top`` functions of each by own and cumulative time."""
+    out = io.StringIO()
+    paths = {v.key: v for v in s.variants()}
+    async with canned_wire(s):
+        for key in ("declared", "baseline", "connector", "old_connector"):
+            v = paths[key]
+            await measure(v.call, 50)
+            prof = cProfile.Profile()
+            prof.enable()
+            await measure(v.call, calls)
+            prof.disable()
+            for order in ("tottime", "cumulative"):
+                print(f"\n=== {v.label}, {calls} calls, network canned, by {order} ===", file=out)
+                pstats.Stats(prof, stream=out).sort_stats(order).print_stats(top)
+    return out.getvalue()
+
+
+async def bench_transport(
+    args: argparse.Namespace, transport: str, urls: dict[str, str]
+) -> dict[str, Any]:
+    """One transport: warm up, the calls over the network in rounds, then without it."""
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)  # as the connector's wire has
     auth = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
-    await connector.start()
+    connector = make_connector(transport, urls)
     try:
         async with aiohttp.ClientSession(headers=auth, timeout=timeout) as http:
-            cid = (await connector.find_customer(phone=PHONE)).customer_id
-            raw = raw_clients(args.transport, urls, cid, http)
-            check_raw(args.transport, await raw.raw.coro())  # type: ignore[misc]
-            check_raw(args.transport, raw.sync.sync())  # type: ignore[misc]
-            client = connector._client
-
-            async def wire_call() -> object:
-                return await client.call("balance", {"customer_id": cid, "cart_total": CART})
-
-            variants = [
-                raw.raw,
-                raw.sync,
-                Variant("client", "wire client (client.call)", coro=wire_call),
-                Variant(
-                    "connector", "connector.balance()", coro=lambda: connector.balance(cid, CART)
-                ),
-            ]
+            s = await set_up(connector, transport, urls, http)
+            variants = s.variants()
             for v in variants:
-                await measure(v, args.warmup)
-            lat: dict[str, list[float]] = {v.key: [] for v in variants}
-            cpu = dict.fromkeys(lat, 0.0)
-            block_p50: dict[str, list[float]] = {v.key: [] for v in variants}
-            sizes = [
-                args.calls // args.blocks + (i < args.calls % args.blocks)
-                for i in range(args.blocks)
-            ]
-            t0 = time.perf_counter()
-            for b, size in enumerate(sizes):
-                order = variants[b % len(variants) :] + variants[: b % len(variants)]
-                for v in order:
-                    c0 = time.process_time()
-                    got = await measure(v, size)
-                    cpu[v.key] += time.process_time() - c0
-                    lat[v.key] += got
-                    block_p50[v.key].append(stats(got)["p50_ms"])
-            elapsed = time.perf_counter() - t0
-            steps = await parts(connector, args.transport, cid, raw, args.calls)
-            raw.session.close()
+                await measure(v.call, args.warmup)
+            elapsed = await run_rounds(variants, args.calls, args.rounds, args.seed)
+            canned = await canned_phase(s, args.calls, args.rounds, args.seed)
+            profiled = await profile(s, args.profile, args.profile_top) if args.profile else ""
     finally:
         await connector.close()
-    result = {
-        v.key: stats(lat[v.key])
-        | {"label": v.label, "cpu_us_per_call": round(cpu[v.key] / args.calls * 1e6, 1)}
-        for v in variants
-    }
-    c = result["connector"]
+    net = {v.key: v for v in variants}
     return {
-        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "settings": {
-            "transport": args.transport,
-            "calls": args.calls,
-            "warmup": args.warmup,
-            "blocks": args.blocks,
-            "cart_total": str(CART),
-            "delivery": {"timeout_seconds": TIMEOUT, "concurrency": CONCURRENCY},
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "zeep": version("zeep"),
-            "aiohttp": version("aiohttp"),
-            "requests": version("requests"),
-        },
         "measured_seconds": round(elapsed, 2),
-        "variants": result,
-        "overhead": overhead(c, result["raw"]),
-        "overhead_vs_sync": overhead(c, result["sync"]),
-        "overhead_p50_per_block_ms": [
-            round(cb - rb, 4)
-            for cb, rb in zip(block_p50["connector"], block_p50["raw"], strict=True)
-        ],
-        "parts": steps,
+        "variants": {k: figures(v) for k, v in net.items()},
+        "cpu_ratio": {
+            "wire": ratio(net, "declared", "baseline"),
+            "connector": ratio(net, "connector", "old_connector"),
+        },
+        "overhead": overhead(figures(net["connector"]), figures(net["raw"])),
+        "canned": {k: figures(v) for k, v in canned.items()},
+        "canned_ratio": {
+            "wire": ratio(canned, "declared", "baseline"),
+            "connector": ratio(canned, "connector", "old_connector"),
+            "rules": ratio(canned, "declared_rules", "old_rename"),
+        },
+        "profile": profiled,
     }
 
 
@@ -389,15 +605,24 @@ def overhead(c: dict[str, Any], r: dict[str, Any]) -> dict[str, float]:
     )
 
 
-def report(r: dict[str, Any]) -> None:
-    """Print the human-readable block."""
-    s, v, o, p = r["settings"], r["variants"], r["overhead"], r["parts"]
-    vers = r["versions"]
+def verdict(x: float, smoke: bool) -> str:
+    """PASS or FAIL of a CPU ratio against the target; smoke runs are not judged."""
+    if smoke:
+        return f"target <= {TARGET:.2f}: not judged (--smoke)"
+    return f"target <= {TARGET:.2f}: {'PASS' if x <= TARGET else 'FAIL'}"
+
+
+def report(r: dict[str, Any], transport: str, smoke: bool) -> None:
+    """Print one transport's block."""
+    s, t = r["settings"], r["transports"][transport]
+    v, c, vers = t["variants"], t["canned"], r["versions"]
     print(
-        f"\n1C balance call, transport {s['transport']}: {s['calls']} sequential calls per"
-        f" variant after {s['warmup']} warm-up, {s['blocks']} blocks rotating which goes first;"
-        f" emulator in its own process ({r['date_utc']} UTC, Python {vers['python']},"
-        f" zeep {vers['zeep']}, aiohttp {vers['aiohttp']}, {r['measured_seconds']} s measured)"
+        f"\n1C GetBalance, reference contract, transport {transport}: {s['calls']} calls per"
+        f" variant after {s['warmup']} warm-up, in {s['rounds']} rounds (each variant its share"
+        f" back to back, in an order shuffled each round, seed {s['seed']}); emulator in its"
+        f" own process ({r['date_utc']} UTC,"
+        f" Python {vers['python']}, zeep {vers['zeep']}, aiohttp {vers['aiohttp']},"
+        f" {os.cpu_count()} CPUs, load {r['load_before']}, {t['measured_seconds']} s measured)"
     )
     head = f"{'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8} {'CPU us':>7}"
     print(f"  {'variant':<40} {head}")
@@ -406,77 +631,112 @@ def report(r: dict[str, Any]) -> None:
             f"  {f['label']:<40} {f['p50_ms']:>8.3f} {f['p99_ms']:>8.3f}"
             f" {f['mean_ms']:>8.3f} {f['max_ms']:>8.3f} {f['cpu_us_per_call']:>7.1f}"
         )
-    for name, d in (("raw", o), (v["sync"]["label"].split(",")[0], r["overhead_vs_sync"])):
-        print(
-            f"  overhead connector - {name}: p50 {d['p50_ms']:+.3f} ms (x{d['p50_ratio']:.3f}),"
-            f" p99 {d['p99_ms']:+.3f} ms (x{d['p99_ratio']:.3f}),"
-            f" mean {d['mean_ms']:+.3f} ms (x{d['mean_ratio']:.3f}),"
-            f" CPU {d['cpu_us_per_call']:+.1f} us/call"
-        )
-    blocks = r["overhead_p50_per_block_ms"]
+    o = t["overhead"]
     print(
-        f"  p50 overhead per block (connector - raw): {min(blocks):+.3f} .. {max(blocks):+.3f} ms"
+        f"  overhead connector - raw: p50 {o['p50_ms']:+.3f} ms (x{o['p50_ratio']:.3f}),"
+        f" p99 {o['p99_ms']:+.3f} ms (x{o['p99_ratio']:.3f}),"
+        f" mean {o['mean_ms']:+.3f} ms (x{o['mean_ratio']:.3f}),"
+        f" CPU {o['cpu_us_per_call']:+.1f} us/call"
     )
-    names = {
-        "client": "wire client - raw"
-        + (" (names, checks, Answer -> Response)" if s["transport"] == "soap" else " (checks)"),
-        "connector": "connector - wire client (timeout, errors, conversion)",
-    }
-    head = "what the connector adds, step by step (variant - previous)"
-    print(f"  {head:<56} {'p50 us':>9} {'p99 us':>9} {'CPU us':>7}")
-    for a, b in (("raw", "client"), ("client", "connector")):
-        d50 = (v[b]["p50_ms"] - v[a]["p50_ms"]) * 1000
-        d99 = (v[b]["p99_ms"] - v[a]["p99_ms"]) * 1000
-        dcpu = v[b]["cpu_us_per_call"] - v[a]["cpu_us_per_call"]
-        print(f"    {names[b]:<54} {d50:>+9.1f} {d99:>+9.1f} {dcpu:>+7.1f}")
-    raw_what = "zeep, post_xml canned" if s["transport"] == "soap" else "json.dumps + json.loads"
-    isolated = [
-        (f"raw client, no network ({raw_what})", "raw_canned"),
-        ("wire client, Wire.post canned", "client_canned"),
-        ("connector.balance(), Wire.post canned", "connector_canned"),
-        ("  resolve + serialize_object + rename", "rename"),
-        ("  _bounded() of a no-op: asyncio.timeout + except", "bounded"),
-        ("  balance() with _call canned: to LedgerBalance", "convert"),
-    ]
-    print(f"  the same costs with the network taken out ({p['convert']['count']} runs each)")
-    for label, key in isolated:
-        if key in p:
-            f = p[key]
-            print(f"    {label:<54} {f['p50_ms'] * 1000:>9.1f} {f['p99_ms'] * 1000:>9.1f}")
-    own = (p["connector_canned"]["p50_ms"] - p["raw_canned"]["p50_ms"]) * 1000
+    print("  CPU per call (this process: client, wire, event loop), today / before issue 14:")
+    pairs = (
+        ("wire", "declared", "baseline", "(judged)"),
+        ("connector", "connector", "old_connector", ""),
+    )
+    for what, a, b, judged in pairs:
+        q = t["cpu_ratio"][what]
+        lo, hi = q["round_middle_half"]
+        print(
+            f"    {v[a]['label']} {v[a]['cpu_us_per_call']:.1f} us / {v[b]['label']}"
+            f" {v[b]['cpu_us_per_call']:.1f} us = x{q['ratio']:.3f} ({q['cpu_us_delta']:+.1f} us;"
+            f" by round: median x{q['round_median']:.3f}, middle half x{lo:.3f}..x{hi:.3f})"
+            f" {judged} {verdict(q['ratio'], smoke)}"
+        )
+    print(f"  the same with the network taken out ({c['raw']['count']} runs each, in rounds)")
+    print(f"    {'variant':<62} {'p50 us':>8} {'p99 us':>8} {'CPU us':>8}")
+    for f in c.values():
+        print(
+            f"    {f['label']:<62} {f['p50_ms'] * 1000:>8.1f} {f['p99_ms'] * 1000:>8.1f}"
+            f" {f['cpu_us_per_call']:>8.1f}"
+        )
+    q = t["canned_ratio"]
+    print(
+        f"    today / before issue 14, CPU: wire layer x{q['wire']['ratio']:.3f}"
+        f" ({q['wire']['cpu_us_delta']:+.1f} us), connector x{q['connector']['ratio']:.3f}"
+        f" ({q['connector']['cpu_us_delta']:+.1f} us), renaming alone"
+        f" x{q['rules']['ratio']:.3f} ({q['rules']['cpu_us_delta']:+.1f} us)"
+    )
+    own = (c["connector"]["p50_ms"] - c["raw"]["p50_ms"]) * 1000
     print(
         f"    connector - raw client, both without the network, p50 {own:+.1f} us;"
         f" measured connector - raw {o['p50_ms'] * 1000:+.1f} us"
     )
+    if t["profile"]:
+        print(t["profile"])
 
 
 def main() -> int:
-    """Parse options, start the emulator, run, print; a failed call ends the run with its
-    traceback (exit 1), and so does an emulator that did not exit cleanly."""
+    """Parse options, start the emulator, run each transport, print; a failed call ends the
+    run with its traceback (exit 1), and so does an emulator that did not exit cleanly."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=2000, help="measured calls per variant")
+    parser.add_argument("--calls", type=int, default=3000, help="measured calls per variant")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured calls per variant")
-    parser.add_argument("--blocks", type=int, default=10, help="blocks to interleave (10)")
-    parser.add_argument("--transport", choices=["soap", "http"], default="soap")
+    parser.add_argument("--rounds", type=int, default=60, help="rounds to interleave (60)")
+    parser.add_argument("--seed", type=int, default=1, help="of the order in each round (1)")
+    parser.add_argument("--transport", choices=["soap", "http", "both"], default="both")
     parser.add_argument("--timeout", type=float, default=600, help="give up after (600 s)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also cProfile N canned calls of the declared and the old path (0: off)",
+    )
+    parser.add_argument("--profile-top", type=int, default=25, help="functions shown (25)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument(
-        "--smoke", action="store_true", help="a few seconds: 40 calls per variant in 2 blocks"
+        "--smoke", action="store_true", help="a few seconds: 40 calls per variant in 4 rounds"
     )
     args = parser.parse_args()
     if args.smoke:
-        args.calls, args.warmup, args.blocks, args.timeout = 40, 10, 2, 60
-    if args.calls < args.blocks or args.blocks < 1:
-        parser.error("--calls must be at least --blocks, and --blocks at least 1")
+        args.calls, args.warmup, args.rounds, args.timeout = 40, 10, 4, 60
+    if args.calls < args.rounds or args.rounds < 1:
+        parser.error("--calls must be at least --rounds, and --rounds at least 1")
+    transports = ["soap", "http"] if args.transport == "both" else [args.transport]
+    result: dict[str, Any] = {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "settings": {
+            "calls": args.calls,
+            "warmup": args.warmup,
+            "rounds": args.rounds,
+            "seed": args.seed,
+            "cart_total": str(CART),
+            "delivery": {"timeout_seconds": TIMEOUT, "concurrency": CONCURRENCY},
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "zeep": version("zeep"),
+            "aiohttp": version("aiohttp"),
+        },
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "transports": {},
+    }
     with Deadline(args.timeout, "bench/onec_calls.py"):
         proc, urls = start_emulator()
         try:
-            result = asyncio.run(bench(args, urls))
+            for transport in transports:
+                result["transports"][transport] = asyncio.run(
+                    bench_transport(args, transport, urls)
+                )
         finally:
             code = stop_emulator(proc)
     result["emulator_exit"] = code
-    report(result)
+    for transport in transports:
+        report(result, transport, args.smoke)
+    print(f"\nemulator exit {code}")
     if args.json:
+        for t in result["transports"].values():
+            t.pop("profile")
         print(json.dumps(result, indent=2))
     return 0 if code == 0 else 1
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bridge.mapping.engine import FieldRule, build
 from bridge.mapping.errors import MappingFailed, SkipChange
-from bridge.mapping.paths import MISSING, Path, read_path
+from bridge.mapping.paths import MISSING, Path, read_path, write_path
+from bridge.mapping.values import json_copy
 from connectors.onec.values import OnecBadValue, read_bool, read_decimal
 
 
@@ -113,6 +116,8 @@ class Declared:
 
     def arguments(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """The call's arguments from the bridge's request; ValueError naming the rule."""
+        if self._args_copied is not None:
+            return _copy(self._args_copied, request)
         try:
             return build(self.args, request)
         except (MappingFailed, SkipChange) as exc:
@@ -120,10 +125,63 @@ class Declared:
 
     def record(self, document: Any) -> dict[str, Any]:
         """The answer's logical record; OnecBadValue naming the rule that failed."""
+        if self._answer_copied is not None:
+            return _copy(self._answer_copied, document)
         try:
             return build(self.answer, document)
         except (MappingFailed, SkipChange) as exc:
             raise OnecBadValue("answer", str(exc), self.label) from None
+
+    @cached_property
+    def _args_copied(self) -> tuple[tuple[Path, Path], ...] | None:
+        return _plain_copies(self.args)
+
+    @cached_property
+    def _answer_copied(self) -> tuple[tuple[Path, Path], ...] | None:
+        return _plain_copies(self.answer)
+
+
+_ATOMS = frozenset({str, int, float, bool, Decimal, datetime, date})
+
+
+def _plain_copies(rules: tuple[FieldRule, ...]) -> tuple[tuple[Path, Path], ...] | None:
+    """(source, target) of each rule when every one is a plain copy, else None.
+
+    A plain copy (one source path, no transform, no default, not required, nothing that
+    skips) can neither fail nor skip: ``FieldRule.value_of`` writes ``json_copy`` of the
+    value read, or nothing when it is absent. The reference contract is all plain copies,
+    and ``build`` spends most of a balance call's mapping time on the checks around them
+    (bench/onec_calls.py).
+    """
+    pairs = []
+    for rule in rules:
+        plain = (
+            rule.each is None
+            and rule.convert is json_copy
+            and len(rule.sources) == 1
+            and rule.fan_at is None
+            and not rule.gathers
+            and not rule.takes_missing
+            and rule.default is MISSING
+            and not rule.required
+            and rule.absent_skips is None
+        )
+        if not plain:
+            return None
+        pairs.append((rule.sources[0], rule.target))
+    return tuple(pairs)
+
+
+def _copy(pairs: tuple[tuple[Path, Path], ...], document: Any) -> dict[str, Any]:
+    """What ``build`` makes of ``document`` with plain copies only (``_plain_copies``)."""
+    out: dict[str, Any] = {}
+    for source, target in pairs:
+        value = read_path(document, source)
+        if value is not MISSING:
+            # json_copy returns these as they are; asking their type is cheaper than its
+            # isinstance(value, Mapping), an ABC check.
+            write_path(out, target, value if type(value) in _ATOMS else json_copy(value))
+    return out
 
 
 @dataclass(frozen=True)
