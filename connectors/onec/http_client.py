@@ -8,10 +8,11 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.onec.wire import Wire
+from connectors.onec.wire import Answer, Wire
 
 
 class HttpServiceClient:
@@ -44,8 +45,8 @@ class HttpServiceClient:
 
     async def request(
         self, method: str, path: str, query: Mapping[str, Any], body: Any
-    ) -> tuple[int, Any, str]:
-        """(status, the JSON answer or None when it is not JSON, the answer's text).
+    ) -> tuple[int, Any, Answer]:
+        """(status, the JSON answer or None when it is not JSON, the answer itself).
 
         A JSON number (ЗаписатьJSON writes an Число so) is read as a Decimal: amounts
         exact, never via a float; a UTF-8 BOM, which 1C may write, is fine.
@@ -63,7 +64,7 @@ class HttpServiceClient:
             doc = json.loads(answer.body, parse_float=Decimal) if answer.body else None
         except ValueError:
             doc = None
-        return answer.status, doc, answer.text()
+        return answer.status, doc, answer
 
     async def close(self) -> None:
         """Close the pooled connections (a later call opens a new pool)."""
@@ -73,20 +74,20 @@ class HttpServiceClient:
 def dump_json(value: Any) -> str:
     """JSON text of ``value``; a Decimal is written as the exact number it is (never through
     a float), a moment as xs:dateTime in UTC (``2026-11-22T10:00:00Z``)."""
+    if isinstance(value, str):
+        return encode_basestring(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} is not a number JSON can carry")
         return format(value, "f")
-    if isinstance(value, datetime):
-        return json.dumps(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
     if isinstance(value, Mapping):
-        items = (
-            f"{json.dumps(str(k), ensure_ascii=False)}:{dump_json(v)}" for k, v in value.items()
-        )
+        items = (f"{encode_basestring(str(k))}:{dump_json(v)}" for k, v in value.items())
         return "{" + ",".join(items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(dump_json(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if isinstance(value, datetime):
+        return encode_basestring(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+    return json.dumps(value, allow_nan=False)  # numbers, true, false, null
 
 
 def _query_value(value: Any) -> str:

@@ -124,19 +124,20 @@ class DeclaredService:
             return quote(str(value), safe="")
 
         path = PLACEHOLDER.sub(fill, declared.path)
-        status, parsed, text = await client.request(
+        status, parsed, answer = await client.request(
             declared.method, path, arguments.get("query") or {}, arguments.get("body")
         )
         # A JSON object is read from its root; anything else (a list, a bare number, plain
-        # text such as 1C's "1 234,50") is `body` (DECLARATION.md, "HTTP answers").
+        # text such as 1C's "1 234,50") is `body` (DECLARATION.md, "HTTP").
         if isinstance(parsed, dict):
             document: dict[str, Any] = parsed
         elif parsed is not None:
             document = {"body": parsed}
         else:
-            document = {"body": text.strip()} if text.strip() else {}
+            text = answer.text().strip()
+            document = {"body": text} if text else {}
         if status >= 400 and not self._refusal_in(declared, document, status):
-            raise OnecHTTPError(status, excerpt(text))
+            raise OnecHTTPError(status, excerpt(answer.text()))
         return status, document
 
     def _refusal_in(self, declared: Declared, document: Any, status: int) -> bool:
