@@ -26,6 +26,7 @@ NOT_DECLARED = "not declared"
 FAILING = "declared but failing"
 NOT_TRIED = "declared, not tried (it writes)"
 DONE_BY_1C = "done by 1C"
+UNPUBLISHED = "not published"
 SUSPECT = "it accepted a probe for no one: is its refusal declared?"
 
 # A valid mobile number in a block no one is given out of (+7 900 000-00-00), a card no one
@@ -85,6 +86,8 @@ async def _probe(service: DeclaredService, capability: str, call: Call) -> Row:
     label = declared.label
     client = service.client
     if isinstance(client, SoapClient):
+        if capability in declaration.optional and not client.publishes(declared.operation or ""):
+            return Row(capability, UNPUBLISHED, label, "optional: the service may lack it")
         wrong = _against_wsdl(client, declared.operation or "", declared.args)
         if wrong:
             return Row(capability, FAILING, label, wrong)
@@ -95,22 +98,28 @@ async def _probe(service: DeclaredService, capability: str, call: Call) -> Row:
         request = {key: _WHO[key]}
     if request is None:
         return Row(capability, NOT_TRIED, label)
+    state, detail = await _tried(capability, request, call)
+    return Row(capability, state, label, detail)
+
+
+async def _tried(capability: str, request: dict[str, Any], call: Call) -> tuple[str, str]:
+    """(state, detail) of one harmless call."""
     try:
         await call(capability, request)
     except LedgerRefused as exc:
-        return Row(capability, AVAILABLE, label, f"refused the probe: {exc.code}")
+        return AVAILABLE, f"refused the probe: {exc.code}"
     except TransientError as exc:
-        return Row(capability, FAILING, label, str(exc))
+        return FAILING, str(exc)
     except BridgeError as exc:
         cause = exc.__cause__
         if isinstance(cause, OnecFault) and cause.code is not None:
-            return Row(capability, AVAILABLE, label, f"refused the probe: {cause.code}")
-        return Row(capability, FAILING, label, str(exc))
+            return AVAILABLE, f"refused the probe: {cause.code}"
+        return FAILING, str(exc)
     if CAPABILITIES[capability].changes_state:
         # The probe's customer, hold and operation exist nowhere: a service that says "done"
         # to them says it to anything, or refuses in a way the declaration does not name.
-        return Row(capability, AVAILABLE, label, SUSPECT)
-    return Row(capability, AVAILABLE, label)
+        return AVAILABLE, SUSPECT
+    return AVAILABLE, ""
 
 
 def _against_wsdl(client: SoapClient, operation: str, args: Any) -> str:

@@ -206,3 +206,16 @@ async def test_check_names_a_problem_of_an_inline_declaration_at_its_line_in_con
     line = next(n for n, text in enumerate(lines, 1) if text.strip().endswith("from: x"))
     where = "systems.onec.options.service.capabilities.balance.args[0].from"
     assert f"{config}:{line}: {where}: 'x' is not in balance's request" in err
+
+
+async def test_probe_passes_a_reference_1c_published_without_the_optional_operations(
+    tmp_path: Path,
+) -> None:
+    older = OnecEmulator(port=free_port(), unpublished=("list_orders", "list_customers"))
+    async with older:
+        options = {"address": older.url, "username": "bridge", "password": "sandbox"}
+        code, out, err = await run_cli(config_for(tmp_path, options), "check", "--probe")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["list_orders"].split()[1:4] == ["not", "published", "ListOrders"]
+    assert "  available  " in rows["get_changes"]

@@ -196,6 +196,9 @@ class Declaration:
     customer: str | None  # phone | card keys a service without find_customer
     refusal: Refusal | None
     capabilities: Mapping[str, Declared] = field(default_factory=dict)
+    # Declared but allowed to be missing from the service: the reference contract's
+    # mirroring and listing operations, which a 1C published before them lacks.
+    optional: frozenset[str] = frozenset()
 
     def calls(self, capability: str) -> Declared | None:
         """The operation serving ``capability``, if one is declared (not done by 1C)."""

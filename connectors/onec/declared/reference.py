@@ -5,12 +5,13 @@ names (``Naming``). ``examples/onec/reference/declaration.yaml`` is this, writte
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from connectors.onec.contract import ErrorCode, Record
+from connectors.onec.contract import OPERATIONS, ErrorCode, Record
 from connectors.onec.declared.compiler import declaration_from
 from connectors.onec.declared.model import Declaration
 from connectors.onec.naming import NamedOperation, Naming
@@ -60,7 +61,9 @@ def reference_document(naming: Naming | None = None, transport: str = "soap") ->
 def reference_declaration(naming: Naming | None = None, transport: str = "soap") -> Declaration:
     """The reference contract, compiled."""
     where = "the reference contract" + ("" if naming is None else " (renamed by operations)")
-    return declaration_from(reference_document(naming, transport), where)
+    declared = declaration_from(reference_document(naming, transport), where)
+    optional = frozenset(name for name, op in OPERATIONS.items() if op.optional)
+    return replace(declared, optional=optional)
 
 
 def _answer(record: Record, named: NamedOperation | None, prefix: str) -> list[dict[str, Any]]:
