@@ -94,6 +94,13 @@ def config_for(tmp_path: Path, service: Service) -> dict[str, Any]:
     return config
 
 
+def declaration_of(service: Service) -> dict[str, Any]:
+    """The service's declaration as data, to vary inline in config.yaml."""
+    text = (ROOT / service.folder / "declaration.yaml").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
 def who(service: Service) -> dict[str, str]:
     return {"card": "2000000000015"} if service.by_card else {"phone": PHONE}
 
@@ -216,8 +223,7 @@ async def test_what_a_commit_needs_besides_the_hold_id_is_kept_with_the_hold(
     checks them): the bridge keeps them with the hold and hands them back."""
     service = SERVICES["http_json"]
     config = config_for(tmp_path, service)
-    folder = ROOT / service.folder
-    declaration = yaml.safe_load((folder / "declaration.yaml").read_text(encoding="utf-8"))
+    declaration = declaration_of(service)
     declaration["capabilities"]["commit"]["args"] += [
         {"to": "body.card", "from": "customer_id"},
         {"to": "body.order", "from": "order_id"},
@@ -240,8 +246,7 @@ async def test_a_max_write_off_served_by_its_own_operation_is_asked_for_a_cart(
 ) -> None:
     service = SERVICES["http_json"]
     config = config_for(tmp_path, service)
-    folder = ROOT / service.folder
-    declaration = yaml.safe_load((folder / "declaration.yaml").read_text(encoding="utf-8"))
+    declaration = declaration_of(service)
     balance = declaration["capabilities"]["balance"]
     balance["answer"] = [r for r in balance["answer"] if r["to"] != "max_redeemable"]
     balance["args"] = [r for r in balance["args"] if r["from"] != "cart_total"]
@@ -270,8 +275,7 @@ async def test_without_find_customer_a_service_is_keyed_by_phone_unless_it_says_
 ) -> None:
     service = SERVICES["cyrillic_soap"]
     config = config_for(tmp_path, service)
-    folder = ROOT / service.folder
-    declaration = yaml.safe_load((folder / "declaration.yaml").read_text(encoding="utf-8"))
+    declaration = declaration_of(service)
     del declaration["customer"]  # the default: the phone is the key
     config["systems"]["onec"]["options"]["service"] = declaration
     bonus = await bonus_factory("onec", config=config)

@@ -21,18 +21,18 @@ from lxml import etree
 from connectors.onec.emulator.described.description import DescribedOperation, Refusal
 from connectors.onec.emulator.described.template import XSI, render_xml
 from connectors.onec.emulator.described.wsdl import ServiceWsdl
-from connectors.onec.emulator.soap import SOAP11, SOAP11_ENV, SOAP12_ENV, SoapFault, SoapVersion
+from connectors.onec.emulator.soap import (
+    SOAP11,
+    SOAP11_ENV,
+    SOAP12_ENV,
+    SoapFault,
+    SoapVersion,
+    defused_parser,
+)
 
 _XDTO = "Ошибка преобразования данных XDTO"
 _NIL = f"{{{XSI}}}nil"
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    huge_tree=False,
-    load_dtd=False,
-    remove_comments=True,
-    remove_pis=True,
-)
+_PARSER = defused_parser()
 
 
 @dataclass(frozen=True)
