@@ -122,7 +122,7 @@ class Runtime:
             mappers=self.mappers,
         )
         await self.dispatcher.start()
-        self.poller = Poller(self.store, self.connectors.sources(), self.intake)
+        self.poller = Poller(self.store, self.connectors.sources(), self.intake, owner=self.owner)
         # Before the server answers /health: a change made after ready is news (issue 12.2).
         await self.poller.fix_start_positions()
         self.poller.start()

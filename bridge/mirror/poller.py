@@ -25,12 +25,18 @@ from bridge.logs import get_logger
 from bridge.mirror.intake import Intake
 from bridge.retry import backoff_delay
 from bridge.settings import RetrySettings
+from bridge.store.leases import Leases, leases_of
 from bridge.store.protocol import Store
 from bridge.store.records import Cursor
 
 log = get_logger("bridge.poller")
 
 BACKOFF = RetrySettings(base_seconds=1, cap_seconds=60, max_attempts=1000, jitter=0.2)
+# One instance polls each feed (issue 15): it holds the feed's lease and renews it while it
+# waits; another instance looks every LOOK_SECONDS and takes a lease its holder let lapse,
+# so a killed holder's feeds are polled again within LEASE_SECONDS + LOOK_SECONDS (< 30 s).
+LEASE_SECONDS = 20.0
+LOOK_SECONDS = 5.0
 # How long start-up may wait for the systems to say where their feeds end now, in all.
 START_BUDGET = 10.0
 START_RETRY = RetrySettings(base_seconds=0.5, cap_seconds=2, max_attempts=1000, jitter=0.2)
@@ -46,12 +52,21 @@ class Poller:
         intake: Intake,
         unit_random: Callable[[], float] = random.random,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        owner: str = "this-process",
+        leases: Leases | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        look_seconds: float = LOOK_SECONDS,
     ) -> None:
         self._store = store
         self._sources = sources
         self._intake = intake
         self._random = unit_random
         self._clock = clock
+        self._owner = owner
+        self._leases = leases if leases is not None else leases_of(store)
+        self._lease_seconds = lease_seconds
+        self._look_seconds = look_seconds
         self._stopping = asyncio.Event()
         self._wakeups: dict[str, list[asyncio.Event]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,8 +165,30 @@ class Poller:
         return result.more
 
     async def _run(self, name: str, source: Source, feed: str, wakeup: asyncio.Event) -> None:
+        lease = f"poll:{name}:{feed}"
+        try:
+            await self._lead(lease, name, source, feed, wakeup)
+        finally:
+            # A clean stop hands the feed over at once; a kill lets the lease lapse.
+            with contextlib.suppress(Exception):
+                await self._leases.let_go(lease, self._owner)
+
+    async def _lead(
+        self, lease: str, name: str, source: Source, feed: str, wakeup: asyncio.Event
+    ) -> None:
         failures = 0
+        holding = False
         while not self._stopping.is_set():
+            if not await self._hold(lease):
+                if holding:
+                    log.warning("poller_lease_lost", system=name, feed=feed)
+                holding = False
+                wakeup.clear()  # a trigger here is for the holder: it polls on its own
+                await self._nap(wakeup, self._look_seconds)  # another instance polls it
+                continue
+            if not holding:
+                log.info("poller_lease_taken", system=name, feed=feed, owner=self._owner)
+            holding = True
             wakeup.clear()
             more = False
             try:
@@ -172,5 +209,30 @@ class Poller:
                     log.info("system_recovered", system=name, feed=feed, after_failures=failures)
                 failures = 0
                 delay = 0.0 if more else source.poll_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), delay)
+            await self._wait_holding(lease, wakeup, delay)
+
+    async def _hold(self, lease: str) -> bool:
+        try:
+            return await self._leases.hold(lease, self._owner, self._lease_seconds)
+        except Exception as exc:  # the store is briefly unreachable: poll nothing, look again
+            log.warning("poller_lease_unavailable", lease=lease, error=str(exc))
+            return False
+
+    async def _wait_holding(self, lease: str, wakeup: asyncio.Event, delay: float) -> None:
+        """Wait ``delay`` (or until woken), renewing the lease at least every look, so a
+        long poll interval never lets another instance take a feed this one still polls."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + delay
+        while (left := until - loop.time()) > 0:
+            if await self._nap(wakeup, min(left, self._look_seconds)):
+                return
+            if not await self._hold(lease):
+                return  # lost: the loop says so and stands by
+
+    @staticmethod
+    async def _nap(wakeup: asyncio.Event, seconds: float) -> bool:
+        """Sleep ``seconds`` or until woken; True when woken."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), seconds)
+            return True
+        return False
