@@ -18,7 +18,9 @@ from bridge.store.records import (
     EventDetail,
     EventFilter,
     EventRecord,
+    LogStats,
     NewEvent,
+    Prunable,
     QueueDepth,
     Rejected,
     ReplayResult,
@@ -94,6 +96,21 @@ class Store(ReservationStore, BackfillStore, Protocol):
 
     async def count_events(self) -> dict[Status, int]:
         """How many events are in each status."""
+
+    async def log_stats(self) -> LogStats:
+        """Events per status, the oldest and newest event, and the size on disk if known."""
+
+    async def count_prunable(self, status: Status, before: float) -> Prunable:
+        """What :meth:`prune_events` would take of ``status`` before ``before`` (a dry run)."""
+
+    async def prune_events(self, status: Status, before: float, limit: int) -> int:
+        """Delete up to ``limit`` events of ``status`` (``bridge.store.retention.PRUNABLE``)
+        last changed before ``before``, oldest first, in one transaction, with their links,
+        their history and the deliveries that carry no other event; how many events went.
+
+        An event with a delivery pending, in flight or in retry is never taken, nor one with
+        a dead delivery unless ``status`` is ``dead``. ValueError for another status or a
+        ``limit`` below 1."""
 
     async def list_cursors(self) -> list[Cursor]:
         """All poll positions."""

@@ -202,3 +202,24 @@ class ReplayResult:
 
     requeued: list[str]
     skipped: dict[str, str]  # id -> why it was not requeued
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """How big the event log is: events per status, its oldest and newest, its bytes."""
+
+    events: dict[Status, int]
+    deliveries: int
+    oldest_at: float | None  # when the oldest event kept was received
+    newest_at: float | None
+    size_bytes: int | None  # on disk (SQLite: the file and its WAL); None where unknown
+
+
+@dataclass(frozen=True)
+class Prunable:
+    """The events of one status a prune would take, and their last changes' span."""
+
+    status: Status
+    count: int
+    oldest_at: float | None  # the earliest ``updated_at`` among them
+    newest_at: float | None

@@ -2,7 +2,8 @@
 
 Each concept is a mixin in a module of its own, on one :class:`Engine` (the file, its lock,
 its writer and readers): ``intake`` (events in, cursors), ``claims`` (leases, attempts,
-what was written), ``replay``, ``support`` (listings, detail, counts) and ``idmap``.
+what was written), ``replay``, ``support`` (listings, detail, counts), ``idmap`` and
+``retention`` (the log's size, pruning).
 Backfills and reservations keep their SQL in ``backfills`` and ``reservations``; their
 methods here only run it on the writer or a reader.
 """
@@ -20,10 +21,13 @@ from bridge.store.sqlite.claims import SQLiteClaims
 from bridge.store.sqlite.idmap import SQLiteIdMap
 from bridge.store.sqlite.intake import SQLiteIntake
 from bridge.store.sqlite.replay import SQLiteReplay
+from bridge.store.sqlite.retention import SQLiteRetention
 from bridge.store.sqlite.support import SQLiteSupport
 
 
-class SQLiteStore(SQLiteIntake, SQLiteClaims, SQLiteReplay, SQLiteSupport, SQLiteIdMap):
+class SQLiteStore(
+    SQLiteIntake, SQLiteClaims, SQLiteReplay, SQLiteSupport, SQLiteIdMap, SQLiteRetention
+):
     """Implements :class:`bridge.store.protocol.Store` on one SQLite file."""
 
     # -- backfills (bridge.store.backfills.BackfillStore) --------------------------------

@@ -1,0 +1,110 @@
+"""Retention on SQLite: how big the log is, and finished events pruned in small batches
+with everything that hangs off them (links, history, deliveries carrying nothing else)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+
+from bridge.store.records import LogStats, Prunable, Status
+from bridge.store.retention import check_prune
+from bridge.store.sqlite.engine import Engine
+
+# The oldest finished events of a status, by their last change (index events_status_updated).
+# An event is taken only when every delivery it has is finished as the prune allows: done,
+# or dead for a purge of dead events. A delivery still waiting or leased keeps its events.
+TAKEN = """
+FROM events e
+WHERE e.status = ? AND e.updated_at < ?
+  AND NOT EXISTS (
+    SELECT 1 FROM delivery_events de JOIN deliveries d ON d.id = de.delivery_id
+    WHERE de.event_id = e.id AND d.status NOT IN ('done', ?))
+"""
+CHOOSE = f"SELECT e.id {TAKEN} ORDER BY e.status, e.updated_at LIMIT ?"
+
+_IDS = "SELECT value FROM json_each(?)"
+
+
+def prune(conn: sqlite3.Connection, status: Status, before: float, limit: int) -> int:
+    """One batch: the chosen events, their links and history, and deliveries left empty."""
+    allowed = Status.DEAD if status is Status.DEAD else Status.DONE
+    eids = [r[0] for r in conn.execute(CHOOSE, (status, before, allowed, limit))]
+    if not eids:
+        return 0
+    events = json.dumps(eids)
+    dids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT delivery_id FROM delivery_events WHERE event_id IN ({_IDS})",
+            (events,),
+        )
+    ]
+    conn.execute(f"DELETE FROM delivery_events WHERE event_id IN ({_IDS})", (events,))
+    # A delivery that coalesced a newer event too stays with it (and keeps its history).
+    gone = json.dumps(
+        [
+            r[0]
+            for r in conn.execute(
+                f"SELECT d.id FROM deliveries d WHERE d.id IN ({_IDS}) AND NOT EXISTS"
+                " (SELECT 1 FROM delivery_events de WHERE de.delivery_id = d.id)",
+                (json.dumps(dids),),
+            )
+        ]
+    )
+    conn.execute(f"DELETE FROM deliveries WHERE id IN ({_IDS})", (gone,))
+    conn.execute(f"DELETE FROM events WHERE id IN ({_IDS})", (events,))
+    # History goes once its event and its delivery are both gone (the trigger of 0012).
+    conn.execute(
+        f"DELETE FROM history WHERE event_id IN ({_IDS})"
+        f" AND (delivery_id IS NULL OR delivery_id IN ({_IDS}))",
+        (events, gone),
+    )
+    conn.execute(f"DELETE FROM history WHERE delivery_id IN ({_IDS})", (gone,))
+    return len(eids)
+
+
+def prunable(conn: sqlite3.Connection, status: Status, before: float) -> Prunable:
+    """Count what :func:`prune` would take, batch after batch, without taking it."""
+    allowed = Status.DEAD if status is Status.DEAD else Status.DONE
+    row = conn.execute(
+        f"SELECT count(*), min(e.updated_at), max(e.updated_at) {TAKEN}",
+        (status, before, allowed),
+    ).fetchone()
+    return Prunable(status, int(row[0]), row[1], row[2])
+
+
+def stats(conn: sqlite3.Connection) -> tuple[dict[Status, int], int, float | None, float | None]:
+    """Events per status, deliveries, and the oldest and newest event's reception."""
+    counts = {
+        Status(r[0]): int(r[1])
+        for r in conn.execute("SELECT status, count(*) FROM events GROUP BY 1")
+    }
+    deliveries = int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+    oldest = conn.execute("SELECT min(received_at) FROM events").fetchone()[0]
+    newest = conn.execute("SELECT max(received_at) FROM events").fetchone()[0]
+    return counts, deliveries, oldest, newest
+
+
+class SQLiteRetention(Engine):
+    """The log's size and its pruning."""
+
+    async def log_stats(self) -> LogStats:
+        """Events per status, the oldest and newest, and the file's bytes with its WAL."""
+        counts, deliveries, oldest, newest = await self._read(stats)
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                size += os.stat(f"{self.path}{suffix}").st_size
+        return LogStats(counts, deliveries, oldest, newest, size)
+
+    async def count_prunable(self, status: Status, before: float) -> Prunable:
+        """What a prune of ``status`` before ``before`` would take."""
+        check_prune(status, 1)
+        return await self._read(lambda conn: prunable(conn, status, before))
+
+    async def prune_events(self, status: Status, before: float, limit: int) -> int:
+        """Delete one batch of finished events and what hangs off them."""
+        check_prune(status, limit)
+        return await self._write(lambda conn: prune(conn, status, before, limit))
