@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge import budgets
 from bridge.bonus.balance import BonusService
 from bridge.bonus.mirror import BalanceChanges, BalanceReader
 from bridge.bonus.orders import OrderStatusSink
@@ -80,6 +81,7 @@ class Runtime:
         sandbox = self.settings.sandbox
         fresh = sandbox.enabled and sandbox.fresh_store
         await self.store.open(serving=True, fresh=fresh)
+        await self._share_budgets()
         if fresh:
             log.info(
                 "sandbox_store_reset", store=self.settings.store.url, kept_as="<file>.previous"
@@ -205,7 +207,22 @@ class Runtime:
                 await connector.close()
         for emulator in self.emulators.values():
             await emulator.stop()
+        shared = budgets.shared()
+        if shared is not None:
+            budgets.install(None)
+            await shared.close()
         await self.store.close()
+
+    async def _share_budgets(self) -> None:
+        """On a store several instances share (PostgreSQL), every rate limit of this process
+        takes its turns from the schedule they share (``bridge.budgets``)."""
+        url = self.settings.store.url
+        if url.startswith(("postgresql://", "postgres://")):
+            from bridge.budgets.postgres import PostgresBudgets  # psycopg only when used
+
+            shared = PostgresBudgets(url)
+            await shared.open()
+            budgets.install(shared)
 
     def _wake(self, targets: set[str]) -> None:
         if self.dispatcher is not None:

@@ -27,6 +27,7 @@ from bridge.connector import (
 from bridge.errors import ConfigError, DeliveryError, PermanentError
 from bridge.logs import get_logger
 from bridge.settings import SystemSettings, WebhookAuth
+from connectors.bitrix.budget import SharedBucket
 from connectors.bitrix.client import (
     BATCH_MAX,
     PAGE,
@@ -69,7 +70,9 @@ class BitrixConnector:
             rate = options.rate
             self._client = BitrixClient(
                 options.url.get_secret_value(),
-                limiter=LeakyBucket(rate.burst, rate.per_second),
+                limiter=SharedBucket(
+                    LeakyBucket(rate.burst, rate.per_second), options.url.get_secret_value()
+                ),
                 timeout=system.delivery.timeout_seconds,
                 oauth=oauth_tokens(name, options),
             )

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from bridge import budgets
 from bridge.deadline import Deadline, current_deadline
 from bridge.errors import RateLimited
 
@@ -83,9 +84,24 @@ class RateLimiter:
 
         Under a deadline (``bridge.deadline``) a turn that would come after it is refused
         at once with ``RateLimited`` rather than waited for only to be cut off; the time
-        waited is added to the deadline's ``waited``.
+        waited is added to the deadline's ``waited``. Where several instances share the
+        store, the turn is then taken from their shared schedule too (``bridge.budgets``),
+        so together they keep the key's limit.
         """
         deadline = current_deadline()
+        await self._local_turn(deadline)
+        shared = budgets.shared()
+        if shared is None:
+            return
+        wait = await shared.turn(self.name, self.interval)
+        if deadline is not None:
+            self._refuse_past(deadline, wait)  # the turn is left unused: a gap, no overrun
+            deadline.waited += wait
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _local_turn(self, deadline: Deadline | None) -> None:
+        """This process's turn: callers in deadline order, ``interval`` apart."""
         with self._lock:
             now = started = self._clock()
             rank = now + (deadline.remaining() if deadline is not None else PATIENCE)
@@ -126,6 +142,7 @@ class RateLimiter:
         """Let no caller start for ``seconds`` from now (after a 503 or 429); keep the order."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+        budgets.hold_shared(self.name, seconds)  # and no other instance either
 
     async def pause(self, seconds: float) -> None:
         """Make every caller back off for ``seconds``; return when the pause is over."""

@@ -1,0 +1,109 @@
+"""Request budgets shared through PostgreSQL (issue 15): limiters of several instances, each
+with its own local state, together stay under one key's limit; a burst budget lets its
+burst go at once and drains the rest; a hold stops every instance."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from bridge import budgets
+from bridge.budgets.postgres import PostgresBudgets
+from connectors.retailcrm.ratelimit import RateLimiter
+
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+async def schedule() -> AsyncIterator[PostgresBudgets]:
+    shared = PostgresBudgets(DSN)
+    await shared.open()
+    yield shared
+    await shared.close()
+
+
+@pytest.fixture
+def key() -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("DELETE FROM rate_budgets WHERE key = %s", (name,))
+
+
+def most_in_one_second(moments: list[float]) -> int:
+    moments = sorted(moments)
+    return max(sum(1 for m in moments if start <= m < start + 1.0) for start in moments)
+
+
+async def test_three_instances_limiters_together_keep_ten_a_second(
+    schedule: PostgresBudgets, key: str
+) -> None:
+    """Three processes' limiters of one key (each its own queue and spacing) send as fast
+    as they are let: together never more than 10 in any second, and not much fewer."""
+    instances = [RateLimiter(10, name=key) for _ in range(3)]
+    budgets.install(schedule)
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def send(limiter: RateLimiter) -> None:
+        await limiter.acquire()
+        sent.append(loop.time())
+
+    try:
+        started = loop.time()
+        await asyncio.gather(*(send(instances[n % 3]) for n in range(30)))
+    finally:
+        budgets.install(None)
+    assert len(sent) == 30
+    assert most_in_one_second(sent) <= 10
+    # Evenly spaced at 1.1 / 10 s: 30 turns take about 3.2 s, never much longer.
+    assert loop.time() - started < 4.5
+
+
+async def test_each_instance_alone_would_have_sent_three_times_as_many(key: str) -> None:
+    """The same three limiters without the shared schedule: each keeps 10/s on its own,
+    30/s together, which is why the schedule is needed."""
+    instances = [RateLimiter(10, name=key) for _ in range(3)]
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def send(limiter: RateLimiter) -> None:
+        await limiter.acquire()
+        sent.append(loop.time())
+
+    await asyncio.gather(*(send(instances[n % 3]) for n in range(30)))
+    assert most_in_one_second(sent) > 10
+
+
+async def test_turns_from_two_pools_never_overlap_and_a_burst_goes_at_once(key: str) -> None:
+    first, second = PostgresBudgets(DSN), PostgresBudgets(DSN)
+    await first.open()
+    await second.open()
+    try:
+        waits = await asyncio.gather(
+            *(shared.turn(key, 0.5, burst=4) for shared in [first, second] * 4)
+        )
+        ordered = sorted(waits)
+        assert ordered[:4] == [0.0, 0.0, 0.0, 0.0]  # the burst
+        later = ordered[4:]
+        gaps = [b - a for a, b in itertools.pairwise(later)]
+        assert all(gap == pytest.approx(0.5, abs=0.05) for gap in gaps), later
+        assert later[0] == pytest.approx(0.5, abs=0.05)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_hold_stops_every_instance(schedule: PostgresBudgets, key: str) -> None:
+    await schedule.hold(key, 2.0)
+    other = PostgresBudgets(DSN)
+    try:
+        wait = await other.turn(key, 0.1)
+    finally:
+        await other.close()
+    assert wait == pytest.approx(1.9, abs=0.15)
