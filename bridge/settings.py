@@ -10,6 +10,7 @@ import base64
 import binascii
 import re
 import string
+import urllib.parse
 from enum import StrEnum
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
@@ -41,21 +42,80 @@ class Synchronous(StrEnum):
     NORMAL = "normal"
 
 
+_DURATION = re.compile(r"^([0-9]{1,6})\s*([smhd])$", re.ASCII)
+_DURATION_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float | None:
+    """``30d``, ``12h``, ``90m``, ``45s`` or a number of seconds → seconds; ``off`` → None."""
+    if value is None or value is False or value == "off":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
+        seconds = float(int(match.group(1)) * _DURATION_UNIT[match.group(2)])
+    else:
+        raise ValueError("expected a duration such as 30d, 12h, 90m or 45s, or off")
+    if seconds <= 0:
+        raise ValueError("a duration must be longer than 0 (write off to keep everything)")
+    return seconds
+
+
+class RetentionSettings(Strict):
+    """How long finished events stay in the log. ``dead`` and ``rejected`` events stay until
+    they are replayed or purged by hand (``bridge purge``); only ``done`` ones expire here."""
+
+    # Done events go once they have been done this long (30d, 12h, 90m; off keeps them all).
+    done_after: float | None = 30 * 86400.0
+    batch: int = Field(default=500, ge=1, le=5000)  # events per transaction
+    pause_seconds: float = Field(default=1.0, ge=0, le=60)  # between batches while behind
+    every_seconds: float = Field(default=300.0, gt=0, le=86400)  # looks once caught up
+
+    @field_validator("done_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float | None:
+        return parse_duration(value)
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_url(value: str) -> str:
+    """A PostgreSQL URL without a password (libpq takes it from PGPASSWORD or ~/.pgpass)."""
+    parts = urllib.parse.urlsplit(value)
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.password is not None or "password" in query:
+        raise ValueError(
+            "store.url must not carry a password (it would show in logs and `bridge check`):"
+            " write postgresql://user@host:5432/db and give the password in the environment"
+            " (PGPASSWORD) or in ~/.pgpass"
+        )
+    if not parts.path.strip("/"):
+        raise ValueError("must name the database: postgresql://user@host:5432/db")
+    return value
+
+
 class StoreSettings(Strict):
-    """Where events live. ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``."""
+    """Where events live. ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db`` (one
+    instance), or ``postgresql://user@host:5432/db`` (several instances; the password in
+    the environment, PGPASSWORD or ~/.pgpass)."""
 
     url: str = "sqlite:///var/bridge.db"
     synchronous: Synchronous = Synchronous.FULL
     lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     busy_timeout_ms: int = Field(default=5000, ge=0)
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("the PostgreSQL store is not available in this version yet")
+        if value.startswith(POSTGRES_SCHEMES):
+            return _postgres_url(value)
         if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
-            raise ValueError("must be sqlite:///relative/path.db or sqlite:////absolute/path.db")
+            raise ValueError(
+                "must be sqlite:///relative/path.db, sqlite:////absolute/path.db"
+                " or postgresql://user@host:5432/db"
+            )
         return value
 
 
@@ -410,6 +470,9 @@ class BonusSettings(Strict):
     timeout_seconds: float = Field(default=3.0, gt=0, le=30)  # a till never waits longer
     when_master_down: Literal["fail", "stale"] = "fail"  # 503, or the last known balance
     stale_max_age_seconds: float = Field(default=3600.0, gt=0)
+    # With when_master_down: stale, the last balance of at most this many customers is kept
+    # (the least recently asked are forgotten first); nothing is kept otherwise.
+    stale_cache_size: int = Field(default=10_000, ge=1, le=10_000_000)
     breaker: BreakerSettings = BreakerSettings()
     reservations: ReservationSettings = ReservationSettings()
     sms: SmsSettings = SmsSettings()

@@ -33,6 +33,7 @@ from bridge.ledger import (
     LedgerRefused,
 )
 from bridge.logs import get_logger
+from bridge.lru import LruCache
 from bridge.metrics import Metrics
 from bridge.settings import BonusSettings
 from bridge.store.protocol import Store
@@ -107,7 +108,10 @@ class BonusService:
             reset_seconds=settings.breaker.reset_seconds,
             clock=clock,
         )
-        self._last: dict[str, tuple[float, BalanceAnswer]] = {}
+        # The last balance given per customer, for when the master is down (only kept when
+        # it may be shown: when_master_down: stale), bounded so a chain's millions of
+        # customers do not grow the process without end.
+        self._last: LruCache[str, tuple[float, BalanceAnswer]] = LruCache(settings.stale_cache_size)
 
     @property
     def ledger(self) -> Ledger:
@@ -235,7 +239,8 @@ class BonusService:
             self._count("balance", str(exc.code))
             raise
         answer = BalanceAnswer(self.master, customer, found)
-        self._last[ref.key()] = (self._clock(), answer)
+        if self.settings.when_master_down == "stale":
+            self._last.put(ref.key(), (self._clock(), answer))
         self._count("balance", "ok")
         return answer
 

@@ -17,12 +17,16 @@ from typing import Any, TypeVar
 
 from bridge.connector import DeliveryJob
 from bridge.errors import DeliveryError, PermanentError, TransientError
+from bridge.lru import LruCache
 from connectors.retailcrm.client import RetailcrmClient, RetailcrmError
 from connectors.retailcrm.errors import PartialUpload, is_not_found, merged_into
 
 T = TypeVar("T")
 Run = Callable[[Callable[[], T]], Awaitable[T]]
 MERGE_DEPTH = 5  # combinedTo followed at most this far (a survivor merged again later)
+# (entity, externalId) pairs remembered per kind of knowledge, the most recent kept: a
+# forgotten one costs one upload RetailCRM refuses, then it is written alone (§2.4).
+KEYS_KEPT = 100_000
 
 
 class RetailcrmWriter:
@@ -31,8 +35,9 @@ class RetailcrmWriter:
     def __init__(self, client: RetailcrmClient, run: Run[Any]) -> None:
         self._client = client
         self._run = run
-        self._refused: set[tuple[str, str]] = set()  # (entity, externalId) an upload refused
-        self._written: set[tuple[str, str]] = set()  # (entity, externalId) known to exist
+        # (entity, externalId) an upload refused, and those known to exist.
+        self._refused: LruCache[tuple[str, str], bool] = LruCache(KEYS_KEPT)
+        self._written: LruCache[tuple[str, str], bool] = LruCache(KEYS_KEPT)
 
     async def deliver(self, job: DeliveryJob) -> str | None:
         """Create or edit the entity by ``externalId`` (a retry never makes a second one);
@@ -46,8 +51,8 @@ class RetailcrmWriter:
             # customer adopted by phone keeps the site's key; the phone may have changed).
             return await self._edit_own(job.entity, job.mapped_id, document)
         own = await self._upsert(job.entity, document)
-        self._refused.discard((job.entity, document["externalId"]))
-        self._written.add((job.entity, document["externalId"]))
+        self._refused.pop((job.entity, document["externalId"]))
+        self._written.put((job.entity, document["externalId"]), True)
         return own
 
     def batchable(self, job: DeliveryJob) -> bool:
@@ -168,8 +173,10 @@ class RetailcrmWriter:
         except PartialUpload as exc:
             uploaded = _uploaded_ids(exc.uploaded)
             failed = {str(f.get("externalId")) for f in exc.failed if isinstance(f, Mapping)}
-            self._refused.update((entity, external_id) for external_id in failed)
-            self._written.update((entity, external_id) for external_id in uploaded)
+            for external_id in failed:
+                self._refused.put((entity, external_id), True)
+            for external_id in uploaded:
+                self._written.put((entity, external_id), True)
             detail = "; ".join(exc.errors) or str(exc)
             # Only what RetailCRM lists as uploaded is done. The upload's errors are not keyed
             # by entity (§2.4): each refused one is tried again on its own, where an edit or
@@ -184,7 +191,8 @@ class RetailcrmWriter:
             }
         except DeliveryError as exc:
             return dict.fromkeys((j.delivery_id for j in jobs), exc)
-        self._written.update((entity, d["externalId"]) for d in documents)
+        for d in documents:
+            self._written.put((entity, d["externalId"]), True)
         key = "uploadedOrders" if entity == "order" else "uploadedCustomers"
         ids = _uploaded_ids(answer.get(key) if isinstance(answer, Mapping) else None)
         return {

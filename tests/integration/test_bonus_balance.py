@@ -115,3 +115,25 @@ async def test_stale_mode_answers_the_last_known_balance_not_spendable(
     assert (stale["stale"], stale["spendable"], stale["balance"]) == (True, False, "1000.00")
     status, never_seen = await bonus.balance({"customer": {"card": "2000000000022"}})
     assert (status, never_seen["code"]) == (503, "master_unavailable")
+
+
+async def test_stale_mode_keeps_the_last_balance_of_the_most_recent_customers_only(
+    bonus_factory: BonusFactory,
+) -> None:
+    bonus = await bonus_factory("onec", when_master_down="stale", stale_cache_size=1)
+    first, second = {"card": "2000000000015"}, {"card": "2000000000022"}
+    for customer in (first, second):
+        assert (await bonus.balance({"customer": customer}))[0] == 200
+    bonus.emulator.faults.set(outage=True)
+    status, stale = await bonus.balance({"customer": second})
+    assert (status, stale["stale"]) == (200, True)
+    status, forgotten = await bonus.balance({"customer": first})  # pushed out by the second
+    assert (status, forgotten["code"]) == (503, "master_unavailable")
+
+
+async def test_without_stale_mode_no_balance_is_kept(bonus_factory: BonusFactory) -> None:
+    bonus = await bonus_factory("onec")
+    assert (await bonus.balance({"customer": {"card": "2000000000015"}}))[0] == 200
+    service = bonus.runtime.bonus
+    assert service is not None
+    assert len(service._last) == 0  # what a fail-mode bridge holds
