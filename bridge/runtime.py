@@ -24,6 +24,7 @@ from bridge.mirror.backfill import Backfiller
 from bridge.mirror.dispatcher import Dispatcher
 from bridge.mirror.intake import Intake
 from bridge.mirror.poller import Poller
+from bridge.mirror.retention import Pruner
 from bridge.mirror.router import Router
 from bridge.owed.handlers import Handlers
 from bridge.owed.sweeper import OwedSweeper
@@ -32,6 +33,7 @@ from bridge.settings import BONUS_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway
 from bridge.store import Store, open_store
+from bridge.store.leases import Leases
 from bridge.store.owed import owed_store_of
 
 log = get_logger("bridge.runtime")
@@ -58,12 +60,17 @@ class Runtime:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     intake: Intake = field(init=False)
+    # Leases several instances on one store share (PostgreSQL); None: this process alone.
+    leases: Leases | None = None
     # The calls the bridge owes a system (bridge.owed): reservations register theirs.
     owed: OwedSweeper = field(init=False)
+    # Done events pruned past store.retention.done_after, in small batches beside intake.
+    pruner: Pruner = field(init=False)
 
     def __post_init__(self) -> None:
         # Webhooks, pollers and backfills store changes through it; it wakes the lanes.
         self.intake = Intake(self.store, self.router, self._wake)
+        self.pruner = Pruner(self.store, self.loaded.settings.store.retention)
         self.owed = OwedSweeper(
             owed_store_of(self.store),
             Handlers(),
@@ -86,6 +93,7 @@ class Runtime:
             log.info(
                 "sandbox_store_reset", store=self.settings.store.url, kept_as="<file>.previous"
             )
+        self.pruner.start()
         if self.settings.sandbox.enabled:
             await self.start_emulators()
         for name, connector in self.connectors.by_system.items():
@@ -124,7 +132,9 @@ class Runtime:
             mappers=self.mappers,
         )
         await self.dispatcher.start()
-        self.poller = Poller(self.store, self.connectors.sources(), self.intake, owner=self.owner)
+        self.poller = Poller(
+            self.store, self.connectors.sources(), self.intake, owner=self.owner, leases=self.leases
+        )
         # Before the server answers /health: a change made after ready is news (issue 12.2).
         await self.poller.fix_start_positions()
         self.poller.start()
@@ -193,6 +203,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop in reverse order; queued writes commit before the store closes."""
+        await self.pruner.stop()
         await self.owed.stop()
         if self.reservations is not None:
             await self.reservations.stop()
@@ -211,6 +222,8 @@ class Runtime:
         if shared is not None:
             budgets.install(None)
             await shared.close()
+        if self.leases is not None:
+            await self.leases.close()
         await self.store.close()
 
     async def _share_budgets(self) -> None:
@@ -223,6 +236,11 @@ class Runtime:
             shared = PostgresBudgets(url)
             await shared.open()
             budgets.install(shared)
+            from bridge.store.postgres_leases import PostgresLeases
+
+            leases = PostgresLeases(url)
+            await leases.open()
+            self.leases = self.owed.leases = leases
 
     def _wake(self, targets: set[str]) -> None:
         if self.dispatcher is not None:

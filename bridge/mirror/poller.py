@@ -25,7 +25,7 @@ from bridge.logs import get_logger
 from bridge.mirror.intake import Intake
 from bridge.retry import backoff_delay
 from bridge.settings import RetrySettings
-from bridge.store.leases import Leases, leases_of
+from bridge.store.leases import LEASE_SECONDS, LOOK_SECONDS, Leases, leases_of
 from bridge.store.protocol import Store
 from bridge.store.records import Cursor
 
@@ -35,8 +35,6 @@ BACKOFF = RetrySettings(base_seconds=1, cap_seconds=60, max_attempts=1000, jitte
 # One instance polls each feed (issue 15): it holds the feed's lease and renews it while it
 # waits; another instance looks every LOOK_SECONDS and takes a lease its holder let lapse,
 # so a killed holder's feeds are polled again within LEASE_SECONDS + LOOK_SECONDS (< 30 s).
-LEASE_SECONDS = 20.0
-LOOK_SECONDS = 5.0
 # How long start-up may wait for the systems to say where their feeds end now, in all.
 START_BUDGET = 10.0
 START_RETRY = RetrySettings(base_seconds=0.5, cap_seconds=2, max_attempts=1000, jitter=0.2)

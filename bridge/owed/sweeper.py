@@ -21,12 +21,14 @@ from bridge.logs import get_logger
 from bridge.owed.calls import OwedCall, OwedOutcome
 from bridge.owed.handlers import Handlers, UnknownOperation
 from bridge.retry import RetryDecision, decide_retry
+from bridge.store.leases import LEASE_SECONDS, LOOK_SECONDS, Leases
 from bridge.store.owed import OwedStore
 
 log = get_logger("bridge.owed")
 
 BATCH = 50
 IDLE_SECONDS = 1.0  # the longest sleep between looks (another process may owe calls too)
+SWEEPER_LEASE = "owed-sweeper"
 
 
 class OwedSweeper:
@@ -52,6 +54,10 @@ class OwedSweeper:
         self._random = unit_random
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Several instances on one store: one sweeps at a time (the others stand by and
+        # take over when its lease lapses). Each call is claimed under its own lease all
+        # the same, so even two sweepers would never make one call twice.
+        self.leases: Leases | None = None
 
     async def start(self) -> None:
         """Take back what a previous process left in flight, then sweep in the background."""
@@ -66,6 +72,19 @@ class OwedSweeper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.leases is not None:
+            with contextlib.suppress(Exception):
+                await self.leases.let_go(SWEEPER_LEASE, self.owner)
+
+    async def _leading(self) -> bool:
+        """Whether this instance is the one that sweeps (always, with no shared leases)."""
+        if self.leases is None:
+            return True
+        try:
+            return await self.leases.hold(SWEEPER_LEASE, self.owner, LEASE_SECONDS)
+        except Exception:  # the database is briefly away: sweep nothing, look again
+            log.warning("owed_sweeper_lease_unavailable")
+            return False
             self._task = None
 
     def wake(self) -> None:
@@ -142,6 +161,9 @@ class OwedSweeper:
         while True:
             self._wake.clear()
             wait = self.idle_seconds
+            if not await self._leading():
+                await asyncio.sleep(LOOK_SECONDS)  # another instance sweeps
+                continue
             try:
                 while await self.sweep_once() == BATCH:
                     pass  # more are due: keep going before sleeping

@@ -13,6 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+# A holder renews its lease at least every LOOK_SECONDS; a standby looks as often and takes
+# a lease left to lapse for LEASE_SECONDS: a killed holder is replaced within 25 s.
+LEASE_SECONDS = 20.0
+LOOK_SECONDS = 5.0
+
 
 @runtime_checkable
 class Leases(Protocol):
@@ -25,6 +30,10 @@ class Leases(Protocol):
 
     async def let_go(self, name: str, holder: str) -> None:
         """Give ``name`` back, if ``holder`` has it (a clean stop: no wait for the expiry)."""
+        ...
+
+    async def close(self) -> None:
+        """Give back whatever the leases hold open (connections)."""
         ...
 
 
@@ -59,6 +68,9 @@ class LocalLeases:
         current = self._held.get(name)
         if current is not None and current[0] == holder:
             del self._held[name]
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
 
 def leases_of(store: object) -> Leases:

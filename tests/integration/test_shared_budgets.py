@@ -14,6 +14,7 @@ import pytest
 
 from bridge import budgets
 from bridge.budgets.postgres import PostgresBudgets
+from bridge.store.postgres_leases import PostgresLeases
 from connectors.retailcrm.ratelimit import RateLimiter
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -107,3 +108,23 @@ async def test_a_hold_stops_every_instance(schedule: PostgresBudgets, key: str) 
     finally:
         await other.close()
     assert wait == pytest.approx(1.9, abs=0.15)
+
+
+async def test_a_lease_is_one_instances_until_it_lapses_or_is_given_back(key: str) -> None:
+    first, second = PostgresLeases(DSN), PostgresLeases(DSN)
+    await first.open()
+    await second.open()
+    name = f"poll:{key}:changes"
+    try:
+        assert await first.hold(name, "a", 0.5)
+        assert not await second.hold(name, "b", 0.5)  # a holds it
+        assert await first.hold(name, "a", 0.5)  # a renews
+        await asyncio.sleep(0.6)
+        assert await second.hold(name, "b", 5)  # a let it lapse: b takes it
+        assert not await first.hold(name, "a", 0.5)
+        await second.let_go(name, "b")
+        assert await first.hold(name, "a", 0.5)  # given back: free at once
+        await first.let_go(name, "a")
+    finally:
+        await first.close()
+        await second.close()

@@ -1,5 +1,6 @@
-"""One instance polls each feed (issue 15): the feed's lease decides which; a holder that
-stops renewing is replaced within the lease time, and a clean stop hands over at once."""
+"""One instance polls each feed and one sweeps owed calls (issue 15): a lease decides which;
+a holder that stops renewing is replaced within the lease time, a clean stop hands over at
+once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from bridge.connector import PollResult
 from bridge.mirror.intake import Intake
 from bridge.mirror.poller import Poller
 from bridge.mirror.router import Router
+from bridge.owed.handlers import Handlers
+from bridge.owed.sweeper import OwedSweeper
 from bridge.settings import Settings
 from bridge.store.leases import LocalLeases
 from bridge.store.memory import MemoryStore
+from bridge.store.memory.owed import MemoryOwedStore
 from bridge.store.records import InboundEvent
 
 LEASE = 1.0
@@ -118,3 +122,15 @@ async def test_a_clean_stop_hands_the_feed_over_at_once() -> None:
     assert set(feed.polled_by[stopped:]) == {"b"}
     await b.poller.stop()
     await store.close()
+
+
+async def test_one_instance_sweeps_owed_calls_and_a_stopped_one_hands_over() -> None:
+    store, leases = MemoryOwedStore(), LocalLeases()
+    first = OwedSweeper(store, Handlers(), "a")
+    second = OwedSweeper(store, Handlers(), "b")
+    first.leases = second.leases = leases
+    assert await first._leading()
+    assert not await second._leading()  # a sweeps; b stands by
+    await first.stop()  # a clean stop gives the sweeper's lease back
+    assert await second._leading()
+    assert not await first._leading()
