@@ -1,0 +1,100 @@
+"""Retention: done events pruned from the log in small batches, beside intake.
+
+One loop per process (``store.retention``). Each batch is one short transaction of a few
+hundred events with everything that hangs off them (the store's ``prune_events``); while
+the log is behind, batches follow each other with a pause between them, so intake's writes
+always find the writer free within one batch. Caught up, the loop looks again every
+``every_seconds``. Only ``done`` events expire: ``dead`` and ``rejected`` ones wait for
+support (a replay, or ``bridge purge`` by hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from bridge.errors import BridgeError
+from bridge.logs import get_logger
+from bridge.settings import RetentionSettings
+from bridge.store.protocol import Store
+from bridge.store.records import Status
+
+log = get_logger("bridge.retention")
+
+
+async def prune_all(
+    store: Store, status: Status, before: float, batch: int, pause: float = 0.0
+) -> int:
+    """Prune every event of ``status`` last changed before ``before``, ``batch`` at a time
+    with ``pause`` seconds between batches; how many went."""
+    total = 0
+    while True:
+        pruned = await store.prune_events(status, before, batch)
+        total += pruned
+        if pruned < batch:
+            return total
+        if pause:
+            await asyncio.sleep(pause)
+
+
+class Pruner:
+    """Prunes done events older than ``done_after`` while the daemon runs."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: RetentionSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False  # "retention_failed" is logged once, "recovered" once
+
+    @property
+    def enabled(self) -> bool:
+        """Whether done events expire at all (``done_after: off`` keeps them)."""
+        return self.settings.done_after is not None
+
+    def start(self) -> None:
+        """Prune in the background (nothing when retention is off)."""
+        if self.enabled:
+            self._task = asyncio.create_task(self._prune_forever(), name="retention")
+
+    async def stop(self) -> None:
+        """Stop pruning; a batch under way commits whole or not at all."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def prune_once(self) -> int:
+        """Catch up: every done event past ``done_after``, batch after batch; how many."""
+        done_after = self.settings.done_after
+        if done_after is None:
+            return 0
+        before = self._clock() - done_after
+        return await prune_all(
+            self.store, Status.DONE, before, self.settings.batch, self.settings.pause_seconds
+        )
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                pruned = await self.prune_once()
+            except BridgeError as exc:  # the store is away for a moment: look again later
+                if not self._failing:
+                    log.warning("retention_failed", error=str(exc))
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("retention_recovered")
+                self._failing = False
+                if pruned:
+                    log.info("events_pruned", count=pruned, status=str(Status.DONE))
+            await asyncio.sleep(self.settings.every_seconds)
