@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.errors import StoreError
-from bridge.settings import StoreSettings
+from bridge.settings import POSTGRES_SCHEMES, StoreSettings
+from bridge.store.postgres import PostgresStore
 from bridge.store.protocol import Store
 from bridge.store.sqlite import SQLiteStore
 
@@ -24,7 +25,11 @@ def open_store(settings: StoreSettings) -> Store:
             busy_timeout_ms=settings.busy_timeout_ms,
             lease_seconds=settings.lease_seconds,
         )
-    raise StoreError("the PostgreSQL store is not available in this version; use sqlite:///path")
+    if settings.url.startswith(POSTGRES_SCHEMES):
+        # Several instances may serve one database; the password comes from the
+        # environment (PGPASSWORD, ~/.pgpass), which libpq reads itself.
+        return PostgresStore(settings.url, lease_seconds=settings.lease_seconds)
+    raise StoreError(f"unknown store.url scheme: {settings.url.split(':', 1)[0]}")
 
 
-__all__ = ["SQLiteStore", "Store", "open_store", "sqlite_path"]
+__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store", "sqlite_path"]

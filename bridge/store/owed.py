@@ -85,15 +85,19 @@ _MEMORY: weakref.WeakKeyDictionary[object, OwedStore] = weakref.WeakKeyDictionar
 
 def owed_store_of(store: object) -> OwedStore:
     """The owed-call side of an event store (sharing its transactions): SQLite's on the same
-    file, the memory store's in memory (one per store)."""
+    file, PostgreSQL's on the same database, the memory store's in memory (one per store)."""
     # Imported here: the engines import this module's records, not the other way round.
     from bridge.store.memory import MemoryStore
     from bridge.store.memory.owed import MemoryOwedStore
+    from bridge.store.postgres.owed import PostgresOwedStore
+    from bridge.store.postgres.store import PostgresStore
     from bridge.store.sqlite.owed import SQLiteOwedStore
     from bridge.store.sqlite.store import SQLiteStore
 
     if isinstance(store, SQLiteStore):
         return SQLiteOwedStore(store)
+    if isinstance(store, PostgresStore):
+        return PostgresOwedStore(store)
     if isinstance(store, MemoryStore):
         found = _MEMORY.get(store)
         if found is None:

@@ -6,7 +6,7 @@ folder hold for all of them, so a new master (RetailCRM) joins by adding a varia
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from connectors.onec.naming import Naming
 from connectors.retailcrm.connector import RETAILCRM, RetailcrmConnector
 from connectors.retailcrm.emulator import RetailcrmEmulator
 from tests.support.onec import onec_options
+from tests.support.postgres import create_database, drop_database, empty_tables
 
 CYRILLIC = Path(__file__).resolve().parents[2] / "connectors/onec/wsdl/cyrillic_example.yaml"
 
@@ -105,3 +106,18 @@ async def master(request: pytest.FixtureRequest) -> AsyncIterator[Variant]:
     finally:
         await connector.close()
         await emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """This run's own PostgreSQL database (tests/support/postgres.py), dropped at its end."""
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The run's database with empty tables, for one test."""
+    empty_tables(postgres_database)
+    return postgres_database

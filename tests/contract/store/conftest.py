@@ -2,7 +2,8 @@
 
 Each entry of ``STORES`` builds one store (not yet opened) on a test's folder and clock;
 every test in this folder runs against each of them. A new store (PostgreSQL) joins by
-adding an entry, skipping itself where its server is not available.
+adding an entry (PostgreSQL's runs on the machine's server and fails, not skips, when
+that server is not reachable).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import SQLiteStore, Store
+from bridge.store import PostgresStore, SQLiteStore, Store
 from bridge.store.memory import MemoryStore
 from bridge.store.records import InboundEvent, NewEvent
 from tests.support.clock import Clock
@@ -20,14 +21,20 @@ from tests.support.clock import Clock
 LEASE = 30.0
 
 
-StoreFactory = Callable[[Path, Clock], Store]
+StoreFactory = Callable[[pytest.FixtureRequest, Path, Clock], Store]
 
 STORES: dict[str, StoreFactory] = {
-    "memory": lambda _folder, clock: MemoryStore(lease_seconds=LEASE, clock=clock),
-    "sqlite": lambda folder, clock: SQLiteStore(
+    "memory": lambda _request, _folder, clock: MemoryStore(lease_seconds=LEASE, clock=clock),
+    "sqlite": lambda _request, folder, clock: SQLiteStore(
         folder / "store.db", lease_seconds=LEASE, clock=clock
     ),
+    # The run's own database, emptied for each test (tests/support/postgres.py).
+    "postgresql": lambda request, _folder, clock: PostgresStore(
+        request.getfixturevalue("postgres_url"), lease_seconds=LEASE, clock=clock
+    ),
 }
+# Stores several instances share: a lease another holds is not proof that it is gone.
+SHARED = frozenset({"postgresql"})
 
 
 @pytest.fixture
@@ -39,7 +46,13 @@ def clock() -> Clock:
 def unopened(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Store:
     """A store of each kind, not yet opened."""
     factory: StoreFactory = STORES[request.param]
-    return factory(tmp_path, clock)
+    return factory(request, tmp_path, clock)
+
+
+@pytest.fixture
+def shared(request: pytest.FixtureRequest) -> bool:
+    """Whether the store under test may be served by several instances at once."""
+    return request.node.callspec.params.get("unopened") in SHARED
 
 
 @pytest.fixture

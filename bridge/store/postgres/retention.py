@@ -1,0 +1,113 @@
+"""Retention on PostgreSQL: how big the log is, and finished events pruned in small batches
+with everything that hangs off them (links, history, deliveries carrying nothing else).
+
+A batch locks the events it takes with ``FOR UPDATE SKIP LOCKED``: two instances pruning
+at once take different events, and an event a claim or a replay is refreshing is left for
+the next batch. Intake never waits on a prune: it only touches deliveries still waiting.
+"""
+
+from __future__ import annotations
+
+from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone
+from bridge.store.records import LogStats, Prunable, Status
+from bridge.store.retention import check_prune
+
+# The oldest finished events of a status, by their last change (index events_status_updated).
+# An event is taken only when every delivery it has is finished as the prune allows: done,
+# or dead for a purge of dead events. A delivery still waiting or leased keeps its events.
+TAKEN = """
+FROM events e
+WHERE e.status = %s AND e.updated_at < %s
+  AND NOT EXISTS (
+    SELECT 1 FROM delivery_events de JOIN deliveries d ON d.id = de.delivery_id
+    WHERE de.event_id = e.id AND d.status NOT IN ('done', %s))
+"""
+CHOOSE = f"SELECT e.id {TAKEN} ORDER BY e.status, e.updated_at LIMIT %s FOR UPDATE SKIP LOCKED"
+
+# The bytes of the store's tables and their indexes (the database may hold others').
+SIZE = """
+SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r'
+"""
+
+
+async def prune(conn: Conn, status: Status, before: float, limit: int) -> int:
+    """One batch: the chosen events, their links and history, and deliveries left empty."""
+    allowed = str(Status.DEAD if status is Status.DEAD else Status.DONE)
+    eids = [r[0] for r in await fetchall(conn, CHOOSE, (str(status), before, allowed, limit))]
+    if not eids:
+        return 0
+    dids = [
+        r[0]
+        for r in await fetchall(
+            conn,
+            "DELETE FROM delivery_events WHERE event_id = ANY(%s) RETURNING delivery_id",
+            (eids,),
+        )
+    ]
+    # A delivery that coalesced a newer event too stays with it (and keeps its history).
+    gone = [
+        r[0]
+        for r in await fetchall(
+            conn,
+            "DELETE FROM deliveries d WHERE d.id = ANY(%s) AND NOT EXISTS"
+            " (SELECT 1 FROM delivery_events de WHERE de.delivery_id = d.id) RETURNING d.id",
+            (sorted(set(dids)),),
+        )
+    ]
+    await conn.execute("DELETE FROM events WHERE id = ANY(%s)", (eids,))
+    # History goes once its event and its delivery are both gone (the trigger of 0002).
+    await conn.execute(
+        "DELETE FROM history WHERE event_id = ANY(%s)"
+        " AND (delivery_id IS NULL OR delivery_id = ANY(%s))",
+        (eids, gone),
+    )
+    await conn.execute("DELETE FROM history WHERE delivery_id = ANY(%s)", (gone,))
+    return len(eids)
+
+
+async def prunable(conn: Conn, status: Status, before: float) -> Prunable:
+    """Count what :func:`prune` would take, batch after batch, without taking it."""
+    allowed = str(Status.DEAD if status is Status.DEAD else Status.DONE)
+    row = await fetchone(
+        conn,
+        f"SELECT count(*), min(e.updated_at), max(e.updated_at) {TAKEN}",
+        (str(status), before, allowed),
+    )
+    assert row is not None
+    return Prunable(status, int(row[0]), row[1], row[2])
+
+
+async def stats(conn: Conn) -> LogStats:
+    """Events per status, deliveries, the oldest and newest event, the tables' bytes."""
+    counts = {
+        Status(r[0]): int(r[1])
+        for r in await fetchall(conn, "SELECT status, count(*) FROM events GROUP BY 1")
+    }
+    row = await fetchone(
+        conn,
+        "SELECT (SELECT count(*) FROM deliveries), min(received_at), max(received_at),"
+        f" ({SIZE}) FROM events",
+    )
+    assert row is not None
+    size = None if row[3] is None else int(row[3])
+    return LogStats(counts, int(row[0]), row[1], row[2], size)
+
+
+class PostgresRetention(Engine):
+    """The log's size and its pruning."""
+
+    async def log_stats(self) -> LogStats:
+        """Events per status, the oldest and newest, and the tables' bytes."""
+        return await self._read(stats)
+
+    async def count_prunable(self, status: Status, before: float) -> Prunable:
+        """What a prune of ``status`` before ``before`` would take."""
+        check_prune(status, 1)
+        return await self._read(lambda conn: prunable(conn, status, before))
+
+    async def prune_events(self, status: Status, before: float, limit: int) -> int:
+        """Delete one batch of finished events and what hangs off them."""
+        check_prune(status, limit)
+        return await self._write(lambda conn: prune(conn, status, before, limit))
