@@ -18,6 +18,11 @@ from tests.support.clock import T0, Clock
 DAY = 86_400.0
 
 
+def retention(**values: object) -> RetentionSettings:
+    """Settings as config.yaml gives them (durations as text)."""
+    return RetentionSettings.model_validate(values)
+
+
 async def filled(clock: Clock, done: int, waiting: int = 0) -> MemoryStore:
     """A memory store with ``done`` events done at T0 and ``waiting`` still pending."""
     store = MemoryStore(clock=clock)
@@ -36,18 +41,18 @@ async def filled(clock: Clock, done: int, waiting: int = 0) -> MemoryStore:
     [("30d", 30 * DAY), ("12h", 43_200.0), ("90m", 5_400.0), ("45s", 45.0), (3600, 3600.0)],
 )
 def test_durations_as_people_write_them(written: object, seconds: float) -> None:
-    assert RetentionSettings(done_after=written).done_after == seconds
+    assert retention(done_after=written).done_after == seconds
 
 
 @pytest.mark.parametrize("off", ["off", False, None])
 def test_off_keeps_everything(off: object) -> None:
-    assert RetentionSettings(done_after=off).done_after is None
+    assert retention(done_after=off).done_after is None
 
 
 @pytest.mark.parametrize("bad", ["30", "30x", "0d", 0, -5, "1w", True])
 def test_a_bad_duration_is_refused_naming_the_field(bad: object) -> None:
     with pytest.raises(ValidationError, match=r"retention\.done_after"):
-        StoreSettings(retention={"done_after": bad})
+        StoreSettings.model_validate({"retention": {"done_after": bad}})
 
 
 def test_done_events_expire_after_30_days_by_default() -> None:
@@ -58,9 +63,7 @@ async def test_the_pruner_takes_done_events_past_the_limit_in_batches() -> None:
     clock = Clock()
     store = await filled(clock, done=7, waiting=2)
     clock.now = T0 + 2 * DAY
-    pruner = Pruner(
-        store, RetentionSettings(done_after="1d", batch=3, pause_seconds=0), clock=clock
-    )
+    pruner = Pruner(store, retention(done_after="1d", batch=3, pause_seconds=0), clock=clock)
     assert await pruner.prune_once() == 7
     stats = await store.log_stats()
     assert stats.events == {Status.PENDING: 2}  # never what still waits
@@ -70,7 +73,7 @@ async def test_the_pruner_keeps_what_is_younger_than_the_limit() -> None:
     clock = Clock()
     store = await filled(clock, done=3)
     clock.now = T0 + DAY / 2
-    pruner = Pruner(store, RetentionSettings(done_after="1d"), clock=clock)
+    pruner = Pruner(store, retention(done_after="1d"), clock=clock)
     assert await pruner.prune_once() == 0
     assert (await store.log_stats()).events == {Status.DONE: 3}
 
@@ -79,7 +82,7 @@ async def test_retention_off_starts_no_loop() -> None:
     clock = Clock()
     store = await filled(clock, done=3)
     clock.now = T0 + 365 * DAY
-    pruner = Pruner(store, RetentionSettings(done_after="off"), clock=clock)
+    pruner = Pruner(store, retention(done_after="off"), clock=clock)
     pruner.start()
     assert not pruner.enabled
     assert await pruner.prune_once() == 0
@@ -91,7 +94,7 @@ async def test_the_loop_prunes_in_the_background_and_logs_what_went() -> None:
     clock = Clock()
     store = await filled(clock, done=5)
     clock.now = T0 + 2 * DAY
-    settings = RetentionSettings(done_after="1d", batch=2, pause_seconds=0, every_seconds=60)
+    settings = retention(done_after="1d", batch=2, pause_seconds=0, every_seconds=60)
     pruner = Pruner(store, settings, clock=clock)
     with capture_logs() as logs:
         pruner.start()
@@ -120,5 +123,5 @@ async def test_a_dead_event_goes_only_when_named() -> None:
     (claimed,) = await store.claim_due("crm", "me", 1)
     await store.finish_attempt(claimed, "me", AttemptOutcome(Status.DEAD, None, "x", "422"))
     clock.now = T0 + 60 * DAY
-    assert await Pruner(store, RetentionSettings(), clock=clock).prune_once() == 0
+    assert await Pruner(store, retention(), clock=clock).prune_once() == 0
     assert await prune_all(store, Status.DEAD, clock.now, 10) == 1
