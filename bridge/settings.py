@@ -86,7 +86,7 @@ def _postgres_url(value: str) -> str:
     query = urllib.parse.parse_qs(parts.query)
     if parts.password is not None or "password" in query:
         raise ValueError(
-            "store.url must not carry a password (it would show in logs and `bridge check`):"
+            "must not carry a password (it would show in logs and `bridge check`):"
             " write postgresql://user@host:5432/db and give the password in the environment"
             " (PGPASSWORD) or in ~/.pgpass"
         )

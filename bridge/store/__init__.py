@@ -6,7 +6,6 @@ from pathlib import Path
 
 from bridge.errors import StoreError
 from bridge.settings import POSTGRES_SCHEMES, StoreSettings
-from bridge.store.postgres import PostgresStore
 from bridge.store.protocol import Store
 from bridge.store.sqlite import SQLiteStore
 
@@ -27,9 +26,12 @@ def open_store(settings: StoreSettings) -> Store:
         )
     if settings.url.startswith(POSTGRES_SCHEMES):
         # Several instances may serve one database; the password comes from the
-        # environment (PGPASSWORD, ~/.pgpass), which libpq reads itself.
+        # environment (PGPASSWORD, ~/.pgpass), which libpq reads itself. psycopg is
+        # imported only when used.
+        from bridge.store.postgres import PostgresStore
+
         return PostgresStore(settings.url, lease_seconds=settings.lease_seconds)
     raise StoreError(f"unknown store.url scheme: {settings.url.split(':', 1)[0]}")
 
 
-__all__ = ["PostgresStore", "SQLiteStore", "Store", "open_store", "sqlite_path"]
+__all__ = ["SQLiteStore", "Store", "open_store", "sqlite_path"]

@@ -89,15 +89,11 @@ def owed_store_of(store: object) -> OwedStore:
     # Imported here: the engines import this module's records, not the other way round.
     from bridge.store.memory import MemoryStore
     from bridge.store.memory.owed import MemoryOwedStore
-    from bridge.store.postgres.owed import PostgresOwedStore
-    from bridge.store.postgres.store import PostgresStore
     from bridge.store.sqlite.owed import SQLiteOwedStore
     from bridge.store.sqlite.store import SQLiteStore
 
     if isinstance(store, SQLiteStore):
         return SQLiteOwedStore(store)
-    if isinstance(store, PostgresStore):
-        return PostgresOwedStore(store)
     if isinstance(store, MemoryStore):
         found = _MEMORY.get(store)
         if found is None:
@@ -105,4 +101,9 @@ def owed_store_of(store: object) -> OwedStore:
                 store, lease_seconds=float(getattr(store, "lease_seconds", 60.0))
             )
         return found
+    from bridge.store.postgres.owed import PostgresOwedStore  # psycopg only when used
+    from bridge.store.postgres.store import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        return PostgresOwedStore(store)
     raise StoreError(f"{type(store).__name__} keeps no owed calls")

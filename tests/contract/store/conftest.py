@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import PostgresStore, SQLiteStore, Store
+from bridge.store import SQLiteStore, Store
 from bridge.store.memory import MemoryStore
+from bridge.store.postgres import PostgresStore
 from bridge.store.records import InboundEvent, NewEvent
 from tests.support.clock import Clock
 
