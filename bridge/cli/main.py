@@ -7,7 +7,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bridge import __version__
-from bridge.cli import backfill, check, events, replay, reservations, sandbox, serve, status
+from bridge.cli import (
+    backfill,
+    check,
+    events,
+    purge,
+    replay,
+    reservations,
+    sandbox,
+    serve,
+    status,
+)
 from bridge.cli import map as map_command
 from bridge.cli.output import USAGE, fail
 from bridge.errors import BridgeError
@@ -19,6 +29,7 @@ EXAMPLES = """examples:
   bridge events list --status dead      what is dead-lettered
   bridge events show evt_42             payload, deliveries, every attempt
   bridge replay --status dead --target retailcrm --yes
+  bridge purge --status done --before 30d --dry-run
   bridge backfill orders --from retailcrm --to onec --since 2026-01-01
   bridge map mappings/retailcrm_order_to_onec.yaml examples/retailcrm_order.json
   bridge reservations list --status held
@@ -50,7 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: ./config.yaml)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    modules = (serve, check, status, events, replay, backfill, map_command, reservations, sandbox)
+    modules = (
+        serve,
+        check,
+        status,
+        events,
+        replay,
+        purge,
+        backfill,
+        map_command,
+        reservations,
+        sandbox,
+    )
     for module in modules:
         module.register(commands)
     return parser

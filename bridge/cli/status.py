@@ -1,4 +1,5 @@
-"""``bridge status``: queue depth per target, oldest waiting, event counts, cursors."""
+"""``bridge status``: queue depth per target, oldest waiting, event counts, the log's size
+and oldest entry, cursors."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from bridge.cli.output import FAILURE, OK, fail, out, print_json, print_table, s
 from bridge.settings import HttpSettings
 from bridge.store import Store
 from bridge.store.owed import owed_store_of
-from bridge.views import backfill_view, cursor_view, queue_view
+from bridge.views import backfill_view, cursor_view, iso, queue_view
 
 
 def register(commands: Commands) -> None:
@@ -23,8 +24,9 @@ def register(commands: Commands) -> None:
     parser = add_command(
         commands,
         "status",
-        "queue depth per target and status, oldest pending age, cursors, reservations by state,"
-        " calls owed per system and status, breaker states (asked of the running daemon)",
+        "queue depth per target and status, oldest pending age, the log's size and oldest"
+        " event, cursors, reservations by state, calls owed per system and status, breaker"
+        " states (asked of the running daemon)",
         "bridge status --json | jq '.queues[] | select(.status == \"dead\")'",
         run,
     )
@@ -34,8 +36,16 @@ def register(commands: Commands) -> None:
 async def gather_status(store: Store) -> dict[str, Any]:
     """Everything ``bridge status`` shows."""
     now = time.time()
+    stats = await store.log_stats()
     return {
         "queues": queue_view(await store.queue_depth(), now),
+        "log": {
+            "events": sum(stats.events.values()),
+            "deliveries": stats.deliveries,
+            "oldest": iso(stats.oldest_at),
+            "newest": iso(stats.newest_at),
+            "size_bytes": stats.size_bytes,
+        },
         "events": {k.value: v for k, v in sorted((await store.count_events()).items())},
         "cursors": [cursor_view(c) for c in await store.list_cursors()],
         "reservations": dict(sorted((await store.count_reservations()).items())),
@@ -86,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         out.print("Deliveries: nothing waiting, nothing dead.")
     counts = ", ".join(f"{k} {v}" for k, v in data["events"].items()) or "none yet"
     out.print(f"Events: {counts}", markup=False)
+    out.print(f"Log: {_log_line(data['log'])}", markup=False)
     held = ", ".join(f"{k} {v}" for k, v in data["reservations"].items()) or "none yet"
     out.print(f"Reservations: {held}", markup=False)
     owed = ", ".join(f"{o['system']} {o['status']} {o['count']}" for o in data["owed"])
@@ -126,6 +137,18 @@ def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", exc)
     text = getattr(reason, "strerror", None) or str(reason)
     return str(text).lower()
+
+
+def _log_line(log: dict[str, Any]) -> str:
+    """``1,204,311 events, the oldest received 2026-11-05 10:00:01, 1.1 GB on disk``."""
+    if not log["events"]:
+        return "empty"
+    line = f"{log['events']:,} events, the oldest received {short_time(log['oldest'])} UTC"
+    size = log["size_bytes"]
+    if size is not None:
+        line += f", {size / 1e9:.1f} GB" if size >= 1e9 else f", {size / 1e6:.1f} MB"
+        line += " on disk"
+    return line
 
 
 def _age(seconds: float | None) -> str | None:
