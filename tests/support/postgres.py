@@ -49,15 +49,30 @@ def drop_database(url: str) -> None:
 
 
 def empty_tables(url: str) -> None:
-    """Truncate every table of the bridge's schema (ids restart at 1, as in a new file)."""
+    """Empty every table of the bridge's schema, ids restarting at 1 as in a new file.
+
+    DELETE with triggers off (``session_replication_role``: the history's append-only
+    guard, the foreign keys) is several times faster than TRUNCATE on a test's few rows.
+    """
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         tables = [
-            row[0]
+            str(row[0])
             for row in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
                 " AND tablename != 'schema_migrations'"
             )
         ]
-        if tables:
-            names = sql.SQL(", ").join(sql.Identifier(t) for t in tables)
-            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
+        sequences = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+            )
+        ]
+        script = [sql.SQL("SET session_replication_role = replica")]
+        script += [sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in tables]
+        script += [
+            sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(q)) for q in sequences
+        ]
+        script.append(sql.SQL("SET session_replication_role = DEFAULT"))
+        with conn.transaction():
+            conn.execute(sql.SQL("; ").join(script))
