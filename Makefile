@@ -30,7 +30,7 @@ test: lint typecheck pytest
 # Each bench at its default size (bench/README.md); `make bench` runs them all, one after
 # another. `make bench-smoke` runs each for a few seconds (`--smoke`), as `make test` does.
 BENCHES := bench-intake bench-onec-calls bench-balance bench-retailcrm-mirror bench-mirror \
-	bench-bitrix-mirror
+	bench-bitrix-mirror bench-retention
 .PHONY: $(BENCHES) bench-smoke
 
 bench: $(BENCHES)
@@ -52,6 +52,9 @@ bench-mirror: $(STAMP)
 
 bench-bitrix-mirror: $(STAMP)
 	$(BIN)/python bench/bitrix_mirror.py
+
+bench-retention: $(STAMP)
+	$(BIN)/python bench/retention.py
 
 bench-smoke: $(STAMP)
 	$(BIN)/pytest -q tests/acceptance/test_benches.py

@@ -37,6 +37,16 @@ SMOKES = {
             UNJUDGED,
         ],
     ),
+    "retention": (
+        ["bench/retention.py"],
+        [
+            rf"big log +20000 done events built by SQL in {NUMBER} s",
+            rf"round 1 empty +{NUMBER} events/s .* failures 0",
+            rf"round 1 big +{NUMBER} events/s .* failures 0 +pruned meanwhile [1-9]\d*",
+            rf"ratio +big / empty = {NUMBER} +\(judged\)",
+            UNJUDGED,
+        ],
+    ),
     "onec_calls soap": (
         ["bench/onec_calls.py", "--transport", "soap"],
         [
