@@ -68,7 +68,7 @@ def empty_tables(url: str) -> None:
                 "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
             )
         ]
-        script = [sql.SQL("SET session_replication_role = replica")]
+        script: list[sql.Composable] = [sql.SQL("SET session_replication_role = replica")]
         script += [sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in tables]
         script += [
             sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(q)) for q in sequences
