@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from bridge.errors import NotFound
 from bridge.owed.calls import (
@@ -18,39 +17,20 @@ from bridge.owed.calls import (
     OwedCall,
     OwedOutcome,
     OwedStatus,
-    owed_ref,
     parse_owed_ref,
 )
 from bridge.store.postgres import reservations as rsv_io
 from bridge.store.postgres.engine import Conn, fetchall, fetchone, rowcount
+from bridge.store.postgres.owed_reads import (
+    SELECT,
+    counts,
+    for_subject,
+    listing,
+    next_due,
+    owed_row,
+)
 from bridge.store.postgres.store import PostgresStore
 from bridge.store.reservations import Reservation, Step
-
-_COLUMNS = (
-    "id, system, operation, operation_id, arguments, subject, status, attempts, due_at,"
-    " created_at, updated_at, last_error, owner, lease_until, note"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM owed_calls"
-
-
-def _from_row(row: Sequence[Any]) -> OwedCall:
-    return OwedCall(
-        id=owed_ref(int(row[0])),
-        system=row[1],
-        operation=row[2],
-        operation_id=row[3],
-        arguments=json.loads(row[4]),
-        subject=row[5],
-        status=OwedStatus(row[6]),
-        attempts=int(row[7]),
-        due_at=float(row[8]),
-        created_at=float(row[9]),
-        updated_at=float(row[10]),
-        last_error=row[11],
-        owner=row[12],
-        lease_until=row[13],
-        note=row[14],
-    )
 
 
 def _number(call_id: str) -> int:
@@ -62,10 +42,10 @@ def _number(call_id: str) -> int:
 
 async def get(conn: Conn, call_id: str) -> OwedCall:
     """One call or NotFound."""
-    row = await fetchone(conn, f"{_SELECT} WHERE id = %s", (_number(call_id),))
+    row = await fetchone(conn, f"{SELECT} WHERE id = %s", (_number(call_id),))
     if row is None:
         raise NotFound(f"no owed call {call_id!r}")
-    return _from_row(row)
+    return owed_row(row)
 
 
 async def owe(
@@ -111,11 +91,11 @@ async def owe(
         )
         row = await fetchone(
             conn,
-            f"{_SELECT} WHERE system = %s AND operation_id = %s",
+            f"{SELECT} WHERE system = %s AND operation_id = %s",
             (call.system, call.operation_id),
         )
         assert row is not None
-        owed.append(_from_row(row))
+        owed.append(owed_row(row))
     return owed
 
 
@@ -139,8 +119,8 @@ async def claim(
         " attempts = attempts + 1, updated_at = %s WHERE id = ANY(%s)",
         (owner, now + lease_seconds, now, ids),
     )
-    found = await fetchall(conn, f"{_SELECT} WHERE id = ANY(%s) ORDER BY due_at, id", (ids,))
-    return [_from_row(r) for r in found]
+    found = await fetchall(conn, f"{SELECT} WHERE id = ANY(%s) ORDER BY due_at, id", (ids,))
+    return [owed_row(r) for r in found]
 
 
 async def lease_one(
@@ -196,47 +176,6 @@ async def replay(conn: Conn, call_id: str, actor: str, now: float) -> OwedCall:
         (now, f"replayed by {actor}", now, _number(call_id)),
     )
     return await get(conn, call_id)
-
-
-async def next_due(conn: Conn) -> float | None:
-    """The earliest due pending call or lease end."""
-    row = await fetchone(
-        conn,
-        "SELECT min(t) FROM (SELECT min(due_at) AS t FROM owed_calls WHERE status = 'pending'"
-        " UNION ALL SELECT min(lease_until) FROM owed_calls WHERE status = 'in_flight') AS due",
-    )
-    return None if row is None or row[0] is None else float(row[0])
-
-
-async def for_subject(conn: Conn, subject: str) -> list[OwedCall]:
-    """A subject's calls, oldest first."""
-    rows = await fetchall(conn, f"{_SELECT} WHERE subject = %s ORDER BY id", (subject,))
-    return [_from_row(r) for r in rows]
-
-
-async def listing(
-    conn: Conn, status: OwedStatus | None, system: str | None, limit: int
-) -> list[OwedCall]:
-    """Newest first."""
-    where: list[str] = []
-    args: list[Any] = []
-    if status is not None:
-        where.append("status = %s")
-        args.append(str(status))
-    if system is not None:
-        where.append("system = %s")
-        args.append(system)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = await fetchall(conn, f"{_SELECT}{clause} ORDER BY id DESC LIMIT %s", (*args, limit))
-    return [_from_row(r) for r in rows]
-
-
-async def counts(conn: Conn) -> dict[tuple[str, OwedStatus], int]:
-    """Calls per (system, status)."""
-    rows = await fetchall(
-        conn, "SELECT system, status, count(*) FROM owed_calls GROUP BY system, status"
-    )
-    return {(str(r[0]), OwedStatus(r[1])): int(r[2]) for r in rows}
 
 
 class PostgresOwedStore:
