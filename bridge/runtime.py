@@ -90,9 +90,9 @@ class Runtime:
         await self.store.open(serving=True, fresh=fresh)
         await self._share_budgets()
         if fresh:
-            log.info(
-                "sandbox_store_reset", store=self.settings.store.url, kept_as="<file>.previous"
-            )
+            url = self.settings.store.url
+            kept = "<file>.previous" if url.startswith("sqlite:") else "schema bridge_previous"
+            log.info("sandbox_store_reset", store=url, kept_as=kept)
         self.pruner.start()
         if self.settings.sandbox.enabled:
             await self.start_emulators()
