@@ -23,6 +23,8 @@ from bridge.store.records import Status
 
 log = get_logger("bridge.retention")
 
+LOG_EVERY = 50_000  # events pruned between two progress lines of a long catch-up
+
 
 async def prune_all(
     store: Store, status: Status, before: float, batch: int, pause: float = 0.0
@@ -74,19 +76,32 @@ class Pruner:
             self._task = None
 
     async def prune_once(self) -> int:
-        """Catch up: every done event past ``done_after``, batch after batch; how many."""
+        """Catch up: every done event past ``done_after``, batch after batch; how many.
+        ``events_pruned`` is logged at the end, and every LOG_EVERY events on the way (a
+        first catch-up of a large log takes a while)."""
         done_after = self.settings.done_after
         if done_after is None:
             return 0
         before = self._clock() - done_after
-        return await prune_all(
-            self.store, Status.DONE, before, self.settings.batch, self.settings.pause_seconds
-        )
+        batch, total, unlogged = self.settings.batch, 0, 0
+        while True:
+            pruned = await self.store.prune_events(Status.DONE, before, batch)
+            total += pruned
+            unlogged += pruned
+            if pruned < batch:
+                break
+            if unlogged >= LOG_EVERY:
+                log.info("events_pruned", count=unlogged, status=str(Status.DONE), more=True)
+                unlogged = 0
+            await asyncio.sleep(self.settings.pause_seconds)
+        if unlogged:
+            log.info("events_pruned", count=unlogged, status=str(Status.DONE))
+        return total
 
     async def _prune_forever(self) -> None:
         while True:
             try:
-                pruned = await self.prune_once()
+                await self.prune_once()
             except BridgeError as exc:  # the store is away for a moment: look again later
                 if not self._failing:
                     log.warning("retention_failed", error=str(exc))
@@ -95,6 +110,4 @@ class Pruner:
                 if self._failing:
                     log.info("retention_recovered")
                 self._failing = False
-                if pruned:
-                    log.info("events_pruned", count=pruned, status=str(Status.DONE))
             await asyncio.sleep(self.settings.every_seconds)
