@@ -240,7 +240,8 @@ class Runtime:
 
             leases = PostgresLeases(url)
             await leases.open()
-            self.leases = self.owed.leases = leases
+            self.leases = self.owed.leases = self.pruner.leases = leases
+            self.pruner.owner = self.owner
 
     def _wake(self, targets: set[str]) -> None:
         if self.dispatcher is not None:

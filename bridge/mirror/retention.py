@@ -18,9 +18,11 @@ from collections.abc import Callable
 from bridge.errors import BridgeError
 from bridge.logs import get_logger
 from bridge.settings import RetentionSettings
+from bridge.store.leases import LEASE_SECONDS, Leases
 from bridge.store.protocol import Store
 from bridge.store.records import Status
 
+PRUNER_LEASE = "retention"
 log = get_logger("bridge.retention")
 
 LOG_EVERY = 50_000  # events pruned between two progress lines of a long catch-up
@@ -56,6 +58,9 @@ class Pruner:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._failing = False  # "retention_failed" is logged once, "recovered" once
+        # Several instances on one store: one prunes (the lease), the others stand by.
+        self.leases: Leases | None = None
+        self.owner = "this-process"
 
     @property
     def enabled(self) -> bool:
@@ -74,6 +79,9 @@ class Pruner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.leases is not None:
+            with contextlib.suppress(Exception):
+                await self.leases.let_go(PRUNER_LEASE, self.owner)
 
     async def prune_once(self) -> int:
         """Catch up: every done event past ``done_after``, batch after batch; how many.
@@ -101,7 +109,8 @@ class Pruner:
     async def _prune_forever(self) -> None:
         while True:
             try:
-                await self.prune_once()
+                if await self._leading():
+                    await self.prune_once()
             except BridgeError as exc:  # the store is away for a moment: look again later
                 if not self._failing:
                     log.warning("retention_failed", error=str(exc))
@@ -111,3 +120,15 @@ class Pruner:
                     log.info("retention_recovered")
                 self._failing = False
             await asyncio.sleep(self.settings.every_seconds)
+
+    async def _leading(self) -> bool:
+        """Whether this instance prunes: it holds the lease for a round's length (or no
+        leases are shared: this process alone)."""
+        if self.leases is None:
+            return True
+        seconds = self.settings.every_seconds + LEASE_SECONDS
+        try:
+            return await self.leases.hold(PRUNER_LEASE, self.owner, seconds)
+        except Exception as exc:  # the database is away for a moment: prune next round
+            log.warning("retention_lease_unavailable", error=str(exc))
+            return False

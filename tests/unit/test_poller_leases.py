@@ -1,4 +1,4 @@
-"""One instance polls each feed and one sweeps owed calls (issue 15): a lease decides which;
+"""One instance polls each feed, one sweeps owed calls, one prunes the log (issue 15): a lease decides which;
 a holder that stops renewing is replaced within the lease time, a clean stop hands over at
 once."""
 
@@ -9,10 +9,11 @@ import asyncio
 from bridge.connector import PollResult
 from bridge.mirror.intake import Intake
 from bridge.mirror.poller import Poller
+from bridge.mirror.retention import Pruner
 from bridge.mirror.router import Router
 from bridge.owed.handlers import Handlers
 from bridge.owed.sweeper import OwedSweeper
-from bridge.settings import Settings
+from bridge.settings import RetentionSettings, Settings
 from bridge.store.leases import LocalLeases
 from bridge.store.memory import MemoryStore
 from bridge.store.memory.owed import MemoryOwedStore
@@ -134,3 +135,15 @@ async def test_one_instance_sweeps_owed_calls_and_a_stopped_one_hands_over() -> 
     await first.stop()  # a clean stop gives the sweeper's lease back
     assert await second._leading()
     assert not await first._leading()
+
+
+async def test_one_instance_prunes_the_log() -> None:
+    store, leases = MemoryStore(), LocalLeases()
+    first = Pruner(store, RetentionSettings())
+    second = Pruner(store, RetentionSettings())
+    first.leases = second.leases = leases
+    first.owner, second.owner = "a", "b"
+    assert await first._leading()
+    assert not await second._leading()
+    await first.stop()
+    assert await second._leading()
