@@ -1,6 +1,6 @@
-"""One instance polls each feed, one sweeps owed calls, one prunes the log (issue 15): a lease decides which;
-a holder that stops renewing is replaced within the lease time, a clean stop hands over at
-once."""
+"""One instance polls each feed, one sweeps owed calls, one prunes the log (issue 15): a
+lease decides which; a holder that stops renewing is replaced within the lease time, a clean
+stop hands over at once."""
 
 from __future__ import annotations
 
