@@ -56,6 +56,11 @@ bench-bitrix-mirror: $(STAMP)
 bench-retention: $(STAMP)
 	$(BIN)/python bench/retention.py
 
+# SQLite beside one, two and three instances on one PostgreSQL (scratch databases, dropped).
+.PHONY: bench-intake-postgres
+bench-intake-postgres: $(STAMP)
+	$(BIN)/python bench/intake.py --store postgresql
+
 bench-smoke: $(STAMP)
 	$(BIN)/pytest -q tests/acceptance/test_benches.py
 

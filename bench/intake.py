@@ -1,4 +1,6 @@
-"""Durable webhook intake on SQLite against the floor of plain SQLite commits, in one run."""
+"""Durable webhook intake on SQLite against the floor of plain SQLite commits, in one run;
+with ``--store postgresql``, SQLite beside one, two and three instances on one PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +16,20 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 from guard import Deadline  # bench/ is on sys.path when run as a script
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-onec-webhook-token-0001"
@@ -43,6 +50,10 @@ ORDER = (
     '"total":"233.80","store":"MSK-014","updated_at":"2025-01-15T10:22:31+03:00"}'
 )
 BODY = '{"event_id":"%(eid)s","entity":"order","id":"%(i)d","action":"changed","data":%(data)s}'
+# --store postgresql: the server that makes and drops a scratch database per configuration.
+SERVER = os.environ.get("BRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+INSTANCES = (1, 2, 3)  # bridge serve processes on one PostgreSQL database
+TICK = os.sysconf("SC_CLK_TCK")  # /proc's CPU times are in these
 
 
 def summary(elapsed: float, lat: list[float], failures: int) -> dict[str, Any]:
@@ -53,15 +64,27 @@ def summary(elapsed: float, lat: list[float], failures: int) -> dict[str, Any]:
     return rate | ms | {"failures": failures}
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, read, let go): a call there is refused."""
+def free_port() -> int:
+    """A loopback port free now (bound to 0, read, let go)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def write_config(tmp: Path, port: int, args: argparse.Namespace) -> Path:
-    """An intake-only config: one onec webhook, no routes (JSON is valid YAML)."""
+def closed_port() -> int:
+    """A loopback port nothing listens on: a call there is refused."""
+    return free_port()
+
+
+def write_config(
+    tmp: Path,
+    port: int,
+    args: argparse.Namespace,
+    store: dict[str, Any] | None = None,
+    name: str = "bench",
+) -> Path:
+    """An intake-only config: one onec webhook, no routes (JSON is valid YAML); the store is
+    ``<tmp>/bench.db`` unless given."""
     system: dict[str, Any] = {
         "type": args.connector_type,
         "webhook": {"auth": "bearer", "token": TOKEN},
@@ -77,15 +100,20 @@ def write_config(tmp: Path, port: int, args: argparse.Namespace) -> Path:
         where = {"wsdl": str(wsdl), "address": f"{nowhere}/base/ws/BridgeLoyalty.1cws"}
         system["options"] = where | {"poll_interval": 0}
     config = {
-        "store": {"url": f"sqlite:///{tmp / 'bench.db'}", "synchronous": args.synchronous},
+        "store": store or sqlite_store(tmp / "bench.db", args),
         "http": {"host": "127.0.0.1", "port": port},
         "log": {"level": "warning", "format": "json"},
         "systems": {"onec": system},
         "mirror": {"routes": []},
     }
-    path = tmp / "bench.yaml"
+    path = tmp / f"{name}.yaml"
     path.write_text(json.dumps(config, indent=2))
     return path
+
+
+def sqlite_store(db: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``store:`` section of a SQLite file."""
+    return {"url": f"sqlite:///{db}", "synchronous": args.synchronous}
 
 
 def start_daemon(config: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -109,16 +137,34 @@ def start_daemon(config: Path, port: int, log_path: Path) -> subprocess.Popen[by
     raise SystemExit(f"the bridge did not answer /health within 30 s (exit {proc.returncode})")
 
 
-async def send_all(port: int, bodies: list[bytes], senders: int) -> dict[str, Any]:
-    """Post every body with ``senders`` concurrent senders; time each until its 202 is read."""
-    url = f"http://127.0.0.1:{port}/hooks/onec"
+def stop_daemon(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, then its exit code (None: killed after 30 s)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+async def send_all(
+    port: int | Sequence[int],
+    bodies: list[bytes],
+    senders: int,
+    acked: list[int] | None = None,
+) -> dict[str, Any]:
+    """Post every body with ``senders`` concurrent senders, sender k to the k-th port in
+    turn; time each until its 202 is read. ``acked`` gets the index of every body acked."""
+    ports = [port] if isinstance(port, int) else list(port)
+    urls = [f"http://127.0.0.1:{p}/hooks/onec" for p in ports]
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     lat: list[float] = []
     errors: Counter[str] = Counter()
-    todo = iter(bodies)
+    todo = iter(enumerate(bodies))
 
-    async def sender(session: aiohttp.ClientSession) -> None:
-        for body in todo:
+    async def sender(session: aiohttp.ClientSession, url: str) -> None:
+        for i, body in todo:
             t0 = time.perf_counter()
             try:
                 async with session.post(url, data=body, headers=headers) as resp:
@@ -130,6 +176,8 @@ async def send_all(port: int, bodies: list[bytes], senders: int) -> dict[str, An
                     errors["202 without duplicate=false"] += 1
                 else:
                     lat.append(t1 - t0)
+                    if acked is not None:
+                        acked.append(i)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 errors[f"{type(exc).__name__}: {exc}"[:160]] += 1
 
@@ -137,7 +185,7 @@ async def send_all(port: int, bodies: list[bytes], senders: int) -> dict[str, An
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         t0 = time.perf_counter()
-        await asyncio.gather(*(sender(session) for _ in range(senders)))
+        await asyncio.gather(*(sender(session, urls[k % len(urls)]) for k in range(senders)))
         result = summary(time.perf_counter() - t0, lat, errors.total())
     return result | {"errors": dict(errors.most_common(5))}
 
@@ -183,18 +231,22 @@ def floor(path: Path, rows: int, synchronous: str, threads: int) -> dict[str, An
     return summary(time.perf_counter() - t0, lat, len(failures))
 
 
+def make_bodies(count: int) -> tuple[list[str], list[bytes]]:
+    """``count`` distinct webhook bodies of this run, and their event ids."""
+    run_id = uuid.uuid4().hex[:8]
+    eids = [f"{run_id}-{i}" for i in range(count)]
+    bodies = [
+        (BODY % {"eid": eid, "i": i, "data": ORDER % {"i": i}}).encode()
+        for i, eid in enumerate(eids)
+    ]
+    return eids, bodies
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The bridge first, then the floors, in one temp dir removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="bridge-bench-") as name:
-        tmp = Path(name)
-        with socket.socket() as sock:  # a free port: bind to 0, read it, let it go
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        run_id = uuid.uuid4().hex[:8]
-        bodies = [
-            (BODY % {"eid": f"{run_id}-{i}", "i": i, "data": ORDER % {"i": i}}).encode()
-            for i in range(args.warmup + args.events)
-        ]
+        tmp, port = Path(name), free_port()
+        _, bodies = make_bodies(args.warmup + args.events)
         proc = start_daemon(write_config(tmp, port, args), port, tmp / "daemon.log")
         try:
             warm = asyncio.run(send_all(port, bodies[: args.warmup], args.senders))
@@ -202,12 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with closing(sqlite3.connect(f"file:{tmp / 'bench.db'}?mode=ro", uri=True)) as db:
                 rows = int(db.execute("SELECT count(*) FROM events").fetchone()[0])
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                exit_code: int | None = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                exit_code = None
+            exit_code = stop_daemon(proc)
         rows_floor = args.floor_events or args.events
         seq = floor(tmp / "floor_seq.db", rows_floor, args.synchronous, 1)
         thr = floor(tmp / "floor_thr.db", rows_floor, args.synchronous, args.senders)
@@ -227,6 +274,273 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "pass_p99": bridge["p99_ms"] <= TARGET_P99_MS,
         "smoke": args.smoke,
     }
+
+
+# -- --store postgresql: SQLite beside one, two and three instances on one PostgreSQL -----
+
+
+def proc_ticks(pid: int) -> int:
+    """CPU (user + system) a process has used, in clock ticks; 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()  # the fields after "pid (comm) "
+    return int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on the machine (other users' backends too)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:  # gone meanwhile
+            continue
+        if name == "postgres":
+            pids.append(int(comm.parent.name))
+    return pids
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat's ``cpu`` line."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+class CpuMeter:
+    """Where the CPU went during one phase: the bridges, every PostgreSQL process on the
+    machine, the senders (this process), and how busy the whole machine was."""
+
+    def __init__(self, bridges: Sequence[int]) -> None:
+        self._bridges = {pid: proc_ticks(pid) for pid in bridges}
+        self._postgres = {pid: proc_ticks(pid) for pid in postgres_pids()}
+        self._senders = time.process_time()
+        self._machine = machine_ticks()
+        self._t0 = time.perf_counter()
+
+    def stop(self, events: int) -> dict[str, float]:
+        """Cores used by each side over the phase, and CPU ms per event of the two servers."""
+        elapsed = time.perf_counter() - self._t0
+        bridges = sum(proc_ticks(p) - t for p, t in self._bridges.items()) / TICK
+        postgres = sum(proc_ticks(p) - self._postgres.get(p, 0) for p in postgres_pids()) / TICK
+        senders = time.process_time() - self._senders
+        busy, every = (b - a for a, b in zip(self._machine, machine_ticks(), strict=True))
+        cores = os.cpu_count() or 1
+        per_event = 1000 / max(events, 1)
+        return {
+            "bridges_cores": round(bridges / elapsed, 2),
+            "postgres_cores": round(postgres / elapsed, 2),
+            "senders_cores": round(senders / elapsed, 2),
+            "machine_busy_cores": round(busy / max(every, 1) * cores, 2),
+            "bridges_ms_per_event": round(bridges * per_event, 3),
+            "postgres_ms_per_event": round(postgres * per_event, 3),
+        }
+
+
+def database_url(server: str, name: str) -> str:
+    """The server's URL with another database."""
+    parts = urllib.parse.urlsplit(server)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def on_server(server: str, statement: sql.Composed) -> None:
+    """Run one statement on the server's maintenance database (CREATE / DROP DATABASE)."""
+    try:
+        with psycopg.connect(server, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(statement)
+    except psycopg.OperationalError as exc:
+        raise SystemExit(f"PostgreSQL at {server}: {exc}") from exc
+
+
+def describe_server(server: str) -> str:
+    """The server's version and the setting every commit waits on."""
+    try:
+        with psycopg.connect(server, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT current_setting('server_version'), current_setting('synchronous_commit')"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        raise SystemExit(f"PostgreSQL at {server}: {exc}") from exc
+    assert row is not None
+    return f"PostgreSQL {row[0]}, synchronous_commit {row[1]}"
+
+
+def sqlite_keys(db: Path) -> list[str]:
+    """The source key of every stored event (a read-only connection)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return [str(row[0]) for row in conn.execute("SELECT source_key FROM events")]
+
+
+def postgres_keys(url: str) -> list[str]:
+    """The source key of every stored event."""
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        return [str(row[0]) for row in conn.execute("SELECT source_key FROM events")]
+
+
+def stored_once(keys: list[str], acked: set[str]) -> dict[str, Any]:
+    """Every acknowledged event stored exactly once: the rows against the acks, by key."""
+    counts = Counter(keys)
+    missing = len(acked - counts.keys())
+    duplicated = sum(1 for n in counts.values() if n > 1)
+    ok = not missing and not duplicated and len(keys) == len(acked)
+    return {
+        "acked": len(acked),
+        "rows": len(keys),
+        "missing": missing,
+        "duplicated": duplicated,
+        "ok": ok,
+    }
+
+
+def measure_store(
+    tmp: Path,
+    label: str,
+    store: dict[str, Any],
+    instances: int,
+    events: tuple[list[str], list[bytes]],
+    args: argparse.Namespace,
+    stored: Callable[[], list[str]],
+) -> dict[str, Any]:
+    """``instances`` daemons on one store, the senders spread over them: the warm-up, then
+    the measured events; the rows read while the daemons still run."""
+    (eids, bodies), ports = events, list[int]()
+    while len(ports) < instances:
+        port = free_port()
+        ports += [] if port in ports else [port]
+    procs: list[subprocess.Popen[bytes]] = []
+    warm_acked: list[int] = []
+    acked: list[int] = []
+    try:
+        for k, port in enumerate(ports):
+            config = write_config(tmp, port, args, store, f"{label}-{k}")
+            procs.append(start_daemon(config, port, tmp / f"{label}-{k}.log"))
+        warm = asyncio.run(send_all(ports, bodies[: args.warmup], args.senders, warm_acked))
+        meter = CpuMeter([p.pid for p in procs])
+        result = asyncio.run(send_all(ports, bodies[args.warmup :], args.senders, acked))
+        cpu = meter.stop(result["count"])
+        keys = stored()
+    finally:
+        exits = [stop_daemon(p) for p in procs]
+    acks = {eids[i] for i in warm_acked} | {eids[args.warmup + i] for i in acked}
+    return result | {
+        "instances": instances,
+        "warmup_failures": warm["failures"],
+        "durability": stored_once(keys, acks),
+        "daemon_exits": exits,
+        "cpu": cpu,
+    }
+
+
+def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
+    """SQLite with one instance, then PostgreSQL with one, two and three, each on a fresh
+    database dropped afterwards; the same events and senders every time."""
+    events = make_bodies(args.warmup + args.events)
+    run_id = events[0][0].split("-", 1)[0]
+    server = describe_server(args.postgres)
+    configs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bridge-bench-") as name:
+        tmp = Path(name)
+        db = tmp / "bench.db"
+        configs["sqlite x1"] = measure_store(
+            tmp, "sqlite", sqlite_store(db, args), 1, events, args, partial(sqlite_keys, db)
+        )
+        for n in INSTANCES:
+            database = f"bench_intake_{run_id}_{n}"
+            on_server(args.postgres, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            url = database_url(args.postgres, database)
+            try:
+                configs[f"postgresql x{n}"] = measure_store(
+                    tmp,
+                    f"postgresql-{n}",
+                    {"url": url},
+                    n,
+                    events,
+                    args,
+                    partial(postgres_keys, url),
+                )
+            finally:
+                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                on_server(args.postgres, drop.format(sql.Identifier(database)))
+
+    def ratio(a: str, b: str) -> float:
+        return round(float(configs[a]["per_second"]) / float(configs[b]["per_second"]), 3)
+
+    return {
+        "settings": {k: getattr(args, k) for k in ("events", "senders", "warmup", "synchronous")}
+        | {"connector_type": args.connector_type, "server": server, "cores": os.cpu_count()},
+        "configs": configs,
+        "ratios": {
+            "postgresql x2 / x1": ratio("postgresql x2", "postgresql x1"),
+            "postgresql x3 / x1": ratio("postgresql x3", "postgresql x1"),
+            "postgresql x1 / sqlite x1": ratio("postgresql x1", "sqlite x1"),
+        },
+        "smoke": args.smoke,
+    }
+
+
+def report_postgres(r: dict[str, Any]) -> None:
+    """Print the human-readable block of ``--store postgresql``."""
+    s, configs = r["settings"], r["configs"]
+    print(f"\nbridge intake, SQLite beside PostgreSQL: {s}")
+    for label, c in configs.items():
+        d, cpu = c["durability"], c["cpu"]
+        print(
+            f"  {label:<15} {c['per_second']:>8.1f} events/s  p50 {c['p50_ms']:>7.2f} ms"
+            f"  p99 {c['p99_ms']:>7.2f} ms  max {c['max_ms']:>8.2f} ms  failures {c['failures']}"
+        )
+        for reason, n in c["errors"].items():
+            print(f"      {n} x {reason}")
+        print(
+            f"      stored once: {d['rows']} rows for {d['acked']} acks (warm-up included),"
+            f" missing {d['missing']}, duplicated {d['duplicated']}:"
+            f" {'OK' if d['ok'] else 'MISMATCH'}; warm-up failures {c['warmup_failures']};"
+            f" daemon exits {c['daemon_exits']}"
+        )
+        print(
+            f"      cpu: bridges {cpu['bridges_cores']:.2f} + postgres {cpu['postgres_cores']:.2f}"
+            f" + senders {cpu['senders_cores']:.2f} cores, machine {cpu['machine_busy_cores']:.2f}"
+            f" of {s['cores']} busy; per event: bridges {cpu['bridges_ms_per_event']:.3f} ms,"
+            f" postgres {cpu['postgres_ms_per_event']:.3f} ms"
+        )
+    bad = [label for label, c in configs.items() if not c["durability"]["ok"]]
+    verdict = f"MISMATCH in {', '.join(bad)}" if bad else "OK"
+    print(f"  durability    every ack stored exactly once in all {len(configs)}: {verdict}")
+    for name, value in r["ratios"].items():
+        print(f"  ratio         {name} = {value:.3f}")
+    print(
+        f"  note          {s['cores']} cores: the senders (this process), PostgreSQL and every"
+        " bridge share them, so two and three instances compete with each other and with the"
+        " senders and PostgreSQL for the same CPU (machine busy above); the 2/1 and 3/1 ratios"
+        " measure that contention, not what instances on their own hosts would give."
+        " postgres cores count every PostgreSQL process on the machine."
+    )
+    judged = "not judged (--smoke)" if r["smoke"] else None
+    checks = {
+        f">= {TARGET_RATE:.0f} events/s": [
+            c["per_second"] >= TARGET_RATE for c in configs.values()
+        ],
+        f"p99 <= {TARGET_P99_MS:.0f} ms": [c["p99_ms"] <= TARGET_P99_MS for c in configs.values()],
+    }
+    for what, passed in checks.items():
+        marks = ", ".join(
+            f"{label} {'PASS' if ok else 'MISS'}" for label, ok in zip(configs, passed, strict=True)
+        )
+        print(f"  target        {what}: {judged or marks}")
+
+
+def failed_postgres(r: dict[str, Any]) -> bool:
+    """A failed request, an ack not stored exactly once, or a daemon that did not exit 0."""
+    return any(
+        c["failures"]
+        or c["warmup_failures"]
+        or not c["durability"]["ok"]
+        or any(code != 0 for code in c["daemon_exits"])
+        for c in r["configs"].values()
+    )
 
 
 def report(r: dict[str, Any]) -> None:
@@ -268,16 +582,37 @@ def main() -> int:
     parser.add_argument("--floor-events", type=int, default=0, help="floor rows (--events)")
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full")
     parser.add_argument("--connector-type", default="onec", help="type: of system onec")
-    parser.add_argument("--timeout", type=float, default=300, help="give up after (300 s)")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="postgresql: SQLite beside 1, 2 and 3 instances on one PostgreSQL, no floors",
+    )
+    parser.add_argument(
+        "--postgres", default=SERVER, help=f"the server for --store postgresql ({SERVER})"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=0, help="give up after (300 s; postgresql 900 s)"
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument(
         "--smoke", action="store_true", help="a few seconds: 500 events, targets not judged"
     )
     args = parser.parse_args()
+    compare = args.store == "postgresql"
     if args.smoke:  # the whole path, a few seconds: 500 events, 50 senders, no verdict
-        args.events, args.warmup, args.floor_events, args.timeout = 500, 50, 500, 60
+        args.events, args.warmup, args.floor_events = 500, 50, 500
+        args.timeout = args.timeout or (120 if compare else 60)
+    args.timeout = args.timeout or (900 if compare else 300)
     if args.events < 1 or args.senders < 1:
         parser.error("--events and --senders must be at least 1")
+    if compare:
+        with Deadline(args.timeout, "bench/intake.py --store postgresql"):
+            result = run_postgres(args)
+        report_postgres(result)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        return 1 if failed_postgres(result) else 0
     with Deadline(args.timeout, "bench/intake.py"):
         result = run(args)
     report(result)

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from tests.support.daemon import ROOT
+from tests.support.postgres import SERVER
 
 # Beyond each bench's own deadline (60-150 s in smoke mode): only a bench that ignores its
 # own bounds meets this one.
@@ -34,6 +35,23 @@ SMOKES = {
             rf"ratio +bridge / floor seq = {NUMBER} +\(judged\)",
             r"durability +550 rows in events for 550 acks .*: OK",
             r"failures 0\n",
+            UNJUDGED,
+        ],
+    ),
+    "intake postgresql": (
+        ["bench/intake.py", "--store", "postgresql", "--postgres", SERVER],
+        [
+            *(
+                rf"{label} +{NUMBER} events/s +p50 +{NUMBER} ms +p99 +{NUMBER} ms .* failures 0\n"
+                for label in ("sqlite x1", "postgresql x1", "postgresql x2", "postgresql x3")
+            ),
+            r"stored once: 550 rows for 550 acks .*: OK; .* daemon exits \[0, 0, 0\]",
+            r"durability +every ack stored exactly once in all 4: OK",
+            *(
+                rf"ratio +postgresql {pair} = {NUMBER}"
+                for pair in ("x2 / x1", "x3 / x1", "x1 / sqlite x1")
+            ),
+            r"note +\d+ cores: ",
             UNJUDGED,
         ],
     ),
