@@ -7,6 +7,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from bridge.store.postgres.migrate import MIGRATION_LOCK
+
 # The turn: tat moves on by T from max(tat, now); the request may go when tat' - T - tau
 # has come, tau = (burst - 1) * T the bucket's slack. Atomic under the row's lock (the
 # upsert), so turns taken at once by several instances never overlap.
@@ -42,10 +44,14 @@ class PostgresBudgets:
         self._ready = False
 
     async def open(self) -> None:
-        """Connect and make sure the table is there (the store's migrations create it;
-        this keeps a schedule usable on a database migrated by an older bridge)."""
+        """Connect and make sure the table is there (created here: the store's migrations
+        do not hold it)."""
         await self._pool.open()
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
+            # CREATE TABLE IF NOT EXISTS is not safe against another session creating the
+            # table at the same moment (instances started together on a new database: one
+            # fails on pg_type_typname_nsp_index); the migrations' lock puts them in turn.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute(SCHEMA)
         self._ready = True
 

@@ -89,19 +89,22 @@ class TargetLane:
                 if len(waiting) > len(group):
                     with contextlib.suppress(StoreError):
                         await store.extend_leases(waiting, owner)
-                await self.attempt(group)
+                await self.attempt(group, waiting)
                 waiting = waiting[len(group) :]
 
-    async def attempt(self, batch: list[Claimed]) -> None:
-        """One attempt of ``batch``: read, prepare, deliver, keep ids, record outcomes."""
+    async def attempt(self, batch: list[Claimed], held: list[Claimed] | None = None) -> None:
+        """One attempt of ``batch``: read, prepare, deliver, keep ids, record outcomes.
+        ``held``: every claim of the slot still waiting (``batch`` first), whose leases are
+        renewed while the batch's jobs go one by one."""
         crew = self.crew
+        held = held if held is not None else batch
         jobs = await crew.ids.follow_merges([job_of(claimed) for claimed in batch])
         started = time.monotonic()
         replayed = {c.delivery.id for c in batch if c.delivery.generation}
         jobs, failed = await crew.reads.read_sources(jobs, replayed, self.settings.timeout_seconds)
         if len(batch) > 1 and any(crew.reads.can_read(j.source) for j in jobs):
             with contextlib.suppress(StoreError):  # reads done in turn used up lease time
-                await crew.store.extend_leases(batch, crew.owner)
+                await crew.store.extend_leases(held, crew.owner)
         prepared = [
             Prepared(job, error=failed[job.delivery_id])
             if job.delivery_id in failed
@@ -111,7 +114,15 @@ class TargetLane:
         ready = [p.job for p in prepared if p.ready]
         refs: dict[str, str] = {}
         delivered: dict[str, DeliveryError | None] = {}
-        for group in self._regroup(ready):
+        for n, group in enumerate(self._regroup(ready)):
+            if n:
+                # The jobs the sink turned down for the batch now go one by one, each
+                # waiting its turn of the target's rate limit: together they can outlast the
+                # lease (50 edits at RetailCRM's 10/s shared by instances), and an expired
+                # lease hands them (and the slot's claims waiting behind them) to another
+                # instance that writes them again.
+                with contextlib.suppress(StoreError):
+                    await crew.store.extend_leases(held, crew.owner)
             results = await self.deliver(group, refs)
             delivered.update(zip([j.delivery_id for j in group], results, strict=True))
         await crew.ids.map_ids(ready, refs)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
+from bridge.store.postgres.migrate import MIGRATION_LOCK
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bridge_leases (
     name text PRIMARY KEY,            -- poll:<system>:<feed>, owed-sweeper
@@ -35,7 +37,9 @@ class PostgresLeases:
     async def open(self) -> None:
         """Connect; make sure the table is there."""
         await self._pool.open()
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
+            # Not IF NOT EXISTS alone: see PostgresBudgets.open (instances started together).
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute(SCHEMA)
 
     async def hold(self, name: str, holder: str, seconds: float) -> bool:
