@@ -62,8 +62,8 @@ async def test_three_instances_limiters_together_keep_ten_a_second(
         budgets.install(None)
     assert len(sent) == 30
     assert most_in_one_second(sent) <= 10
-    # Evenly spaced at 1.1 / 10 s: 30 turns take about 3.2 s, never much longer.
-    assert loop.time() - started < 4.5
+    # Evenly spaced at 1.3 / 10 s (SHARED_MARGIN): 30 turns take about 3.8 s.
+    assert loop.time() - started < 5.5
 
 
 async def test_each_instance_alone_would_have_sent_three_times_as_many(key: str) -> None:
