@@ -14,7 +14,8 @@ from bridge.mapping.findings import Findings
 from bridge.mapping.rules import RuleCompiler
 from bridge.mapping.tables import Table, TableSpec, table_problems
 from bridge.mapping.transforms import BuildContext
-from bridge.settings import SYSTEM_NAME, Strict
+from bridge.settings import SYSTEM_NAME
+from bridge.settings_base import Strict
 from bridge.settings_loader import Document, Finding
 
 SUPPORTED_VERSION = 1

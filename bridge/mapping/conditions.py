@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from bridge.mapping.errors import ValueProblem
 from bridge.mapping.paths import MISSING, Path, read_path
 from bridge.mapping.values import describe, key_text
-from bridge.settings import Strict
+from bridge.settings_base import Strict
 
 
 class FilterSpec(Strict):

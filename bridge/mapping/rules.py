@@ -35,7 +35,7 @@ from bridge.mapping.transforms import (
     known_transforms,
 )
 from bridge.mapping.values import key_text, yaml_value
-from bridge.settings import Strict
+from bridge.settings_base import Strict
 from bridge.settings_loader import KeyPath
 from bridge.settings_loader import format_path as format_key
 

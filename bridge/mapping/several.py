@@ -12,7 +12,7 @@ from bridge.mapping.errors import ValueProblem
 from bridge.mapping.paths import MISSING
 from bridge.mapping.transforms import BuildContext, Converter, NoParams, Parts, Sources, transform
 from bridge.mapping.values import json_copy, to_decimal, to_text
-from bridge.settings import Strict
+from bridge.settings_base import Strict
 
 
 class JoinParams(Strict):

@@ -10,7 +10,7 @@ from pydantic import field_validator
 
 from bridge.mapping.errors import SkipChange, UnknownValue
 from bridge.mapping.values import describe, json_copy, key_text, yaml_value
-from bridge.settings import Strict
+from bridge.settings_base import Strict
 
 
 class Unknown(StrEnum):

@@ -32,7 +32,7 @@ from bridge.mapping.values import (
     to_text,
     yaml_value,
 )
-from bridge.settings import Strict
+from bridge.settings_base import Strict
 
 Converter = Callable[[Any], Any]
 P = TypeVar("P", bound=BaseModel)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.settings import SandboxGatewaySettings, SmsSettings
+from bridge.settings_sms import SandboxGatewaySettings, SmsSettings
 from bridge.sms.gateway import SmsGateway
 from bridge.sms.sandbox import SandboxGateway
 from bridge.store.reservations import ReservationStore

@@ -24,7 +24,7 @@ import aiohttp
 from bridge.bonus.phones import mask
 from bridge.logs import get_logger
 from bridge.redact import mask_phone
-from bridge.settings import (
+from bridge.settings_sms import (
     HttpGatewaySettings,
     SmscGatewaySettings,
     SmsRuGatewaySettings,

@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from bridge.settings import HttpGatewaySettings, SmscGatewaySettings, SmsRuGatewaySettings
+from bridge.settings_sms import HttpGatewaySettings, SmscGatewaySettings, SmsRuGatewaySettings
 from bridge.sms.gateway import SmsGateway, SmsRejected, SmsSent, SmsUnavailable
 from bridge.sms.providers import (
     HttpTemplateGateway,

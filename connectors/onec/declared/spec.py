@@ -14,7 +14,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from bridge.ledger import LedgerErrorCode
-from bridge.settings import Strict
+from bridge.settings_base import Strict
 
 TOP_KEYS = (
     "version",
