@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from bridge.errors import NotFound
+from bridge.store import rowmaps
 from bridge.store.postgres import rows as row_io
 from bridge.store.postgres import sql as q
 from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone
@@ -45,8 +46,8 @@ async def load_event_detail(conn: Conn, eid: int) -> EventDetail:
         " ORDER BY id",
         (eid, dids),
     )
-    event = row_io.event_record(row[:10], payload, tuple(d.target for d in deliveries))
-    return EventDetail(event, deliveries, [row_io.history_entry(h) for h in history])
+    event = rowmaps.event_record(row[:10], payload, tuple(d.target for d in deliveries))
+    return EventDetail(event, deliveries, [rowmaps.history_entry(h) for h in history])
 
 
 async def list_events(conn: Conn, flt: EventFilter) -> list[EventRecord]:
@@ -58,7 +59,7 @@ async def list_events(conn: Conn, flt: EventFilter) -> list[EventRecord]:
         (*args, flt.limit),
     )
     targets = await row_io.targets_of(conn, [row[0] for row in rows])
-    return [row_io.event_record(row, None, targets.get(row[0], ())) for row in rows]
+    return [rowmaps.event_record(row, None, targets.get(row[0], ())) for row in rows]
 
 
 class PostgresSupport(Engine):

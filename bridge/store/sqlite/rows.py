@@ -5,38 +5,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from bridge.errors import NotFound
+from bridge.store import rowmaps
 from bridge.store.records import (
     DeliveryRecord,
     EventFilter,
     EventRecord,
-    HistoryEntry,
     Status,
     delivery_ref,
     event_ref,
 )
+from bridge.store.rowmaps import event_record
 from bridge.store.sqlite import sql as q
-
-
-def event_record(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> EventRecord:
-    """An events row (and its payload and targets) as a record."""
-    return EventRecord(
-        id=event_ref(row[0]),
-        source=row[1],
-        source_key=row[2],
-        entity=row[3],
-        entity_id=row[4],
-        action=row[5],
-        status=Status(row[6]),
-        reason=row[7],
-        payload=payload,
-        received_at=row[8],
-        updated_at=row[9],
-        targets=targets,
-    )
 
 
 def targets_of(conn: sqlite3.Connection, eid: int) -> tuple[str, ...]:
@@ -86,46 +68,6 @@ def load_events_of(conn: sqlite3.Connection, did: int) -> list[EventRecord]:
     return [event_record(r[:10], json.loads(r[10]), ()) for r in rows]
 
 
-def history_entry(row: Sequence[Any]) -> HistoryEntry:
-    """A history row as a record."""
-    return HistoryEntry(
-        at=row[0],
-        kind=row[1],
-        delivery_id=delivery_ref(row[2]) if row[2] is not None else None,
-        event_id=event_ref(row[3]) if row[3] is not None else None,
-        attempt=row[4],
-        outcome=row[5],
-        error_class=row[6],
-        message=row[7],
-        duration_ms=row[8],
-        actor=row[9],
-    )
-
-
 def event_where(flt: EventFilter) -> tuple[str, list[Any]]:
     """The WHERE clause and arguments of an event filter."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    if flt.target is not None:
-        sub = (
-            "e.id IN (SELECT de.event_id FROM delivery_events de JOIN deliveries d"
-            " ON d.id = de.delivery_id WHERE d.target = ?"
-        )
-        args.append(flt.target)
-        if flt.status is not None:
-            sub += " AND d.status = ?"
-            args.append(flt.status)
-        clauses.append(sub + ")")
-    elif flt.status is not None:
-        clauses.append("e.status = ?")
-        args.append(flt.status)
-    if flt.source is not None:
-        clauses.append("e.source = ?")
-        args.append(flt.source)
-    if flt.since is not None:
-        clauses.append("e.received_at >= ?")
-        args.append(flt.since)
-    if flt.until is not None:
-        clauses.append("e.received_at < ?")
-        args.append(flt.until)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+    return rowmaps.event_where(flt, "?")

@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 from bridge.errors import NotFound
+from bridge.store import rowmaps
 from bridge.store.records import (
     EventDetail,
     EventFilter,
@@ -46,8 +47,8 @@ def load_event_detail(conn: sqlite3.Connection, eid: int) -> EventDetail:
         " ORDER BY id",
         (eid, *dids),
     ).fetchall()
-    event = row_io.event_record(row[:10], payload, tuple(d.target for d in deliveries))
-    return EventDetail(event, deliveries, [row_io.history_entry(h) for h in history])
+    event = rowmaps.event_record(row[:10], payload, tuple(d.target for d in deliveries))
+    return EventDetail(event, deliveries, [rowmaps.history_entry(h) for h in history])
 
 
 class SQLiteSupport(Engine):
@@ -62,7 +63,9 @@ class SQLiteSupport(Engine):
                 f"SELECT {q.EVENT_COLUMNS} FROM events e {where} ORDER BY e.id DESC LIMIT ?",
                 (*args, flt.limit),
             ).fetchall()
-            return [row_io.event_record(row, None, row_io.targets_of(conn, row[0])) for row in rows]
+            return [
+                rowmaps.event_record(row, None, row_io.targets_of(conn, row[0])) for row in rows
+            ]
 
         return await self._read(job)
 

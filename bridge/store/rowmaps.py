@@ -1,0 +1,80 @@
+"""What both SQL stores read alike: rows into records, and the WHERE clause of an event
+filter (the SQL is the same in SQLite and PostgreSQL but for the parameter marker)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bridge.store.records import (
+    EventFilter,
+    EventRecord,
+    HistoryEntry,
+    Status,
+    delivery_ref,
+    event_ref,
+)
+
+
+def event_record(row: Sequence[Any], payload: Any, targets: tuple[str, ...]) -> EventRecord:
+    """An events row (and its payload and targets) as a record."""
+    return EventRecord(
+        id=event_ref(row[0]),
+        source=row[1],
+        source_key=row[2],
+        entity=row[3],
+        entity_id=row[4],
+        action=row[5],
+        status=Status(row[6]),
+        reason=row[7],
+        payload=payload,
+        received_at=row[8],
+        updated_at=row[9],
+        targets=targets,
+    )
+
+
+def history_entry(row: Sequence[Any]) -> HistoryEntry:
+    """A history row as a record."""
+    return HistoryEntry(
+        at=row[0],
+        kind=row[1],
+        delivery_id=delivery_ref(row[2]) if row[2] is not None else None,
+        event_id=event_ref(row[3]) if row[3] is not None else None,
+        attempt=row[4],
+        outcome=row[5],
+        error_class=row[6],
+        message=row[7],
+        duration_ms=row[8],
+        actor=row[9],
+    )
+
+
+def event_where(flt: EventFilter, mark: str) -> tuple[str, list[Any]]:
+    """The WHERE clause and arguments of an event filter; ``mark`` is the driver's
+    parameter marker (``?`` for sqlite3, ``%s`` for psycopg)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if flt.target is not None:
+        sub = (
+            "e.id IN (SELECT de.event_id FROM delivery_events de JOIN deliveries d"
+            f" ON d.id = de.delivery_id WHERE d.target = {mark}"
+        )
+        args.append(flt.target)
+        if flt.status is not None:
+            sub += f" AND d.status = {mark}"
+            args.append(str(flt.status))
+        clauses.append(sub + ")")
+    elif flt.status is not None:
+        clauses.append(f"e.status = {mark}")
+        args.append(str(flt.status))
+    if flt.source is not None:
+        clauses.append(f"e.source = {mark}")
+        args.append(flt.source)
+    if flt.since is not None:
+        clauses.append(f"e.received_at >= {mark}")
+        args.append(flt.since)
+    if flt.until is not None:
+        clauses.append(f"e.received_at < {mark}")
+        args.append(flt.until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
