@@ -56,7 +56,9 @@ class Dispatcher:
         reads = SourceReads(store, readers or {}, clock)  # one read cache for every lane
         ids = IdMap(store)
         preparation = Preparation(store, mappers or {}, reads, ids)
-        crew = Crew(store, owner, reads, preparation, ids, metrics, clock, unit_random)
+        crew = Crew(
+            store, owner, reads, preparation, ids, metrics, clock, unit_random, lease_seconds
+        )
         self._lanes = {
             name: TargetLane(name, sink, cfg, crew) for name, (sink, cfg) in lanes.items()
         }

@@ -47,6 +47,7 @@ class Crew:
     metrics: Metrics | None
     clock: Callable[[], float]
     unit_random: Callable[[], float]
+    lease_seconds: float = 60.0
 
 
 @dataclass
@@ -81,30 +82,39 @@ class TargetLane:
         return tasks
 
     async def run_parts(self, parts: Parts) -> None:
-        """Run a slot's parts in turn, renewing the leases of what still waits."""
-        store, owner = self.crew.store, self.crew.owner
-        waiting = [c for batch, _ in parts for c in batch]
-        for batch, together in parts:
-            for group in [batch] if together else [[c] for c in batch]:
-                if len(waiting) > len(group):
-                    with contextlib.suppress(StoreError):
-                        await store.extend_leases(waiting, owner)
-                await self.attempt(group, waiting)
-                waiting = waiting[len(group) :]
+        """Run a slot's parts in turn while a heartbeat renews the leases of what the slot
+        still holds: however long a write waits for its turn of a rate limit shared with
+        other instances, no other instance takes over a live holder's deliveries."""
+        held = [c for batch, _ in parts for c in batch]
+        beat = asyncio.create_task(self._heartbeat(held))
+        try:
+            for batch, together in parts:
+                for group in [batch] if together else [[c] for c in batch]:
+                    await self.attempt(group)
+                    del held[: len(group)]
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
 
-    async def attempt(self, batch: list[Claimed], held: list[Claimed] | None = None) -> None:
-        """One attempt of ``batch``: read, prepare, deliver, keep ids, record outcomes.
-        ``held``: every claim of the slot still waiting (``batch`` first), whose leases are
-        renewed while the batch's jobs go one by one."""
+    async def _heartbeat(self, held: list[Claimed]) -> None:
+        """Every third of the lease, push the leases of ``held`` (shrinking as attempts
+        are recorded) a full lease out. A missed beat (store down) is tried again at the
+        next one; two more fit before the lease runs out."""
         crew = self.crew
-        held = held if held is not None else batch
+        while held:
+            await asyncio.sleep(crew.lease_seconds / 3)
+            if held:
+                with contextlib.suppress(StoreError):
+                    await crew.store.extend_leases(list(held), crew.owner)
+
+    async def attempt(self, batch: list[Claimed]) -> None:
+        """One attempt of ``batch``: read, prepare, deliver, keep ids, record outcomes."""
+        crew = self.crew
         jobs = await crew.ids.follow_merges([job_of(claimed) for claimed in batch])
         started = time.monotonic()
         replayed = {c.delivery.id for c in batch if c.delivery.generation}
         jobs, failed = await crew.reads.read_sources(jobs, replayed, self.settings.timeout_seconds)
-        if len(batch) > 1 and any(crew.reads.can_read(j.source) for j in jobs):
-            with contextlib.suppress(StoreError):  # reads done in turn used up lease time
-                await crew.store.extend_leases(held, crew.owner)
         prepared = [
             Prepared(job, error=failed[job.delivery_id])
             if job.delivery_id in failed
@@ -114,15 +124,9 @@ class TargetLane:
         ready = [p.job for p in prepared if p.ready]
         refs: dict[str, str] = {}
         delivered: dict[str, DeliveryError | None] = {}
-        for n, group in enumerate(self._regroup(ready)):
-            if n:
-                # The jobs the sink turned down for the batch now go one by one, each
-                # waiting its turn of the target's rate limit: together they can outlast the
-                # lease (50 edits at RetailCRM's 10/s shared by instances), and an expired
-                # lease hands them (and the slot's claims waiting behind them) to another
-                # instance that writes them again.
-                with contextlib.suppress(StoreError):
-                    await crew.store.extend_leases(held, crew.owner)
+        # The jobs the sink turns down for the batch go one by one after it, each waiting
+        # its turn of the target's rate limit; the heartbeat keeps their leases.
+        for group in self._regroup(ready):
             results = await self.deliver(group, refs)
             delivered.update(zip([j.delivery_id for j in group], results, strict=True))
         await crew.ids.map_ids(ready, refs)

@@ -146,6 +146,45 @@ async def test_deliveries_that_go_alone_in_one_slot_keep_their_leases(tmp_path: 
         await store.close()
 
 
+async def test_a_live_holder_keeps_an_attempt_longer_than_its_lease(tmp_path: Path) -> None:
+    """A write may outlast the lease (waiting for its turn of a shared rate limit): the
+    holder's heartbeat keeps the lease, so another instance sweeping expired leases does
+    not take the delivery over and write it a second time."""
+    from collections import Counter
+
+    from bridge.mirror.dispatcher import Dispatcher
+    from bridge.settings import DeliverySettings
+
+    class SlowSink:
+        def __init__(self) -> None:
+            self.calls: Counter[str] = Counter()
+
+        async def deliver(self, job: Any) -> None:
+            self.calls[job.entity_id] += 1
+            await asyncio.sleep(2.5)  # two and a half leases, within the timeout
+
+    store = SQLiteStore(tmp_path / "heartbeat.db", lease_seconds=1.0)
+    await store.open(serving=True)
+    try:
+        await store.append_events([NewEvent("src", InboundEvent("k", "order", "1"), ("crm",))])
+        sink = SlowSink()
+        settings = DeliverySettings(concurrency=1, timeout_seconds=5.0)
+        mine = Dispatcher(store, {"crm": (sink, settings)}, "a", lease_seconds=1.0)
+        other = Dispatcher(store, {"crm": (sink, settings)}, "b", lease_seconds=1.0)
+        await other.start()  # before "a": at start-up, a SQLite store takes every lease over
+        await mine.start()
+        await asyncio.sleep(3.5)
+        await mine.stop()
+        await other.stop()
+        assert dict(sink.calls) == {"1": 1}
+        (event,) = await store.list_events(EventFilter())
+        detail = await store.get_event(event.id)
+        assert [d.status for d in detail.deliveries] == ["done"]
+        assert "lease_expired" not in [h.kind for h in detail.history]
+    finally:
+        await store.close()
+
+
 async def test_a_fresh_sandbox_sets_the_old_file_aside_readable(
     tmp_path: Path, clock: Clock
 ) -> None:
