@@ -350,6 +350,13 @@ class BonusSettings(Strict):
     # With when_master_down: stale, the last balance of at most this many customers is kept
     # (the least recently asked are forgotten first); nothing is kept otherwise.
     stale_cache_size: int = Field(default=10_000, ge=1, le=10_000_000)
+    # Who a phone, card or id is (the master's customer), remembered for a look-up to make
+    # one master call (the balance) instead of two: at most customer_cache_size keys, each
+    # for customer_cache_seconds (0: nothing remembered). An id the master no longer knows
+    # is dropped and resolved again at once; a phone or card moved to another customer in
+    # the master is seen up to customer_cache_seconds late.
+    customer_cache_size: int = Field(default=10_000, ge=1, le=10_000_000)
+    customer_cache_seconds: float = Field(default=300.0, ge=0, le=86_400)
     breaker: BreakerSettings = BreakerSettings()
     reservations: ReservationSettings = ReservationSettings()
     sms: SmsSettings = SmsSettings()
