@@ -10,12 +10,15 @@ its own SAVEPOINT, so a failing job rolls back alone and the others still commit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
+
+AbstractLoop = asyncio.AbstractEventLoop
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -49,14 +52,15 @@ class Writer:
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Queue ``job`` and wait until the transaction that ran it has committed."""
-        future: Future[T] = Future()
-        self._queue.put((job, future))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((job, _Waiter(future, loop)))
+        return await future
 
     def run_sync(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Queue ``job`` from a thread without an event loop and wait for the commit."""
         future: Future[T] = Future()
-        self._queue.put((job, future))
+        self._queue.put((job, _Waiter(future, None)))
         return future.result()
 
     def _run(self) -> None:
@@ -83,43 +87,88 @@ class Writer:
                         stop = True
                         break
                     batch.append(item)
-                self._commit(conn, batch)
+                _settle_all(self._commit(conn, batch))
                 if stop:
                     return
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Job, Future[Any]]]) -> None:
-        results: list[tuple[Future[Any], bool, Any]] = []
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[Job, _Waiter]]) -> list[Settled]:
+        """Run the batch in one transaction: each job's outcome, or the commit's error for
+        every job (nothing in the batch is durable then)."""
+        results: list[Settled] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
-                if not future.set_running_or_notify_cancel():
-                    continue
+            for job, waiter in batch:
+                if waiter.gave_up():
+                    continue  # its caller stopped waiting before it ran: not written
                 conn.execute("SAVEPOINT job")
                 try:
                     value = job(conn)
                 except Exception as exc:  # the job's own error goes back to its caller
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                    results.append((future, False, exc))
+                    results.append((waiter, False, exc))
                 else:
                     conn.execute("RELEASE job")
-                    results.append((future, True, value))
+                    results.append((waiter, True, value))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             # The commit itself failed (disk full, I/O error): nothing in the batch is
             # durable, so every caller gets the error and no webhook is acknowledged.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _job, future in batch:
-                if future.done():
-                    continue
-                if future.running() or future.set_running_or_notify_cancel():
-                    future.set_exception(exc)
-            return
-        for future, ok, value in results:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            return [(waiter, False, exc) for _job, waiter in batch]
+        return results
+
+
+class _Waiter:
+    """Who waits for a job: an asyncio future on its loop, or a thread's future."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, future: asyncio.Future[Any] | Future[Any], loop: AbstractLoop | None):
+        self.future = future
+        self.loop = loop
+
+    def gave_up(self) -> bool:
+        """True when the caller cancelled before the job ran (read across threads: a
+        cancellation that comes later only drops the answer, the job is written)."""
+        if self.loop is None:
+            assert isinstance(self.future, Future)
+            return not self.future.set_running_or_notify_cancel()
+        return self.future.cancelled()
+
+
+Settled = tuple[_Waiter, bool, Any]
+
+
+def _settle_all(results: list[Settled]) -> None:
+    """Hand each job's outcome to its caller: one wake-up per event loop for the whole
+    batch (a wake-up per job cost the writer a pipe write each: ~12 % of intake's time)."""
+    by_loop: dict[AbstractLoop, list[Settled]] = {}
+    for settled in results:
+        waiter = settled[0]
+        if waiter.loop is None:
+            _settle(settled)
+        else:
+            by_loop.setdefault(waiter.loop, []).append(settled)
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle_each, group)
+
+
+def _settle_each(results: list[Settled]) -> None:
+    for settled in results:
+        _settle(settled)
+
+
+def _settle(settled: Settled) -> None:
+    waiter, ok, value = settled
+    future = waiter.future
+    if future.done():  # cancelled meanwhile
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
