@@ -98,7 +98,9 @@ def owed_store_of(store: object) -> OwedStore:
         found = _MEMORY.get(store)
         if found is None:
             found = _MEMORY[store] = MemoryOwedStore(
-                store, lease_seconds=float(getattr(store, "lease_seconds", 60.0))
+                store,
+                lease_seconds=float(getattr(store, "lease_seconds", 60.0)),
+                clock=store._clock,  # the store's (a test's) clock, as SQLite's owed calls
             )
         return found
     from bridge.store.postgres.owed import PostgresOwedStore  # psycopg only when used

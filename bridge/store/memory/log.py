@@ -111,6 +111,7 @@ class State:
     reservation_steps: dict[str, list[Step]] = field(default_factory=dict)
     sms_sends: list[tuple[str, float, str]] = field(default_factory=list)
     sandbox: list[SandboxMessage] = field(default_factory=list)
+    next_sandbox: int = 1  # message ids are never reused, also after retention
     secrets: dict[str, str] = field(default_factory=dict)
 
 

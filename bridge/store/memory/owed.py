@@ -37,6 +37,17 @@ class MemoryOwedStore:
         self._clock = clock
         self._calls: dict[int, OwedCall] = {}
         self._by_operation: dict[tuple[str, str], int] = {}
+        self._next = 1  # ids are never reused, also after retention dropped calls
+
+    def stored(self) -> list[OwedCall]:
+        """Every call kept, oldest first (what retention looks through)."""
+        return [c for _, c in sorted(self._calls.items())]
+
+    def forget(self, call_ids: Sequence[str]) -> None:
+        """Drop finished calls (retention, ``bridge purge``)."""
+        for call in [self._get(i) for i in call_ids]:
+            del self._calls[parse_owed_ref(call.id) or 0]
+            del self._by_operation[(call.system, call.operation_id)]
 
     def _get(self, call_id: str) -> OwedCall:
         number = parse_owed_ref(call_id)
@@ -74,7 +85,7 @@ class MemoryOwedStore:
                     note=None,
                 )
             )
-        number = len(self._calls) + 1
+        number, self._next = self._next, self._next + 1
         self._by_operation[key] = number
         return self._put(
             OwedCall(

@@ -186,7 +186,7 @@ class MemoryReservations(Log):
     async def add_sandbox_message(self, phone: str, text: str, reference: str | None) -> int:
         """Keep a text the sandbox gateway 'sent'; its id."""
         state = await self._turn()
-        number = len(state.sandbox) + 1
+        number, state.next_sandbox = state.next_sandbox, state.next_sandbox + 1
         state.sandbox.append(SandboxMessage(number, self._clock(), phone, text, reference))
         return number
 
