@@ -80,8 +80,9 @@ class Store(ReservationStore, BackfillStore, Protocol):
         entity; the dispatcher is woken when that one finishes, so they are not counted.
         """
 
-    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        """Events newest first, filtered."""
+    async def list_events(self, flt: EventFilter, after: str | None = None) -> list[EventRecord]:
+        """Events newest received first, filtered; a page goes on ``after`` the last event
+        of the one before it (NotFound if that event is gone)."""
 
     async def get_event(self, event_id: str) -> EventDetail:
         """An event with its deliveries and full history; raises NotFound."""
