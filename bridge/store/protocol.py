@@ -28,9 +28,10 @@ from bridge.store.records import (
     Stored,
 )
 from bridge.store.reservations import ReservationStore
+from bridge.store.retention import RecordRetention
 
 
-class Store(ReservationStore, BackfillStore, Protocol):
+class Store(ReservationStore, BackfillStore, RecordRetention, Protocol):
     """The durable event log (with its backfills, and the reservations of the bonus
     service)."""
 

@@ -1,10 +1,13 @@
-"""Retention in memory: the log's size and its pruning (``bridge.store.sqlite.retention``)."""
+"""Retention in memory: the log's size and its pruning (``bridge.store.sqlite.retention``),
+and the records beside it (``retention_records``)."""
 
 from __future__ import annotations
 
+from bridge.store.memory import retention_records
 from bridge.store.memory.log import EventRow, Log, State
+from bridge.store.memory.owed import MemoryOwedStore
 from bridge.store.records import LogStats, Prunable, Status, delivery_ref, event_ref
-from bridge.store.retention import check_prune
+from bridge.store.retention import PrunableRecords, Records, check_limit, check_prune
 
 
 def _taken(state: State, status: Status, before: float) -> list[EventRow]:
@@ -50,7 +53,7 @@ def _prune(state: State, rows: list[EventRow]) -> None:
 
 
 class MemoryRetention(Log):
-    """The log's size and its pruning."""
+    """The log's size and its pruning, and the pruning of the records beside it."""
 
     async def log_stats(self) -> LogStats:
         """Events per status, the oldest and newest; no size (nothing is on disk)."""
@@ -82,3 +85,26 @@ class MemoryRetention(Log):
         rows = _taken(state, status, before)[:limit]
         _prune(state, rows)
         return len(rows)
+
+    def _owed(self) -> MemoryOwedStore:
+        """The owed calls kept beside this store (``owed_store_of``)."""
+        from bridge.store.owed import owed_store_of  # it imports this package
+
+        owed = owed_store_of(self)
+        assert isinstance(owed, MemoryOwedStore)
+        return owed
+
+    async def count_prunable_records(self, kind: Records, before: float) -> PrunableRecords:
+        """What a prune of ``kind`` before ``before`` would take."""
+        found = retention_records.chosen(await self._turn(), self._owed(), kind, before)
+        if not found:
+            return PrunableRecords(kind, 0, None, None)
+        return PrunableRecords(kind, len(found), found[0][0], found[-1][0])
+
+    async def prune_records(self, kind: Records, before: float, limit: int) -> int:
+        """Delete one batch of ``kind`` (a reservation with its history and owed calls)."""
+        check_limit(limit)
+        state, owed = await self._turn(), self._owed()
+        found = retention_records.chosen(state, owed, kind, before)[:limit]
+        retention_records.drop(state, owed, kind, [key for _, key in found])
+        return len(found)

@@ -4,13 +4,15 @@ with everything that hangs off them (links, history, deliveries carrying nothing
 A batch locks the events it takes with ``FOR UPDATE SKIP LOCKED``: two instances pruning
 at once take different events, and an event a claim or a replay is refreshing is left for
 the next batch. Intake never waits on a prune: it only touches deliveries still waiting.
+The other records that grow with traffic are pruned in ``retention_records``.
 """
 
 from __future__ import annotations
 
+from bridge.store.postgres import retention_records
 from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone
 from bridge.store.records import LogStats, Prunable, Status
-from bridge.store.retention import check_prune
+from bridge.store.retention import PrunableRecords, Records, check_limit, check_prune
 
 # The oldest finished events of a status, by their last change (index events_status_updated).
 # An event is taken only when every delivery it has is finished as the prune allows: done,
@@ -96,7 +98,7 @@ async def stats(conn: Conn) -> LogStats:
 
 
 class PostgresRetention(Engine):
-    """The log's size and its pruning."""
+    """The log's size and its pruning, and the pruning of the records beside it."""
 
     async def log_stats(self) -> LogStats:
         """Events per status, the oldest and newest, and the tables' bytes."""
@@ -111,3 +113,12 @@ class PostgresRetention(Engine):
         """Delete one batch of finished events and what hangs off them."""
         check_prune(status, limit)
         return await self._write(lambda conn: prune(conn, status, before, limit))
+
+    async def count_prunable_records(self, kind: Records, before: float) -> PrunableRecords:
+        """What a prune of ``kind`` before ``before`` would take."""
+        return await self._read(lambda conn: retention_records.prunable(conn, kind, before))
+
+    async def prune_records(self, kind: Records, before: float, limit: int) -> int:
+        """Delete one batch of ``kind`` (a reservation with its history and owed calls)."""
+        check_limit(limit)
+        return await self._write(lambda conn: retention_records.prune(conn, kind, before, limit))

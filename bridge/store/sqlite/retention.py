@@ -1,5 +1,6 @@
 """Retention on SQLite: how big the log is, and finished events pruned in small batches
-with everything that hangs off them (links, history, deliveries carrying nothing else)."""
+with everything that hangs off them (links, history, deliveries carrying nothing else);
+the other records that grow with traffic in ``retention_records``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import os
 import sqlite3
 
 from bridge.store.records import LogStats, Prunable, Status
-from bridge.store.retention import check_prune
+from bridge.store.retention import PrunableRecords, Records, check_limit, check_prune
+from bridge.store.sqlite import retention_records
 from bridge.store.sqlite.engine import Engine
 
 # The oldest finished events of a status, by their last change (index events_status_updated).
@@ -88,7 +90,7 @@ def stats(conn: sqlite3.Connection) -> tuple[dict[Status, int], int, float | Non
 
 
 class SQLiteRetention(Engine):
-    """The log's size and its pruning."""
+    """The log's size and its pruning, and the pruning of the records beside it."""
 
     async def log_stats(self) -> LogStats:
         """Events per status, the oldest and newest, and the file's bytes with its WAL."""
@@ -108,3 +110,12 @@ class SQLiteRetention(Engine):
         """Delete one batch of finished events and what hangs off them."""
         check_prune(status, limit)
         return await self._write(lambda conn: prune(conn, status, before, limit))
+
+    async def count_prunable_records(self, kind: Records, before: float) -> PrunableRecords:
+        """What a prune of ``kind`` before ``before`` would take."""
+        return await self._read(lambda conn: retention_records.prunable(conn, kind, before))
+
+    async def prune_records(self, kind: Records, before: float, limit: int) -> int:
+        """Delete one batch of ``kind`` (a reservation with its history and owed calls)."""
+        check_limit(limit)
+        return await self._write(lambda conn: retention_records.prune(conn, kind, before, limit))
