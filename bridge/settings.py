@@ -58,19 +58,45 @@ def parse_duration(value: object) -> float | None:
 
 
 class RetentionSettings(Strict):
-    """How long finished events stay in the log. ``dead`` and ``rejected`` events stay until
-    they are replayed or purged by hand (``bridge purge``); only ``done`` ones expire here."""
+    """How long finished records stay in the store. ``dead`` and ``rejected`` events, and
+    dead owed calls, stay until they are replayed or purged by hand (``bridge purge``)."""
 
     # Done events go once they have been done this long (30d, 12h, 90m; off keeps them all).
     done_after: float | None = 30 * 86400.0
-    batch: int = Field(default=500, ge=1, le=5000)  # events per transaction
+    # Reservations in a final state (committed, released, cancelled, locked, expired,
+    # failed) that owe the master nothing, with their history and owed calls, once their
+    # last change is this old; done owed calls of no reservation alike. A till's retry
+    # with the same Idempotency-Key, and a return's points given back, need the
+    # reservation: keep it longer than either can come (at least 7d, the longest hold).
+    reservations_after: float | None = 90 * 86400.0
+    # SMS sends counted for the per-phone cap, and the sandbox's outbox (at least 1d, the
+    # longest bonus.reservations.phone_window_seconds: the cap must see its whole window).
+    sms_after: float | None = 30 * 86400.0
+    batch: int = Field(default=500, ge=1, le=5000)  # records per transaction
     pause_seconds: float = Field(default=1.0, ge=0, le=60)  # between batches while behind
     every_seconds: float = Field(default=300.0, gt=0, le=86400)  # looks once caught up
 
-    @field_validator("done_after", mode="before")
+    @field_validator("done_after", "reservations_after", "sms_after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return parse_duration(value)
+
+    @field_validator("reservations_after")
+    @classmethod
+    def _after_every_hold(cls, value: float | None) -> float | None:
+        return _at_least(value, 7 * 86400.0, "7d")
+
+    @field_validator("sms_after")
+    @classmethod
+    def _after_the_cap_window(cls, value: float | None) -> float | None:
+        return _at_least(value, 86400.0, "1d")
+
+
+def _at_least(value: float | None, floor: float, text: str) -> float | None:
+    """``value`` unless it is shorter than ``floor`` (a duration, or None for off)."""
+    if value is not None and value < floor:
+        raise ValueError(f"must be at least {text} (or off)")
+    return value
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
