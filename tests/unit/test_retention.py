@@ -1,9 +1,11 @@
 """The retention loop and its settings: done events past ``done_after`` go, batch after
-batch; ``off`` keeps everything; durations are read as people write them."""
+batch, then final reservations past ``reservations_after`` and SMS sends past
+``sms_after``; ``off`` keeps everything; durations are read as people write them."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -13,6 +15,8 @@ from bridge.mirror.retention import Pruner, prune_all
 from bridge.settings import RetentionSettings, StoreSettings
 from bridge.store.memory import MemoryStore
 from bridge.store.records import AttemptOutcome, InboundEvent, NewEvent, Status
+from bridge.store.reservations import RsvStatus
+from tests.contract.store.test_reservations import CREATED, reservation
 from tests.support.clock import T0, Clock
 
 DAY = 86_400.0
@@ -59,6 +63,24 @@ def test_done_events_expire_after_30_days_by_default() -> None:
     assert StoreSettings().retention.done_after == 30 * DAY
 
 
+def test_reservations_expire_after_90_days_and_sms_sends_after_30_by_default() -> None:
+    kept = StoreSettings().retention
+    assert (kept.reservations_after, kept.sms_after) == (90 * DAY, 30 * DAY)
+    assert retention(reservations_after="off", sms_after="off").reservations_after is None
+
+
+@pytest.mark.parametrize(
+    ("key", "short", "floor"), [("reservations_after", "6d", "7d"), ("sms_after", "23h", "1d")]
+)
+def test_a_limit_shorter_than_what_still_needs_the_records_is_refused(
+    key: str, short: str, floor: str
+) -> None:
+    # A reservation may be held 7 days; the per-phone SMS cap reads up to a day back.
+    with pytest.raises(ValidationError, match=rf"retention\.{key}\n.*at least {floor}"):
+        StoreSettings.model_validate({"retention": {key: short}})
+    assert getattr(retention(**{key: floor}), key) > 0
+
+
 async def test_the_pruner_takes_done_events_past_the_limit_in_batches() -> None:
     clock = Clock()
     store = await filled(clock, done=7, waiting=2)
@@ -82,7 +104,8 @@ async def test_retention_off_starts_no_loop() -> None:
     clock = Clock()
     store = await filled(clock, done=3)
     clock.now = T0 + 365 * DAY
-    pruner = Pruner(store, retention(done_after="off"), clock=clock)
+    off = retention(done_after="off", reservations_after="off", sms_after="off")
+    pruner = Pruner(store, off, clock=clock)
     pruner.start()
     assert not pruner.enabled
     assert await pruner.prune_once() == 0
@@ -125,3 +148,26 @@ async def test_a_dead_event_goes_only_when_named() -> None:
     clock.now = T0 + 60 * DAY
     assert await Pruner(store, retention(), clock=clock).prune_once() == 0
     assert await prune_all(store, Status.DEAD, clock.now, 10) == 1
+
+
+async def test_the_pruner_takes_final_reservations_and_old_sms_sends_in_the_same_round() -> None:
+    clock = Clock()
+    store = await filled(clock, done=2)
+    done = await store.create_reservation(reservation(1, T0), CREATED)
+    await store.update_reservation(replace(done, status=RsvStatus.COMMITTED), [])
+    held = await store.create_reservation(reservation(2, T0), CREATED)
+    await store.update_reservation(replace(held, status=RsvStatus.HELD), [])
+    assert await store.claim_sms_slot("phone", T0, 600, 5, done.id)
+    await store.add_sandbox_message("+79000000001", "code 1111", done.id)
+    clock.now = T0 + 100 * DAY
+    assert await store.claim_sms_slot("other", clock.now, 600, 5, held.id)
+    settings = retention(done_after="off", batch=1, pause_seconds=0)
+    with capture_logs() as logs:
+        assert await Pruner(store, settings, clock=clock).prune_once() == 3
+    assert [r.id for r in await store.list_reservations()] == [held.id]
+    assert await store.list_sandbox_messages() == []
+    assert (await store.log_stats()).events == {Status.DONE: 2}  # done_after: off
+    pruned = {(e["kind"], e["count"]) for e in logs if e["event"] == "records_pruned"}
+    assert pruned == {("reservations", 1), ("sms_sends", 1), ("sandbox_messages", 1)}
+    # The send inside the window still counts (the cap of one is reached).
+    assert not await store.claim_sms_slot("other", clock.now + 1, 600, 1, held.id)
