@@ -41,7 +41,6 @@ from bridge.settings import DeliverySettings, SystemSettings
 from connectors.onec import answers
 from connectors.onec.answers import read_answer
 from connectors.onec.client import (
-    _ANSWERING,
     HttpServiceClient,
     OnecContractMismatch,
     OnecFault,
@@ -53,6 +52,7 @@ from connectors.onec.contract import OPERATIONS, Record, XsdType
 from connectors.onec.http_client import dump_json
 from connectors.onec.naming import NamedOperation, Naming
 from connectors.onec.wire import Answer
+from connectors.onec.zeep_transport import ANSWERING as _ANSWERING
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE, CART, USER, PASSWORD = "+79000000001", Decimal("300"), "bridge", "sandbox"

@@ -3,84 +3,63 @@
 Both speak the service's own names: an operation and its elements (SOAP), a method, path,
 query and JSON body (HTTP); what the bridge means by each is the declaration's business
 (``declared/``). Both call asynchronously, on the caller's event
-loop, through one kept-alive aiohttp pool (``wire.py``); zeep builds and reads the SOAP
-envelopes (its async path, ``AsyncServiceProxy``), and only the WSDL is fetched with
-``requests``, once, by the blocking ``SoapClient.load`` (callers run it in a worker
-thread). Wire failures become the exceptions below; which reaction each calls for is
-decided in ``errors.py``. Nothing here imports the bridge's core.
+loop, through one kept-alive aiohttp pool (``wire.py``). The hot SOAP operations go out
+and come back through envelopes compiled from the WSDL once (``envelopes.py``,
+``replies.py``); zeep builds and reads the rest (its async path, ``AsyncServiceProxy``,
+over ``zeep_transport.py``), and only the WSDL is fetched with ``requests``, once, by the
+blocking ``SoapClient.load`` (callers run it in a worker thread). Wire failures become the
+exceptions of ``wire.py``; which reaction each calls for is decided in ``errors.py``.
+Nothing here imports the bridge's core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
-import requests.structures
 import zeep
 import zeep.exceptions
 import zeep.helpers
 import zeep.proxy
-import zeep.wsdl.utils
-from requests.adapters import HTTPAdapter
 
+from connectors.onec.envelopes import RequestTemplate, compile_request, soap_headers
 from connectors.onec.http_client import HttpServiceClient
-from connectors.onec.values import OnecBadValue, canonical_xml
+from connectors.onec.replies import ReplyReader, compile_reply
+from connectors.onec.values import OnecBadValue
 from connectors.onec.wire import (
+    Answer,
     OnecCallError,
+    OnecContractMismatch,
+    OnecFault,
+    OnecHTTPError,
     OnecUnreachable,
     Wire,
     environment_ca_bundle,
     environment_proxy,
     excerpt,
 )
+from connectors.onec.zeep_transport import (
+    ANSWERING,
+    Kinds,
+    ZeepTransport,
+    soap_answer,
+    unreachable,
+    wsdl_session,
+    zeep_response,
+)
 
 SoapVersion = Literal["1.1", "1.2"]
-# element → (XML Schema type, field) of an answer's non-text fields.
-Kinds = Mapping[str, tuple[str, str]]
-# The operation a SOAP call is answering and its kinds, from SoapClient.call to the transport
-# that reads the answer (zeep calls post_xml in the same task).
-_ANSWERING: ContextVar[tuple[str, Kinds] | None] = ContextVar("onec_answering", default=None)
 
 
-class OnecFault(OnecCallError):
-    """1C answered with a fault (SOAP) or an error document (HTTP service)."""
+@dataclass(frozen=True)
+class Compiled:
+    """A hot operation's envelope and answer, compiled from the WSDL (issue 16)."""
 
-    def __init__(self, text: str, code: str | None = None, status: int | None = None) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code  # the business code, when the service gave one
-        self.status = status
-
-
-class OnecHTTPError(OnecCallError):
-    """An HTTP status that is not the service talking: 401, 404 of the publication, 502."""
-
-    def __init__(self, status: int, excerpt: str) -> None:
-        super().__init__(f"HTTP {status}: {excerpt}")
-        self.status = status
-
-
-class OnecContractMismatch(OnecCallError):
-    """The service does not have what the configured names say (operation, element)."""
-
-
-def _session(url: str, username: str, password: str) -> requests.Session:
-    """The session the WSDL is fetched with (zeep loads it synchronously, once)."""
-    session = requests.Session()
-    # requests encodes Basic credentials as latin-1: a Cyrillic 1C user name cannot pass
-    # (onec.md §1.4); the options validation asks for a Latin technical user.
-    session.auth = (username, password)
-    # trust_env=False: the proxy and CA variables are read here, once, like the Wire does.
-    session.trust_env = False
-    session.verify = environment_ca_bundle() or True
-    proxy = environment_proxy(url)
-    session.proxies = {"http": proxy, "https": proxy} if proxy else {}
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    request: RequestTemplate
+    reply: ReplyReader
+    headers: dict[str, str]
 
 
 class SoapClient:
@@ -89,6 +68,12 @@ class SoapClient:
     Generic over the service: a call names the operation and gives its input elements by
     name; the answer comes back as its response's elements by name (``return`` and any
     out-parameters beside it, onec.md §1.5), whatever zeep would unwrap.
+
+    The hot operations, whose input is flat and whose answer is flat records, skip zeep:
+    their envelopes and answers are compiled from the WSDL at ``load`` (``envelopes.py``,
+    ``replies.py``; ``compiled=False`` turns that off). zeep still builds what a template
+    cannot and reads what a reader cannot (faults, answers off the schema), call by call,
+    from the same bytes: the result and the exceptions are the same either way.
     """
 
     def __init__(
@@ -103,6 +88,7 @@ class SoapClient:
         address: str | None = None,
         soap_version: SoapVersion = "1.1",
         pool_size: int = 4,
+        compiled: bool = True,
     ) -> None:
         self._wsdl = wsdl
         self._name = service
@@ -110,7 +96,7 @@ class SoapClient:
         self._address = address
         self._version = soap_version
         self._timeout = timeout
-        self._session = _session(address or wsdl, username, password)
+        self._session = wsdl_session(address or wsdl, username, password)
         self._wire = Wire(
             url=address or wsdl,
             username=username,
@@ -120,6 +106,11 @@ class SoapClient:
         )
         self._service: Any = None
         self._operations: dict[str, Any] = {}
+        self._compile = compiled
+        self._compiled: dict[str, Compiled] = {}
+        self._zeep: Any = None  # the zeep client, binding and address compiled calls use
+        self._bound: Any = None
+        self._endpoint = ""
 
     @property
     def loaded(self) -> bool:
@@ -131,7 +122,7 @@ class SoapClient:
 
         Blocking (zeep reads the WSDL synchronously): run it in a worker thread.
         """
-        transport = _SoapTransport(self._wire, session=self._session, timeout=self._timeout)
+        transport = ZeepTransport(self._wire, session=self._session, timeout=self._timeout)
         # strict=False: a hand-written 1C record may carry elements the WSDL does not list
         # (onec.md §1.5, zeep #779); xml_huge_tree off keeps lxml's limits on hostile input.
         settings = zeep.Settings(strict=False, xml_huge_tree=False)
@@ -141,7 +132,7 @@ class SoapClient:
             status = exc.response.status_code if exc.response is not None else 0
             raise OnecHTTPError(status, "while loading the WSDL") from exc
         except requests.RequestException as exc:
-            raise _unreachable(exc) from exc
+            raise unreachable(exc) from exc
         except zeep.exceptions.TransportError as exc:
             raise OnecHTTPError(exc.status_code, excerpt(str(exc.content or ""))) from exc
         except (zeep.exceptions.Error, ValueError, OSError) as exc:
@@ -156,6 +147,11 @@ class SoapClient:
         except (LookupError, ValueError, zeep.exceptions.Error) as exc:
             raise OnecContractMismatch(f"the WSDL's {self._name} has no address: {exc}") from exc
         self._operations = dict(binding._operations)
+        self._zeep, self._bound, self._endpoint = client, binding, address
+        if self._compile:
+            # Decided once per operation: a complex one stays with zeep for good.
+            found = {name: _compile(op, self._version) for name, op in self._operations.items()}
+            self._compiled = {name: c for name, c in found.items() if c is not None}
         self._service = service
         return f"SOAP {self._version} service {self._name} at {self._address or self._wsdl}"
 
@@ -179,6 +175,10 @@ class SoapClient:
             return None
         return operation in self._operations
 
+    def compiled(self, operation: str) -> bool:
+        """Whether ``operation``'s envelope and answer are compiled (else zeep's)."""
+        return operation in self._compiled
+
     def inputs(self, operation: str) -> tuple[str, ...] | None:
         """The input elements of ``operation`` (its wrapper's children), if it has it."""
         found = self._operations.get(operation)
@@ -197,9 +197,14 @@ class SoapClient:
         bound = self._operations.get(operation)
         if bound is None:
             raise OnecContractMismatch(f"the WSDL lacks the operation {operation}")
-        _ANSWERING.set((operation, kinds))
+        compiled = self._compiled.get(operation)
+        envelope = None if compiled is None else compiled.request.render(elements)
         try:
-            answer = await getattr(self._service, operation)(**elements)
+            if compiled is None or envelope is None:
+                ANSWERING.set((operation, kinds))
+                return _unwrapped(bound, await getattr(self._service, operation)(**elements))
+            sent = await self._wire.post(self._endpoint, envelope, compiled.headers)
+            return self._read(operation, soap_answer(sent), kinds, compiled.reply)
         except (ArithmeticError, ValueError) as exc:
             # A value its WSDL type does not allow, in a spelling values.py does not know
             # either (zeep's Decimal() or date parser refused it).
@@ -210,18 +215,41 @@ class SoapClient:
             raise OnecHTTPError(exc.status_code, excerpt(str(exc.content or ""))) from exc
         except (zeep.exceptions.Error, TypeError) as exc:
             raise OnecContractMismatch(f"{operation}: {exc}") from exc
-        plain = zeep.helpers.serialize_object(answer, dict)
-        children = _children(bound.output)
-        # zeep hands a response of one element back unwrapped: wrap it again, so a
-        # declaration reads `return` (and out-parameters beside it) the same way always.
-        if len(children) == 1:
-            return {children[0]: plain}
-        return dict(plain) if isinstance(plain, dict) else {}
+
+    def _read(
+        self, operation: str, answer: Answer, kinds: Kinds, reader: ReplyReader
+    ) -> dict[str, Any]:
+        """The compiled reader's result, or zeep's of the same bytes where it gives none."""
+        if answer.status == 200:
+            found = reader.read(answer.body, kinds, operation)
+            if found is not None:
+                return found
+        bound = self._operations[operation]
+        response = zeep_response(answer, (operation, kinds))
+        return _unwrapped(bound, self._bound.process_reply(self._zeep, bound, response))
 
     async def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
         await self._wire.close()
+
+
+def _compile(operation: Any, version: str) -> Compiled | None:
+    request, reply = compile_request(operation, version), compile_reply(operation, version)
+    if request is None or reply is None:
+        return None
+    return Compiled(request, reply, soap_headers(operation, version))
+
+
+def _unwrapped(bound: Any, answer: Any) -> dict[str, Any]:
+    """zeep's answer as plain data, by its response's element names."""
+    plain = zeep.helpers.serialize_object(answer, dict)
+    children = _children(bound.output)
+    # zeep hands a response of one element back unwrapped: wrap it again, so a
+    # declaration reads `return` (and out-parameters beside it) the same way always.
+    if len(children) == 1:
+        return {children[0]: plain}
+    return dict(plain) if isinstance(plain, dict) else {}
 
 
 def _children(message: Any) -> tuple[str, ...]:
@@ -240,52 +268,9 @@ def _bound_address(client: Any, binding: Any) -> str:
     raise LookupError("no port uses it")
 
 
-class _SoapTransport(zeep.Transport):
-    """zeep's transport: the WSDL through ``requests`` (inherited, blocking, once), the calls
-    through the Wire (``post_xml`` is awaited by zeep's async path).
-
-    It reports HTTP errors by their status before zeep reads the body: 1C answers a
-    business error with HTTP 500 and a SOAP fault, which zeep must parse; but a 401 or a
-    proxy's 502 carries a web page, and zeep reads a well-formed one as "Unknown fault
-    occured", losing the status that says what to do.
-
-    A Cyrillic SOAPAction (``…#БонуснаяПрограмма:ПолучитьБаланс``) goes out as UTF-8:
-    aiohttp writes header values so, where http.client would fail on anything beyond
-    latin-1 (python-zeep#1172, seen against a real 1C service).
-    """
-
-    def __init__(self, wire: Wire, *, session: requests.Session, timeout: float) -> None:
-        super().__init__(session=session, timeout=timeout, operation_timeout=timeout)
-        self._wire = wire
-
-    async def post_xml(self, address: str, envelope: Any, headers: dict[str, Any]) -> Any:
-        """Post; raise OnecHTTPError unless the answer is a SOAP message; else zeep's input."""
-        body = zeep.wsdl.utils.etree_to_string(envelope)
-        sent = {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in headers.items()}
-        answer = await self._wire.post(address, body, sent)
-        kind = answer.headers.get("Content-Type", "")
-        if answer.status != 200 and not ("xml" in kind and answer.status == 500):
-            raise OnecHTTPError(answer.status, excerpt(answer.text()))
-        answering = _ANSWERING.get()
-        body = answer.body
-        if answering is not None and answering[1] and answer.status == 200:
-            # 1C's own spellings of numbers, flags and dates, canonical before zeep reads them.
-            body = canonical_xml(body, answering[1], answering[0])
-        response = requests.Response()  # what zeep's process_reply reads
-        response._content = body
-        response.status_code = answer.status
-        response.headers = requests.structures.CaseInsensitiveDict(answer.headers)
-        response.encoding = answer.charset
-        return response
-
-
-def _unreachable(exc: requests.RequestException) -> OnecUnreachable:
-    timed_out = isinstance(exc, requests.Timeout)
-    return OnecUnreachable(f"{type(exc).__name__}: {exc}", timed_out=timed_out)
-
-
 __all__ = [
     "HttpServiceClient",
+    "Kinds",
     "OnecCallError",
     "OnecContractMismatch",
     "OnecFault",

@@ -24,7 +24,7 @@ from multidict import CIMultiDictProxy
 
 
 class OnecCallError(Exception):
-    """A call to 1C failed; subclasses (here and in ``client.py``) say how."""
+    """A call to 1C failed; the subclasses say how (``errors.py`` decides the reaction)."""
 
 
 class OnecUnreachable(OnecCallError):
@@ -33,6 +33,28 @@ class OnecUnreachable(OnecCallError):
     def __init__(self, message: str, *, timed_out: bool) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+
+
+class OnecFault(OnecCallError):
+    """1C answered with a fault (SOAP) or an error document (HTTP service)."""
+
+    def __init__(self, text: str, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code  # the business code, when the service gave one
+        self.status = status
+
+
+class OnecHTTPError(OnecCallError):
+    """An HTTP status that is not the service talking: 401, 404 of the publication, 502."""
+
+    def __init__(self, status: int, excerpt: str) -> None:
+        super().__init__(f"HTTP {status}: {excerpt}")
+        self.status = status
+
+
+class OnecContractMismatch(OnecCallError):
+    """The service does not have what the configured names say (operation, element)."""
 
 
 class Answer(NamedTuple):

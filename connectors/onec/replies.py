@@ -1,0 +1,228 @@
+"""Compiled readers of the hot 1C operations' answers: lxml walks the answer along the
+schema compiled once from the WSDL, and gives what ``SoapClient.call`` gave through zeep
+(``process_reply``, ``serialize_object``, the unwrapping): the same dict, the same values.
+
+The reader takes only the answer it can read in full: ``Envelope/Body/<wrapper>`` (after
+a ``Header``, which 1C sends empty and zeep leaves out of the result), the
+wrapper's children in schema order (an optional one may be absent), each a simple-typed
+element (no attribute but ``xsi:nil``, no children) or a record of such elements, a list
+of them where the schema allows repeats. Each value is converted by the element's own zeep
+type (``parse_xmlelement``), so ``Decimal``, ``datetime``, ``bool``, an empty element's
+None and a nil's None are zeep's own. 1C's spellings (``values.canonical``) are respelt in
+the tree before that, where ``canonical_xml`` respelt the bytes before zeep read them.
+
+Anything else, which zeep reads its own forgiving way, gives None and the caller hands the
+same bytes to zeep: a fault, a required element missing, an element the schema
+does not have (zeep keeps those as ``_raw_elements``), another namespace, ``xsi:type``, a
+comment beside a respelt value, a DTD, XML only lxml's recovery reads. So a hostile answer
+costs what it costs today and reads as it reads today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree  # no type hints (mypy: ignore_missing_imports)
+from zeep.xsd import AnySimpleType
+
+from connectors.onec.envelopes import SOAP_ENVELOPES, XSI, flat_fields
+from connectors.onec.values import OnecBadValue, canonical
+
+Kinds = Mapping[str, tuple[str, str]]
+_NIL = f"{{{XSI}}}nil"
+# zeep's parser (zeep.loader.parse_xml with strict=False) but for recover: an answer that
+# only recovery can read is zeep's to read.
+_PARSER = etree.XMLParser(
+    remove_comments=True, resolve_entities=False, huge_tree=False, no_network=True
+)
+_DEPTH = 3  # records inside records: deeper answers are zeep's
+
+
+class _Unreadable(Exception):
+    """The answer is not in the compiled shape: zeep reads it."""
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One element of a sequence: where it is, how many, and how its value is read."""
+
+    name: str  # zeep's attribute name: the key in the answer's dict
+    tag: str  # {namespace}local, as lxml spells it
+    local: str  # the name 1C's spellings are looked up by (kinds)
+    simple: Any  # zeep's simple type, or None for a record
+    children: tuple[_Field, ...]  # a record's fields
+    multiple: bool  # maxOccurs > 1: a list
+    min_occurs: int
+    max_occurs: int | None  # None: unbounded
+
+
+class ReplyReader:
+    """The answer of one operation, compiled; ``read`` reads it."""
+
+    def __init__(self, version: str, wrapper: str, fields: tuple[_Field, ...]) -> None:
+        envelope = SOAP_ENVELOPES[version]
+        self._envelope, self._body = f"{{{envelope}}}Envelope", f"{{{envelope}}}Body"
+        self._header = f"{{{envelope}}}Header"
+        self._wrapper, self._fields = wrapper, fields
+        self._local = etree.QName(wrapper).localname
+        # zeep hands a response of one element back unwrapped, and a record of one element
+        # inside it unwrapped once more (DocumentMessage.deserialize); SoapClient.call
+        # wraps the first level again.
+        only = fields[0] if len(fields) == 1 else None
+        self._inner = (
+            only.children[0].name
+            if only is not None and not only.multiple and len(only.children) == 1
+            else None
+        )
+
+    def read(self, body: bytes, kinds: Kinds, operation: str) -> dict[str, Any] | None:
+        """The answer's elements by name, as ``SoapClient.call`` returns them through zeep;
+        None when zeep must read it. OnecBadValue for a value 1C spelt beyond reading."""
+        if b"<!DOCTYPE" in body or (kinds and b"<!--" in body):
+            return None
+        try:
+            root = etree.fromstring(body, parser=_PARSER)
+        except etree.XMLSyntaxError:
+            return None
+        try:
+            return self._document(root, kinds, operation)
+        except _Unreadable:
+            return None
+
+    def _document(self, root: Any, kinds: Kinds, operation: str) -> dict[str, Any]:
+        parts = list(root)
+        if root.tag != self._envelope or not parts or parts[-1].tag != self._body:
+            raise _Unreadable
+        if len(parts) == 2 and parts[0].tag != self._header or len(parts) > 2:
+            raise _Unreadable
+        body = parts[-1]
+        if len(body) != 1 or body[0].tag != self._wrapper:
+            raise _Unreadable
+        wrapper = body[0]
+        if len(wrapper.attrib) or not len(wrapper):
+            raise _Unreadable
+        if kinds:
+            _respell(root, "Envelope", kinds, operation)
+            if len(parts) == 2:  # 1C sends an empty one; its content never reaches the result
+                for element in parts[0].iter():
+                    if isinstance(element.tag, str):
+                        local = etree.QName(element).localname
+                        _respell(element, local, kinds, operation)
+            _respell(body, "Body", kinds, operation)
+            _respell(wrapper, self._local, kinds, operation)
+        values = _sequence(wrapper, self._fields, kinds, operation)
+        if len(self._fields) != 1:
+            return values
+        name = self._fields[0].name
+        value = values[name]
+        if self._inner is not None and isinstance(value, dict):
+            value = value[self._inner]
+        return {name: value}
+
+
+def compile_reply(operation: Any, version: str) -> ReplyReader | None:
+    """The reader of a zeep ``SoapOperation``'s output, or None if its answer is not flat
+    records and simple values (zeep reads those)."""
+    message = operation.output
+    body = getattr(message, "body", None)
+    if body is None or getattr(message, "_is_body_wrapped", True):
+        return None
+    header = getattr(message, "header", None)
+    if header is not None and header.type.elements:
+        return None
+    fields = _fields(body, 0)
+    if fields is None:
+        return None
+    return ReplyReader(version, body.qname.text, fields)
+
+
+def _fields(element: Any, depth: int) -> tuple[_Field, ...] | None:
+    found = flat_fields(element)
+    if found is None or depth >= _DEPTH:
+        return None
+    fields = []
+    for name, child in found:
+        simple = child.type if isinstance(child.type, AnySimpleType) else None
+        children: tuple[_Field, ...] = ()
+        if simple is None:
+            nested = _fields(child, depth + 1)
+            if nested is None:
+                return None
+            children = nested
+        most = child.max_occurs
+        fields.append(
+            _Field(
+                name=name,
+                tag=child.qname.text,
+                local=child.qname.localname,
+                simple=simple,
+                children=children,
+                multiple=most != 1,
+                min_occurs=int(child.min_occurs),
+                max_occurs=None if most == "unbounded" else int(most),
+            )
+        )
+    if len({f.tag for f in fields}) != len(fields):
+        return None  # two elements of one name: zeep's order rules decide
+    return tuple(fields)
+
+
+def _sequence(
+    parent: Any, fields: tuple[_Field, ...], kinds: Kinds, operation: str
+) -> dict[str, Any]:
+    kids, i, values = list(parent), 0, dict[str, Any]()
+    count = len(kids)
+    for f in fields:
+        if f.multiple:
+            items = []
+            while i < count and kids[i].tag == f.tag:
+                items.append(_value(kids[i], f, kinds, operation))
+                i += 1
+            too_many = f.max_occurs is not None and len(items) > f.max_occurs
+            if too_many or len(items) < f.min_occurs:
+                raise _Unreadable
+            values[f.name] = items
+        elif i < count and kids[i].tag == f.tag:
+            values[f.name] = _value(kids[i], f, kinds, operation)
+            i += 1
+        elif f.min_occurs == 0:
+            values[f.name] = None
+        else:
+            raise _Unreadable  # zeep: a default, or None, by where the gap is
+    if i != count:
+        raise _Unreadable  # zeep keeps them as _raw_elements
+    return values
+
+
+def _value(element: Any, f: _Field, kinds: Kinds, operation: str) -> Any:
+    attributes = element.attrib
+    if f.simple is not None:
+        if len(element) or (len(attributes) and (len(attributes) != 1 or _NIL not in attributes)):
+            raise _Unreadable
+        if kinds:
+            _respell(element, f.local, kinds, operation)
+        return f.simple.parse_xmlelement(element)
+    if len(attributes):
+        raise _Unreadable  # xsi:nil on a record: zeep makes a record of Nones of it
+    if kinds:
+        _respell(element, f.local, kinds, operation)
+    if not len(element):
+        return None  # zeep: an empty record is no record
+    return _sequence(element, f.children, kinds, operation)
+
+
+def _respell(element: Any, local: str, kinds: Kinds, operation: str) -> None:
+    """``canonical_xml``'s step for one element: its text in the XML Schema form of its kind."""
+    found = kinds.get(local)
+    text = element.text
+    if found is None or not text or element.get(_NIL) in ("true", "1"):
+        return
+    kind, field = found
+    try:
+        spelt = canonical(kind, text, field)
+    except OnecBadValue as exc:
+        raise exc.of(operation) from None
+    if spelt != text:
+        element.text = spelt
