@@ -1,5 +1,5 @@
-"""What both SQL stores read alike: rows into records, and the WHERE clause of an event
-filter (the SQL is the same in SQLite and PostgreSQL but for the parameter marker)."""
+"""What both SQL stores read alike: rows into records (the listing's SQL, alike too, is in
+``bridge.store.listing``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.store.records import (
-    EventFilter,
     EventRecord,
     HistoryEntry,
     Status,
@@ -48,33 +47,3 @@ def history_entry(row: Sequence[Any]) -> HistoryEntry:
         duration_ms=row[8],
         actor=row[9],
     )
-
-
-def event_where(flt: EventFilter, mark: str) -> tuple[str, list[Any]]:
-    """The WHERE clause and arguments of an event filter; ``mark`` is the driver's
-    parameter marker (``?`` for sqlite3, ``%s`` for psycopg)."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    if flt.target is not None:
-        sub = (
-            "e.id IN (SELECT de.event_id FROM delivery_events de JOIN deliveries d"
-            f" ON d.id = de.delivery_id WHERE d.target = {mark}"
-        )
-        args.append(flt.target)
-        if flt.status is not None:
-            sub += f" AND d.status = {mark}"
-            args.append(str(flt.status))
-        clauses.append(sub + ")")
-    elif flt.status is not None:
-        clauses.append(f"e.status = {mark}")
-        args.append(str(flt.status))
-    if flt.source is not None:
-        clauses.append(f"e.source = {mark}")
-        args.append(flt.source)
-    if flt.since is not None:
-        clauses.append(f"e.received_at >= {mark}")
-        args.append(flt.since)
-    if flt.until is not None:
-        clauses.append(f"e.received_at < {mark}")
-        args.append(flt.until)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bridge.errors import NotFound
+from bridge.store import listing
 from bridge.store.memory.log import EventRow, Log, State, from_json
 from bridge.store.records import (
     EventDetail,
@@ -38,6 +39,10 @@ def _listed(state: State, row: EventRow, flt: EventFilter) -> bool:
         and (flt.since is None or row.received_at >= flt.since)
         and (flt.until is None or row.received_at < flt.until)
     )
+
+
+def _newest_first(row: EventRow) -> tuple[float, int]:
+    return (-row.received_at, -row.id)
 
 
 def _choose_delivery(state: State, ref: str, chosen: Chosen) -> str | None:
@@ -104,14 +109,21 @@ def _oldest(ages: list[float | None]) -> float | None:
 class MemorySupport(Log):
     """Reads for support, the admin API and the metrics; and replay."""
 
-    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        """Events newest first, without payloads."""
+    async def list_events(self, flt: EventFilter, after: str | None = None) -> list[EventRecord]:
+        """One page of events, newest received first (the id breaking ties), without
+        payloads; ``after`` the last event of the page before (``bridge.store.listing``)."""
         state = await self._turn()
+        key: tuple[float, int] | None = None
+        if after is not None:
+            last = state.events.get(parse_ref(after, "evt"))
+            if last is None:
+                raise NotFound(listing.gone_message(after))
+            key = (last.received_at, last.id)
         found: list[EventRecord] = []
-        for _, row in sorted(state.events.items(), reverse=True):
+        for row in sorted(state.events.values(), key=_newest_first):
             if len(found) >= flt.limit:
                 break
-            if _listed(state, row, flt):
+            if (key is None or (row.received_at, row.id) < key) and _listed(state, row, flt):
                 found.append(self._event_record(row, None, self._targets_of(row)))
         return found
 

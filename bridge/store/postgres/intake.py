@@ -82,7 +82,7 @@ async def insert_event(conn: Conn, new: NewEvent, now: float) -> Stored:
             )
             assert made is not None
             did = made[0]
-        await conn.execute("INSERT INTO delivery_events VALUES (%s, %s)", (did, eid))
+        await conn.execute(q.INSERT_LINK, (did, eid, target, now))
     return Stored(event_ref(eid), False)
 
 

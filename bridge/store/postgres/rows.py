@@ -1,20 +1,16 @@
-"""Rows of the PostgreSQL store read into records, the WHERE clause of an event filter,
-and the refresh of events' derived status. Every function runs inside a job, on the job's
-connection."""
+"""Rows of the PostgreSQL store read into records, and the refresh of events' derived
+status. Every function runs inside a job, on the job's connection."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store import rowmaps
 from bridge.store.postgres import sql as q
 from bridge.store.postgres.engine import Conn, fetchall, fetchone
 from bridge.store.records import (
     DeliveryRecord,
-    EventFilter,
     EventRecord,
     Status,
     delivery_ref,
@@ -84,8 +80,3 @@ async def refresh_events(conn: Conn, dids: Sequence[int], now: float) -> None:
     locked = await fetchall(conn, q.LOCK_EVENTS, (list(dids),))
     if locked:
         await conn.execute(q.REFRESH_EVENTS, (now, [r[0] for r in locked]))
-
-
-def event_where(flt: EventFilter) -> tuple[str, list[Any]]:
-    """The WHERE clause and arguments of an event filter."""
-    return rowmaps.event_where(flt, "%s")

@@ -137,6 +137,13 @@ VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s)
 RETURNING id
 """
 
+# An event joins a delivery: the link carries what `events list --target` reads (see the
+# listing's migration). The delivery it joins or starts is always pending (FIND_WAITING).
+INSERT_LINK = """
+INSERT INTO delivery_events (delivery_id, event_id, target, status, received_at)
+VALUES (%s, %s, %s, 'pending', %s)
+"""
+
 INSERT_HISTORY = """
 INSERT INTO history (at, kind, delivery_id, event_id, attempt, outcome, error_class, message,
                      duration_ms, actor)
@@ -152,10 +159,3 @@ DELIVERY_COLUMNS = (
     "d.id, d.target, d.source, d.entity, d.entity_id, d.status, d.attempts, d.due_at,"
     " d.last_error_class, d.last_error, d.created_at, d.updated_at, d.generation"
 )
-
-QUEUE_DEPTH = """
-SELECT target, status, COUNT(*),
-       MIN(CASE WHEN status IN ('pending', 'retry') THEN created_at END)
-FROM deliveries WHERE status IN ('pending', 'in_flight', 'retry', 'dead')
-GROUP BY target, status ORDER BY target COLLATE "C", status COLLATE "C"
-"""

@@ -2,8 +2,9 @@
 
 The same concepts as SQLite's (``bridge.store.sqlite.store``), each a mixin in a module of
 its own on one :class:`Engine` (the pool and its jobs): ``intake``, ``claims``, ``replay``,
-``support``, ``idmap`` and ``retention``. Backfills, reservations and codes keep their SQL in
-``backfills``, ``reservations`` and ``sms``; their methods here only run it in a job.
+``support``, ``counts``, ``idmap`` and ``retention``. Backfills, reservations and codes keep
+their SQL in ``backfills``, ``reservations`` and ``sms``; their methods here only run it in a
+job.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bridge.store.postgres import backfills as bf_io
 from bridge.store.postgres import reservations as rsv_io
 from bridge.store.postgres import sms as sms_io
 from bridge.store.postgres.claims import PostgresClaims
+from bridge.store.postgres.counts import PostgresCounts
 from bridge.store.postgres.idmap import PostgresIdMap
 from bridge.store.postgres.intake import PostgresIntake
 from bridge.store.postgres.replay import PostgresReplay
@@ -29,6 +31,7 @@ class PostgresStore(
     PostgresClaims,
     PostgresReplay,
     PostgresSupport,
+    PostgresCounts,  # before retention: its log_stats reads the kept counts
     PostgresIdMap,
     PostgresRetention,
 ):

@@ -1,5 +1,5 @@
-"""What support and the metrics read: events listed and in detail, queue depth, counts,
-and when an entity last changed."""
+"""What support reads: events listed a page at a time and in detail, and when an entity
+last changed (the counts ``bridge status`` shows are in ``counts``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store import rowmaps
+from bridge.store import listing, rowmaps
 from bridge.store.postgres import rows as row_io
 from bridge.store.postgres import sql as q
 from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone
@@ -15,7 +15,6 @@ from bridge.store.records import (
     EventDetail,
     EventFilter,
     EventRecord,
-    QueueDepth,
     Status,
     event_ref,
 )
@@ -50,14 +49,17 @@ async def load_event_detail(conn: Conn, eid: int) -> EventDetail:
     return EventDetail(event, deliveries, [rowmaps.history_entry(h) for h in history])
 
 
-async def list_events(conn: Conn, flt: EventFilter) -> list[EventRecord]:
-    """Events newest first, without payloads."""
-    where, args = row_io.event_where(flt)
-    rows = await fetchall(
-        conn,
-        f"SELECT {q.EVENT_COLUMNS} FROM events e {where} ORDER BY e.id DESC LIMIT %s",
-        (*args, flt.limit),
-    )
+async def list_events(conn: Conn, flt: EventFilter, after: str | None) -> list[EventRecord]:
+    """One page of events, newest received first, without payloads (an index read in
+    order: ``bridge.store.listing``)."""
+    key: listing.Key | None = None
+    if after is not None:
+        row = await fetchone(conn, listing.key_query("%s"), (parse_ref(after, "evt"),))
+        if row is None:
+            raise NotFound(listing.gone_message(after))
+        key = (row[0], row[1])
+    sql, args = listing.page_query(flt, key, q.EVENT_COLUMNS, "%s")
+    rows = await fetchall(conn, sql, args)
     targets = await row_io.targets_of(conn, [row[0] for row in rows])
     return [rowmaps.event_record(row, None, targets.get(row[0], ())) for row in rows]
 
@@ -65,26 +67,14 @@ async def list_events(conn: Conn, flt: EventFilter) -> list[EventRecord]:
 class PostgresSupport(Engine):
     """Reads for support, the admin API and the metrics."""
 
-    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        """Events newest first, without payloads."""
-        return await self._read(lambda conn: list_events(conn, flt))
+    async def list_events(self, flt: EventFilter, after: str | None = None) -> list[EventRecord]:
+        """One page of events, newest received first, without payloads."""
+        return await self._read(lambda conn: list_events(conn, flt, after))
 
     async def get_event(self, event_id: str) -> EventDetail:
         """An event, its deliveries and its history (attempts of all its deliveries)."""
         eid = parse_ref(event_id, "evt")
         return await self._read(lambda conn: load_event_detail(conn, eid))
-
-    async def queue_depth(self) -> list[QueueDepth]:
-        """Waiting, in-flight and dead deliveries per target."""
-        rows = await self._read(lambda conn: fetchall(conn, q.QUEUE_DEPTH))
-        return [QueueDepth(r[0], Status(r[1]), r[2], r[3]) for r in rows]
-
-    async def count_events(self) -> dict[Status, int]:
-        """How many events are in each status."""
-        rows = await self._read(
-            lambda conn: fetchall(conn, "SELECT status, COUNT(*) FROM events GROUP BY 1")
-        )
-        return {Status(r[0]): r[1] for r in rows}
 
     async def newest_change(
         self, source: str, entity: str, entity_id: str, *, live: bool = False

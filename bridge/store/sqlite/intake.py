@@ -50,7 +50,7 @@ def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
                 q.INSERT_DELIVERY,
                 (target, new.source, ev.entity, ev.entity_id, key, now, now, now, priority),
             ).fetchone()[0]
-        conn.execute("INSERT INTO delivery_events VALUES (?, ?)", (did, eid))
+        conn.execute(q.INSERT_LINK, (did, eid, target, now))
     return Stored(event_ref(eid), False)
 
 

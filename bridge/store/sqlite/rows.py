@@ -1,17 +1,14 @@
-"""Rows of the SQLite store read into records, and the WHERE clause of an event filter.
-Every function runs inside a job, on the job's connection."""
+"""Rows of the SQLite store read into records. Every function runs inside a job, on the
+job's connection."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store import rowmaps
 from bridge.store.records import (
     DeliveryRecord,
-    EventFilter,
     EventRecord,
     Status,
     delivery_ref,
@@ -66,8 +63,3 @@ def load_events_of(conn: sqlite3.Connection, did: int) -> list[EventRecord]:
         (did,),
     ).fetchall()
     return [event_record(r[:10], json.loads(r[10]), ()) for r in rows]
-
-
-def event_where(flt: EventFilter) -> tuple[str, list[Any]]:
-    """The WHERE clause and arguments of an event filter."""
-    return rowmaps.event_where(flt, "?")

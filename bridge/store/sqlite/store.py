@@ -2,7 +2,8 @@
 
 Each concept is a mixin in a module of its own, on one :class:`Engine` (the file, its lock,
 its writer and readers): ``intake`` (events in, cursors), ``claims`` (leases, attempts,
-what was written), ``replay``, ``support`` (listings, detail, counts), ``idmap`` and
+what was written), ``replay``, ``support`` (listings, detail), ``counts`` (what
+``bridge status`` counts, kept as the log changes), ``idmap`` and
 ``retention`` (the log's size, pruning).
 Backfills and reservations keep their SQL in ``backfills`` and ``reservations``; their
 methods here only run it on the writer or a reader.
@@ -18,6 +19,7 @@ from bridge.store.reservations import Reservation, SandboxMessage, Step
 from bridge.store.sqlite import backfills as bf_io
 from bridge.store.sqlite import reservations as rsv_io
 from bridge.store.sqlite.claims import SQLiteClaims
+from bridge.store.sqlite.counts import SQLiteCounts
 from bridge.store.sqlite.idmap import SQLiteIdMap
 from bridge.store.sqlite.intake import SQLiteIntake
 from bridge.store.sqlite.replay import SQLiteReplay
@@ -26,7 +28,13 @@ from bridge.store.sqlite.support import SQLiteSupport
 
 
 class SQLiteStore(
-    SQLiteIntake, SQLiteClaims, SQLiteReplay, SQLiteSupport, SQLiteIdMap, SQLiteRetention
+    SQLiteIntake,
+    SQLiteClaims,
+    SQLiteReplay,
+    SQLiteSupport,
+    SQLiteCounts,  # before retention: its log_stats reads the kept counts
+    SQLiteIdMap,
+    SQLiteRetention,
 ):
     """Implements :class:`bridge.store.protocol.Store` on one SQLite file."""
 

@@ -1,5 +1,5 @@
-"""What support and the metrics read: events listed and in detail, queue depth, counts,
-and when an entity last changed."""
+"""What support reads: events listed a page at a time and in detail, and when an entity
+last changed (the counts ``bridge status`` shows are in ``counts``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import sqlite3
 from typing import Any
 
 from bridge.errors import NotFound
-from bridge.store import rowmaps
+from bridge.store import listing, rowmaps
 from bridge.store.records import (
     EventDetail,
     EventFilter,
     EventRecord,
-    QueueDepth,
     Status,
     event_ref,
 )
@@ -54,15 +53,20 @@ def load_event_detail(conn: sqlite3.Connection, eid: int) -> EventDetail:
 class SQLiteSupport(Engine):
     """Reads for support, the admin API and the metrics."""
 
-    async def list_events(self, flt: EventFilter) -> list[EventRecord]:
-        """Events newest first, without payloads."""
+    async def list_events(self, flt: EventFilter, after: str | None = None) -> list[EventRecord]:
+        """One page of events, newest received first, without payloads (an index read in
+        order: ``bridge.store.listing``)."""
 
         def job(conn: sqlite3.Connection) -> list[EventRecord]:
-            where, args = row_io.event_where(flt)
-            rows = conn.execute(
-                f"SELECT {q.EVENT_COLUMNS} FROM events e {where} ORDER BY e.id DESC LIMIT ?",
-                (*args, flt.limit),
-            ).fetchall()
+            key: listing.Key | None = None
+            if after is not None:
+                found = conn.execute(listing.key_query("?"), (parse_ref(after, "evt"),))
+                row = found.fetchone()
+                if row is None:
+                    raise NotFound(listing.gone_message(after))
+                key = (row[0], row[1])
+            sql, args = listing.page_query(flt, key, q.EVENT_COLUMNS, "?")
+            rows = conn.execute(sql, args).fetchall()
             return [
                 rowmaps.event_record(row, None, row_io.targets_of(conn, row[0])) for row in rows
             ]
@@ -73,18 +77,6 @@ class SQLiteSupport(Engine):
         """An event, its deliveries and its history (attempts of all its deliveries)."""
         eid = parse_ref(event_id, "evt")
         return await self._read(lambda conn: load_event_detail(conn, eid))
-
-    async def queue_depth(self) -> list[QueueDepth]:
-        """Waiting, in-flight and dead deliveries per target."""
-        rows = await self._read(lambda conn: conn.execute(q.QUEUE_DEPTH).fetchall())
-        return [QueueDepth(r[0], Status(r[1]), r[2], r[3]) for r in rows]
-
-    async def count_events(self) -> dict[Status, int]:
-        """How many events are in each status."""
-        rows = await self._read(
-            lambda conn: conn.execute("SELECT status, COUNT(*) FROM events GROUP BY 1").fetchall()
-        )
-        return {Status(r[0]): r[1] for r in rows}
 
     async def newest_change(
         self, source: str, entity: str, entity_id: str, *, live: bool = False

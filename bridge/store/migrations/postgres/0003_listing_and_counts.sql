@@ -1,0 +1,170 @@
+-- Listing and counting that do not grow with the log (issue 16), as SQLite's 0013: a page of
+-- `bridge events list` reads one index in the order it prints (newest received first, the
+-- event id breaking ties), and `bridge status` reads counts kept as the log changes.
+
+-- The listing's indexes end in the id, so ties of received_at come out in order too.
+DROP INDEX events_received;
+DROP INDEX events_status_received;
+DROP INDEX events_source_received;
+CREATE INDEX events_received ON events (received_at, id);
+CREATE INDEX events_status_received ON events (status, received_at, id);
+CREATE INDEX events_source_received ON events (source, received_at, id);
+
+-- By target, the listing walks the links: each carries its delivery's target and status and
+-- its event's reception, copied by the triggers below (the writers insert the link as
+-- before). Intake holds the delivery it joins FOR UPDATE, so the status a new link copies
+-- cannot change before the link is committed.
+ALTER TABLE delivery_events
+    ADD COLUMN target TEXT,
+    ADD COLUMN status TEXT,
+    ADD COLUMN received_at DOUBLE PRECISION;
+UPDATE delivery_events de SET target = d.target, status = d.status, received_at = e.received_at
+FROM deliveries d, events e WHERE d.id = de.delivery_id AND e.id = de.event_id;
+CREATE INDEX delivery_events_target ON delivery_events (target, received_at, event_id);
+CREATE INDEX delivery_events_target_status
+    ON delivery_events (target, status, received_at, event_id);
+
+CREATE FUNCTION copy_link_listing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT d.target, d.status INTO NEW.target, NEW.status
+    FROM deliveries d WHERE d.id = NEW.delivery_id;
+    SELECT e.received_at INTO NEW.received_at FROM events e WHERE e.id = NEW.event_id;
+    RETURN NEW;
+END $$;
+-- A writer may give them itself (bulk loads).
+CREATE TRIGGER delivery_events_listed BEFORE INSERT ON delivery_events
+    FOR EACH ROW WHEN (NEW.target IS NULL) EXECUTE FUNCTION copy_link_listing();
+
+CREATE FUNCTION copy_link_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE delivery_events SET status = NEW.status WHERE delivery_id = NEW.id;
+    RETURN NULL;
+END $$;
+-- Every status change of a delivery reaches its links (a delivery's target never changes).
+CREATE TRIGGER deliveries_status_listed AFTER UPDATE OF status ON deliveries
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION copy_link_status();
+
+-- `bridge status`: the oldest waiting delivery of a target, without reading done ones.
+CREATE INDEX deliveries_waiting ON deliveries (target, status, created_at)
+    WHERE status IN ('pending', 'retry');
+
+-- Counts per status: events (target '') and deliveries per target. Several instances
+-- write at once, so a change never updates a shared row (every writer would wait for the
+-- one before it to commit): it appends its delta, in its own transaction, and a reader sums
+-- the deltas of its snapshot, exact whatever commits around it. Deltas are folded into one
+-- row per cell every FOLD_EVERY appended rows, so the table stays a few hundred rows long.
+CREATE TABLE log_counts (
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tally  TEXT NOT NULL,   -- 'events' or 'deliveries'
+    target TEXT NOT NULL,   -- a delivery's target; '' for events
+    status TEXT NOT NULL,
+    n      BIGINT NOT NULL
+);
+INSERT INTO log_counts (tally, target, status, n)
+SELECT 'events', '', status, count(*) FROM events GROUP BY status;
+INSERT INTO log_counts (tally, target, status, n)
+SELECT 'deliveries', target, status, count(*) FROM deliveries GROUP BY target, status;
+
+-- Fold the oldest deltas into one row per cell. One folder at a time (a transaction that
+-- finds another folding skips it), and it never waits: rows another transaction holds are
+-- skipped, so folding cannot deadlock with the writes it rides on. The sums stay exact:
+-- the rows it deletes and the row it inserts commit or roll back together.
+CREATE FUNCTION fold_log_counts() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- the advisory key is 'counts' in ASCII (the migrations' is 'bridge')
+    IF NOT pg_try_advisory_xact_lock(x'636f756e7473'::bigint) THEN
+        RETURN;
+    END IF;
+    WITH gone AS (
+        DELETE FROM log_counts WHERE id IN (
+            SELECT id FROM log_counts ORDER BY id LIMIT 8192 FOR UPDATE SKIP LOCKED)
+        RETURNING tally, target, status, n)
+    INSERT INTO log_counts (tally, target, status, n)
+    SELECT tally, target, status, sum(n) FROM gone GROUP BY tally, target, status
+    HAVING sum(n) != 0;
+END $$;
+
+-- Append deltas (tally, target, status, n) and fold every 512 rows appended.
+CREATE FUNCTION count_log_deltas(deltas log_counts[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    added BIGINT;
+    last BIGINT;
+BEGIN
+    INSERT INTO log_counts (tally, target, status, n)
+    SELECT d.tally, d.target, d.status, d.n FROM unnest(deltas) d WHERE d.n != 0;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    IF added > 0 THEN
+        last := currval(pg_get_serial_sequence('log_counts', 'id'));
+        IF last / 512 != (last - added) / 512 THEN
+            PERFORM fold_log_counts();
+        END IF;
+    END IF;
+END $$;
+
+-- Inserts and deletes are counted per statement (a prune deletes hundreds of rows at once),
+-- status changes per row, and only when the status changed.
+CREATE FUNCTION count_events_in() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log_deltas(ARRAY(
+        SELECT ROW(NULL, 'events', '', status, count(*))::log_counts
+        FROM new_rows GROUP BY status));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_counted_in AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_events_in();
+
+CREATE FUNCTION count_events_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log_deltas(ARRAY(
+        SELECT ROW(NULL, 'events', '', status, -count(*))::log_counts
+        FROM old_rows GROUP BY status));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_counted_out AFTER DELETE ON events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION count_events_out();
+
+CREATE FUNCTION count_event_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log_deltas(ARRAY[
+        ROW(NULL, 'events', '', OLD.status, -1)::log_counts,
+        ROW(NULL, 'events', '', NEW.status, 1)::log_counts]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_counted_moved AFTER UPDATE OF status ON events
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION count_event_moved();
+
+CREATE FUNCTION count_deliveries_in() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log_deltas(ARRAY(
+        SELECT ROW(NULL, 'deliveries', target, status, count(*))::log_counts
+        FROM new_rows GROUP BY target, status));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted_in AFTER INSERT ON deliveries
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION count_deliveries_in();
+
+CREATE FUNCTION count_deliveries_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log_deltas(ARRAY(
+        SELECT ROW(NULL, 'deliveries', target, status, -count(*))::log_counts
+        FROM old_rows GROUP BY target, status));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted_out AFTER DELETE ON deliveries
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION count_deliveries_out();
+
+CREATE FUNCTION count_delivery_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log_deltas(ARRAY[
+        ROW(NULL, 'deliveries', OLD.target, OLD.status, -1)::log_counts,
+        ROW(NULL, 'deliveries', NEW.target, NEW.status, 1)::log_counts]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted_moved AFTER UPDATE OF status, target ON deliveries
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                       OR OLD.target IS DISTINCT FROM NEW.target)
+    EXECUTE FUNCTION count_delivery_moved();
