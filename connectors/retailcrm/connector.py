@@ -83,8 +83,10 @@ class RetailcrmConnector:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         """Call the client in a worker, within the key's rate limit and the timeout."""
-        await self._limiter.acquire()
-        future = asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        # The turn ends in the worker as the answer comes (ratelimit.py: the window rule).
+        turn = await self._limiter.begin()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, turn.around(fn))
+        future.add_done_callback(lambda _: turn.end())  # never run (the pool was shut down)
         try:
             return await asyncio.wait_for(future, self._timeout + 0.5)
         except TimeoutError as exc:
