@@ -2,7 +2,8 @@
 
 Every call to the master goes through the breaker and the timeout; a master that is down
 answers ``MasterUnavailable`` at once, or — with ``when_master_down: stale`` — the last
-balance it gave for that customer, marked stale and not spendable.
+balance it gave for that customer, marked stale and not spendable. Who a phone, card or id
+is, is remembered for a while (``bridge.bonus.customers``): a repeat look-up is one call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from bridge.bonus.breaker import Breaker, BreakerOpen
+from bridge.bonus.customers import KnownCustomers
 from bridge.bonus.phones import normalize_phone
 from bridge.deadline import current_deadline, deadline_within
 from bridge.errors import (
@@ -112,6 +114,9 @@ class BonusService:
         # it may be shown: when_master_down: stale), bounded so a chain's millions of
         # customers do not grow the process without end.
         self._last: LruCache[str, tuple[float, BalanceAnswer]] = LruCache(settings.stale_cache_size)
+        self.known = KnownCustomers(
+            settings.customer_cache_size, settings.customer_cache_seconds, clock
+        )
 
     @property
     def ledger(self) -> Ledger:
@@ -188,19 +193,38 @@ class BonusService:
         if self._metrics is not None:
             self._metrics.observe_master(self.master, operation, self._clock() - started)
 
-    async def resolve(self, ref: CustomerRef, deadline: float | None = None) -> LedgerCustomer:
-        """The master's customer for a phone, a card, or an id in some system."""
+    async def resolve(
+        self, ref: CustomerRef, deadline: float | None = None, *, fresh: bool = False
+    ) -> LedgerCustomer:
+        """The master's customer for a phone, a card, or an id in some system; remembered
+        for ``customer_cache_seconds``, or asked of the master anew when ``fresh``."""
+        customer, _remembered = await self._resolve(ref, deadline, fresh=fresh)
+        return customer
+
+    async def _resolve(
+        self, ref: CustomerRef, deadline: float | None, *, fresh: bool
+    ) -> tuple[LedgerCustomer, str | None]:
+        """The customer, and its key when it came from memory rather than the master."""
+        key, find = await self._finder(ref)
+        if not fresh:
+            known = self.known.get(key)
+            if known is not None:
+                return known, key
+        customer = await self.call_master("find_customer", find, deadline)
+        self.known.put(key, customer)
+        return customer, None
+
+    async def _finder(
+        self, ref: CustomerRef
+    ) -> tuple[str, Callable[[], Awaitable[LedgerCustomer]]]:
+        """The memory's key for ``ref`` and the master call that finds its customer."""
         ledger = self._ledger
         if ref.phone is not None:
             phone = normalize_phone(ref.phone)
-            return await self.call_master(
-                "find_customer", lambda: ledger.find_customer(phone=phone), deadline
-            )
+            return f"phone:{phone}", lambda: ledger.find_customer(phone=phone)
         if ref.card is not None:
             card = ref.card
-            return await self.call_master(
-                "find_customer", lambda: ledger.find_customer(card=card), deadline
-            )
+            return f"card:{card}", lambda: ledger.find_customer(card=card)
         # Both set: guaranteed by the request model.
         assert ref.system is not None
         assert ref.id is not None
@@ -213,9 +237,7 @@ class BonusService:
                     f"{ref.system} customer {ref.id} is not known to the master",
                 )
             local = mapped
-        return await self.call_master(
-            "find_customer", lambda: ledger.find_customer(customer_id=local), deadline
-        )
+        return f"id:{local}", lambda: ledger.find_customer(customer_id=local)
 
     async def balance(self, ref: CustomerRef, cart_total: Decimal | None) -> BalanceAnswer:
         """The master's balance now, or the last known one if so configured."""
@@ -223,12 +245,20 @@ class BonusService:
         # never waits longer than timeout_seconds).
         deadline = self._clock() + self.settings.timeout_seconds
         try:
-            customer = await self.resolve(ref, deadline)
-            found = await self.call_master(
-                "balance",
-                lambda: self._ledger.balance(customer.customer_id, cart_total),
-                deadline,
-            )
+            customer, remembered = await self._resolve(ref, deadline, fresh=False)
+            try:
+                found = await self._balance_of(customer, cart_total, deadline)
+            except LedgerRefused as exc:
+                if remembered is None or exc.code is not LedgerErrorCode.UNKNOWN_CUSTOMER:
+                    raise
+                # The remembered id is gone at the master (deleted, merged away): forget
+                # it and ask who the key is now, within the same budget.
+                self.known.forget(remembered)
+                log.info(
+                    "known_customer_dropped", system=self.master, customer=customer.customer_id
+                )
+                customer, _ = await self._resolve(ref, deadline, fresh=True)
+                found = await self._balance_of(customer, cart_total, deadline)
         except MasterUnavailable:
             stale = self._stale(ref)
             self._count("balance", "stale" if stale else "master_unavailable")
@@ -243,6 +273,13 @@ class BonusService:
             self._last.put(ref.key(), (self._clock(), answer))
         self._count("balance", "ok")
         return answer
+
+    async def _balance_of(
+        self, customer: LedgerCustomer, cart_total: Decimal | None, deadline: float
+    ) -> LedgerBalance:
+        return await self.call_master(
+            "balance", lambda: self._ledger.balance(customer.customer_id, cart_total), deadline
+        )
 
     def _stale(self, ref: CustomerRef) -> BalanceAnswer | None:
         if self.settings.when_master_down != "stale":
