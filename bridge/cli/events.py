@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import shlex
 
 from bridge.cli.common import Commands, add_command, load, unknown_system_problems, with_store
 from bridge.cli.output import (
@@ -21,6 +23,8 @@ from bridge.cli.output import (
 from bridge.errors import NotFound
 from bridge.filters import FilterError, parse_filter
 from bridge.views import detail_view, event_view
+
+_EVENT_REF = re.compile(r"^(evt_)?[0-9]{1,18}$", re.ASCII)
 
 
 def add_filter_options(parser: argparse.ArgumentParser, *, status_default: str | None) -> None:
@@ -47,12 +51,19 @@ def register(commands: Commands) -> None:
     listing = add_command(
         sub,
         "list",
-        "events newest first, filtered",
-        "bridge events list --status retry --target retailcrm --limit 20",
+        "events newest received first, filtered, one page at a time (a full page ends with"
+        " the command for the next one)",
+        "bridge events list --status retry --target retailcrm --limit 20\n"
+        "bridge events list --status retry --target retailcrm --limit 20 --after evt_4711",
         run_list,
     )
     add_filter_options(listing, status_default=None)
     listing.add_argument("--limit", default="50", help="at most this many (default 50)")
+    listing.add_argument(
+        "--after",
+        metavar="EVENT",
+        help="the next page: the events listed after this one (the last of the page before)",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON")
     show = add_command(
         sub,
@@ -82,9 +93,20 @@ def run_list(args: argparse.Namespace) -> int:
         return FAILURE
     if problems := unknown_system_problems(loaded, args):
         return fail_all(problems, USAGE)
-    events = asyncio.run(with_store(loaded, lambda store: store.list_events(flt)))
+    if args.after is not None and not _EVENT_REF.match(args.after):
+        return fail(f"--after: {args.after!r} is not an event id like evt_42", USAGE)
+    try:
+        events = asyncio.run(with_store(loaded, lambda store: store.list_events(flt, args.after)))
+    except NotFound as exc:
+        return fail(f"--after: {exc}")
+    full = len(events) == flt.limit
     if args.json:
-        print_json({"events": [event_view(e) for e in events]})
+        print_json(
+            {
+                "events": [event_view(e) for e in events],
+                "next_after": events[-1].id if full else None,
+            }
+        )
         return OK
     if not events:
         out.print("No events match.")
@@ -99,9 +121,22 @@ def run_list(args: argparse.Namespace) -> int:
     print_table(
         None, ["ID", "RECEIVED (UTC)", "SOURCE", "ENTITY", "STATUS", "TARGETS", "NOTE"], rows
     )
-    if len(events) == flt.limit:
-        out.print(f"(first {flt.limit}; use --limit for more)")
+    if full:
+        out.print(f"next page: {next_page_command(args, events[-1].id)}", markup=False)
     return OK
+
+
+def next_page_command(args: argparse.Namespace, last: str) -> str:
+    """The same ``bridge events list`` going on after ``last``."""
+    words = ["bridge"]
+    if getattr(args, "config", None) not in (None, "config.yaml"):
+        words += ["--config", args.config]
+    words += ["events", "list"]
+    for option in ("status", "source", "target", "since", "until", "limit"):
+        value = getattr(args, option)
+        if value is not None and not (option == "limit" and value == "50"):
+            words += [f"--{option}", value]
+    return shlex.join([*words, "--after", last])
 
 
 def run_show(args: argparse.Namespace) -> int:
