@@ -64,7 +64,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     )
     try:
         events = parser.parse_webhook(inbound) if parser else parse_generic_webhook(inbound)
-        check_storable(events)
+        events = check_storable(events)
     except AuthError as exc:  # a token carried inside the body did not match
         rt.metrics.events.labels(system, "unauthorized").inc()
         log.warning("webhook_unauthorized", system=system, reason=str(exc))

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from bridge.connector import WebhookRejected, WebhookRequest
-from bridge.store.records import InboundEvent
+from bridge.store.records import InboundEvent, payload_text
 
 MAX_EVENTS = 500
 _TEXT_FIELDS = ("entity", "id", "action", "event_id")
@@ -36,9 +37,11 @@ def loads_strict(body: bytes) -> Any:
         raise ValueError("nested too deeply") from exc
 
 
-def check_storable(events: list[InboundEvent]) -> None:
+def check_storable(events: list[InboundEvent]) -> list[InboundEvent]:
     """Reject events the store could not write: lone surrogates (``"\\ud800"`` is valid
-    JSON but not UTF-8), NaN, or values JSON cannot hold; the message names the field."""
+    JSON but not UTF-8), NaN, or values JSON cannot hold; the message names the field.
+    The events come back with their payload serialised as the store writes it (once)."""
+    checked = []
     for index, event in enumerate(events):
         where = f"events[{index}]." if len(events) > 1 else ""
         for name in ("source_key", "entity", "entity_id", "action"):
@@ -47,9 +50,12 @@ def check_storable(events: list[InboundEvent]) -> None:
             except UnicodeEncodeError as exc:
                 raise WebhookRejected(f"{where}{name}: is not valid UTF-8 text") from exc
         try:
-            json.dumps(event.payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            text = payload_text(event)
+            text.encode("utf-8")
         except (UnicodeEncodeError, ValueError, TypeError, RecursionError) as exc:
             raise WebhookRejected(f"{where}data: cannot be stored ({exc})") from exc
+        checked.append(replace(event, text=text))
+    return checked
 
 
 def parse_generic_webhook(request: WebhookRequest) -> list[InboundEvent]:

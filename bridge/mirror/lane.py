@@ -60,11 +60,12 @@ class TargetLane:
     crew: Crew
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[asyncio.Task[None]] = field(default_factory=set)
+    # How many deliveries one attempt may carry: read once (a runtime Protocol check is
+    # slow, and the dispatcher asks at every wake-up, one per stored webhook).
+    batch_size: int = field(init=False)
 
-    @property
-    def batch_size(self) -> int:
-        """How many deliveries one attempt may carry."""
-        return self.sink.batch_size if isinstance(self.sink, BatchSink) else 1
+    def __post_init__(self) -> None:
+        self.batch_size = self.sink.batch_size if isinstance(self.sink, BatchSink) else 1
 
     def group(self, claimed: list[Claimed], slots: int) -> list[Parts]:
         """Claimed deliveries as at most ``slots`` tasks. Each task runs its parts in turn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -44,6 +45,16 @@ class InboundEvent:
     entity_id: str
     action: str = "changed"
     payload: dict[str, Any] = field(default_factory=dict)
+    # The payload as the store writes it, when intake has serialised it already (checking
+    # that it can be stored): see payload_text.
+    text: str | None = field(default=None, compare=False, repr=False)
+
+
+def payload_text(event: InboundEvent) -> str:
+    """The payload as stored: compact JSON, UTF-8 text as is, NaN refused."""
+    if event.text is not None:
+        return event.text
+    return json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,11 @@ other, so the order's deliveries are numbered in the order they became visible.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 
 from bridge.store.postgres import sql as q
 from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone, rowcount
-from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref
+from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref, payload_text
 
 
 def entity_key(new: NewEvent) -> str:
@@ -54,7 +53,7 @@ async def insert_event(conn: Conn, new: NewEvent, now: float) -> Stored:
             ev.entity,
             ev.entity_id,
             ev.action,
-            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+            payload_text(ev),
             str(status),
             reason,
             now,

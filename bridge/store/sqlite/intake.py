@@ -3,11 +3,10 @@ key, and the poll positions that advance in the same transaction as the events r
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 
-from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref
+from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref, payload_text
 from bridge.store.sqlite import sql as q
 from bridge.store.sqlite.engine import Engine
 
@@ -24,7 +23,7 @@ def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
             ev.entity,
             ev.entity_id,
             ev.action,
-            json.dumps(ev.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+            payload_text(ev),
             status,
             reason,
             now,
