@@ -10,30 +10,39 @@ from __future__ import annotations
 
 from bridge.store.postgres.engine import Conn, fetchall, fetchone, rowcount
 from bridge.store.retention import PrunableRecords, Records
-from bridge.store.retention_sql import chosen
+from bridge.store.retention_sql import Span, chosen, merged
 
 
 async def prune(conn: Conn, kind: Records, before: float, limit: int) -> int:
-    """One batch of ``kind``: the oldest ``limit`` records that may go, and what hangs off."""
-    rows = chosen(kind, "%s", "ctid")
-    oldest = f"{rows.oldest('%s')} FOR UPDATE SKIP LOCKED"
+    """One batch of ``kind``: the oldest ``limit`` records that may go, lane by lane, and
+    what hangs off them."""
+    lanes = chosen(kind, "%s", "ctid")
     if kind is not Records.RESERVATIONS:
+        (rows,) = lanes
+        oldest = f"{rows.oldest('%s')} FOR UPDATE SKIP LOCKED"
         return await rowcount(
             conn, f"DELETE FROM {rows.table} WHERE {rows.key} IN ({oldest})", (before, limit)
         )
-    ids = [r[0] for r in await fetchall(conn, oldest, (before, limit))]
+    ids: list[str] = []
+    for rows in lanes:
+        if len(ids) < limit:
+            oldest = f"{rows.oldest('%s')} FOR UPDATE SKIP LOCKED"
+            ids += [r[0] for r in await fetchall(conn, oldest, (before, limit - len(ids)))]
     if not ids:
         return 0
     # Its owed calls (all done), the reservation, then its history: a line may go once its
     # reservation is gone (the trigger of 0004).
     await conn.execute("DELETE FROM owed_calls WHERE subject = ANY(%s)", (ids,))
-    taken = await rowcount(conn, "DELETE FROM reservations WHERE id = ANY(%s)", (ids,))
+    gone = await rowcount(conn, "DELETE FROM reservations WHERE id = ANY(%s)", (ids,))
     await conn.execute("DELETE FROM reservation_history WHERE reservation_id = ANY(%s)", (ids,))
-    return taken
+    return gone
 
 
 async def prunable(conn: Conn, kind: Records, before: float) -> PrunableRecords:
     """Count what :func:`prune` would take, batch after batch, without taking it."""
-    row = await fetchone(conn, chosen(kind, "%s", "ctid").span(), (before,))
-    assert row is not None
-    return PrunableRecords(kind, int(row[0]), row[1], row[2])
+    spans: list[Span] = []
+    for rows in chosen(kind, "%s", "ctid"):
+        row = await fetchone(conn, rows.span(), (before,))
+        assert row is not None
+        spans.append((int(row[0]), row[1], row[2]))
+    return PrunableRecords(kind, *merged(spans))
