@@ -18,6 +18,15 @@ from bridge.store.records import EventFilter
 
 Key = tuple[float, int]  # (received_at, event id) of the event a page goes on after
 
+# PostgreSQL picks a sort of the matching rows over the ordered index when it expects few
+# of them (say, pending deliveries to one target); an estimate that is wrong (a backlog
+# after an outage) makes that sort as long as the backlog. A page never needs one: every
+# filter has an index in its order, so the listing's transaction rules sorting out.
+POSTGRES_IN_ORDER = (
+    "SET LOCAL enable_sort = off",
+    "SET LOCAL enable_incremental_sort = off",
+)
+
 
 def page_query(
     flt: EventFilter, after: Key | None, columns: str, mark: str

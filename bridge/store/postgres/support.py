@@ -59,6 +59,8 @@ async def list_events(conn: Conn, flt: EventFilter, after: str | None) -> list[E
             raise NotFound(listing.gone_message(after))
         key = (row[0], row[1])
     sql, args = listing.page_query(flt, key, q.EVENT_COLUMNS, "%s")
+    for setting in listing.POSTGRES_IN_ORDER:
+        await conn.execute(setting)
     rows = await fetchall(conn, sql, args)
     targets = await row_io.targets_of(conn, [row[0] for row in rows])
     return [rowmaps.event_record(row, None, targets.get(row[0], ())) for row in rows]
