@@ -32,7 +32,23 @@ the informational ``pending`` and ``expiring`` — are kept per account for
 ``DETAILS_TTL_SECONDS`` and read again after any write this connector makes. The trade-off:
 a credit or charge made elsewhere (an order completed in RetailCRM, the UI) shows in those
 two fields up to a minute late; ``balance``, ``available`` and ``max_redeemable`` are never
-cached. A look-up is then 3 calls with a cart (was 5), 2 without.
+cached.
+
+A look-up's requests (the bonus service remembers which account a phone or card is, so a
+warm look-up does not call ``find_customer``):
+
+==========================  ========================================  ==========
+look-up                     requests                                  per look-up
+==========================  ========================================  ==========
+warm, no cart               ``GET /loyalty/account/{id}``              1
+warm, with a cart           the account, ``POST /loyalty/calculate``   2
+cold (phone or card)        ``GET /loyalty/accounts`` (the account in  1 (2 with
+                            it answers the balance asked right after)  a cart)
+==========================  ========================================  ==========
+
+plus, once a minute per account, the two detail reads. The cart's cap needs
+``/loyalty/calculate`` (§4.3 step 2: ``maxChargeBonuses`` per basket); nothing else answers
+it. At 10 requests/s a key serves 8 look-ups/s without a cart with room to spare, 5 with.
 """
 
 from __future__ import annotations
@@ -59,6 +75,13 @@ Expiring = tuple[tuple[Decimal, date], ...]
 
 DETAILS_TTL_SECONDS = 60.0  # how long pending / expiring points are reused (module docstring)
 DETAILS_KEPT = 10_000  # accounts whose details are kept at most; the oldest go first
+# An account read by find_customer answers the balance asked within this many seconds (the
+# same look-up's next call): a list entry holds what GET /loyalty/account/{id} would
+# (amount, level, customer; retailcrm-api.md §4.4: "loyaltyAccount.amount from
+# /loyalty/account/{id} or /loyalty/accounts"; PHP LoyaltyTest::testAccounts), so a cold
+# look-up reads the account once, not twice. Used once, and never across a write of ours.
+JUST_READ_SECONDS = 2.0
+JUST_READ_KEPT = 1_000
 
 
 class RetailcrmMaster:
@@ -79,11 +102,14 @@ class RetailcrmMaster:
         # account id -> (when read, pending, expiring); dicts keep insertion order.
         self._details: dict[int, tuple[float, Decimal, Expiring]] = {}
         self._writes = 0  # writes made through this object, to spot one during a read
+        # account id -> (when read, writes then, the account) as find_customer read it.
+        self._just_read: dict[int, tuple[float, int, Mapping[str, Any]]] = {}
 
     async def find_customer(
         self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
     ) -> LedgerCustomer:
         """The loyalty account by phone, card or account id."""
+        read_at, writes = self._clock(), self._writes
         if customer_id is not None:
             account = await self._account(customer_id)
         else:
@@ -99,6 +125,7 @@ class RetailcrmMaster:
             if not accounts:
                 raise LedgerRefused(LedgerErrorCode.UNKNOWN_CUSTOMER, "no loyalty account")
             account = accounts[0]
+        self._keep_just_read(account, read_at, writes)  # by id too: one read, not two
         customer = account.get("customer") or {}
         name = " ".join(str(customer[k]) for k in ("firstName", "lastName") if customer.get(k))
         return LedgerCustomer(
@@ -110,7 +137,7 @@ class RetailcrmMaster:
 
     async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
         """Points, level, points still waiting activation and points burning soon."""
-        account = await self._account(customer_id)
+        account = self._take_just_read(customer_id) or await self._account(customer_id)
         aid = int(account["id"])
         pending, expiring = await self._bonus_details(aid)
         cap = None
@@ -153,6 +180,26 @@ class RetailcrmMaster:
         while len(self._details) > DETAILS_KEPT:
             del self._details[next(iter(self._details))]
         return total, expiring
+
+    def _keep_just_read(self, account: Mapping[str, Any], read_at: float, writes: int) -> None:
+        """Keep an account find_customer read for the balance asked right after."""
+        aid = account.get("id")
+        if not isinstance(aid, int) or writes != self._writes:
+            return  # no usable id, or a write of ours landed while it was read
+        self._just_read.pop(aid, None)  # re-inserted last: the oldest entries go first
+        self._just_read[aid] = (read_at, writes, account)
+        while len(self._just_read) > JUST_READ_KEPT:
+            del self._just_read[next(iter(self._just_read))]
+
+    def _take_just_read(self, customer_id: str) -> Mapping[str, Any] | None:
+        """The account find_customer read moments ago (once), if no write came since."""
+        kept = self._just_read.pop(int(customer_id), None) if customer_id.isdigit() else None
+        if kept is None:
+            return None
+        read_at, writes, account = kept
+        if writes != self._writes or self._clock() - read_at > JUST_READ_SECONDS:
+            return None
+        return account
 
     def forget_details(self, account_id: str | None = None) -> None:
         """Read pending / expiring points again next time: of one account, or of all."""
