@@ -2,20 +2,21 @@
 schema compiled once from the WSDL, and gives what ``SoapClient.call`` gave through zeep
 (``process_reply``, ``serialize_object``, the unwrapping): the same dict, the same values.
 
-The reader takes only the answer it can read in full: ``Envelope/Body/<wrapper>`` (after
-a ``Header``, which 1C sends empty and zeep leaves out of the result), the
-wrapper's children in schema order (an optional one may be absent), each a simple-typed
-element (no attribute but ``xsi:nil``, no children) or a record of such elements, a list
-of them where the schema allows repeats. Each value is converted by the element's own zeep
-type (``parse_xmlelement``), so ``Decimal``, ``datetime``, ``bool``, an empty element's
-None and a nil's None are zeep's own. 1C's spellings (``values.canonical``) are respelt in
-the tree before that, where ``canonical_xml`` respelt the bytes before zeep read them.
+The answer is first respelt by ``values.canonical_xml``, the very step zeep's path takes
+(1C's own spellings of numbers, flags and dates; the same bytes back, after one scan, when
+nothing needs it). The reader then takes only the answer it can read in full:
+``Envelope/Body/<wrapper>`` (after a ``Header``, which 1C sends empty and zeep leaves out
+of the result), the wrapper's children in schema order (an optional one may be absent),
+each a simple-typed element (no attribute but ``xsi:nil``, no children) or a record of
+such elements, a list of them where the schema allows repeats. Each value is converted by
+the element's own zeep type (``parse_xmlelement``), so ``Decimal``, ``datetime``,
+``bool``, an empty element's None and a nil's None are zeep's own.
 
 Anything else, which zeep reads its own forgiving way, gives None and the caller hands the
-same bytes to zeep: a fault, a required element missing, an element the schema
-does not have (zeep keeps those as ``_raw_elements``), another namespace, ``xsi:type``, a
-comment beside a respelt value, a DTD, XML only lxml's recovery reads. So a hostile answer
-costs what it costs today and reads as it reads today.
+same bytes to zeep: a fault, a required element missing, an element the schema does not
+have (zeep keeps those as ``_raw_elements``), another namespace, ``xsi:type``, a nil
+record, a DTD, XML only lxml's recovery reads. So a hostile answer costs what it costs
+today and reads as it reads today (``tests/unit/test_onec_replies.py`` checks both).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from lxml import etree  # no type hints (mypy: ignore_missing_imports)
 from zeep.xsd import AnySimpleType
 
 from connectors.onec.envelopes import SOAP_ENVELOPES, XSI, flat_fields
-from connectors.onec.values import OnecBadValue, canonical
+from connectors.onec.values import canonical_xml
 
 Kinds = Mapping[str, tuple[str, str]]
 _NIL = f"{{{XSI}}}nil"
@@ -50,7 +51,6 @@ class _Field:
 
     name: str  # zeep's attribute name: the key in the answer's dict
     tag: str  # {namespace}local, as lxml spells it
-    local: str  # the name 1C's spellings are looked up by (kinds)
     simple: Any  # zeep's simple type, or None for a record
     children: tuple[_Field, ...]  # a record's fields
     multiple: bool  # maxOccurs > 1: a list
@@ -66,7 +66,6 @@ class ReplyReader:
         self._envelope, self._body = f"{{{envelope}}}Envelope", f"{{{envelope}}}Body"
         self._header = f"{{{envelope}}}Header"
         self._wrapper, self._fields = wrapper, fields
-        self._local = etree.QName(wrapper).localname
         # zeep hands a response of one element back unwrapped, and a record of one element
         # inside it unwrapped once more (DocumentMessage.deserialize); SoapClient.call
         # wraps the first level again.
@@ -80,22 +79,26 @@ class ReplyReader:
     def read(self, body: bytes, kinds: Kinds, operation: str) -> dict[str, Any] | None:
         """The answer's elements by name, as ``SoapClient.call`` returns them through zeep;
         None when zeep must read it. OnecBadValue for a value 1C spelt beyond reading."""
-        if b"<!DOCTYPE" in body or (kinds and b"<!--" in body):
-            return None
+        if kinds:
+            # The very step zeep's path takes first (the same bytes back when nothing needs
+            # respelling, the usual answer: one scan).
+            body = canonical_xml(body, kinds, operation)
+        if b"<!DOCTYPE" in body:
+            return None  # zeep refuses entities its own way (forbid_entities)
         try:
             root = etree.fromstring(body, parser=_PARSER)
         except etree.XMLSyntaxError:
             return None
         try:
-            return self._document(root, kinds, operation)
+            return self._document(root)
         except _Unreadable:
             return None
 
-    def _document(self, root: Any, kinds: Kinds, operation: str) -> dict[str, Any]:
+    def _document(self, root: Any) -> dict[str, Any]:
         parts = list(root)
         if root.tag != self._envelope or not parts or parts[-1].tag != self._body:
             raise _Unreadable
-        if len(parts) == 2 and parts[0].tag != self._header or len(parts) > 2:
+        if len(parts) > 2 or (len(parts) == 2 and parts[0].tag != self._header):
             raise _Unreadable
         body = parts[-1]
         if len(body) != 1 or body[0].tag != self._wrapper:
@@ -103,16 +106,10 @@ class ReplyReader:
         wrapper = body[0]
         if len(wrapper.attrib) or not len(wrapper):
             raise _Unreadable
-        if kinds:
-            _respell(root, "Envelope", kinds, operation)
-            if len(parts) == 2:  # 1C sends an empty one; its content never reaches the result
-                for element in parts[0].iter():
-                    if isinstance(element.tag, str):
-                        local = etree.QName(element).localname
-                        _respell(element, local, kinds, operation)
-            _respell(body, "Body", kinds, operation)
-            _respell(wrapper, self._local, kinds, operation)
-        values = _sequence(wrapper, self._fields, kinds, operation)
+        walk = _Walk()
+        values = walk.sequence(wrapper, self._fields)
+        if walk.failure is not None:
+            raise walk.failure
         if len(self._fields) != 1:
             return values
         name = self._fields[0].name
@@ -156,7 +153,6 @@ def _fields(element: Any, depth: int) -> tuple[_Field, ...] | None:
             _Field(
                 name=name,
                 tag=child.qname.text,
-                local=child.qname.localname,
                 simple=simple,
                 children=children,
                 multiple=most != 1,
@@ -169,60 +165,52 @@ def _fields(element: Any, depth: int) -> tuple[_Field, ...] | None:
     return tuple(fields)
 
 
-def _sequence(
-    parent: Any, fields: tuple[_Field, ...], kinds: Kinds, operation: str
-) -> dict[str, Any]:
-    kids, i, values = list(parent), 0, dict[str, Any]()
-    count = len(kids)
-    for f in fields:
-        if f.multiple:
-            items = []
-            while i < count and kids[i].tag == f.tag:
-                items.append(_value(kids[i], f, kinds, operation))
+class _Walk:
+    """One answer's walk: values converted as met; the first conversion that fails is
+    raised once the whole answer proved readable (else zeep reads it and raises what it
+    raises)."""
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+
+    def sequence(self, parent: Any, fields: tuple[_Field, ...]) -> dict[str, Any]:
+        kids, i, values = list(parent), 0, dict[str, Any]()
+        count = len(kids)
+        for f in fields:
+            if f.multiple:
+                items = []
+                while i < count and kids[i].tag == f.tag:
+                    items.append(self.value(kids[i], f))
+                    i += 1
+                too_many = f.max_occurs is not None and len(items) > f.max_occurs
+                if too_many or len(items) < f.min_occurs:
+                    raise _Unreadable
+                values[f.name] = items
+            elif i < count and kids[i].tag == f.tag:
+                values[f.name] = self.value(kids[i], f)
                 i += 1
-            too_many = f.max_occurs is not None and len(items) > f.max_occurs
-            if too_many or len(items) < f.min_occurs:
-                raise _Unreadable
-            values[f.name] = items
-        elif i < count and kids[i].tag == f.tag:
-            values[f.name] = _value(kids[i], f, kinds, operation)
-            i += 1
-        elif f.min_occurs == 0:
-            values[f.name] = None
-        else:
-            raise _Unreadable  # zeep: a default, or None, by where the gap is
-    if i != count:
-        raise _Unreadable  # zeep keeps them as _raw_elements
-    return values
+            elif f.min_occurs == 0:
+                values[f.name] = None
+            else:
+                raise _Unreadable  # zeep: a default, or None, by where the gap is
+        if i != count:
+            raise _Unreadable  # zeep keeps them as _raw_elements
+        return values
 
-
-def _value(element: Any, f: _Field, kinds: Kinds, operation: str) -> Any:
-    attributes = element.attrib
-    if f.simple is not None:
-        if len(element) or (len(attributes) and (len(attributes) != 1 or _NIL not in attributes)):
-            raise _Unreadable
-        if kinds:
-            _respell(element, f.local, kinds, operation)
-        return f.simple.parse_xmlelement(element)
-    if len(attributes):
-        raise _Unreadable  # xsi:nil on a record: zeep makes a record of Nones of it
-    if kinds:
-        _respell(element, f.local, kinds, operation)
-    if not len(element):
-        return None  # zeep: an empty record is no record
-    return _sequence(element, f.children, kinds, operation)
-
-
-def _respell(element: Any, local: str, kinds: Kinds, operation: str) -> None:
-    """``canonical_xml``'s step for one element: its text in the XML Schema form of its kind."""
-    found = kinds.get(local)
-    text = element.text
-    if found is None or not text or element.get(_NIL) in ("true", "1"):
-        return
-    kind, field = found
-    try:
-        spelt = canonical(kind, text, field)
-    except OnecBadValue as exc:
-        raise exc.of(operation) from None
-    if spelt != text:
-        element.text = spelt
+    def value(self, element: Any, f: _Field) -> Any:
+        attributes = element.attrib
+        if f.simple is not None:
+            if len(element) or (
+                len(attributes) and (len(attributes) > 1 or _NIL not in attributes)
+            ):
+                raise _Unreadable  # xsi:type, or markup inside a value
+            try:
+                return f.simple.parse_xmlelement(element)
+            except Exception as exc:  # zeep's own: raised after the walk, as zeep would
+                self.failure = self.failure or exc
+                return None
+        if len(attributes):
+            raise _Unreadable  # xsi:nil on a record: zeep makes a record of Nones of it
+        if not len(element):
+            return None  # zeep: an empty record is no record
+        return self.sequence(element, f.children)
