@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from guard import Deadline  # bench/ is on sys.path when run as a script
-from intake import BODY, ORDER, ROOT, TOKEN, closed_port, send_all, start_daemon
+from intake_load import BODY, ORDER, ROOT, TOKEN, free_port, send_all, start_daemon
 
 from bridge.store.migrate import migrate_sqlite
 
@@ -87,7 +86,7 @@ def write_config(tmp: Path, name: str, port: int, args: argparse.Namespace) -> P
     """bench/intake.py's intake-only config (one onec webhook, no routes) on ``name``.db,
     with retention on: done events older than a day go, in batches of ``--batch``."""
     wsdl = ROOT / "connectors" / "onec" / "wsdl" / "BridgeLoyalty.wsdl"
-    nowhere = f"http://127.0.0.1:{closed_port()}"
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     retention = {"done_after": "1d", "batch": args.batch, "pause_seconds": args.pause}
     config = {
         "store": {"url": f"sqlite:///{tmp / name}.db", "retention": retention},
@@ -115,13 +114,6 @@ def count_events(db: Path) -> int:
     """Rows in ``events``, read beside the daemon through a read-only connection."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-
-
-def free_port() -> int:
-    """A free loopback port (bound to 0, read, let go)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def measure(tmp: Path, name: str, args: argparse.Namespace, label: int) -> dict[str, Any]:
