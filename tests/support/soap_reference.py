@@ -24,6 +24,9 @@ from connectors.onec.wsdl import REFERENCE_PATH, render_wsdl
 from connectors.onec.zeep_transport import Kinds, zeep_response
 
 ROOT = Path(__file__).parents[2]
+SHAPES = ROOT / "tests/fixtures/onec_soap/shapes.wsdl"
+# The operations of shapes.wsdl that stay with zeep: a record as input, xs:choice, an attribute.
+NOT_COMPILED = frozenset({"Вложенный", "Выбор", "Атрибут"})
 NOWHERE = "http://127.0.0.1:9/base/ws/service.1cws"  # never called: these clients only compile
 
 
@@ -38,8 +41,8 @@ class Wsdl:
 
 def repository_wsdls() -> list[Wsdl]:
     """connectors/onec/wsdl (the reference, and as the Cyrillic renaming publishes it, in a
-    temporary folder removed at exit), examples/onec/*, tests/fixtures/onec_services/*:
-    every WSDL a 1C service here has."""
+    temporary folder removed at exit), examples/onec/*, tests/fixtures/onec_services/*,
+    and tests/fixtures/onec_soap/shapes.wsdl (operations zeep must keep): every WSDL here."""
     cyrillic = naming_from_yaml()
     scratch = Path(tempfile.mkdtemp(prefix="onec-wsdl-"))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
@@ -49,7 +52,7 @@ def repository_wsdls() -> list[Wsdl]:
         Wsdl("reference", REFERENCE_PATH, "BridgeLoyalty"),
         Wsdl("reference renamed (cyrillic_example.yaml)", renamed, cyrillic.service),
     ]
-    for folder in ("examples/onec", "tests/fixtures/onec_services"):
+    for folder in ("examples/onec", "tests/fixtures/onec_services", "tests/fixtures"):
         found += [
             Wsdl(str(path.relative_to(ROOT)), path, _service_name(path))
             for path in sorted((ROOT / folder).glob("*/*.wsdl"))

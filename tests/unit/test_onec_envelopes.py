@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from connectors.onec.client import SoapClient
 from tests.support.soap_reference import (
+    NOT_COMPILED,
     Wsdl,
     loaded_client,
     operations,
@@ -82,7 +83,9 @@ def _typed(kind: str) -> st.SearchStrategy[Any]:
 def test_every_operation_is_compiled_with_zeeps_headers(wsdl: Wsdl, version: str) -> None:
     client = client_for(wsdl, version)
     for name, _ in operations(client):
-        assert client.compiled(name), name  # every WSDL here is flat in and flat records out
+        assert client.compiled(name) is (name not in NOT_COMPILED), name
+        if name in NOT_COMPILED:
+            continue
         compiled = client._compiled[name]
         assert compiled.headers == zeep_envelope_headers(client, name), name
 
