@@ -26,6 +26,11 @@ POSTGRES_IN_ORDER = (
     "SET LOCAL enable_sort = off",
     "SET LOCAL enable_incremental_sort = off",
 )
+# ... and only for the page: the rest of the transaction plans as usual.
+POSTGRES_AS_USUAL = (
+    "SET LOCAL enable_sort TO DEFAULT",
+    "SET LOCAL enable_incremental_sort TO DEFAULT",
+)
 
 
 def page_query(

@@ -62,6 +62,8 @@ async def list_events(conn: Conn, flt: EventFilter, after: str | None) -> list[E
     for setting in listing.POSTGRES_IN_ORDER:
         await conn.execute(setting)
     rows = await fetchall(conn, sql, args)
+    for setting in listing.POSTGRES_AS_USUAL:
+        await conn.execute(setting)
     targets = await row_io.targets_of(conn, [row[0] for row in rows])
     return [rowmaps.event_record(row, None, targets.get(row[0], ())) for row in rows]
 
