@@ -30,7 +30,7 @@ test: lint typecheck pytest
 # Each bench at its default size (bench/README.md); `make bench` runs them all, one after
 # another. `make bench-smoke` runs each for a few seconds (`--smoke`), as `make test` does.
 BENCHES := bench-intake bench-onec-calls bench-balance bench-retailcrm-mirror bench-mirror \
-	bench-bitrix-mirror bench-retention
+	bench-bitrix-mirror bench-retention bench-events-list
 .PHONY: $(BENCHES) bench-smoke
 
 bench: $(BENCHES)
@@ -55,6 +55,14 @@ bench-bitrix-mirror: $(STAMP)
 
 bench-retention: $(STAMP)
 	$(BIN)/python bench/retention.py
+
+bench-events-list: $(STAMP)
+	$(BIN)/python bench/events_list.py
+
+# The same on PostgreSQL (scratch databases, dropped).
+.PHONY: bench-events-list-postgres
+bench-events-list-postgres: $(STAMP)
+	$(BIN)/python bench/events_list.py --store postgresql
 
 # SQLite beside one, two and three instances on one PostgreSQL (scratch databases, dropped).
 .PHONY: bench-intake-postgres
