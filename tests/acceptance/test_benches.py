@@ -65,6 +65,23 @@ SMOKES = {
             UNJUDGED,
         ],
     ),
+    **{
+        f"events_list {store}": (
+            ["bench/events_list.py", "--store", store, "--postgres", SERVER],
+            [
+                rf"log +5,000 events built in {NUMBER} s, {NUMBER} MB",
+                *(
+                    rf"{query} +{page} +\d+ +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}"
+                    for query in ("events list --status dead", "events list --target retailcrm")
+                    for page in ("first", "deep")
+                ),
+                rf"status +5000 +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}",
+                rf"ratio 5,000/500 store p50: median {NUMBER}",
+                UNJUDGED,
+            ],
+        )
+        for store in ("sqlite", "postgresql")
+    },
     "onec_calls soap": (
         ["bench/onec_calls.py", "--transport", "soap"],
         [
