@@ -6,6 +6,7 @@ from __future__ import annotations
 from bridge.store.memory import retention_records
 from bridge.store.memory.log import EventRow, Log, State
 from bridge.store.memory.owed import MemoryOwedStore
+from bridge.store.owed import owed_store_of
 from bridge.store.records import LogStats, Prunable, Status, delivery_ref, event_ref
 from bridge.store.retention import PrunableRecords, Records, check_limit, check_prune
 
@@ -88,8 +89,6 @@ class MemoryRetention(Log):
 
     def _owed(self) -> MemoryOwedStore:
         """The owed calls kept beside this store (``owed_store_of``)."""
-        from bridge.store.owed import owed_store_of  # it imports this package
-
         owed = owed_store_of(self)
         assert isinstance(owed, MemoryOwedStore)
         return owed
