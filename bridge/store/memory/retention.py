@@ -32,9 +32,11 @@ def _prune(state: State, rows: list[EventRow]) -> None:
         del state.events[row.id]
         del state.by_source_key[(row.source, row.source_key)]
         for did in row.deliveries:
+            if did in gone:  # carried another event of this batch too: dropped with it
+                continue
             delivery = state.deliveries[did]
             delivery.events = [e for e in delivery.events if e not in eids]
-            if not delivery.events and did not in gone:
+            if not delivery.events:
                 gone.add(did)
                 del state.deliveries[did]
                 same = state.by_entity[(delivery.target, delivery.entity_key)]

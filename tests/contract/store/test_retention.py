@@ -98,6 +98,16 @@ async def test_a_delivery_stays_while_it_carries_an_event_kept(store: Store, clo
     assert (stats.events, stats.deliveries, stats.oldest_at) == ({}, 0, None)
 
 
+async def test_coalesced_events_go_together_in_one_batch(store: Store, clock: Clock) -> None:
+    await store.append_events([change("a"), change("b"), change("c")])  # one delivery
+    await deliver(store)
+    clock.now = T0 + DAY
+
+    assert await store.prune_events(Status.DONE, clock.now, 3) == 3
+    stats = await store.log_stats()
+    assert (stats.events, stats.deliveries) == ({}, 0)
+
+
 async def test_dead_and_rejected_go_only_when_asked_by_name(store: Store, clock: Clock) -> None:
     (dead,) = await store.append_events([change("d")])
     await deliver(store, Status.DEAD)
