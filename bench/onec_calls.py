@@ -1,6 +1,7 @@
 """CPU and latency of one 1C balance call through the declaration layer (issue 14) against
-the connector as it was before it, and against a raw client, over SOAP and the HTTP service:
-the same run, the same emulator process, the variants interleaved in rounds."""
+the connector as it was before it, and against a raw client, over SOAP and the HTTP service;
+over SOAP also the compiled envelopes (issue 16) against zeep's path: the same run, the
+same emulator process, the variants interleaved in rounds."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -385,7 +386,8 @@ def check_raw(transport: str, answer: Any) -> None:
 
 @dataclass
 class Setup:
-    """One transport's connector, its before-issue-14 twin and a raw client, all warm."""
+    """One transport's connector, its before-issue-14 twin and a raw client, all warm; over
+    SOAP also the same connector on zeep's path (its envelopes not compiled, issue 16)."""
 
     transport: str
     connector: OnecConnector
@@ -393,6 +395,7 @@ class Setup:
     cid: str
     raw: Call
     raw_canned: Callable[[bytes], Awaitable[object]]
+    zeep: OnecConnector | None = None  # SOAP: compiled=False
     zeep_answer: Any = None  # SOAP: zeep's answer object, what the old client renamed
     document: Any = None  # what the declared answer rules map: the wrapped answer, or JSON
 
@@ -403,10 +406,35 @@ class Setup:
 
     def variants(self) -> list[Variant]:
         """The balance call five ways: raw, the wire layer and the connector, each before
-        issue 14 and today."""
+        issue 14 and today; over SOAP seven: the wire layer and the connector also on zeep's
+        path (before issue 16), today's on the compiled envelopes."""
         old_balance = before14_balance(self.connector, self.old)
         service, cid, params = self.connector.service, self.cid, self.params
         raw_label = "raw zeep async (aiohttp)" if self.transport == "soap" else "raw aiohttp"
+        declared = [
+            Variant("declared", "DeclaredService.call()", lambda: service.call("balance", params))
+        ]
+        connector = [
+            Variant("connector", "connector.balance()", lambda: self.connector.balance(cid, CART))
+        ]
+        if self.zeep is not None:
+            on_zeep, zeep_service = self.zeep, self.zeep.service
+            declared.insert(
+                0,
+                Variant(
+                    "declared_zeep",
+                    "DeclaredService.call() on zeep",
+                    lambda: zeep_service.call("balance", params),
+                ),
+            )
+            connector.insert(
+                0,
+                Variant(
+                    "connector_zeep",
+                    "connector.balance() on zeep",
+                    lambda: on_zeep.balance(cid, CART),
+                ),
+            )
         return [
             Variant("raw", raw_label, self.raw),
             Variant(
@@ -414,9 +442,9 @@ class Setup:
                 "before 14: wire client + Naming",
                 lambda: self.old.call("balance", params),
             ),
-            Variant("declared", "DeclaredService.call()", lambda: service.call("balance", params)),
+            *declared,
             Variant("old_connector", "before 14: old balance()", lambda: old_balance(cid, CART)),
-            Variant("connector", "connector.balance()", lambda: self.connector.balance(cid, CART)),
+            *connector,
         ]
 
     def pure_steps(self) -> list[Variant]:
@@ -455,14 +483,21 @@ class Setup:
 
 
 async def set_up(
-    connector: OnecConnector, transport: str, urls: dict[str, str], http: aiohttp.ClientSession
+    connector: OnecConnector,
+    transport: str,
+    urls: dict[str, str],
+    http: aiohttp.ClientSession,
+    zeep_twin: OnecConnector | None = None,
 ) -> Setup:
-    """Start the connector (WSDL loaded), find the customer, check every variant's answer."""
+    """Start the connectors (WSDL loaded), find the customer, check every variant's answer."""
     await connector.start()
+    if zeep_twin is not None:
+        await zeep_twin.start()
     cid = (await connector.find_customer(phone=PHONE)).customer_id
     raw, canned = raw_client(transport, urls, cid, http)
     check_raw(transport, await raw())
     s = Setup(transport, connector, Before14(connector._client, Naming()), cid, raw, canned)
+    s.zeep = zeep_twin
     declared = connector.declaration.calls("balance")
     assert declared is not None
     client, kinds = connector._client, connector.service._kinds["balance"]
@@ -496,14 +531,31 @@ async def set_up(
     new_balance = await connector.balance(cid, CART)
     if replace(old_balance, as_of=new_balance.as_of) != new_balance:
         raise SystemExit(f"NOT THE SAME balance: before 14 {old_balance}, now {new_balance}")
+    if zeep_twin is not None:
+        client = connector._client
+        if not isinstance(client, SoapClient) or not client.compiled("GetBalance"):
+            raise SystemExit("the connector's GetBalance is not compiled")
+        on_zeep = await zeep_twin.balance(cid, CART)
+        if replace(on_zeep, as_of=new_balance.as_of) != new_balance:
+            raise SystemExit(f"NOT THE SAME balance: zeep {on_zeep}, compiled {new_balance}")
     return s
 
 
 @asynccontextmanager
 async def canned_wire(s: Setup) -> AsyncIterator[bytes]:
-    """The connector's ``Wire.send`` answering the ``Answer`` it recorded from one real
-    balance call, without any I/O (both layers share that wire); yields the answer's body."""
-    wire = s.connector._client._wire
+    """The connectors' ``Wire.send`` answering the ``Answer`` each recorded from one real
+    balance call, without any I/O (both layers of a connector share its wire); yields the
+    answer's body."""
+    async with AsyncExitStack() as stack:
+        body = await stack.enter_async_context(_canned(s.connector, s.params))
+        if s.zeep is not None:
+            await stack.enter_async_context(_canned(s.zeep, s.params))
+        yield body
+
+
+@asynccontextmanager
+async def _canned(connector: OnecConnector, params: dict[str, Any]) -> AsyncIterator[bytes]:
+    wire = connector._client._wire
     real_send, recorded = wire.send, []
 
     async def recording(
@@ -519,7 +571,7 @@ async def canned_wire(s: Setup) -> AsyncIterator[bytes]:
 
     wire.send = recording  # type: ignore[method-assign]
     try:
-        await s.connector.service.call("balance", s.params)
+        await connector.service.call("balance", params)
         wire.send = replaying  # type: ignore[method-assign]
         yield recorded[-1].body
     finally:
@@ -545,7 +597,9 @@ async def profile(s: Setup, calls: int, top: int) -> str:
     out = io.StringIO()
     paths = {v.key: v for v in s.variants()}
     async with canned_wire(s):
-        for key in ("declared", "baseline", "connector", "old_connector"):
+        keys = ["declared", "baseline", "connector", "old_connector"]
+        keys += ["declared_zeep"] if s.zeep is not None else []
+        for key in keys:
             v = paths[key]
             await measure(v.call, 50)
             prof = cProfile.Profile()
@@ -565,9 +619,14 @@ async def bench_transport(
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)  # as the connector's wire has
     auth = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
     connector = make_connector(transport, urls)
+    twin = None
+    if transport == "soap":  # the same connector on zeep's path: before issue 16
+        twin = make_connector(transport, urls)
+        assert isinstance(twin._client, SoapClient)
+        twin._client._compile = False  # read by load(), in start()
     try:
         async with aiohttp.ClientSession(headers=auth, timeout=timeout) as http:
-            s = await set_up(connector, transport, urls, http)
+            s = await set_up(connector, transport, urls, http, twin)
             variants = s.variants()
             for v in variants:
                 await measure(v.call, args.warmup)
@@ -576,22 +635,45 @@ async def bench_transport(
             profiled = await profile(s, args.profile, args.profile_top) if args.profile else ""
     finally:
         await connector.close()
+        if twin is not None:
+            await twin.close()
     net = {v.key: v for v in variants}
-    return {
+    # Issue 14 judges the declaration layer on zeep's path, as before 14 (SOAP compiled
+    # since issue 16: its own pairs below).
+    layered, layered_connector = (
+        ("declared_zeep", "connector_zeep") if twin else ("declared", "connector")
+    )
+    result: dict[str, Any] = {
         "measured_seconds": round(elapsed, 2),
         "variants": {k: figures(v) for k, v in net.items()},
         "cpu_ratio": {
-            "wire": ratio(net, "declared", "baseline"),
-            "connector": ratio(net, "connector", "old_connector"),
+            "wire": ratio(net, layered, "baseline"),
+            "connector": ratio(net, layered_connector, "old_connector"),
         },
         "overhead": overhead(figures(net["connector"]), figures(net["raw"])),
         "canned": {k: figures(v) for k, v in canned.items()},
         "canned_ratio": {
-            "wire": ratio(canned, "declared", "baseline"),
-            "connector": ratio(canned, "connector", "old_connector"),
+            "wire": ratio(canned, layered, "baseline"),
+            "connector": ratio(canned, layered_connector, "old_connector"),
             "rules": ratio(canned, "declared_rules", "old_rename"),
         },
         "profile": profiled,
+    }
+    if twin is not None:
+        result["compiled"] = {
+            "net": compiled_ratios(net),
+            "canned": compiled_ratios(canned),
+        }
+    return result
+
+
+def compiled_ratios(variants: dict[str, Variant]) -> dict[str, Any]:
+    """Issue 16: the compiled path's CPU per call over zeep's, and over a raw zeep client."""
+    return {
+        "wire": ratio(variants, "declared", "declared_zeep"),
+        "connector": ratio(variants, "connector", "connector_zeep"),
+        "wire_over_raw": ratio(variants, "declared", "raw"),
+        "zeep_over_raw": ratio(variants, "declared_zeep", "raw"),
     }
 
 
@@ -639,19 +721,26 @@ def report(r: dict[str, Any], transport: str, smoke: bool) -> None:
         f" CPU {o['cpu_us_per_call']:+.1f} us/call"
     )
     print("  CPU per call (this process: client, wire, event loop), today / before issue 14:")
+    zeep_path = "declared_zeep" in v  # SOAP: the layer is judged on zeep's path, as before
     pairs = (
-        ("wire", "declared", "baseline", "(judged)"),
-        ("connector", "connector", "old_connector", ""),
+        ("wire", "declared_zeep" if zeep_path else "declared", "baseline", "(judged)"),
+        ("connector", "connector_zeep" if zeep_path else "connector", "old_connector", ""),
     )
     for what, a, b, judged in pairs:
-        q = t["cpu_ratio"][what]
-        lo, hi = q["round_middle_half"]
-        print(
-            f"    {v[a]['label']} {v[a]['cpu_us_per_call']:.1f} us / {v[b]['label']}"
-            f" {v[b]['cpu_us_per_call']:.1f} us = x{q['ratio']:.3f} ({q['cpu_us_delta']:+.1f} us;"
-            f" by round: median x{q['round_median']:.3f}, middle half x{lo:.3f}..x{hi:.3f})"
-            f" {judged} {verdict(q['ratio'], smoke)}"
+        print_ratio(
+            v,
+            a,
+            b,
+            t["cpu_ratio"][what],
+            f"{judged} {verdict(t['cpu_ratio'][what]['ratio'], smoke)}",
         )
+    if "compiled" in t:
+        print("  issue 16, CPU per call: compiled envelopes / zeep's path, and each / raw zeep:")
+        q = t["compiled"]["net"]
+        print_ratio(v, "declared", "declared_zeep", q["wire"], "")
+        print_ratio(v, "connector", "connector_zeep", q["connector"], "")
+        print_ratio(v, "declared", "raw", q["wire_over_raw"], "")
+        print_ratio(v, "declared_zeep", "raw", q["zeep_over_raw"], "")
     print(f"  the same with the network taken out ({c['raw']['count']} runs each, in rounds)")
     print(f"    {'variant':<62} {'p50 us':>8} {'p99 us':>8} {'CPU us':>8}")
     for f in c.values():
@@ -666,6 +755,14 @@ def report(r: dict[str, Any], transport: str, smoke: bool) -> None:
         f" ({q['connector']['cpu_us_delta']:+.1f} us), renaming alone"
         f" x{q['rules']['ratio']:.3f} ({q['rules']['cpu_us_delta']:+.1f} us)"
     )
+    if "compiled" in t:
+        q = t["compiled"]["canned"]
+        print(
+            f"    compiled / zeep's path, CPU: wire layer x{q['wire']['ratio']:.3f}"
+            f" ({q['wire']['cpu_us_delta']:+.1f} us), connector x{q['connector']['ratio']:.3f}"
+            f" ({q['connector']['cpu_us_delta']:+.1f} us); compiled / raw zeep"
+            f" x{q['wire_over_raw']['ratio']:.3f}"
+        )
     own = (c["connector"]["p50_ms"] - c["raw"]["p50_ms"]) * 1000
     print(
         f"    connector - raw client, both without the network, p50 {own:+.1f} us;"
@@ -673,6 +770,17 @@ def report(r: dict[str, Any], transport: str, smoke: bool) -> None:
     )
     if t["profile"]:
         print(t["profile"])
+
+
+def print_ratio(v: dict[str, Any], a: str, b: str, q: dict[str, Any], judged: str) -> None:
+    """One CPU ratio line: ``a`` over ``b``, the whole run and by round."""
+    lo, hi = q["round_middle_half"]
+    print(
+        f"    {v[a]['label']} {v[a]['cpu_us_per_call']:.1f} us / {v[b]['label']}"
+        f" {v[b]['cpu_us_per_call']:.1f} us = x{q['ratio']:.3f} ({q['cpu_us_delta']:+.1f} us;"
+        f" by round: median x{q['round_median']:.3f}, middle half x{lo:.3f}..x{hi:.3f})"
+        f" {judged}".rstrip()
+    )
 
 
 def main() -> int:
