@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from balance import cpu_seconds, free_port, reap  # bench/ is on sys.path when run as a script
+from balance import free_port  # bench/ is on sys.path when run as a script
+from balance_children import cpu_seconds, reap
 from guard import Deadline, Stall
-from intake import start_daemon
+from intake_load import start_daemon
 from retailcrm_mirror import ask, child_env
 
 from connectors.bitrix.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -281,7 +282,9 @@ def figures(args: argparse.Namespace, r: dict[str, Any]) -> dict[str, Any]:
     # The bridge's RetailCRM calls in the measured window, counted at the emulator.
     bridge_calls = now["byKey"].get("bridge", 0) - r["before"]["byKey"].get("bridge", 0)
     bridge_rate = bridge_calls / elapsed
-    limiter = math.floor(args.rate_limit) / (1 + MARGIN)
+    # The limiter spaces turns 1/floor(rate) apart; its window rule adds each request's
+    # answer time per floor(rate) turns (connectors/retailcrm/ratelimit.py).
+    limiter = float(math.floor(args.rate_limit))
     # Steady state: from the first poll that found an order in 1C to the end, which leaves
     # out the wait for the first history poll (up to poll_interval) and the first read.
     start = next((t for t in r["trace"] if t[1] > 0), None)
