@@ -69,6 +69,13 @@ class PortalBucket:
 
         Decision: a refused request adds nothing, so a client that backs off recovers at
         the drain rate (the reference does not say whether refused hits count).
+
+        The documentation (b24-rest-docs limits.md) says that once the counter *exceeds* X
+        the next request is blocked, and that the counter goes down by Y once a second; read
+        literally, a 51st request may still pass and the drain comes in steps. Here the
+        request that would take the fill past X is refused (one request stricter) and the
+        drain is continuous (just before a step it is up to Y ahead of a stepped one). The
+        bridge's own bucket keeps 2 of depth back, which covers either reading.
         """
         if not self.enabled:
             return True

@@ -187,7 +187,15 @@ class RetailcrmEmulator(ServedEmulator):
         return json_reply(404, {"success": False, "errorMsg": "API method not found"})
 
     def _admit(self, key: str) -> bool:
-        """A sliding one-second window per key (§1.6: "RPS for the single key")."""
+        """A sliding one-second window per key: at most `rate_limit` requests in any 1-s span.
+
+        §1.6 gives the figure ("RPS for the single key": 10) but not how it is metered; a
+        sliding window is the strictest reading that still grants it in full (a per-second
+        counter would let 2 x 10 through across a second's edge). A request is counted when
+        its handler runs, after its body was read, not when it arrived: under load the
+        emulator counts later than a server's front would, and a queue of requests drained
+        at once can look denser here than it was sent (bench/README.md, RetailCRM mirroring).
+        """
         if self.rate_limit <= 0:
             return True
         now = time.monotonic()
