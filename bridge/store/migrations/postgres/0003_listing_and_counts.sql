@@ -53,7 +53,7 @@ CREATE INDEX deliveries_waiting ON deliveries (target, status, created_at)
 -- write at once, so a change never updates a shared row (every writer would wait for the
 -- one before it to commit): it appends its delta, in its own transaction, and a reader sums
 -- the deltas of its snapshot, exact whatever commits around it. Deltas are folded into one
--- row per cell every FOLD_EVERY appended rows, so the table stays a few hundred rows long.
+-- row per cell every 512 rows appended, so the table stays a few hundred rows long.
 CREATE TABLE log_counts (
     id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tally  TEXT NOT NULL,   -- 'events' or 'deliveries'
@@ -85,86 +85,76 @@ BEGIN
     HAVING sum(n) != 0;
 END $$;
 
--- Append deltas (tally, target, status, n) and fold every 512 rows appended.
-CREATE FUNCTION count_log_deltas(deltas log_counts[]) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    added BIGINT;
-    last BIGINT;
+-- The triggers append deltas with a plain INSERT each (intake's hot path: one row a
+-- statement) and fold every 512 rows appended (the identity's own count says when).
+-- Deletes are counted per statement: a prune deletes hundreds of rows at once.
+CREATE FUNCTION count_event_in() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n)
-    SELECT d.tally, d.target, d.status, d.n FROM unnest(deltas) d WHERE d.n != 0;
-    GET DIAGNOSTICS added = ROW_COUNT;
-    IF added > 0 THEN
-        last := currval(pg_get_serial_sequence('log_counts', 'id'));
-        IF last / 512 != (last - added) / 512 THEN
-            PERFORM fold_log_counts();
-        END IF;
+    INSERT INTO log_counts (tally, target, status, n) VALUES ('events', '', NEW.status, 1);
+    IF currval('log_counts_id_seq') % 512 = 0 THEN
+        PERFORM fold_log_counts();
     END IF;
-END $$;
-
--- Inserts and deletes are counted per statement (a prune deletes hundreds of rows at once),
--- status changes per row, and only when the status changed.
-CREATE FUNCTION count_events_in() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM count_log_deltas(ARRAY(
-        SELECT ROW(NULL, 'events', '', status, count(*))::log_counts
-        FROM new_rows GROUP BY status));
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_counted_in AFTER INSERT ON events
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_events_in();
-
-CREATE FUNCTION count_events_out() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM count_log_deltas(ARRAY(
-        SELECT ROW(NULL, 'events', '', status, -count(*))::log_counts
-        FROM old_rows GROUP BY status));
-    RETURN NULL;
-END $$;
-CREATE TRIGGER events_counted_out AFTER DELETE ON events
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION count_events_out();
+    FOR EACH ROW EXECUTE FUNCTION count_event_in();
 
 CREATE FUNCTION count_event_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM count_log_deltas(ARRAY[
-        ROW(NULL, 'events', '', OLD.status, -1)::log_counts,
-        ROW(NULL, 'events', '', NEW.status, 1)::log_counts]);
+    INSERT INTO log_counts (tally, target, status, n)
+    VALUES ('events', '', OLD.status, -1), ('events', '', NEW.status, 1);
+    IF currval('log_counts_id_seq') % 512 < 2 THEN
+        PERFORM fold_log_counts();
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_counted_moved AFTER UPDATE OF status ON events
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION count_event_moved();
 
-CREATE FUNCTION count_deliveries_in() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION count_events_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM count_log_deltas(ARRAY(
-        SELECT ROW(NULL, 'deliveries', target, status, count(*))::log_counts
-        FROM new_rows GROUP BY target, status));
+    INSERT INTO log_counts (tally, target, status, n)
+    SELECT 'events', '', status, -count(*) FROM old_rows GROUP BY status;
+    PERFORM fold_log_counts();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_counted_out AFTER DELETE ON events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION count_events_out();
+
+CREATE FUNCTION count_delivery_in() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO log_counts (tally, target, status, n)
+    VALUES ('deliveries', NEW.target, NEW.status, 1);
+    IF currval('log_counts_id_seq') % 512 = 0 THEN
+        PERFORM fold_log_counts();
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER deliveries_counted_in AFTER INSERT ON deliveries
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION count_deliveries_in();
-
-CREATE FUNCTION count_deliveries_out() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM count_log_deltas(ARRAY(
-        SELECT ROW(NULL, 'deliveries', target, status, -count(*))::log_counts
-        FROM old_rows GROUP BY target, status));
-    RETURN NULL;
-END $$;
-CREATE TRIGGER deliveries_counted_out AFTER DELETE ON deliveries
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION count_deliveries_out();
+    FOR EACH ROW EXECUTE FUNCTION count_delivery_in();
 
 CREATE FUNCTION count_delivery_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM count_log_deltas(ARRAY[
-        ROW(NULL, 'deliveries', OLD.target, OLD.status, -1)::log_counts,
-        ROW(NULL, 'deliveries', NEW.target, NEW.status, 1)::log_counts]);
+    INSERT INTO log_counts (tally, target, status, n)
+    VALUES ('deliveries', OLD.target, OLD.status, -1), ('deliveries', NEW.target, NEW.status, 1);
+    IF currval('log_counts_id_seq') % 512 < 2 THEN
+        PERFORM fold_log_counts();
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER deliveries_counted_moved AFTER UPDATE OF status, target ON deliveries
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
                        OR OLD.target IS DISTINCT FROM NEW.target)
     EXECUTE FUNCTION count_delivery_moved();
+
+CREATE FUNCTION count_deliveries_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO log_counts (tally, target, status, n)
+    SELECT 'deliveries', target, status, -count(*) FROM old_rows GROUP BY target, status;
+    PERFORM fold_log_counts();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted_out AFTER DELETE ON deliveries
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION count_deliveries_out();
