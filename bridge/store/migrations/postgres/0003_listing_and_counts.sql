@@ -50,26 +50,29 @@ CREATE INDEX deliveries_waiting ON deliveries (target, status, created_at)
     WHERE status IN ('pending', 'retry');
 
 -- Counts per status: events (target '') and deliveries per target. Several instances
--- write at once, so a change never updates a shared row (every writer would wait for the
--- one before it to commit): it appends its delta, in its own transaction, and a reader sums
--- the deltas of its snapshot, exact whatever commits around it. Deltas are folded into one
--- row per cell every 512 rows appended, so the table stays a few hundred rows long.
+-- write at once, so a change never updates a row another writer updates (each would wait
+-- for the one before it to commit, and two could deadlock): each database session (a
+-- connection of an instance's pool) keeps its own row per cell, under its backend's pid,
+-- and a reader sums the rows of its snapshot, exact whatever commits around it. A row is
+-- only ever changed by its own session, in place (no index changes: HOT updates, pruned on
+-- the page as it goes), so the table stays as small as sessions x cells. The rows of
+-- sessions that are gone are folded into backend 0 when a new session starts counting.
 CREATE TABLE log_counts (
-    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tally  TEXT NOT NULL,   -- 'events' or 'deliveries'
-    target TEXT NOT NULL,   -- a delivery's target; '' for events
-    status TEXT NOT NULL,
-    n      BIGINT NOT NULL
+    backend INTEGER NOT NULL,  -- pg_backend_pid() of the session counting; 0: folded
+    tally   TEXT NOT NULL,     -- 'events' or 'deliveries'
+    target  TEXT NOT NULL,     -- a delivery's target; '' for events
+    status  TEXT NOT NULL,
+    n       BIGINT NOT NULL,
+    PRIMARY KEY (backend, tally, target, status)
 );
-INSERT INTO log_counts (tally, target, status, n)
-SELECT 'events', '', status, count(*) FROM events GROUP BY status;
-INSERT INTO log_counts (tally, target, status, n)
-SELECT 'deliveries', target, status, count(*) FROM deliveries GROUP BY target, status;
+INSERT INTO log_counts SELECT 0, 'events', '', status, count(*) FROM events GROUP BY status;
+INSERT INTO log_counts
+SELECT 0, 'deliveries', target, status, count(*) FROM deliveries GROUP BY target, status;
 
--- Fold the oldest deltas into one row per cell. One folder at a time (a transaction that
--- finds another folding skips it), and it never waits: rows another transaction holds are
--- skipped, so folding cannot deadlock with the writes it rides on. The sums stay exact:
--- the rows it deletes and the row it inserts commit or roll back together.
+-- Fold the rows of sessions that are gone into backend 0. One folder at a time (another
+-- transaction folding makes this one skip it), and it never waits: a row another
+-- transaction holds is left for the next fold, so folding cannot deadlock with the writes
+-- it rides on. The rows it deletes and the sums it adds commit or roll back together.
 CREATE FUNCTION fold_log_counts() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     -- the advisory key is 'counts' in ASCII (the migrations' is 'bridge')
@@ -77,23 +80,36 @@ BEGIN
         RETURN;
     END IF;
     WITH gone AS (
-        DELETE FROM log_counts WHERE id IN (
-            SELECT id FROM log_counts ORDER BY id LIMIT 8192 FOR UPDATE SKIP LOCKED)
-        RETURNING tally, target, status, n)
-    INSERT INTO log_counts (tally, target, status, n)
-    SELECT tally, target, status, sum(n) FROM gone GROUP BY tally, target, status
-    HAVING sum(n) != 0;
+        DELETE FROM log_counts c WHERE (c.backend, c.tally, c.target, c.status) IN (
+            SELECT backend, tally, target, status FROM log_counts
+            WHERE backend != 0
+              AND backend NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+            FOR UPDATE SKIP LOCKED)
+        RETURNING c.tally, c.target, c.status, c.n)
+    INSERT INTO log_counts (backend, tally, target, status, n)
+    SELECT 0, tally, target, status, sum(n) FROM gone GROUP BY tally, target, status
+    ON CONFLICT (backend, tally, target, status) DO UPDATE SET n = log_counts.n + excluded.n;
 END $$;
 
--- The triggers append deltas with a plain INSERT each (intake's hot path: one row a
--- statement) and fold every 512 rows appended (the identity's own count says when).
--- Deletes are counted per statement: a prune deletes hundreds of rows at once.
-CREATE FUNCTION count_event_in() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Count ``delta`` in this session's row of a cell (made, and the gone folded, on its first
+-- change there).
+CREATE FUNCTION count_log(tally TEXT, target TEXT, status TEXT, delta BIGINT)
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n) VALUES ('events', '', NEW.status, 1);
-    IF currval('log_counts_id_seq') % 512 = 0 THEN
+    UPDATE log_counts c SET n = c.n + delta
+    WHERE c.backend = pg_backend_pid() AND c.tally = count_log.tally
+      AND c.target = count_log.target AND c.status = count_log.status;
+    IF NOT FOUND THEN
+        INSERT INTO log_counts VALUES (pg_backend_pid(), tally, target, status, delta);
         PERFORM fold_log_counts();
     END IF;
+END $$;
+
+-- Inserts and status changes are counted per row (intake's statements insert one row);
+-- deletes per statement (a prune deletes hundreds of rows at once).
+CREATE FUNCTION count_event_in() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count_log('events', '', NEW.status, 1);
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_counted_in AFTER INSERT ON events
@@ -101,11 +117,8 @@ CREATE TRIGGER events_counted_in AFTER INSERT ON events
 
 CREATE FUNCTION count_event_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n)
-    VALUES ('events', '', OLD.status, -1), ('events', '', NEW.status, 1);
-    IF currval('log_counts_id_seq') % 512 < 2 THEN
-        PERFORM fold_log_counts();
-    END IF;
+    PERFORM count_log('events', '', OLD.status, -1);
+    PERFORM count_log('events', '', NEW.status, 1);
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_counted_moved AFTER UPDATE OF status ON events
@@ -114,9 +127,7 @@ CREATE TRIGGER events_counted_moved AFTER UPDATE OF status ON events
 
 CREATE FUNCTION count_events_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n)
-    SELECT 'events', '', status, -count(*) FROM old_rows GROUP BY status;
-    PERFORM fold_log_counts();
+    PERFORM count_log('events', '', o.status, -count(*)) FROM old_rows o GROUP BY o.status;
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_counted_out AFTER DELETE ON events
@@ -124,11 +135,7 @@ CREATE TRIGGER events_counted_out AFTER DELETE ON events
 
 CREATE FUNCTION count_delivery_in() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n)
-    VALUES ('deliveries', NEW.target, NEW.status, 1);
-    IF currval('log_counts_id_seq') % 512 = 0 THEN
-        PERFORM fold_log_counts();
-    END IF;
+    PERFORM count_log('deliveries', NEW.target, NEW.status, 1);
     RETURN NULL;
 END $$;
 CREATE TRIGGER deliveries_counted_in AFTER INSERT ON deliveries
@@ -136,11 +143,8 @@ CREATE TRIGGER deliveries_counted_in AFTER INSERT ON deliveries
 
 CREATE FUNCTION count_delivery_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n)
-    VALUES ('deliveries', OLD.target, OLD.status, -1), ('deliveries', NEW.target, NEW.status, 1);
-    IF currval('log_counts_id_seq') % 512 < 2 THEN
-        PERFORM fold_log_counts();
-    END IF;
+    PERFORM count_log('deliveries', OLD.target, OLD.status, -1);
+    PERFORM count_log('deliveries', NEW.target, NEW.status, 1);
     RETURN NULL;
 END $$;
 CREATE TRIGGER deliveries_counted_moved AFTER UPDATE OF status, target ON deliveries
@@ -150,9 +154,8 @@ CREATE TRIGGER deliveries_counted_moved AFTER UPDATE OF status, target ON delive
 
 CREATE FUNCTION count_deliveries_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO log_counts (tally, target, status, n)
-    SELECT 'deliveries', target, status, -count(*) FROM old_rows GROUP BY target, status;
-    PERFORM fold_log_counts();
+    PERFORM count_log('deliveries', o.target, o.status, -count(*))
+    FROM old_rows o GROUP BY o.target, o.status;
     RETURN NULL;
 END $$;
 CREATE TRIGGER deliveries_counted_out AFTER DELETE ON deliveries
