@@ -1,10 +1,10 @@
-"""What ``bridge status`` and the metrics count, read from the deltas the log appends as it
-changes (``log_counts``, appended by the triggers of migration 0003 in the transaction of
-every insert, status change and delete, and folded as they go), so they cost the same at a
-thousand events and at a million: events per status, deliveries per target and status,
-the oldest waiting delivery (a partial index of the waiting ones), the oldest and newest
-event (an index's ends), the tables' bytes. One snapshot sums them: exact however many
-instances write meanwhile."""
+"""What ``bridge status`` and the metrics count, read from counts the log keeps as it
+changes (``log_counts``: the triggers of migration 0003 count every insert, status change
+and delete in its own transaction, in a row of the session that made it), so they cost the
+same at a thousand events and at a million: events per status, deliveries per target and
+status, the oldest waiting delivery (a partial index of the waiting ones), the oldest and
+newest event (an index's ends), the tables' bytes. One snapshot sums the sessions' rows:
+exact however many instances write meanwhile."""
 
 from __future__ import annotations
 
