@@ -7,7 +7,9 @@ a target the page walks an index of ``events`` (``received_at``, ``status, recei
 ``source, received_at``, each ending in the id); with a target it walks the links
 (``delivery_events``), which carry their delivery's target and status and their event's
 reception (SQLite's migration 0013, PostgreSQL's 0003). A filter the index does not hold
-(the source beside a status or a target) is checked on the rows read, still in order.
+(the source beside a status or a target) is checked on the rows read, still in order: a
+page of a combination that matches few of them reads that status's or target's range until
+the page is full (at 1,000,000 events, a source that never goes to the target: ~0.2 s).
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ def page_query(
             clauses.append(f"e.status = {mark}")
             args.append(str(flt.status))
     if flt.source is not None:
-        clauses.append(f"e.source = {mark}")
+        # Beside an event status, the source is checked on the rows of the status's index
+        # (``|| ''`` keeps the planner off the source's index, which SQLite otherwise picks
+        # as often: a rare status is far fewer rows to read than a source).
+        beside = flt.status is not None and flt.target is None
+        clauses.append(f"e.source || '' = {mark}" if beside else f"e.source = {mark}")
         args.append(flt.source)
     if flt.since is not None:
         clauses.append(f"{received} >= {mark}")
