@@ -9,7 +9,8 @@ a target the page walks an index of ``events`` (``received_at``, ``status, recei
 reception (SQLite's migration 0013, PostgreSQL's 0003). A filter the index does not hold
 (the source beside a status or a target) is checked on the rows read, still in order: a
 page of a combination that matches few of them reads that status's or target's range until
-the page is full (at 1,000,000 events, a source that never goes to the target: ~0.2 s).
+the page is full (at 1,000,000 events, a source that never goes to the target: 0.2 s on
+SQLite, 0.6 s on PostgreSQL).
 """
 
 from __future__ import annotations
