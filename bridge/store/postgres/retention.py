@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bridge.store.postgres import retention_records
 from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone
-from bridge.store.records import LogStats, Prunable, Status
+from bridge.store.records import Prunable, Status
 from bridge.store.retention import PrunableRecords, Records, check_limit, check_prune
 
 # The oldest finished events of a status, by their last change (index events_status_updated).
@@ -25,14 +25,6 @@ WHERE e.status = %s AND e.updated_at < %s
     WHERE de.event_id = e.id AND d.status NOT IN ('done', %s))
 """
 CHOOSE = f"SELECT e.id {TAKEN} ORDER BY e.status, e.updated_at LIMIT %s FOR UPDATE SKIP LOCKED"
-
-# The bytes of the store's tables and their indexes (the database may hold others').
-SIZE = """
-SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = current_schema() AND c.relkind = 'r'
-"""
-
 
 async def prune(conn: Conn, status: Status, before: float, limit: int) -> int:
     """One batch: the chosen events, their links and history, and deliveries left empty."""
@@ -81,28 +73,9 @@ async def prunable(conn: Conn, status: Status, before: float) -> Prunable:
     return Prunable(status, int(row[0]), row[1], row[2])
 
 
-async def stats(conn: Conn) -> LogStats:
-    """Events per status, deliveries, the oldest and newest event, the tables' bytes."""
-    counts = {
-        Status(r[0]): int(r[1])
-        for r in await fetchall(conn, "SELECT status, count(*) FROM events GROUP BY 1")
-    }
-    row = await fetchone(
-        conn,
-        "SELECT (SELECT count(*) FROM deliveries), min(received_at), max(received_at),"
-        f" ({SIZE}) FROM events",
-    )
-    assert row is not None
-    size = None if row[3] is None else int(row[3])
-    return LogStats(counts, int(row[0]), row[1], row[2], size)
-
-
 class PostgresRetention(Engine):
-    """The log's size and its pruning, and the pruning of the records beside it."""
-
-    async def log_stats(self) -> LogStats:
-        """Events per status, the oldest and newest, and the tables' bytes."""
-        return await self._read(stats)
+    """The log's pruning, and the pruning of the records beside it (its size and counts:
+    ``counts.py``)."""
 
     async def count_prunable(self, status: Status, before: float) -> Prunable:
         """What a prune of ``status`` before ``before`` would take."""

@@ -4,12 +4,10 @@ the other records that grow with traffic in ``retention_records``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
 
-from bridge.store.records import LogStats, Prunable, Status
+from bridge.store.records import Prunable, Status
 from bridge.store.retention import PrunableRecords, Records, check_limit, check_prune
 from bridge.store.sqlite import retention_records
 from bridge.store.sqlite.engine import Engine
@@ -77,29 +75,9 @@ def prunable(conn: sqlite3.Connection, status: Status, before: float) -> Prunabl
     return Prunable(status, int(row[0]), row[1], row[2])
 
 
-def stats(conn: sqlite3.Connection) -> tuple[dict[Status, int], int, float | None, float | None]:
-    """Events per status, deliveries, and the oldest and newest event's reception."""
-    counts = {
-        Status(r[0]): int(r[1])
-        for r in conn.execute("SELECT status, count(*) FROM events GROUP BY 1")
-    }
-    deliveries = int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
-    oldest = conn.execute("SELECT min(received_at) FROM events").fetchone()[0]
-    newest = conn.execute("SELECT max(received_at) FROM events").fetchone()[0]
-    return counts, deliveries, oldest, newest
-
-
 class SQLiteRetention(Engine):
-    """The log's size and its pruning, and the pruning of the records beside it."""
-
-    async def log_stats(self) -> LogStats:
-        """Events per status, the oldest and newest, and the file's bytes with its WAL."""
-        counts, deliveries, oldest, newest = await self._read(stats)
-        size = 0
-        for suffix in ("", "-wal"):
-            with contextlib.suppress(FileNotFoundError):
-                size += os.stat(f"{self.path}{suffix}").st_size
-        return LogStats(counts, deliveries, oldest, newest, size)
+    """The log's pruning, and the pruning of the records beside it (its size and counts:
+    ``counts.py``)."""
 
     async def count_prunable(self, status: Status, before: float) -> Prunable:
         """What a prune of ``status`` before ``before`` would take."""

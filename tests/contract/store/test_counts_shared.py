@@ -39,6 +39,11 @@ SELECT count(*) FROM log_counts
 WHERE backend != 0 AND backend NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
 """
 
+STILL_THERE = """
+SELECT count(*) FROM log_counts
+WHERE backend != 0 AND backend IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+"""
+
 
 @pytest.fixture
 async def instances(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
@@ -48,6 +53,17 @@ async def instances(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, Pos
     await asyncio.gather(first.open(serving=True), second.open(serving=True))
     yield first, second
     await asyncio.gather(first.close(), second.close())
+
+
+async def gone(url: str) -> None:
+    """Wait (up to 10 s) until the closed sessions have left pg_stat_activity: a backend
+    ends a moment after its client closed, and one still listed is not folded."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for _ in range(100):
+            row = await (await conn.execute(STILL_THERE)).fetchone()
+            if row == (0,):
+                break
+            await asyncio.sleep(0.1)
 
 
 async def snapshot(conn: psycopg.AsyncConnection[Any]) -> tuple[list[Any], list[Any]]:
@@ -110,6 +126,7 @@ async def test_counts_stay_exact_while_two_instances_write(
 
     # Sessions that are gone leave their rows; the next session that counts folds them.
     await asyncio.gather(first.close(), second.close())
+    await gone(postgres_url)
     third = PostgresStore(postgres_url, lease_seconds=LEASE, clock=Clock())
     await third.open()
     try:
