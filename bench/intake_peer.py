@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full")
     args = parser.parse_args()
+    sys.setswitchinterval(0.0005)  # as `bridge serve` does (bridge/cli/serve.py)
     box: list[GroupWriter] = []
 
     async def start(_app: web.Application) -> None:
