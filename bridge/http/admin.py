@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -16,17 +17,34 @@ from bridge.store.records import Status
 from bridge.views import detail_view, event_view, replay_view
 
 MAX_REPLAY_IDS = 1000
+EVENT_REF = re.compile(r"^(evt_)?[0-9]{1,18}$", re.ASCII)  # as `events list --after`
 
 
 async def list_events(request: web.Request) -> web.Response:
-    """``GET /api/v1/events?status=&source=&target=&since=&until=&limit=``."""
+    """``GET /api/v1/events?status=&source=&target=&since=&until=&limit=&after=``: a page,
+    newest first; ``next_after`` (when the page is full) asks for the next one."""
     request.app[AUTH].require(request, "admin")
+    query = dict(request.query)
+    after = query.pop("after", None) or None
     try:
-        flt = parse_filter(dict(request.query))
+        flt = parse_filter(query)
     except FilterError as exc:
         raise Problem(400, "invalid_filter", str(exc), field=exc.field) from exc
-    events = await request.app[RUNTIME].store.list_events(flt)
-    return json_response({"events": [event_view(e) for e in events]})
+    if after is not None and not EVENT_REF.match(after):
+        raise Problem(400, "invalid_filter", "must be an event id like evt_42", field="after")
+    try:
+        events = await request.app[RUNTIME].store.list_events(flt, after)
+    except NotFound as exc:  # the page's last event was pruned since: start again
+        raise Problem(
+            400, "invalid_filter", f"{exc}; list again without after", field="after"
+        ) from exc
+    full = len(events) == flt.limit
+    return json_response(
+        {
+            "events": [event_view(e) for e in events],
+            "next_after": events[-1].id if full else None,
+        }
+    )
 
 
 async def show_event(request: web.Request) -> web.Response:

@@ -136,6 +136,28 @@ async def test_health_ready_metrics(start_bridge: StartBridge, target: Target) -
     assert "bridge_oldest_pending_age_seconds" in text or "bridge_queue_depth" in text
 
 
+async def test_admin_api_pages_with_after(start_bridge: StartBridge, target: Target) -> None:
+    bridge = await start_bridge(target_url=target.url)
+    ids = [(await post(bridge, order(f"p{i}"), AUTH))[1]["event_id"] for i in range(5)]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    url = bridge.url + "/api/v1/events?limit=2"
+    pages, after = [], None
+    while True:
+        async with bridge.http.get(
+            url + (f"&after={after}" if after else ""), headers=admin
+        ) as resp:
+            page = await resp.json()
+        pages.append([e["id"] for e in page["events"]])
+        after = page["next_after"]
+        if after is None:
+            break
+    assert pages == [ids[4:2:-1], ids[2:0:-1], ids[0:1]]  # newest first, none twice
+    for bad, status in (("bogus", 400), ("evt_999999", 400)):
+        async with bridge.http.get(f"{url}&after={bad}", headers=admin) as resp:
+            problem = await resp.json(content_type=None)
+        assert (resp.status, problem["field"]) == (status, "after")
+
+
 async def test_admin_api_needs_admin_scope(start_bridge: StartBridge, target: Target) -> None:
     bridge = await start_bridge(target_url=target.url)
     _, stored, _ = await post(bridge, order("a1"), AUTH)
