@@ -132,9 +132,11 @@ class TargetLane:
             delivered.update(zip([j.delivery_id for j in group], results, strict=True))
         await crew.ids.map_ids(ready, refs)
         duration_ms = (time.monotonic() - started) * 1000
-        for claimed, done in zip(batch, prepared, strict=True):
-            error = done.error if done.error is not None else delivered.get(done.job.delivery_id)
-            await self._record(claimed, error, duration_ms, done.note, done.digest)
+        outcomes = [
+            self._outcome(claimed, done, delivered.get(done.job.delivery_id), duration_ms)
+            for claimed, done in zip(batch, prepared, strict=True)
+        ]
+        await self._record(list(zip(batch, outcomes, strict=True)), duration_ms)
 
     def _regroup(self, jobs: list[DeliveryJob]) -> list[list[DeliveryJob]]:
         """The batch again, now that the jobs are mapped: a job the sink turns down for a
@@ -176,31 +178,42 @@ class TargetLane:
             return [error] * len(jobs)
 
     async def _record(
-        self,
-        claimed: Claimed,
-        error: DeliveryError | None,
-        duration_ms: float,
-        note: str | None = None,
-        digest: str | None = None,
+        self, finished: list[tuple[Claimed, AttemptOutcome]], duration_ms: float
     ) -> None:
-        crew, d = self.crew, claimed.delivery
-        outcome = self._outcome(claimed, error, duration_ms)
-        if note is not None and error is None:
-            outcome = dataclasses.replace(outcome, message=note)  # done without a write
-        elif digest is not None and error is None:
-            outcome = dataclasses.replace(outcome, written=digest)
+        """Record the attempt's outcomes in one store transaction (one commit for a batch of
+        50, not 50), each delivery still under its own lease check."""
+        crew = self.crew
         if crew.metrics is not None:
-            crew.metrics.observe_attempt(d.target, outcome.status, duration_ms / 1000)
+            for claimed, outcome in finished:
+                target = claimed.delivery.target
+                crew.metrics.observe_attempt(target, outcome.status, duration_ms / 1000)
         try:
-            held = await crew.store.finish_attempt(claimed, crew.owner, outcome)
+            held = await crew.store.finish_attempts(finished, crew.owner)
         except StoreError as exc:
-            # Not recorded: the lease expires and the delivery is tried again (at least once).
-            log.warning("delivery_result_not_recorded", delivery_id=d.id, error=str(exc))
+            # Not recorded: the leases expire and the deliveries are tried again (at least once).
+            for claimed, _outcome in finished:
+                d = claimed.delivery
+                log.warning("delivery_result_not_recorded", delivery_id=d.id, error=str(exc))
             return
-        if not held:
-            log.warning("delivery_lease_lost", delivery_id=d.id, target=d.target)
+        for (claimed, _outcome), kept in zip(finished, held, strict=True):
+            if not kept:
+                d = claimed.delivery
+                log.warning("delivery_lease_lost", delivery_id=d.id, target=d.target)
 
     def _outcome(
+        self, claimed: Claimed, done: Prepared, delivered: DeliveryError | None, duration_ms: float
+    ) -> AttemptOutcome:
+        """What the attempt made of a delivery: the preparation's error, else the sink's; a
+        preparation's note (done without a write) or the written document's digest."""
+        error = done.error if done.error is not None else delivered
+        outcome = self._classify(claimed, error, duration_ms)
+        if done.note is not None and error is None:
+            outcome = dataclasses.replace(outcome, message=done.note)  # done without a write
+        elif done.digest is not None and error is None:
+            outcome = dataclasses.replace(outcome, written=done.digest)
+        return outcome
+
+    def _classify(
         self, claimed: Claimed, error: DeliveryError | None, duration_ms: float
     ) -> AttemptOutcome:
         d = claimed.delivery

@@ -64,6 +64,13 @@ class Store(ReservationStore, BackfillStore, RecordRetention, Protocol):
     async def finish_attempt(self, claimed: Claimed, owner: str, outcome: AttemptOutcome) -> bool:
         """Record an attempt and move the delivery on; False if the lease was lost."""
 
+    async def finish_attempts(
+        self, finished: Sequence[tuple[Claimed, AttemptOutcome]], owner: str
+    ) -> list[bool]:
+        """Record several attempts in one transaction, each as :meth:`finish_attempt` would
+        (its own lease check, history line and written digest), in the order given;
+        whether each lease was still held."""
+
     async def extend_leases(self, claimed: Sequence[Claimed], owner: str) -> None:
         """Renew the leases of deliveries ``owner`` still holds (for work done in turn)."""
 

@@ -54,7 +54,21 @@ class MemoryClaims(Log):
     async def finish_attempt(self, claimed: Claimed, owner: str, outcome: AttemptOutcome) -> bool:
         """Record the attempt and move the delivery on; False if the lease was lost."""
         state = await self._turn()
+        return self._finish(state, claimed, owner, outcome, self._clock())
+
+    async def finish_attempts(
+        self, finished: Sequence[tuple[Claimed, AttemptOutcome]], owner: str
+    ) -> list[bool]:
+        """Several attempts in one turn: each as :meth:`finish_attempt`."""
+        if not finished:
+            return []
+        state = await self._turn()
         now = self._clock()
+        return [self._finish(state, claimed, owner, outcome, now) for claimed, outcome in finished]
+
+    def _finish(
+        self, state: State, claimed: Claimed, owner: str, outcome: AttemptOutcome, now: float
+    ) -> bool:
         did = parse_ref(claimed.delivery.id, "dlv")
         row = state.deliveries.get(did)
         held = (

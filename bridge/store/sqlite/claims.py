@@ -120,6 +120,17 @@ class SQLiteClaims(Engine):
         now = self._clock()
         return await self._write(lambda conn: finish(conn, claimed, owner, outcome, now))
 
+    async def finish_attempts(
+        self, finished: Sequence[tuple[Claimed, AttemptOutcome]], owner: str
+    ) -> list[bool]:
+        """Several attempts in one writer job (one commit): each as :meth:`finish_attempt`."""
+        if not finished:
+            return []
+        now = self._clock()
+        return await self._write(
+            lambda conn: [finish(conn, c, owner, outcome, now) for c, outcome in finished]
+        )
+
     async def extend_leases(self, claimed: Sequence[Claimed], owner: str) -> None:
         """Push the leases of deliveries still in flight with ``owner`` a full period out."""
         until = self._clock() + self.lease_seconds
