@@ -8,30 +8,13 @@ other, so the order's deliveries are numbered in the order they became visible.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from bridge.store.postgres import sql as q
+from bridge.store.postgres.appends import APPEND_EVENT, append_args, lock_entities, stored
 from bridge.store.postgres.engine import Conn, Engine, fetchall, fetchone, rowcount
-from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref, payload_text
-
-
-def entity_key(new: NewEvent) -> str:
-    """How deliveries name the entity an event changes."""
-    return f"{new.source}/{new.event.entity}/{new.event.entity_id}"
-
-
-def lock_key(target: str, key: str) -> int:
-    """A signed 64-bit advisory-lock key for one entity's deliveries to one target."""
-    digest = hashlib.blake2b(f"{target}\0{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-async def lock_entities(conn: Conn, events: Sequence[NewEvent]) -> None:
-    """Take the entity locks of a batch of events, in key order, until commit."""
-    keys = sorted({lock_key(t, entity_key(e)) for e in events for t in e.targets})
-    if keys:
-        await conn.execute(q.LOCK_ENTITIES, (keys,))
+from bridge.store.postgres.group import GroupCommit
+from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref
 
 
 def text(value: str) -> str:
@@ -42,47 +25,7 @@ def text(value: str) -> str:
 async def insert_event(conn: Conn, new: NewEvent, now: float) -> Stored:
     """Insert an event and attach it to a waiting delivery per target, or a new one (the
     caller holds the entity's locks: :func:`lock_entities`)."""
-    ev = new.event
-    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
-    row = await fetchone(
-        conn,
-        q.INSERT_EVENT,
-        (
-            new.source,
-            ev.source_key,
-            ev.entity,
-            ev.entity_id,
-            ev.action,
-            payload_text(ev),
-            str(status),
-            reason,
-            now,
-            now,
-            new.backfill,
-        ),
-    )
-    if row is None:
-        return Stored(await existing_event(conn, new.source, ev.source_key), True)
-    eid = row[0]
-    key = entity_key(new)
-    priority = 0 if new.backfill is None else 1
-    for target in new.targets:
-        if priority == 0:
-            # A live change lifts the entity's backfilled deliveries still waiting.
-            await conn.execute(q.LIFT_WAITING, (target, key))
-        waiting = await fetchone(conn, q.FIND_WAITING, (target, key))
-        if waiting is not None:
-            did = waiting[0]
-        else:
-            made = await fetchone(
-                conn,
-                q.INSERT_DELIVERY,
-                (target, new.source, ev.entity, ev.entity_id, key, now, now, now, priority),
-            )
-            assert made is not None
-            did = made[0]
-        await conn.execute(q.INSERT_LINK, (did, eid, target, now))
-    return Stored(event_ref(eid), False)
+    return stored(await fetchone(conn, APPEND_EVENT, append_args(new, now)))
 
 
 async def insert_events(conn: Conn, events: Sequence[NewEvent], now: float) -> list[Stored]:
@@ -131,10 +74,21 @@ async def insert_rejected(conn: Conn, rejected: Rejected, now: float) -> Stored:
 class PostgresIntake(Engine):
     """Appending events, and the cursors of the pollers that read them."""
 
+    _group: GroupCommit | None = None
+
     async def append_events(self, events: Sequence[NewEvent]) -> list[Stored]:
-        """Store events with their deliveries in one transaction."""
+        """Store events with their deliveries, committed with the appends that queue up
+        meanwhile (``group``); answered after the commit."""
         now = self._clock()
-        return await self._write(lambda conn: insert_events(conn, events, now))
+        if self._group is None:
+            self._group = GroupCommit(self._opened)
+        return await self._group.append(events, now)
+
+    async def close(self) -> None:
+        """Let the queued appends commit, then close."""
+        if self._group is not None:
+            await self._group.close()
+        await super().close()
 
     async def append_rejected(self, rejected: Rejected) -> Stored:
         """Store an unparsable body as a rejected event."""

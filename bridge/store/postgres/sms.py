@@ -3,8 +3,8 @@ codes are hashed with (called from ``PostgresStore`` in its write or read jobs).
 
 from __future__ import annotations
 
+from bridge.store.postgres.appends import lock_key
 from bridge.store.postgres.engine import Conn, fetchall, fetchone
-from bridge.store.postgres.intake import lock_key
 from bridge.store.reservations import SandboxMessage
 
 

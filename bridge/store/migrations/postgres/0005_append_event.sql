@@ -1,0 +1,57 @@
+-- Intake in one statement per event (issue 15): what ``bridge.store.postgres.intake`` did
+-- in four to six round trips (insert the event, then per target lift, find the waiting
+-- delivery, insert one, link) is one call of append_event, so a group of events is sent
+-- at once (psycopg's pipeline) and answered by one sync. The statements are the ones of
+-- ``bridge.store.postgres.sql`` (INSERT_EVENT, LIFT_WAITING, FIND_WAITING,
+-- INSERT_DELIVERY, INSERT_LINK), in the same order and with the same locks; the caller
+-- still holds the entities' advisory locks first (LOCK_ENTITIES, the whole group in key
+-- order). The link is given its listing columns here (the delivery it joins is pending:
+-- FIND_WAITING), so delivery_events_listed does not read them back.
+CREATE FUNCTION append_event(
+    p_source TEXT, p_source_key TEXT, p_entity TEXT, p_entity_id TEXT, p_action TEXT,
+    p_payload TEXT, p_status TEXT, p_reason TEXT, p_now DOUBLE PRECISION, p_backfill BIGINT,
+    p_entity_key TEXT, p_targets TEXT[], p_priority INTEGER,
+    OUT event_id BIGINT, OUT duplicate BOOLEAN)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t TEXT;
+    did BIGINT;
+BEGIN
+    INSERT INTO events (source, source_key, entity, entity_id, action, payload, status,
+                        reason, received_at, updated_at, backfill)
+    VALUES (p_source, p_source_key, p_entity, p_entity_id, p_action, p_payload, p_status,
+            p_reason, p_now, p_now, p_backfill)
+    ON CONFLICT (source, source_key) DO NOTHING
+    RETURNING id INTO event_id;
+    IF event_id IS NULL THEN
+        -- Stored before (by this instance or another, committed: READ COMMITTED reads it).
+        SELECT e.id INTO event_id FROM events e
+        WHERE e.source = p_source AND e.source_key = p_source_key;
+        duplicate := TRUE;
+        RETURN;
+    END IF;
+    duplicate := FALSE;
+    FOREACH t IN ARRAY p_targets LOOP
+        IF p_priority = 0 THEN
+            -- A live change lifts the entity's backfilled deliveries still waiting.
+            UPDATE deliveries SET priority = 0
+            WHERE target = t AND entity_key = p_entity_key AND priority > 0
+              AND status IN ('pending', 'retry');
+        END IF;
+        did := NULL;
+        SELECT d.id INTO did FROM deliveries d
+        WHERE d.target = t AND d.entity_key = p_entity_key AND d.status = 'pending'
+          AND d.attempts = 0
+        ORDER BY d.id DESC LIMIT 1
+        FOR UPDATE;
+        IF did IS NULL THEN
+            INSERT INTO deliveries (target, source, entity, entity_id, entity_key, status,
+                                    due_at, created_at, updated_at, priority)
+            VALUES (t, p_source, p_entity, p_entity_id, p_entity_key, 'pending', p_now,
+                    p_now, p_now, p_priority)
+            RETURNING id INTO did;
+        END IF;
+        INSERT INTO delivery_events (delivery_id, event_id, target, status, received_at)
+        VALUES (did, event_id, t, 'pending', p_now);
+    END LOOP;
+END $$;
