@@ -8,6 +8,7 @@ the pair of ids a target gave after the write (PRODUCT 3.3: "id map updated").
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -28,15 +29,17 @@ class IdMap:
 
     async def follow_merges(self, jobs: list[DeliveryJob]) -> list[DeliveryJob]:
         """A job of an entity its source merged into another is the survivor's job: the
-        survivor is read and written (under its own key), not a copy of the absorbed one."""
-        out = []
-        for job in jobs:
+        survivor is read and written (under its own key), not a copy of the absorbed one.
+        The jobs are looked up together."""
+
+        async def follow(job: DeliveryJob) -> DeliveryJob:
             try:
                 survivor = await self._store.resolve_alias(job.entity, job.source, job.entity_id)
             except StoreError:
                 survivor = None  # not known now: the absorbed id is read (and followed there)
-            out.append(job if survivor is None else dataclasses.replace(job, entity_id=survivor))
-        return out
+            return job if survivor is None else dataclasses.replace(job, entity_id=survivor)
+
+        return list(await asyncio.gather(*(follow(job) for job in jobs)))
 
     async def mapped_id(self, job: DeliveryJob, source: Mapping[str, Any]) -> str | None:
         """The target's id of the entity from the id map: its own pair with the target, or,
@@ -59,15 +62,18 @@ class IdMap:
 
     async def map_ids(self, jobs: list[DeliveryJob], refs: dict[str, str]) -> None:
         """Keep the pairs of ids the targets gave (PRODUCT 3.3: "id map updated"): balance
-        look-ups by another system's customer id and write-backs find the entity by them."""
-        for job in jobs:
-            peer = refs.get(job.delivery_id)
-            if peer is None:
-                continue
+        look-ups by another system's customer id and write-backs find the entity by them.
+        The pairs of a batch are written together (SQLite's writer commits them at once, not
+        one commit after another)."""
+
+        async def keep(job: DeliveryJob, peer: str) -> None:
             try:
                 await self._store.map_ids(job.entity, job.source, job.entity_id, job.target, peer)
             except StoreError as exc:  # the write landed; the pair is only a convenience
                 log.warning("id_map_not_recorded", delivery_id=job.delivery_id, error=str(exc))
+
+        pairs = [(job, refs[job.delivery_id]) for job in jobs if job.delivery_id in refs]
+        await asyncio.gather(*(keep(job, peer) for job, peer in pairs))
 
 
 def target_ref(job: DeliveryJob, source: Mapping[str, Any]) -> str | None:

@@ -116,12 +116,7 @@ class TargetLane:
         started = time.monotonic()
         replayed = {c.delivery.id for c in batch if c.delivery.generation}
         jobs, failed = await crew.reads.read_sources(jobs, replayed, self.settings.timeout_seconds)
-        prepared = [
-            Prepared(job, error=failed[job.delivery_id])
-            if job.delivery_id in failed
-            else await crew.preparation.prepare(job, replay=job.delivery_id in replayed)
-            for job in jobs
-        ]
+        prepared = await asyncio.gather(*(self._prepare(job, failed, replayed) for job in jobs))
         ready = [p.job for p in prepared if p.ready]
         refs: dict[str, str] = {}
         delivered: dict[str, DeliveryError | None] = {}
@@ -137,6 +132,15 @@ class TargetLane:
             for claimed, done in zip(batch, prepared, strict=True)
         ]
         await self._record(list(zip(batch, outcomes, strict=True)), duration_ms)
+
+    async def _prepare(
+        self, job: DeliveryJob, failed: dict[str, DeliveryError], replayed: set[str]
+    ) -> Prepared:
+        """One job's preparation; the jobs of an attempt are prepared together (distinct
+        entities, each a few store reads)."""
+        if job.delivery_id in failed:
+            return Prepared(job, error=failed[job.delivery_id])
+        return await self.crew.preparation.prepare(job, replay=job.delivery_id in replayed)
 
     def _regroup(self, jobs: list[DeliveryJob]) -> list[list[DeliveryJob]]:
         """The batch again, now that the jobs are mapped: a job the sink turns down for a

@@ -28,6 +28,11 @@ log = get_logger("bridge.reads")
 READ_REUSE = 5.0  # seconds a source read may serve another delivery of the entity
 LISTED_FRESH = 120.0  # seconds a backfill's listed state may stand in for a read
 READ_CACHE_SIZE = 4096
+# Reads of one source under way at once, for every lane together. 1C's wire keeps a pool
+# of delivery.concurrency connections (4 by default, connectors/onec/wire.py) that balance
+# look-ups share; RetailCRM's and Bitrix's readers wait their turn of the key's limiter
+# anyway, so more at once would only queue there with their timeouts running.
+READS_AT_ONCE = 4
 
 State = Mapping[str, Any] | None
 Key = tuple[str, str, str]  # (source, entity, id)
@@ -47,6 +52,7 @@ class SourceReads:
         self._clock = clock
         # Recent source reads, shared by the lanes: key -> (read at, state).
         self._reads: dict[Key, tuple[float, asyncio.Future[State]]] = {}
+        self._turns: dict[str, asyncio.Semaphore] = {}  # by source: READS_AT_ONCE each
 
     def can_read(self, source: str) -> bool:
         """Whether deliveries from ``source`` re-read their entity there."""
@@ -63,14 +69,17 @@ class SourceReads:
         """Re-read each job's entity at its source, where the source can be read; a source
         that cannot answer within ``seconds`` (the lane's timeout) fails that job like a
         target would (retried later). A replay always reads afresh: support asks for the
-        state as it is now."""
-        out: list[DeliveryJob] = []
-        failed: dict[str, DeliveryError] = {}
-        for job in jobs:
-            read, error = await self._read_one(job, job.delivery_id in replayed, seconds)
-            out.append(read)
-            if error is not None:
-                failed[job.delivery_id] = error
+        state as it is now.
+
+        The jobs are read together, at most :data:`READS_AT_ONCE` per source: a batch of 50
+        read one after another kept the target's key idle. The jobs of one attempt are
+        distinct entities (a claim never takes a delivery while an older one of its entity
+        waits or flies), so no order among them is lost."""
+        answers = await asyncio.gather(
+            *(self._read_one(job, job.delivery_id in replayed, seconds) for job in jobs)
+        )
+        out = [read for read, _error in answers]
+        failed = {job.delivery_id: error for job, error in answers if error is not None}
         return out, failed
 
     async def _read_one(
@@ -96,8 +105,11 @@ class SourceReads:
         """Read the entity, and let deliveries of it to other targets wait for this read."""
         pending: asyncio.Future[State] = asyncio.get_running_loop().create_future()
         self._keep_read(key, self._clock(), pending)
+        turn = self._turns.setdefault(job.source, asyncio.Semaphore(READS_AT_ONCE))
         try:
-            state = await asyncio.wait_for(reader.read_entity(job.entity, job.entity_id), seconds)
+            async with turn:  # the timeout starts with the turn: a queue here is no slow source
+                read = reader.read_entity(job.entity, job.entity_id)
+                state = await asyncio.wait_for(read, seconds)
         except Exception as exc:  # a reader bug must not leave the delivery in flight either
             pending.set_exception(TransientError("the shared read failed"))
             pending.exception()  # retrieved: no "never retrieved" warning
