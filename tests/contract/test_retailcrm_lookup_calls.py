@@ -2,7 +2,7 @@
 
 Every call waits its turn at the key's limiter, so a look-up reads the account and the
 cart's cap every time and keeps the two bonus-detail calls (pending, burning soon) per
-account for a while (``connectors/retailcrm/master.py``); the account find_customer found
+account for a while (``connectors/retailcrm/accounts.py``); the account find_customer found
 in the accounts list answers the balance asked right after. These tests pin the number of
 calls and the trade-offs: details are fresh after a write through the connector, and at
 most ``details_ttl`` old after a write made elsewhere; a listed account answers one balance,
