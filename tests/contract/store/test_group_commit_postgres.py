@@ -67,3 +67,26 @@ async def test_an_append_after_close_is_refused(postgres_url: str) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await asyncio.wait_for(store.append_events([change("k2")]), 10)
+
+
+async def test_an_append_reads_no_backlog(postgres_url: str) -> None:
+    """The lift of an entity's backfilled deliveries reads that entity's only, however
+    many deliveries wait (its generic plan is the one a PL/pgSQL function runs)."""
+    store = PostgresStore(postgres_url, lease_seconds=LEASE, clock=Clock())
+    await store.open()
+    await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute(
+            "INSERT INTO deliveries (target, source, entity, entity_id, entity_key, status,"
+            " due_at, created_at, updated_at) SELECT 'crm', 'shop', 'order', i::text,"
+            " 'shop/order/' || i, 'pending', 1, 1, 1 FROM generate_series(1, 5000) AS i"
+        )
+        conn.execute("ANALYZE deliveries")
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(
+            "PREPARE lift(text, text) AS UPDATE deliveries SET priority = 0 WHERE target = $1"
+            " AND entity_key = $2 AND priority > 0 AND status IN ('pending', 'retry')"
+        )
+        cur = conn.execute("EXPLAIN EXECUTE lift('crm', 'shop/order/7')")
+        plan = "\n".join(str(row[0]) for row in cur.fetchall())
+    assert "deliveries_backfilled_waiting" in plan, plan
