@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.connector import DeliveryJob, EntityReader, ReadsEntities
@@ -50,8 +51,8 @@ class SourceReads:
         self._store = store
         self._readers = dict(readers)  # by source system
         self._clock = clock
-        # Recent source reads, shared by the lanes: key -> (read at, state).
-        self._reads: dict[Key, tuple[float, asyncio.Future[State]]] = {}
+        # Recent source reads, shared by the lanes, and the reads waiting for their turn.
+        self._reads: dict[Key, KeptRead] = {}
         self._turns: dict[str, asyncio.Semaphore] = {}  # by source: READS_AT_ONCE each
 
     def can_read(self, source: str) -> bool:
@@ -104,18 +105,22 @@ class SourceReads:
     ) -> tuple[DeliveryJob, DeliveryError | None]:
         """Read the entity, and let deliveries of it to other targets wait for this read."""
         pending: asyncio.Future[State] = asyncio.get_running_loop().create_future()
-        self._keep_read(key, self._clock(), pending)
+        kept = self._keep_read(key, self._clock(), pending)
         turn = self._turns.setdefault(job.source, asyncio.Semaphore(READS_AT_ONCE))
         try:
             async with turn:  # the timeout starts with the turn: a queue here is no slow source
+                kept.at = self._clock()  # it holds what was stored until now
                 read = reader.read_entity(job.entity, job.entity_id)
                 state = await asyncio.wait_for(read, seconds)
         except Exception as exc:  # a reader bug must not leave the delivery in flight either
-            pending.set_exception(TransientError("the shared read failed"))
-            pending.exception()  # retrieved: no "never retrieved" warning
             return job, _read_error(job, exc)
-        pending.set_result(state)
-        return dataclasses.replace(job, state=state), None
+        else:
+            pending.set_result(state)
+            return dataclasses.replace(job, state=state), None
+        finally:  # failed or cancelled (the lane stopping): the sharers read for themselves
+            if not pending.done():
+                pending.set_exception(TransientError("the shared read failed"))
+                pending.exception()  # retrieved: no "never retrieved" warning
 
     async def _listed_state(self, job: DeliveryJob) -> State:
         """The state a backfill listed, when the delivery carries nothing else and no live
@@ -141,22 +146,39 @@ class SourceReads:
         every change of the entity stored so far, so it holds them all: one source read
         serves every target, and the source's rate limit is usually what bounds mirroring."""
         kept = self._reads.get(key)
-        if kept is None or self._clock() - kept[0] >= READ_REUSE:
+        if kept is None or kept.aged(self._clock()):
             return None
         try:
             newest = await self._store.newest_change(*key)
         except StoreError:
             return None
-        return kept[1] if newest is not None and kept[0] > newest else None
+        return kept.state if newest is not None and kept.at > newest else None
 
-    def _keep_read(self, key: Key, read_at: float, state: asyncio.Future[State]) -> None:
+    def _keep_read(self, key: Key, at: float, state: asyncio.Future[State]) -> KeptRead:
         if len(self._reads) >= READ_CACHE_SIZE:  # drop the stale ones, else the oldest half
             now = self._clock()
-            self._reads = {k: v for k, v in self._reads.items() if now - v[0] < READ_REUSE}
+            self._reads = {k: v for k, v in self._reads.items() if not v.aged(now)}
             if len(self._reads) >= READ_CACHE_SIZE:
-                ordered = sorted(self._reads.items(), key=lambda kv: kv[1][0])
+                ordered = sorted(self._reads.items(), key=lambda kv: kv[1].at)
                 self._reads = dict(ordered[READ_CACHE_SIZE // 2 :])
-        self._reads[key] = (read_at, state)
+        kept = self._reads[key] = KeptRead(at, state)
+        return kept
+
+
+@dataclass(slots=True)
+class KeptRead:
+    """A source read other deliveries of the entity may share: ``at`` is when it was asked
+    for, then when it began (its turn came); its state once it is done."""
+
+    at: float
+    state: asyncio.Future[State]
+
+    def aged(self, now: float) -> bool:
+        """Too old to serve another delivery. A read still waiting for its turn or under way
+        is not: it begins (began) after ``at``, and the deliveries of the other targets wait
+        for it rather than queue a read of their own behind a busy lane's batch (then every
+        lane of a source read at its rate limit would read each entity again)."""
+        return self.state.done() and now - self.at >= READ_REUSE
 
 
 def _read_error(job: DeliveryJob, exc: Exception) -> DeliveryError:

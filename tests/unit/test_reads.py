@@ -12,7 +12,7 @@ import pytest
 
 from bridge.connector import DeliveryJob
 from bridge.errors import TransientError
-from bridge.mirror.reads import READS_AT_ONCE, SourceReads
+from bridge.mirror.reads import READ_REUSE, READS_AT_ONCE, SourceReads
 from bridge.store import Store
 from bridge.store.memory import MemoryStore
 from bridge.store.records import InboundEvent, NewEvent
@@ -100,3 +100,42 @@ async def test_one_read_serves_every_target_of_the_entity(store: Store) -> None:
     # A replay reads afresh.
     await reads.read_sources([job("7", target="web")], {"dl_shop_web_7"}, 5.0)
     assert sorted(shop.reads) == ["7", "7", "8"]
+
+
+class Gate(Reader):
+    """A source whose reads wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def read_entity(self, entity: str, entity_id: str) -> dict[str, Any] | None:
+        self.reads.append(entity_id)
+        await self.gate.wait()
+        return {"id": entity_id}
+
+
+async def test_a_read_waiting_for_its_turn_or_under_way_does_not_age(store: Store) -> None:
+    ids = [str(i) for i in range(READS_AT_ONCE + 1)]
+    await store.append_events(
+        [NewEvent("shop", InboundEvent(f"k{i}", "order", i), ("crm", "erp")) for i in ids]
+    )
+    now = [NOW + 1]  # after the changes
+    shop = Gate()
+    reads = SourceReads(store, {"shop": shop}, clock=lambda: now[0])
+    crm = asyncio.create_task(reads.read_sources([job(i) for i in ids], set(), 60.0))
+    while len(shop.reads) < READS_AT_ONCE:
+        await asyncio.sleep(0)  # four under way, the fifth waits for its turn
+    now[0] += 10 * READ_REUSE  # a lane's whole batch queued before this one: still shared
+    erp = asyncio.create_task(
+        reads.read_sources([job("0", target="erp"), job(ids[-1], target="erp")], set(), 60.0)
+    )
+    await asyncio.sleep(0.05)
+    shop.gate.set()
+    await crm
+    out, failed = await erp
+    assert failed == {} and [j.state for j in out] == [{"id": "0"}, {"id": ids[-1]}]
+    assert sorted(shop.reads) == ids  # each read once
+    now[0] += READ_REUSE  # done reads age from when they began
+    await reads.read_sources([job("0", target="web")], set(), 60.0)
+    assert sorted(shop.reads) == sorted([*ids, "0"])
