@@ -31,6 +31,10 @@ from bridge.store.postgres.engine import _RACES, RETRIES, Conn
 from bridge.store.records import NewEvent, Stored
 
 MAX_GROUP = 256  # appends per transaction (a burst beyond waits for the next)
+# Transactions in flight at once: while one waits for its WAL flush (or its answers cross
+# the loopback), the next runs its appends, so neither the server's CPU nor the flush is
+# left idle waiting for the other.
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -41,25 +45,27 @@ class _Append:
 
 
 class GroupCommit:
-    """Queues appends and commits them in groups, one group at a time."""
+    """Queues appends and commits them in groups, :data:`IN_FLIGHT` groups at a time."""
 
     def __init__(self, pool: Callable[[], AsyncConnectionPool[Conn]]) -> None:
         self._pool = pool
         self._queue: list[_Append] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def append(self, events: Sequence[NewEvent], now: float) -> list[Stored]:
         """Store ``events`` in the next group; answered once that group has committed."""
         future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Append(events, now, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+        if len(self._tasks) < IN_FLIGHT:
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def close(self) -> None:
         """Let the queued appends commit."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _drain(self) -> None:
         while self._queue:
@@ -148,4 +154,3 @@ class GroupCommit:
                 else:
                     outcomes.append(done)
         return outcomes
-
