@@ -26,6 +26,7 @@ WHERE e.status = %s AND e.updated_at < %s
 """
 CHOOSE = f"SELECT e.id {TAKEN} ORDER BY e.status, e.updated_at LIMIT %s FOR UPDATE SKIP LOCKED"
 
+
 async def prune(conn: Conn, status: Status, before: float, limit: int) -> int:
     """One batch: the chosen events, their links and history, and deliveries left empty."""
     allowed = str(Status.DEAD if status is Status.DEAD else Status.DONE)
