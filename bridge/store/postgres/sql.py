@@ -112,37 +112,8 @@ ON CONFLICT (source, source_key) DO NOTHING
 RETURNING id
 """
 
-# A new change of an entity joins the delivery that waits for it (coalescing) only if that
-# delivery was never attempted (see SQLite's FIND_WAITING). Locked, so a claim running at
-# the same moment either took it first (then it is in flight and no longer matches: the
-# change gets a delivery of its own) or skips it until the change is joined.
-FIND_WAITING = """
-SELECT id FROM deliveries
-WHERE target = %s AND entity_key = %s AND status = 'pending' AND attempts = 0
-ORDER BY id DESC LIMIT 1
-FOR UPDATE
-"""
-
-# A live change of an entity: its backfilled deliveries that still wait go first too.
-LIFT_WAITING = """
-UPDATE deliveries SET priority = 0
-WHERE target = %s AND entity_key = %s AND priority > 0 AND status IN ('pending', 'retry')
-"""
-
-# -> pending: a new delivery of an entity to a target, due at once (after older ones).
-INSERT_DELIVERY = """
-INSERT INTO deliveries (target, source, entity, entity_id, entity_key, status, due_at,
-                        created_at, updated_at, priority)
-VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s)
-RETURNING id
-"""
-
-# An event joins a delivery: the link carries what `events list --target` reads (see the
-# listing's migration). The delivery it joins or starts is always pending (FIND_WAITING).
-INSERT_LINK = """
-INSERT INTO delivery_events (delivery_id, event_id, target, status, received_at)
-VALUES (%s, %s, %s, 'pending', %s)
-"""
+# Intake's own statements (lift, find the waiting delivery, insert one, link) are one call
+# of append_event(), defined in migrations/postgres/0005_append_event.sql.
 
 INSERT_HISTORY = """
 INSERT INTO history (at, kind, delivery_id, event_id, attempt, outcome, error_class, message,

@@ -1,13 +1,15 @@
 -- Intake in one statement per event (issue 15): what ``bridge.store.postgres.intake`` did
 -- in four to six round trips (insert the event, then per target lift, find the waiting
 -- delivery, insert one, link) is one call of append_event, so a group of events is sent
--- at once (psycopg's pipeline) and answered by one sync. The statements are the ones of
--- ``bridge.store.postgres.sql`` (INSERT_EVENT, LIFT_WAITING, FIND_WAITING,
--- INSERT_DELIVERY, INSERT_LINK), in the same order and with the same locks; the caller
--- still holds the entities' advisory locks first (LOCK_ENTITIES, the whole group in key
--- order). The link is given its listing columns here (the delivery it joins is pending:
--- FIND_WAITING), so delivery_events_listed does not read them back.
--- A live change lifts its entity's backfilled deliveries still waiting (LIFT_WAITING) on
+-- at once (psycopg's pipeline) and answered by one sync. The statements are those intake
+-- sent before (and SQLite's intake still runs: bridge/store/sqlite/sql.py), in the same
+-- order and with the same locks; the caller still holds the entities' advisory locks
+-- first (LOCK_ENTITIES, the whole group in key order). A change joins the waiting delivery
+-- only if it was never attempted (an attempt may have landed), locked FOR UPDATE so a claim
+-- running at once either took it first or skips it until the change is joined. The link
+-- is given its listing columns here (the delivery it joins is pending), so
+-- delivery_events_listed does not read them back.
+-- A live change lifts its entity's backfilled deliveries still waiting on
 -- every append. Its generic plan (a prepared statement's, and every plan of a PL/pgSQL
 -- function after five calls) read deliveries_waiting by target alone: every waiting
 -- delivery of the target, per event, so intake slowed as a backlog grew (2,000 appends
