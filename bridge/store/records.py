@@ -50,6 +50,12 @@ class InboundEvent:
     text: str | None = field(default=None, compare=False, repr=False)
 
 
+def first_status(new: NewEvent) -> tuple[Status, str | None]:
+    """An event's status when stored, and why: waiting for its targets, or done at once
+    with no route to take it anywhere."""
+    return (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
+
+
 def payload_text(event: InboundEvent) -> str:
     """The payload as stored: compact JSON, UTF-8 text as is, NaN refused."""
     if event.text is not None:

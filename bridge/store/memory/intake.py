@@ -7,7 +7,7 @@ import bisect
 from collections.abc import Sequence
 
 from bridge.store.memory.log import DeliveryRow, EventRow, Log, State, to_json
-from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref
+from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref, first_status
 
 _WAITING = (Status.PENDING, Status.RETRY)
 
@@ -55,7 +55,7 @@ def insert_event(state: State, new: NewEvent, payload: str, now: float) -> Store
         return Stored(event_ref(found), True)
     eid = state.next_event
     state.next_event += 1
-    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
+    status, reason = first_status(new)
     row = EventRow(
         eid, new.source, ev.source_key, ev.entity, ev.entity_id, ev.action, payload, status,
         reason, now, now, new.backfill,

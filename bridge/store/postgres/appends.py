@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from bridge.store.postgres import sql as q
 from bridge.store.postgres.engine import Conn
-from bridge.store.records import NewEvent, Status, Stored, event_ref, payload_text
+from bridge.store.records import NewEvent, Stored, event_ref, first_status, payload_text
 
 
 def entity_key(new: NewEvent) -> str:
@@ -34,7 +34,7 @@ SELECT event_id, duplicate FROM append_event(%s, %s, %s, %s, %s, %s, %s, %s, %s,
 def append_args(new: NewEvent, now: float) -> tuple[object, ...]:
     """The arguments of :data:`APPEND_EVENT` for one event."""
     ev = new.event
-    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
+    status, reason = first_status(new)
     priority = 0 if new.backfill is None else 1
     return (
         new.source,

@@ -6,7 +6,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from bridge.store.records import Cursor, NewEvent, Rejected, Status, Stored, event_ref, payload_text
+from bridge.store.records import (
+    Cursor,
+    NewEvent,
+    Rejected,
+    Status,
+    Stored,
+    event_ref,
+    first_status,
+    payload_text,
+)
 from bridge.store.sqlite import sql as q
 from bridge.store.sqlite.engine import Engine
 
@@ -14,7 +23,7 @@ from bridge.store.sqlite.engine import Engine
 def insert_event(conn: sqlite3.Connection, new: NewEvent, now: float) -> Stored:
     """Insert an event and attach it to a waiting delivery per target, or a new one."""
     ev = new.event
-    status, reason = (Status.PENDING, None) if new.targets else (Status.DONE, "no route")
+    status, reason = first_status(new)
     row = conn.execute(
         q.INSERT_EVENT,
         (
