@@ -85,19 +85,28 @@ async def test_turns_from_two_pools_never_overlap_and_a_burst_goes_at_once(key: 
     first, second = PostgresBudgets(DSN), PostgresBudgets(DSN)
     await first.open()
     await second.open()
+    loop = asyncio.get_running_loop()
+
+    async def take(shared: PostgresBudgets) -> tuple[float, float, float]:
+        asked = loop.time()
+        wait = await shared.turn(key, 0.5, burst=4)
+        return wait, asked + wait, loop.time() + wait  # the turn lies between the two
+
     try:
-        waits = await asyncio.gather(
-            *(shared.turn(key, 0.5, burst=4) for shared in [first, second] * 4)
-        )
-        ordered = sorted(waits)
-        assert ordered[:4] == [0.0, 0.0, 0.0, 0.0]  # the burst
-        later = ordered[4:]
-        gaps = [b - a for a, b in itertools.pairwise(later)]
-        assert all(gap == pytest.approx(0.5, abs=0.05) for gap in gaps), later
-        assert later[0] == pytest.approx(0.5, abs=0.05)
+        turns = await asyncio.gather(*(take(shared) for shared in [first, second] * 4))
     finally:
         await first.close()
         await second.close()
+    waits = sorted(wait for wait, _, _ in turns)
+    assert waits[:4] == [0.0, 0.0, 0.0, 0.0]  # the burst goes at once
+    # A wait is counted from the moment the database took the turn, so on a loaded machine
+    # it shrinks by however late the call came; the turn's own time does not. Each turn is
+    # known to lie between asked + wait and answered + wait: judge the gaps on those bounds.
+    later = sorted((t for t in turns if t[0] > 0), key=lambda t: t[1])
+    assert len(later) >= 3, turns
+    for (_, a_low, a_high), (_, b_low, b_high) in itertools.pairwise(later):
+        assert b_high - a_low >= 0.5 - 0.005, turns  # never closer than the interval
+        assert b_low - a_high <= 0.5 + 0.005, turns  # and not spread further apart
 
 
 async def test_a_hold_stops_every_instance(schedule: PostgresBudgets, key: str) -> None:
