@@ -92,15 +92,37 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        # Labelled children of the hot series (routes, masters and outcomes are a few, and
+        # these series are never cleared, unlike the queue gauges).
+        self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._per_master: dict[tuple[str, str], Histogram] = {}
+        self._per_bonus: dict[tuple[str, str], Counter] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method, status)
+        kept = self._per_request.get(key)
+        if kept is None:  # labels() takes a lock and checks every label: once per key
+            kept = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            self._per_request[key] = kept
+        kept[0].inc()
+        kept[1].observe(seconds)
 
     def observe_master(self, master: str, operation: str, seconds: float) -> None:
         """Time one answered call to the bonus master."""
-        self.master_latency.labels(master, operation).observe(seconds)
+        key = (master, operation)
+        kept = self._per_master.get(key)
+        if kept is None:
+            kept = self._per_master[key] = self.master_latency.labels(master, operation)
+        kept.observe(seconds)
+
+    def count_bonus(self, operation: str, outcome: str) -> None:
+        """Count one bonus look-up or reservation step by its outcome."""
+        key = (operation, outcome)
+        kept = self._per_bonus.get(key)
+        if kept is None:
+            kept = self._per_bonus[key] = self.bonus_requests.labels(operation, outcome)
+        kept.inc()
 
     def observe_attempt(self, target: str, outcome: Status, seconds: float) -> None:
         """Count one delivery attempt."""

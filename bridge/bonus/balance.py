@@ -291,4 +291,4 @@ class BonusService:
 
     def _count(self, operation: str, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.bonus_requests.labels(operation, outcome).inc()
+            self._metrics.count_bonus(operation, outcome)

@@ -309,4 +309,4 @@ class ReservationService(CreationSteps):
 
     def _count(self, operation: str, counted: str) -> None:
         if self._metrics is not None:
-            self._metrics.bonus_requests.labels(operation, counted).inc()
+            self._metrics.count_bonus(operation, counted)

@@ -9,8 +9,9 @@ nothing needs it). The reader then takes only the answer it can read in full:
 of the result), the wrapper's children in schema order (an optional one may be absent),
 each a simple-typed element (no attribute but ``xsi:nil``, no children) or a record of
 such elements, a list of them where the schema allows repeats. Each value is converted by
-the element's own zeep type (``parse_xmlelement``), so ``Decimal``, ``datetime``,
-``bool``, an empty element's None and a nil's None are zeep's own.
+the element's own zeep type (``parse_xmlelement``, or ``scalars``' quick path for the plain
+spellings, equal to it), so ``Decimal``, ``datetime``, ``bool``, an empty element's None
+and a nil's None are zeep's own.
 
 Anything else, which zeep reads its own forgiving way, gives None and the caller hands the
 same bytes to zeep: a fault, a required element missing, an element the schema does not
@@ -28,6 +29,7 @@ from typing import Any
 from lxml import etree  # no type hints (mypy: ignore_missing_imports)
 from zeep.xsd import AnySimpleType
 
+from connectors.onec import scalars
 from connectors.onec.envelopes import SOAP_ENVELOPES, XSI, flat_fields
 from connectors.onec.values import canonical_xml
 
@@ -52,6 +54,7 @@ class _Field:
     name: str  # zeep's attribute name: the key in the answer's dict
     tag: str  # {namespace}local, as lxml spells it
     simple: Any  # zeep's simple type, or None for a record
+    read: Any  # the simple type's reader (scalars.reader), or None for a record
     children: tuple[_Field, ...]  # a record's fields
     multiple: bool  # maxOccurs > 1: a list
     min_occurs: int
@@ -154,6 +157,7 @@ def _fields(element: Any, depth: int) -> tuple[_Field, ...] | None:
                 name=name,
                 tag=child.qname.text,
                 simple=simple,
+                read=None if simple is None else scalars.reader(simple),
                 children=children,
                 multiple=most != 1,
                 min_occurs=int(child.min_occurs),
@@ -205,7 +209,7 @@ class _Walk:
             ):
                 raise _Unreadable  # xsi:type, or markup inside a value
             try:
-                return f.simple.parse_xmlelement(element)
+                return f.read(element)
             except Exception as exc:  # zeep's own: raised after the walk, as zeep would
                 self.failure = self.failure or exc
                 return None

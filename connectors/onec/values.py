@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,8 @@ _LEXICAL = {
     "dateTime": re.compile(r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"),
 }
 _SCANS: dict[frozenset[str], re.Pattern[bytes]] = {}
+_SCANS_OF: dict[int, tuple[Mapping[str, tuple[str, str]], re.Pattern[bytes]]] = {}
+_SCANS_KEPT = 256  # views kept by identity: a service's operations, a few services
 # An answer is parsed as zeep parses it: no entities resolved, nothing fetched.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
@@ -224,15 +227,29 @@ def canonical_xml(body: bytes, kinds: Mapping[str, tuple[str, str]], operation: 
 def _needs_respelling(body: bytes, kinds: Mapping[str, tuple[str, str]]) -> bool:
     """Whether an element ``kinds`` names holds a text not in its lexical form (an entity
     such as ``&#160;`` counts: only a parser can tell what it stands for)."""
-    names = frozenset(kinds)
-    scan = _SCANS.get(names)
-    if scan is None:
-        alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
-        scan = re.compile(rb"<(?:[^\s<>/:]+:)?(" + alternatives + rb")(?=[\s>])[^>]*>([^<]*)<")
-        _SCANS[names] = scan
+    scan = _scan(kinds)
     for match in scan.finditer(body):
         kind = kinds[match[1].decode()][0]
         lexical = _LEXICAL.get(kind)
         if lexical is not None and not lexical.fullmatch(match[2].decode("utf-8", "replace")):
             return True
     return False
+
+
+def _scan(kinds: Mapping[str, tuple[str, str]]) -> re.Pattern[bytes]:
+    """The scan of the elements ``kinds`` names, compiled once per set of names. A read-only
+    view (the declared service's kinds, built once per operation) is also kept by identity,
+    so the hot path does not build the set of names again; the entry holds the view, so its
+    id is not reused."""
+    held = _SCANS_OF.get(id(kinds))
+    if held is not None and held[0] is kinds:
+        return held[1]
+    names = frozenset(kinds)
+    scan = _SCANS.get(names)
+    if scan is None:
+        alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
+        scan = re.compile(rb"<(?:[^\s<>/:]+:)?(" + alternatives + rb")(?=[\s>])[^>]*>([^<]*)<")
+        _SCANS[names] = scan
+    if isinstance(kinds, MappingProxyType) and len(_SCANS_OF) < _SCANS_KEPT:
+        _SCANS_OF[id(kinds)] = (kinds, scan)
+    return scan

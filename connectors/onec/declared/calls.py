@@ -7,6 +7,7 @@ by ``errors.py`` as before.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -174,4 +175,4 @@ def _kinds(declared: Declared, refusal: Refusal | None) -> Kinds:
     for when in refusal.when if refusal is not None else ():
         if isinstance(when.equals, bool) and when.path and isinstance(when.path[-1], str):
             kinds.setdefault(when.path[-1], ("boolean", "refusal"))
-    return kinds
+    return MappingProxyType(kinds)  # read-only: the answer's scan is kept by it (values.py)
