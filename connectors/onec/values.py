@@ -48,8 +48,16 @@ _LEXICAL = {
     "boolean": re.compile(r"true|false|1|0"),
     "dateTime": re.compile(r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"),
 }
-_SCANS: dict[frozenset[str], re.Pattern[bytes]] = {}
-_SCANS_OF: dict[int, tuple[Mapping[str, tuple[str, str]], re.Pattern[bytes]]] = {}
+# The same forms over bytes (ASCII digits: a digit beyond ASCII is left to the parser).
+_LEXICAL_BYTES = {
+    "decimal": rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)",
+    "int": rb"[+-]?[0-9]+",
+    "boolean": rb"true|false|1|0",
+    "dateTime": rb"-?[0-9]{4,}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    rb"(?:\.[0-9]+)?(?:Z|[+-][0-9][0-9]:[0-9][0-9])?",
+}
+_SCANS: dict[frozenset[tuple[str, str]], re.Pattern[bytes] | None] = {}
+_SCANS_OF: dict[int, tuple[Mapping[str, tuple[str, str]], re.Pattern[bytes] | None]] = {}
 _SCANS_KEPT = 256  # views kept by identity: a service's operations, a few services
 # An answer is parsed as zeep parses it: no entities resolved, nothing fetched.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -203,6 +211,11 @@ def canonical_xml(body: bytes, kinds: Mapping[str, tuple[str, str]], operation: 
     value that cannot be read at all."""
     if not _needs_respelling(body, kinds):
         return body  # the usual answer: one scan, no second parse
+    return _respelt(body, kinds, operation)
+
+
+def _respelt(body: bytes, kinds: Mapping[str, tuple[str, str]], operation: str) -> bytes:
+    """``canonical_xml`` past its scan: every element ``kinds`` names, parsed, respelt."""
     try:
         root = etree.fromstring(body, parser=_PARSER)
     except etree.XMLSyntaxError:
@@ -225,31 +238,43 @@ def canonical_xml(body: bytes, kinds: Mapping[str, tuple[str, str]], operation: 
 
 
 def _needs_respelling(body: bytes, kinds: Mapping[str, tuple[str, str]]) -> bool:
-    """Whether an element ``kinds`` names holds a text not in its lexical form (an entity
-    such as ``&#160;`` counts: only a parser can tell what it stands for)."""
+    """Whether an element ``kinds`` names may hold a text not in its lexical form: one
+    search of the bytes, for an element of a kind whose text is not that kind's form up to
+    the next ``<``. It may say yes where the parsed text is fine (an entity such as
+    ``&#160;``, CDATA, a digit beyond ASCII: only a parser can tell), never no where it is
+    not; ``canonical_xml``'s loop then decides on the parsed texts."""
     scan = _scan(kinds)
-    for match in scan.finditer(body):
-        kind = kinds[match[1].decode()][0]
-        lexical = _LEXICAL.get(kind)
-        if lexical is not None and not lexical.fullmatch(match[2].decode("utf-8", "replace")):
-            return True
-    return False
+    return scan is not None and scan.search(body) is not None
 
 
-def _scan(kinds: Mapping[str, tuple[str, str]]) -> re.Pattern[bytes]:
-    """The scan of the elements ``kinds`` names, compiled once per set of names. A read-only
-    view (the declared service's kinds, built once per operation) is also kept by identity,
-    so the hot path does not build the set of names again; the entry holds the view, so its
-    id is not reused."""
+def _scan(kinds: Mapping[str, tuple[str, str]]) -> re.Pattern[bytes] | None:
+    """The search for ``kinds``: compiled once per set of (element, kind), and found by a
+    read-only view itself (the declared service's kinds, built once per operation) without
+    building that set again; the entry holds the view, so its id is not reused."""
     held = _SCANS_OF.get(id(kinds))
     if held is not None and held[0] is kinds:
         return held[1]
-    names = frozenset(kinds)
-    scan = _SCANS.get(names)
-    if scan is None:
-        alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
-        scan = re.compile(rb"<(?:[^\s<>/:]+:)?(" + alternatives + rb")(?=[\s>])[^>]*>([^<]*)<")
-        _SCANS[names] = scan
+    names = frozenset((name, kind) for name, (kind, _field) in kinds.items())
+    if names not in _SCANS:
+        _SCANS[names] = _compiled_scan(names)
+    scan = _SCANS[names]
     if isinstance(kinds, MappingProxyType) and len(_SCANS_OF) < _SCANS_KEPT:
         _SCANS_OF[id(kinds)] = (kinds, scan)
     return scan
+
+
+def _compiled_scan(names: frozenset[tuple[str, str]]) -> re.Pattern[bytes] | None:
+    """``<[prefix:]Name …>`` whose text up to the next ``<`` is not its kind's form, for
+    every kind with a form (text of other kinds is left as it is)."""
+    by_kind: dict[str, list[str]] = {}
+    for name, kind in sorted(names):
+        if kind in _LEXICAL_BYTES:
+            by_kind.setdefault(kind, []).append(name)
+    if not by_kind:
+        return None
+    branches = []
+    for kind, elements in sorted(by_kind.items()):
+        alternatives = b"|".join(re.escape(name.encode()) for name in elements)
+        form = _LEXICAL_BYTES[kind]
+        branches.append(b"(?:" + alternatives + rb")(?=[\s>])[^>]*>(?!(?:" + form + b")<)")
+    return re.compile(rb"<(?:[^\s<>/:]+:)?(?:" + b"|".join(branches) + b")")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from connectors.onec import values
 from connectors.onec.answers import change_page
 from connectors.onec.values import (
     OnecBadValue,
@@ -206,3 +210,47 @@ def test_an_unreadable_change_page_names_the_field() -> None:
         with pytest.raises(OnecBadValue) as caught:
             change_page(page, 0)
         assert caught.value.field == field
+
+
+SPELT = [
+    "150.00", "-1", ".5", "1.", "1 000,50", "1\u00a0000,50", " 7 ", "\u0661\u0662", "", "x",
+    "true", "Да", "0", "2026-12-06T15:55:19", "2026-12-06T15:55:19.25+03:00",
+    "22.11.2026 10:00:00", "&#49;", "&#160;5", "<![CDATA[12]]>", "<![CDATA[1]]>2", "1<!-- c -->",
+    "<!-- c -->1",
+]  # fmt: skip
+SCAN_KINDS = {"Balance": ("decimal", "balance"), "N": ("int", "n"), "Ok": ("boolean", "ok")}
+SCAN_KINDS |= {"AsOf": ("dateTime", "as_of"), "Name": ("string", "name")}
+
+
+@pytest.mark.parametrize("kinds", [SCAN_KINDS, MappingProxyType(SCAN_KINDS)], ids=["dict", "view"])
+@settings(max_examples=400, deadline=None)
+@given(
+    texts=st.lists(
+        st.tuples(st.sampled_from(sorted(SCAN_KINDS)), st.sampled_from(SPELT)), max_size=5
+    ),
+    prefix=st.sampled_from(["", "m:"]),
+    nil=st.booleans(),
+)
+def test_the_byte_scan_never_misses_what_the_parsed_check_respells(
+    kinds: Any, texts: list[tuple[str, str]], prefix: str, nil: bool
+) -> None:
+    """Whatever the loop over the parsed answer would respell (or refuse), the scan of the
+    bytes that decides whether to run it sees too."""
+    inner = "".join(f"<{prefix}{name}>{text}</{prefix}{name}>" for name, text in texts)
+    if nil:
+        inner += f'<{prefix}Balance xsi:nil="true"></{prefix}Balance>'
+    body = (
+        f'<r xmlns:m="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{inner}</r>'
+    ).encode()
+    forced = outcome(lambda: values._respelt(body, kinds, "Op"))
+    if forced != ("ok", body):
+        assert values._needs_respelling(body, kinds), (body, forced)
+    assert outcome(lambda: canonical_xml(body, kinds, "Op")) == forced
+
+
+def outcome(respell: Any) -> tuple[str, Any]:
+    """The bytes ``respell`` gives, or the refusal it raises."""
+    try:
+        return ("ok", respell())
+    except OnecBadValue as exc:
+        return ("refused", str(exc))
