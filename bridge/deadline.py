@@ -28,6 +28,7 @@ class Deadline:
 
     at: float
     waited: float = 0.0  # seconds a rate limiter held the caller back
+    enforced: bool = False  # a timer cancels the call at ``at`` (BonusService.call_master)
 
     def remaining(self) -> float:
         """Seconds left (negative once passed)."""
@@ -40,6 +41,13 @@ _current: ContextVar[Deadline | None] = ContextVar("bridge_deadline", default=No
 def current_deadline() -> Deadline | None:
     """The innermost deadline of the running call, if any."""
     return _current.get()
+
+
+def cut_off_within(seconds: float) -> bool:
+    """Whether an enclosing timer cancels the running call within ``seconds`` from now, so
+    a bound of that length of its own (one more timer on the loop per call) is moot."""
+    deadline = _current.get()
+    return deadline is not None and deadline.enforced and deadline.remaining() <= seconds
 
 
 @contextmanager

@@ -150,6 +150,7 @@ class BonusService:
         try:
             with deadline_within(budget) as limit:
                 async with asyncio.timeout(budget):  # no extra task, unlike wait_for
+                    limit.enforced = True  # the connectors need no timer of their own
                     result = await call()
         except RateLimited as exc:
             raise MasterUnavailable(self.master, exc.retry_after or 1.0, BUSY) from exc

@@ -65,10 +65,13 @@ def http_problem(exc: web.HTTPException) -> Problem:
     return Problem(exc.status, code, exc.reason or phrase, headers=headers)
 
 
+# json.dumps builds an encoder per call when given any option; this one is built once.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     """A JSON response with decimals and datetimes already made strings by the caller."""
-    return web.Response(
-        status=status,
-        body=json.dumps(data, ensure_ascii=False).encode(),
-        content_type="application/json",
-    )
+    return web.Response(status=status, body=_ENCODE(data).encode(), content_type=JSON_TYPE)
+
+
+JSON_TYPE = "application/json"

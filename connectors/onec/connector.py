@@ -25,6 +25,7 @@ from bridge.connector import (
     ListPage,
     PollResult,
 )
+from bridge.deadline import cut_off_within
 from bridge.errors import ConfigError, DeliveryError, PermanentError, TransientError
 from bridge.logs import get_logger
 from bridge.settings import SystemSettings
@@ -180,10 +181,13 @@ class OnecConnector:
         return await self._bounded(asyncio.get_running_loop().run_in_executor(self._pool, fn))
 
     async def _bounded(self, call: Awaitable[T], *, ledger: bool = True) -> T:
+        bound = self._timeout + 0.5
         try:
+            if cut_off_within(bound):  # a till's look-up: its own timer bounds it sooner
+                return await call
             # requests' timeout is per socket read; this bounds the whole call for the caller.
             # asyncio.timeout, not wait_for: no extra task per call on the look-up path.
-            async with asyncio.timeout(self._timeout + 0.5):
+            async with asyncio.timeout(bound):
                 return await call
         except TimeoutError as exc:
             raise TransientError(f"1C did not answer within {self._timeout:g} s") from exc

@@ -6,7 +6,8 @@ Why not ``requests`` in worker threads, as before: a balance look-up is two call
 them in threads the bridge spent 4.6 ms of CPU per look-up, against 1.8 ms now (1C HTTP
 service, 200 look-ups/s); ``requests`` also scanned ``os.environ`` for proxy settings on
 every call (~9 % of the bridge's CPU). bench/README.md, "Balance look-ups", has the runs
-and the profiles. Nothing here imports the bridge's core.
+and the profiles. Nothing here imports the bridge's core but ``bridge.deadline``: under
+a caller's timer that comes sooner (a till's look-up), aiohttp's own is left out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from typing import NamedTuple
 import aiohttp
 import requests.utils
 from multidict import CIMultiDictProxy
+
+from bridge.deadline import cut_off_within
+
+_NO_TIMER = aiohttp.ClientTimeout()  # no total, no read timeout: aiohttp sets no timer
 
 
 class OnecCallError(Exception):
@@ -164,9 +169,11 @@ class Wire:
         body: bytes | None,
         headers: Mapping[str, str],
     ) -> Answer:
+        # Under a caller's timer that comes sooner (a till's look-up), no timer of aiohttp's.
+        timeout = _NO_TIMER if cut_off_within(self._timeout.total or 0) else self._timeout
         try:
             async with http.request(
-                method, url, data=body, headers=headers, proxy=self._proxy
+                method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
             ) as r:
                 return Answer(r.status, await r.read(), r.headers, r.charset)
         except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bridge.deadline import current_deadline, deadline_within
+from bridge.deadline import current_deadline, cut_off_within, deadline_within
 from bridge.errors import RateLimited
 from connectors.retailcrm.ratelimit import RateLimiter
 
@@ -70,3 +70,15 @@ async def test_requests_finish_one_after_another_rather_than_all_late() -> None:
     # In turns: the first request is done after its 3 calls, not after 9 (lock-step).
     assert finished[0] < 3.5, finished
     assert finished[1] < 6.5, finished
+
+
+def test_a_connector_leaves_out_its_own_timer_only_under_a_sooner_enforced_one() -> None:
+    assert not cut_off_within(10.0)  # no caller's deadline at all
+    with deadline_within(1.0) as deadline:
+        assert not cut_off_within(10.0)  # a deadline no timer enforces
+        deadline.enforced = True
+        assert cut_off_within(10.0)
+        assert not cut_off_within(0.5)  # the caller's timer comes later than the bound
+        with deadline_within(0.2):
+            assert not cut_off_within(10.0)  # the inner one is not enforced
+    assert not cut_off_within(10.0)
