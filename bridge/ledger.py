@@ -31,6 +31,9 @@ class LedgerErrorCode(StrEnum):
     CUSTOMER_MISMATCH = "customer_mismatch"  # the order belongs to another customer
     # The master cannot do this at all as configured (a 1C service declaring no reserve).
     NOT_SUPPORTED = "not_supported"
+    UNKNOWN_CARD = "unknown_card"  # no card of this number at the master
+    CARD_TAKEN = "card_taken"  # the card belongs to another phone
+    CARD_BLOCKED = "card_blocked"  # the card cannot take this call in its status
 
 
 class LedgerRefused(PermanentError):
@@ -163,4 +166,81 @@ class Ledger(Protocol):
         self, operation_id: str, original_operation_id: str, amount: Decimal
     ) -> LedgerOperation:
         """Take back (part of) an accrual or give back (part of) a write-off."""
+        ...
+
+
+class CardStatus(StrEnum):
+    """A loyalty card's state at the master."""
+
+    ACTIVE = "active"  # accrues and spends
+    BLOCKED = "blocked"  # neither: merged into another card, lost, closed
+    ACCUMULATE_ONLY = "accumulate_only"  # accrues; a write-off is refused
+
+
+@dataclass(frozen=True)
+class LedgerCard:
+    """One loyalty card as the master keeps it. ``customer_id`` and ``phone`` are its
+    owner's (None for a card no one owns yet); ``main`` marks the card a customer's points
+    are looked up, accrued and spent on."""
+
+    number: str
+    status: CardStatus
+    balance: Decimal
+    main: bool = False
+    customer_id: str | None = None
+    phone: str | None = None
+
+
+@runtime_checkable
+class CardsAtMaster(Protocol):
+    """A master that keeps several cards per customer, moves points between them and keeps
+    the customer's questionnaire (issue 17). Every call that changes the master carries an
+    ``operation_id`` it is idempotent on (a retried call does nothing twice); a call the
+    master cannot make as configured is ``LedgerRefused(not_supported)``."""
+
+    async def cards(self, phone: str) -> list[LedgerCard]:
+        """Every card whose owner has this phone (E.164), main card first; [] if none."""
+        ...
+
+    async def card(self, number: str) -> LedgerCard:
+        """One card, owned or not; ``LedgerRefused(unknown_card)`` if there is none."""
+        ...
+
+    async def attach_card(self, operation_id: str, number: str, phone: str) -> LedgerCard:
+        """Give an ownerless card to the customer with ``phone`` (registered first if the
+        master has none); ``card_taken`` if another phone owns it (its own: as it is)."""
+        ...
+
+    async def set_card_status(
+        self, operation_id: str, number: str, status: CardStatus
+    ) -> LedgerCard:
+        """Block a card (or make it active again)."""
+        ...
+
+    async def set_main_card(self, operation_id: str, number: str) -> LedgerCard:
+        """Make ``number`` its owner's main card (the others stay as they are)."""
+        ...
+
+    async def move_points(
+        self, operation_id: str, from_card: str, to_card: str, amount: Decimal
+    ) -> LedgerOperation:
+        """Move exactly ``amount`` points from one card to another (``kind`` ``move``);
+        ``insufficient_balance`` if the source has less free (unreserved) points."""
+        ...
+
+    async def profile(self, customer_id: str) -> dict[str, str | None]:
+        """The customer's questionnaire by the bridge's field names (``customers.profile``)."""
+        ...
+
+    async def save_profile(
+        self, operation_id: str, customer_id: str, profile: dict[str, str | None]
+    ) -> dict[str, str | None]:
+        """Save the questionnaire's given fields; the whole questionnaire as saved."""
+        ...
+
+    async def register_customer(
+        self, operation_id: str, phone: str, name: str | None = None
+    ) -> LedgerCustomer:
+        """The customer with this phone, created (with a new card) if the master has none;
+        the same customer however often it is called for one phone."""
         ...
