@@ -54,6 +54,9 @@ class ErrorCode(StrEnum):
     AMOUNT_EXCEEDS_ORIGINAL = "amount_exceeds_original"
     OPERATION_CONFLICT = "operation_conflict"
     INVALID_REQUEST = "invalid_request"
+    UNKNOWN_CARD = "unknown_card"
+    CARD_TAKEN = "card_taken"
+    CARD_BLOCKED = "card_blocked"
 
     @property
     def http_status(self) -> int:
@@ -66,6 +69,8 @@ _HTTP_STATUS = {
     "unknown_customer": 404,
     "unknown_order": 404,
     "reservation_not_found": 404,
+    "unknown_card": 404,
+    "card_taken": 409,
 }
 
 
@@ -88,8 +93,15 @@ def fault_code(text: str) -> ErrorCode | None:
 
 
 # The values of Operation.kind, Operation.status, Change.entity and Change.action.
-OPERATION_KINDS = frozenset({"reserve", "commit", "release", "accrue", "reverse"})
-OPERATION_STATUSES = frozenset({"reserved", "committed", "released", "accrued", "reversed"})
+OPERATION_KINDS = frozenset({"reserve", "commit", "release", "accrue", "reverse", "move"})
+OPERATION_STATUSES = frozenset(
+    {"reserved", "committed", "released", "accrued", "reversed", "moved"}
+)
+# Card.status: a blocked card neither accrues nor spends; accumulate_only accrues only.
+CARD_STATUSES = frozenset({"active", "blocked", "accumulate_only"})
+# The questionnaire's fields (Profile), by the bridge's names; every value text or nil.
+PROFILE_FIELDS = ("last_name", "first_name", "middle_name", "birth_date", "gender", "email")
+GENDERS = frozenset({"male", "female"})
 CHANGE_ENTITIES = frozenset({"order", "receipt", "sale", "return", "customer"})
 CHANGE_ACTIONS = frozenset({"created", "changed", "deleted"})
 
@@ -157,9 +169,16 @@ class Operation:
         return self.name in LISTING
 
     @property
+    def cards(self) -> bool:
+        """Added for customers' cards, questionnaires and registration (issue 17): a master
+        without them answers ``not_supported`` for those calls alone."""
+        return self.name in CARDS
+
+    @property
     def optional(self) -> bool:
-        """Whether a service may lack it and still be used (a mirroring or listing call)."""
-        return self.mirroring or self.listing
+        """Whether a service may lack it and still be used (a mirroring, listing or card
+        call)."""
+        return self.mirroring or self.listing or self.cards
 
     @property
     def idempotent(self) -> bool:
@@ -169,6 +188,10 @@ class Operation:
 
 MIRRORING = frozenset({"get_order", "save_customer", "get_customer"})
 LISTING = frozenset({"list_orders", "list_customers"})
+CARDS = frozenset({
+    "find_cards", "get_card", "attach_card", "set_card_status", "set_main_card", "move_points",
+    "get_profile", "save_profile", "register_customer",
+})  # fmt: skip
 
 _S, _D, _N, _B, _T = XsdType.STRING, XsdType.DECIMAL, XsdType.INT, XsdType.BOOLEAN, XsdType.DATETIME
 
@@ -217,15 +240,25 @@ ORDER_LIST = Record("OrderList", (
 CUSTOMER_LIST = Record("CustomerList", (
     RecordField("items", "Items", CUSTOMER_DOCUMENT, optional=True, repeated=True),
     _f("next", _S, True), _f("total", _N)))
+# A loyalty card (issue 17): its owner's id and phone are nil for a card no one owns yet.
+CARD = Record("Card", (
+    _f("number", _S), _f("status", _S), _f("balance", _D), _f("reserved", _D), _f("main", _B),
+    _f("customer_id", _S, True), _f("phone", _S, True)))
+CARD_LIST = Record("CardList", (
+    RecordField("items", "Items", CARD, optional=True, repeated=True),))
+PROFILE = Record("Profile", (
+    _f("customer_id", _S), *(_f(name, _S, True) for name in PROFILE_FIELDS)))
 RECORDS: Mapping[str, Record] = MappingProxyType(
     {r.name: r for r in (
         CUSTOMER, BALANCE, OPERATION, SAVED_ORDER, ORDER_DOCUMENT, SAVED_CUSTOMER,
-        CUSTOMER_DOCUMENT, CHANGES, CHANGE, ORDER_LIST, CUSTOMER_LIST)})
+        CUSTOMER_DOCUMENT, CHANGES, CHANGE, ORDER_LIST, CUSTOMER_LIST, CARD, CARD_LIST,
+        PROFILE)})
 
 _OP_ID, _CUSTOMER_ID, _AMOUNT = _p("operation_id", _S), _p("customer_id", _S), _p("amount", _D)
 _ORDER_ID, _RESERVATION_ID = _p("order_id", _S), _p("reservation_id", _S)
 _EXTERNAL_ID, _ID = _p("external_id", _S), _p("id", _S)
 _LISTING = (_p("created_from", _T, True), _p("after", _S, True), _p("limit", _N, True))
+_CARD, _PHONE = _p("card", _S), _p("phone", _S)
 OPERATIONS: Mapping[str, Operation] = MappingProxyType({op.name: op for op in (
     Operation("find_customer", "FindCustomer", "/v1/find-customer",
               (_p("phone", _S, True), _p("card", _S, True), _p("customer_id", _S, True)), CUSTOMER),
@@ -250,6 +283,19 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({op.name: op for op in (
               (_p("since_message_no", _N), _p("limit", _N, True)), CHANGES),
     Operation("list_orders", "ListOrders", "/v1/orders", _LISTING, ORDER_LIST),
     Operation("list_customers", "ListCustomers", "/v1/customers", _LISTING, CUSTOMER_LIST),
+    Operation("find_cards", "FindCards", "/v1/find-cards", (_PHONE,), CARD_LIST),
+    Operation("get_card", "GetCard", "/v1/card", (_CARD,), CARD),
+    Operation("attach_card", "AttachCard", "/v1/attach-card", (_OP_ID, _CARD, _PHONE), CARD),
+    Operation("set_card_status", "SetCardStatus", "/v1/set-card-status",
+              (_OP_ID, _CARD, _p("status", _S)), CARD),
+    Operation("set_main_card", "SetMainCard", "/v1/set-main-card", (_OP_ID, _CARD), CARD),
+    Operation("move_points", "MovePoints", "/v1/move-points",
+              (_OP_ID, _p("from_card", _S), _p("to_card", _S), _AMOUNT), OPERATION),
+    Operation("get_profile", "GetProfile", "/v1/profile", (_CUSTOMER_ID,), PROFILE),
+    Operation("save_profile", "SaveProfile", "/v1/save-profile",
+              (_OP_ID, _CUSTOMER_ID, _p("profile", _S)), PROFILE),
+    Operation("register_customer", "RegisterCustomer", "/v1/register-customer",
+              (_OP_ID, _PHONE, _p("name", _S, True)), CUSTOMER),
 )})
 # fmt: on
 

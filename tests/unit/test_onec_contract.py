@@ -86,6 +86,8 @@ def test_records_default_names_and_idempotency() -> None:
     ledger = {name for name, op in OPERATIONS.items() if op.idempotent}
     assert ledger == {
         "reserve", "commit", "release", "accrue", "reverse", "save_order", "save_customer",
+        "attach_card", "set_card_status", "set_main_card", "move_points", "save_profile",
+        "register_customer",
     }  # fmt: skip
     for op in OPERATIONS.values():  # one flat logical → element map per operation needs this
         names = [name for record in op.result.walk() for name in record.names]

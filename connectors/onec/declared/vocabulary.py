@@ -37,7 +37,8 @@ class Capability:
 
 
 def _contract(name: str, feature: str) -> Capability:
-    """A mirroring or listing capability: the contract's parameters and result record."""
+    """A mirroring, listing or card capability: the contract's parameters and result
+    record."""
     op = OPERATIONS[name]
     fields = tuple(f.name for f in op.result.fields)
     return Capability(
@@ -76,6 +77,15 @@ CAPABILITIES: Mapping[str, Capability] = MappingProxyType({c.name: c for c in (
     _contract("get_changes", "changes from 1C (polling)"),
     _contract("list_orders", "backfill of orders"),
     _contract("list_customers", "backfill of customers"),
+    _contract("find_cards", "customers' cards"),
+    _contract("get_card", "customers' cards"),
+    _contract("attach_card", "customers' cards"),
+    _contract("set_card_status", "customers' cards"),
+    _contract("set_main_card", "customers' cards"),
+    _contract("move_points", "merging cards"),
+    _contract("get_profile", "the customer's questionnaire"),
+    _contract("save_profile", "the customer's questionnaire"),
+    _contract("register_customer", "registering customers"),
 )})
 # fmt: on
 
