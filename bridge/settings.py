@@ -23,12 +23,14 @@ from pydantic import (
 )
 
 from bridge.settings_base import Strict
+from bridge.settings_customers import CustomerSettings
 from bridge.settings_sms import (
     SmsSettings,
 )
 
 SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-SCOPES = frozenset({"bonus:read", "bonus:reserve", "admin"})
+# customers: act for a customer who proved their phone (issue 17: a web shop's back end).
+SCOPES = frozenset({"bonus:read", "bonus:reserve", "customers", "admin"})
 
 
 class Synchronous(StrEnum):
@@ -415,6 +417,7 @@ class Settings(Strict):
     systems: dict[str, SystemSettings] = Field(default_factory=dict)
     mirror: MirrorSettings = MirrorSettings()
     bonus: BonusSettings = BonusSettings()
+    customers: CustomerSettings = CustomerSettings()
     sandbox: SandboxSettings = SandboxSettings()
 
     @model_validator(mode="after")

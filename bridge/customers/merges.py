@@ -1,0 +1,248 @@
+"""Merging a phone's cards into one: every other card blocked at the master and its
+points moved to the main card, each step an owed call (``bridge.owed``) with its own
+operation id, so a step is made once however often it is retried, and a merge cut short
+by ``kill -9`` goes on where it stopped when the bridge starts again.
+
+The steps of merge ``mrg_…`` into card M::
+
+    card_main   (mrg_…:main)      M made the owner's main card
+    card_block  (mrg_…:block:C)   C blocked; its points, frozen now, read; then owed:
+    card_move   (mrg_…:move:C)    exactly those points moved C → M (none owed for 0.00)
+
+Blocking first freezes the card (nothing accrues on or is spent from a blocked card), so
+the amount moved is the card's whole balance to the kopeck. The merge record keeps each
+card's state (``customer_records``, compare-and-set); it is ``done`` when M is main and
+every card is moved or was empty, ``failed`` (with the reason) when a step is given up.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from bridge.bonus.balance import BonusService, MasterUnavailable
+from bridge.bonus.reservation_rules import ReservationProblem
+from bridge.errors import DeliveryError, TransientError
+from bridge.ledger import CardsAtMaster, CardStatus, LedgerCard
+from bridge.logs import get_logger
+from bridge.owed.calls import NewOwedCall, OwedCall
+from bridge.owed.handlers import Handlers
+from bridge.owed.sweeper import OwedSweeper
+from bridge.retry import RetryDecision
+from bridge.settings import RetrySettings
+from bridge.store.customer_records import CustomerRecord, CustomerRecords, RecordKind
+from bridge.store.reservations import RsvStatus, VersionConflict
+
+log = get_logger("bridge.customers")
+
+BLOCK, MOVE, MAIN = "card_block", "card_move", "card_main"
+RUNNING, DONE, FAILED = "running", "done", "failed"
+OPEN_RESERVATIONS = frozenset(
+    {RsvStatus.CREATING, RsvStatus.AWAITING_CODE, RsvStatus.HELD}
+    | {RsvStatus.COMMIT_PENDING, RsvStatus.RELEASE_PENDING}
+)
+
+
+def cards_of(bonus: BonusService) -> CardsAtMaster:
+    """The master's cards, or ``not_supported`` when the master keeps one card per customer."""
+    ledger = bonus.ledger
+    if not isinstance(ledger, CardsAtMaster):
+        raise ReservationProblem(
+            "not_supported", f"the bonus master {bonus.master!r} keeps no cards per phone"
+        )
+    return ledger
+
+
+class Merges:
+    """Starts merges, runs their steps (the owed-call handler of the three kinds), and says
+    where each one is."""
+
+    def __init__(
+        self,
+        bonus: BonusService,
+        records: CustomerRecords,
+        owed: OwedSweeper,
+        policy: RetrySettings,
+        open_reservations: Callable[[str], Any],
+    ) -> None:
+        self.bonus, self.records, self.owed, self.policy = bonus, records, owed, policy
+        self._open_reservations = open_reservations  # phone → awaitable list of rsv ids
+
+    def register(self, handlers: Handlers) -> None:
+        """Run the merge steps with this object."""
+        for operation in (BLOCK, MOVE, MAIN):
+            handlers.register(operation, self, self.policy)
+
+    async def start(self, phone: str, main_card: str) -> CustomerRecord:
+        """A merge of ``phone``'s other cards into ``main_card``, its steps owed."""
+        ledger = cards_of(self.bonus)
+        cards = await self.bonus.call_master("cards", lambda: ledger.cards(phone))
+        main = next((c for c in cards if c.number == main_card), None)
+        if main is None:  # not this phone's (another's, or none): never said which
+            raise ReservationProblem("unknown_card", f"no card {main_card!r} of this phone")
+        if main.status is CardStatus.BLOCKED:
+            raise ReservationProblem("card_blocked", f"card {main_card} is blocked")
+        held = await self._open_reservations(phone)
+        if held:
+            raise ReservationProblem(
+                "open_reservation",
+                f"reservation {held[0]} of this phone is still open: confirm, commit or"
+                " cancel it before the cards are merged",
+                reservations=list(held),
+            )
+        merge_id = f"mrg_{secrets.token_hex(10)}"
+        others = [c for c in cards if c.number != main_card and c.status is not CardStatus.BLOCKED]
+        body = {"main": main_card, "main_set": False, "cards": {c.number: {"state": "owed"}
+                for c in others}}  # fmt: skip
+        record, _ = await self.records.add_record(RecordKind.MERGE, merge_id, phone, RUNNING, body)
+        system = self.bonus.master
+        calls = [NewOwedCall(system, MAIN, f"{merge_id}:main", {"merge": merge_id}, merge_id)]
+        calls += [
+            NewOwedCall(system, BLOCK, f"{merge_id}:block:{c.number}",
+                        {"merge": merge_id, "card": c.number}, merge_id)
+            for c in others
+        ]  # fmt: skip
+        await self.owed.store.owe(calls)
+        self.owed.wake()
+        log.info("merge_started", merge=merge_id, cards=len(others))
+        return record
+
+    async def get(self, merge_id: str, phone: str) -> CustomerRecord:
+        """One merge of ``phone``; another phone's is not found, as one that never was."""
+        record = await self.records.get_record(RecordKind.MERGE, merge_id)
+        if record is None or record.subject != phone:
+            raise ReservationProblem("merge_not_found", f"no merge {merge_id[:40]!r}")
+        return record
+
+    # -- the owed steps -------------------------------------------------------------------
+
+    async def run(self, call: OwedCall) -> str | None:
+        """Make one step at the master, then note it on the merge."""
+        ledger = cards_of(self.bonus)
+        args = call.arguments
+        merge = await self.records.get_record(RecordKind.MERGE, str(args["merge"]))
+        if merge is None:
+            return "no such merge any more"
+        main = str(merge.body["main"])
+        try:
+            if call.operation == MAIN:
+                await self.bonus.call_master(
+                    "set_main_card", lambda: ledger.set_main_card(call.operation_id, main)
+                )
+                await self._note(merge.key, lambda b: b | {"main_set": True})
+                return f"{main} is the main card"
+            card = str(args["card"])
+            if call.operation == BLOCK:
+                return await self._block(ledger, call, merge.key, card, main)
+            amount = Decimal(str(args["amount"]))
+            await self.bonus.call_master(
+                "move_points",
+                lambda: ledger.move_points(call.operation_id, card, main, amount),
+            )
+            await self._note(merge.key, lambda b: _card(b, card, "moved", str(amount)))
+            return f"{amount} moved {card} → {main}"
+        except MasterUnavailable as exc:
+            raise TransientError(str(exc)) from exc
+
+    async def _block(
+        self, ledger: CardsAtMaster, call: OwedCall, merge_id: str, card: str, main: str
+    ) -> str:
+        blocked: LedgerCard = await self.bonus.call_master(
+            "set_card_status",
+            lambda: ledger.set_card_status(call.operation_id, card, CardStatus.BLOCKED),
+        )
+        # Frozen now: what it holds is what moves (read again: a retried block answers
+        # the card as it was when first blocked, possibly before a last accrual landed).
+        frozen = await self.bonus.call_master("card", lambda: ledger.card(card))
+        amount = frozen.balance if frozen.balance > 0 else blocked.balance
+        if amount <= 0:
+            await self._note(merge_id, lambda b: _card(b, card, "empty", "0.00"))
+            return f"{card} blocked, nothing to move"
+        await self.owed.store.owe([
+            NewOwedCall(call.system, MOVE, f"{merge_id}:move:{card}",
+                        {"merge": merge_id, "card": card, "amount": str(amount)}, merge_id)
+        ])  # fmt: skip
+        self.owed.wake()
+        await self._note(merge_id, lambda b: _card(b, card, "blocked", str(amount)))
+        return f"{card} blocked, {amount} to move to {main}"
+
+    async def failed(self, call: OwedCall, error: DeliveryError, decision: RetryDecision) -> None:
+        """A step given up: the merge is failed with the reason (support replays the call
+        after the fix, and the merge goes on)."""
+        if decision.retry:
+            return
+        merge_id = str(call.arguments.get("merge"))
+        reason = f"{call.operation} {call.arguments.get('card', '')}: {error}".strip()
+        await self._note(merge_id, lambda b: b | {"error": reason}, status=FAILED)
+        log.warning("merge_failed", merge=merge_id, error=reason)
+
+    async def _note(
+        self,
+        merge_id: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        status: str | None = None,
+    ) -> None:
+        """Apply ``change`` to the merge's body (compare-and-set, again on a conflict) and
+        settle its status."""
+        for _ in range(20):
+            record = await self.records.get_record(RecordKind.MERGE, merge_id)
+            if record is None:
+                return
+            body = change(_copy(record.body))
+            if status is not None:
+                new_status = status
+            elif record.status == FAILED and "error" not in body:
+                new_status = RUNNING
+            else:
+                new_status = DONE if _finished(body) else record.status
+            try:
+                await self.records.update_record(record, new_status, body)
+            except VersionConflict:
+                continue
+            if new_status == DONE and record.status != DONE:
+                log.info("merge_done", merge=merge_id)
+            return
+        raise TransientError(f"merge {merge_id} is being changed by others; trying again")
+
+
+def _copy(body: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(body)
+    out["cards"] = {k: dict(v) for k, v in dict(body.get("cards", {})).items()}
+    return out
+
+
+def _card(body: dict[str, Any], card: str, state: str, amount: str) -> dict[str, Any]:
+    """The body with ``card`` in ``state`` (a move noted once stays moved: a late block
+    note of a retried call does not undo it)."""
+    entry = body["cards"].setdefault(card, {})
+    if entry.get("state") == "moved" and state != "moved":
+        return body
+    body["cards"][card] = entry | {"state": state, "amount": amount}
+    body.pop("error", None)  # the step went through after all (a replay)
+    return body
+
+
+def _finished(body: Mapping[str, Any]) -> bool:
+    cards = dict(body.get("cards", {}))
+    return bool(body.get("main_set")) and all(
+        entry.get("state") in ("moved", "empty") for entry in cards.values()
+    )
+
+
+def merge_view(record: CustomerRecord) -> dict[str, Any]:
+    """``GET /api/v1/customers/merges/{id}``."""
+    body = record.body
+    out: dict[str, Any] = {
+        "merge_id": record.key,
+        "status": record.status,
+        "main_card": body.get("main"),
+        "cards": [
+            {"card": number, "state": entry.get("state"), "amount": entry.get("amount")}
+            for number, entry in sorted(dict(body.get("cards", {})).items())
+        ],
+    }
+    if body.get("error"):
+        out["error"] = body["error"]
+    return out
