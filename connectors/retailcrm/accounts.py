@@ -32,7 +32,7 @@ overtook keeps nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -92,18 +92,14 @@ class LoyaltyAccounts:
                 raise LedgerRefused(LedgerErrorCode.INVALID_REQUEST, "give a phone, card or id")
             page = await self._run(lambda: self._client.loyalty_accounts(filters, 20, 1))
             accounts = [a for a in page.get("loyaltyAccounts") or [] if isinstance(a, Mapping)]
-            if not accounts:
+            if phone is not None:
+                accounts = [a for a in accounts if same_phone(a.get("phoneNumber"), phone)]
+            found = main_account(accounts)
+            if found is None:
                 raise LedgerRefused(LedgerErrorCode.UNKNOWN_CUSTOMER, "no loyalty account")
-            account = accounts[0]
+            account = found
         self._keep_just_read(account, read_at, writes)  # by id too: one read, not two
-        customer = account.get("customer") or {}
-        name = " ".join(str(customer[k]) for k in ("firstName", "lastName") if customer.get(k))
-        return LedgerCustomer(
-            customer_id=str(account["id"]),
-            phone=_text(account.get("phoneNumber")),
-            card=_text(account.get("cardNumber")),
-            name=name or None,
-        )
+        return as_customer(account)
 
     async def balance(self, customer_id: str, cart_total: Decimal | None = None) -> LedgerBalance:
         """Points, level, points still waiting activation and points burning soon."""
@@ -199,6 +195,33 @@ class LoyaltyAccounts:
         answer = await self._run(lambda: self._client.loyalty_calculate(order, 0))
         best = [c for c in answer.get("calculations") or [] if c.get("maximum")]
         return money(best[0].get("maxChargeBonuses")) if best else Decimal("0.00")
+
+
+def as_customer(account: Mapping[str, Any]) -> LedgerCustomer:
+    """A loyalty account as the core's customer: the account id is the customer id."""
+    customer = account.get("customer") or {}
+    name = " ".join(str(customer[k]) for k in ("firstName", "lastName") if customer.get(k))
+    return LedgerCustomer(
+        customer_id=str(account["id"]),
+        phone=_text(account.get("phoneNumber")),
+        card=_text(account.get("cardNumber")),
+        name=name or None,
+    )
+
+
+def main_account(accounts: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The account a phone's look-ups land on: the first activated one RetailCRM lists, else
+    the first (a customer takes part in a programme once, §4.3, so several accounts on one
+    phone are several customers sharing it)."""
+    active = [a for a in accounts if a.get("status") == "activated"]
+    chosen = active or list(accounts)
+    return chosen[0] if chosen else None
+
+
+def same_phone(number: Any, phone: str) -> bool:
+    """Whether an account's ``phoneNumber`` is ``phone`` (digits compared, ``8…`` as ``7…``):
+    RetailCRM's ``filter[phoneNumber]`` matching is not documented (§3.2, §9.4)."""
+    return bool(number) and phone_digits(str(number)) == phone_digits(phone)
 
 
 def money(value: Any) -> Decimal:

@@ -207,6 +207,12 @@ class RetailcrmClient:
         """``POST /loyalty/account/create`` in the client's site."""
         return self._call(lambda api: api.loyalty_account_create(self.site, jsonable(account)))
 
+    def loyalty_account_edit(self, account_id: int, account: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /loyalty/account/{id}/edit``: ``phoneNumber``, ``cardNumber``, … (§4.2)."""
+        return self._call(
+            lambda api: api.loyalty_account_edit(_segment(account_id), jsonable(account))
+        )
+
     def loyalty_account_activate(self, account_id: int) -> dict[str, Any]:
         """``POST /loyalty/account/{id}/activate`` (may return ``verification``)."""
         return self._call(lambda api: api.loyalty_account_activate(_segment(account_id)))

@@ -72,6 +72,17 @@ class RetailcrmConnector:
         self.accrue = self.master.accrue
         self.reverse = self.master.reverse
         self.confirm_code = self.master.confirm_code
+        # CardsAtMaster (issue 17) and what RetailCRM cannot do at all (DeclaresCapabilities).
+        self.missing = self.master.missing
+        self.cards = self.master.cards
+        self.card = self.master.card
+        self.attach_card = self.master.attach_card
+        self.set_card_status = self.master.set_card_status
+        self.set_main_card = self.master.set_main_card
+        self.move_points = self.master.move_points
+        self.profile = self.master.profile
+        self.save_profile = self.master.save_profile
+        self.register_customer = self.master.register_customer
 
     async def start(self) -> None:
         """Nothing to open: connections are made on first use."""

@@ -25,6 +25,11 @@ RetailCRM has no operation ids: ``apply`` is made idempotent by reading the orde
 (the same charge already there is the answer to a repeat), ``cancel`` is idempotent by
 itself, but a manual credit is not — the bonus service must record it before calling.
 
+Issue 17's cards, moves, questionnaire and registration (the core's ``CardsAtMaster``) are
+``cards.py``'s and ``profiles.py``'s, reached through this object; what RetailCRM cannot do
+(block a card, move points exactly once, choose a main card) answers ``not_supported`` and
+is declared up front by ``missing``.
+
 The reads — finding an account, its balance, the details kept a minute, the account a
 find_customer read reused by the balance right after — and what a look-up costs in requests
 are ``accounts.py``'s; this module makes the writes, each followed by ``forget_details``.
@@ -39,7 +44,9 @@ from typing import Any, TypeVar
 
 from bridge.errors import ConfigError, DeliveryError, PermanentError
 from bridge.ledger import (
+    CardStatus,
     LedgerBalance,
+    LedgerCard,
     LedgerCustomer,
     LedgerErrorCode,
     LedgerOperation,
@@ -51,7 +58,9 @@ from connectors.retailcrm.accounts import (
     LoyaltyAccounts,
     money,
 )
+from connectors.retailcrm.cards import NO_MOVE, LoyaltyCards
 from connectors.retailcrm.client import RetailcrmClient
+from connectors.retailcrm.profiles import Profiles
 
 __all__ = ["DETAILS_TTL_SECONDS", "JUST_READ_SECONDS", "RetailcrmMaster"]
 
@@ -72,6 +81,12 @@ class RetailcrmMaster:
         self._client = client
         self._run = run
         self.accounts = LoyaltyAccounts(client, run, details_ttl=details_ttl, clock=clock)
+        self.cards_at = LoyaltyCards(client, run, self.forget_details)
+        self.profiles = Profiles(client, run, self.accounts)
+
+    def missing(self, capability: str) -> str | None:
+        """Why RetailCRM cannot do ``capability`` at all (only ``move_points``), else None."""
+        return NO_MOVE if capability == "move_points" else None
 
     async def find_customer(
         self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
@@ -218,6 +233,52 @@ class RetailcrmMaster:
             "RetailCRM reverses order bonuses when the order is cancelled; with RetailCRM as"
             " the master, returns are recorded there, not through the bridge"
         )
+
+    # ---- cards, questionnaire, registration (issue 17; cards.py, profiles.py) ----------
+
+    async def cards(self, phone: str) -> list[LedgerCard]:
+        """The loyalty accounts of ``phone``, the one its look-ups land on first."""
+        return await self.cards_at.cards(phone)
+
+    async def card(self, number: str) -> LedgerCard:
+        """The account of a card number (``#<id>`` for one without)."""
+        return await self.cards_at.card(number)
+
+    async def attach_card(self, operation_id: str, number: str, phone: str) -> LedgerCard:
+        """Give an account with no phone to ``phone``."""
+        return await self.cards_at.attach_card(operation_id, number, phone)
+
+    async def set_card_status(
+        self, operation_id: str, number: str, status: CardStatus
+    ) -> LedgerCard:
+        """Activate a not-confirmed account; blocking is not_supported."""
+        return await self.cards_at.set_card_status(operation_id, number, status)
+
+    async def set_main_card(self, operation_id: str, number: str) -> LedgerCard:
+        """The phone's main card as it is; choosing another is not_supported."""
+        return await self.cards_at.set_main_card(operation_id, number)
+
+    async def move_points(
+        self, operation_id: str, from_card: str, to_card: str, amount: Decimal
+    ) -> LedgerOperation:
+        """Not_supported: RetailCRM cannot move points exactly once."""
+        return await self.cards_at.move_points(operation_id, from_card, to_card, amount)
+
+    async def profile(self, customer_id: str) -> dict[str, str | None]:
+        """The questionnaire of the account's customer."""
+        return await self.profiles.profile(customer_id)
+
+    async def save_profile(
+        self, operation_id: str, customer_id: str, profile: dict[str, str | None]
+    ) -> dict[str, str | None]:
+        """Save the questionnaire's given fields on the account's customer."""
+        return await self.profiles.save_profile(operation_id, customer_id, profile)
+
+    async def register_customer(
+        self, operation_id: str, phone: str, name: str | None = None
+    ) -> LedgerCustomer:
+        """The phone's account, with its customer, created once per phone."""
+        return await self.cards_at.register_customer(operation_id, phone, name)
 
     async def _write(self, account_id: str | None, call: Callable[[], T]) -> T:
         """A write; whatever came of it, the account's details (all, for None) are read anew."""

@@ -9,8 +9,9 @@ order changes through `order_listeners`.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -253,9 +254,7 @@ class RetailcrmState:
             except ApiError:
                 pass
         if kind is CUSTOMER:
-            email = data.get("email")
-            if email not in (None, "") and "@" not in str(email):
-                errors["email"] = "This value is not a valid email address."
+            errors |= _customer_errors(data)
         elif not errors:
             errors |= self._order_errors(data, site)
         return errors
@@ -364,6 +363,26 @@ class RetailcrmState:
     def seed_sandbox(self) -> None:
         """Three shoppers (two with loyalty cards) and an order each for the first two."""
         seed_sandbox(self)
+
+
+def _customer_errors(data: Json) -> dict[str, str]:
+    """A customer's e-mail, birthday (§1.3 dates `Y-m-d`, §3.1) and sex (PHP
+    `Enum\\Customers\\Gender`: `male`, `female`); Decision: the wording of the refusals."""
+    errors: dict[str, str] = {}
+    email = data.get("email")
+    if email not in (None, "") and "@" not in str(email):
+        errors["email"] = "This value is not a valid email address."
+    birthday = data.get("birthday")
+    if birthday not in (None, "") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(birthday)):
+        errors["birthday"] = "This value is not a valid date."
+    elif birthday not in (None, ""):
+        try:
+            date.fromisoformat(str(birthday))
+        except ValueError:
+            errors["birthday"] = "This value is not a valid date."
+    if data.get("sex") not in (None, "", "male", "female"):
+        errors["sex"] = "The value you selected is not a valid choice."
+    return errors
 
 
 def _shape_errors(data: Json) -> dict[str, str]:
