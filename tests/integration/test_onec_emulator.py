@@ -198,10 +198,34 @@ def every_operation(emu: OnecEmulator) -> list[str]:
             None,
             1,
         )
-        customers = svc.ListCustomers(CreatedFrom=datetime(2000, 1, 1, tzinfo=UTC), Limit=3)
-        assert (len(customers.Items), customers.Total) == (3, 4)
+        customers = svc.ListCustomers(CreatedFrom=datetime(2000, 1, 1, tzinfo=UTC), Limit=4)
+        assert (len(customers.Items), customers.Total) == (4, 5)
         rest = svc.ListCustomers(After=customers.Next)
         assert ([c.ExternalId for c in rest.Items], rest.Next) == (["crm-c9"], None)
+
+        # Cards, the questionnaire, registration (tests/integration/test_onec_cards_master.py).
+        cards = svc.FindCards(Phone="+79000000005")  # zeep unwraps a record of one list
+        assert [(c.Number, c.Balance, c.Main) for c in cards] == [
+            ("2000000000053", D("120.50"), True), ("2000000000060", D("80.00"), False),
+        ]  # fmt: skip
+        loose = svc.GetCard(Card="2000000000077")
+        assert (loose.Status, loose.CustomerId, loose.Phone) == ("active", None, None)
+        attached = svc.AttachCard(OperationId="ac-1", Card="2000000000077", Phone="+79000000005")
+        assert (attached.Phone, attached.Main) == ("+79000000005", False)
+        blocked = svc.SetCardStatus(OperationId="sb-1", Card="2000000000053", Status="blocked")
+        assert blocked.Status == "blocked"
+        moved = svc.MovePoints(
+            OperationId="mv-1", FromCard="2000000000053", ToCard="2000000000060", Amount=D("120.5")
+        )
+        assert (moved.Kind, moved.Status, moved.Balance) == ("move", "moved", D("200.50"))
+        assert svc.SetMainCard(OperationId="sm-1", Card="2000000000060").Main is True
+        maria = svc.FindCustomer(Phone="+79000000005").CustomerId
+        assert svc.GetProfile(CustomerId=maria).FirstName == "Мария"
+        profile = json.dumps({"email": "maria@example.com", "gender": "female"})
+        saved_profile = svc.SaveProfile(OperationId="sp-1", CustomerId=maria, Profile=profile)
+        assert (saved_profile.LastName, saved_profile.Email) == ("Соколова", "maria@example.com")
+        new = svc.RegisterCustomer(OperationId="rc-1", Phone="+79000000077", Name="Пётр")
+        assert (new.Phone, new.Name, len(new.Card)) == ("+79000000077", "Пётр", 13)
     return names.sent
 
 

@@ -29,7 +29,7 @@ from connectors.onec.client import OnecFault
 from connectors.onec.connector import ONEC, OnecConnector, build_client
 from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.emulator import OnecEmulator
-from connectors.onec.emulator.ledger import OnecLedger
+from connectors.onec.emulator.ledger import SANDBOX_CUSTOMERS, OnecLedger
 from connectors.onec.errors import classify
 from connectors.onec.naming import Naming
 from connectors.onec.options import OnecOptions
@@ -43,7 +43,7 @@ __all__ = ["bonus_factory"]  # the fixture, used by name
 
 CYRILLIC = Path(__file__).resolve().parents[2] / "connectors/onec/wsdl/cyrillic_example.yaml"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-SEEDED = 3  # the sandbox customers (ledger.SANDBOX_CUSTOMERS)
+SEEDED = len(SANDBOX_CUSTOMERS)  # the sandbox customers
 
 
 class Clock:
@@ -291,10 +291,10 @@ async def test_customers_are_listed_by_their_1c_id(onec: Onec) -> None:
         document = json.dumps({"phone": f"+7901{n:07d}", "name": f"Клиент {n}"})
         saved.append(onec.ledger.save_customer(f"op-c{n}", f"crm-c{n}", document).customer_id)
     listed, totals, sizes = await onec.list_all("customer")
-    assert sizes == [100, 23]
-    assert totals == [123, 123]
+    assert sizes == [100, 20 + SEEDED]
+    assert totals == [120 + SEEDED] * 2
     ids = [e.entity_id for e in listed]
-    seeded = [onec.ledger.find_customer(phone=f"+7900000000{n}").customer_id for n in (1, 2, 3)]
+    seeded = [onec.ledger.find_customer(phone=c[0]).customer_id for c in SANDBOX_CUSTOMERS]
     assert ids == seeded + saved
     # The id the feed gives a customer (its points moved, it was saved) and the ledger takes.
     assert set(onec.feed_ids("customer")) == set(saved)

@@ -280,6 +280,9 @@ ERROR_CASES: list[tuple[str, Callable[[OnecLedger, str], object]]] = [
     ("unknown_order", lambda lg, c: lg.change_order("nope", status="closed")),
     ("unknown_customer", lambda lg, c: lg.get_customer("nope")),
     ("invalid_request", lambda lg, c: lg.save_customer("s9", "crm-9", '{"name": "no phone"}')),
+    ("unknown_card", lambda lg, c: lg.get_card("0000000000000")),
+    ("card_taken", lambda lg, c: lg.attach_card("t9", "2000000000015", "+79000000005")),
+    ("card_blocked", lambda lg, c: lg.move_points("m9", "2000000000060", "2000000000077", "1")),
 ]
 
 
@@ -292,6 +295,7 @@ def test_each_error_code(
     ledger.release("closed-release", "closed")
     ledger.accrue("acc", ivan, "50", "o")
     ledger.reserve("eat", ivan, "50", "o")
+    ledger.set_card_status("blocked", "2000000000077", "blocked")  # the ownerless sandbox card
     before = ledger.snapshot()
     error = fails(code, lambda: call(ledger, ivan))
     assert str(error) == f"{code}: {error.message}"

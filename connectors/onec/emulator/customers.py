@@ -1,6 +1,11 @@
 """The customer directory of one emulated 1C infobase: Партнеры with their phones, loyalty
 cards, points and, for customers the bridge saved, its external ids and document.
 
+A customer may hold several cards, each with its own points and status; the main one holds
+what the customer-keyed ledger calls act on (CONTRACT.md "Cards, questionnaire,
+registration"). A customer entered without a card keeps their points on a card with no
+number (1C's partner register), never listed as a card.
+
 Plain state without locking, like orders.py: `OnecLedger` (ledger.py) checks the other
 parameters (``free`` checks that a phone and a card are on file for no one else), holds the
 lock and makes save_customer idempotent before it calls in here.
@@ -52,24 +57,58 @@ class CustomerDocument:
     customer: str
 
 
+@dataclass(slots=True, eq=False)
+class Card:
+    """A loyalty card: its points, its status and its owner (a customer id, or None)."""
+
+    number: str | None  # None: the points of a customer who has no card
+    balance: Decimal
+    reserved: Decimal = ZERO
+    status: str = "active"
+    owner: str | None = None
+
+    @property
+    def available(self) -> Decimal:
+        """Points that may be reserved or moved: balance - reserved."""
+        return self.balance - self.reserved
+
+
 @dataclass(slots=True)
 class BonusAccount:
-    """One customer and their points."""
+    """One customer and their points (those of their main card)."""
 
     customer: Customer
-    balance: Decimal
+    main: Card
     level: str | None
     seq: int  # its place in creation order: ListCustomers pages by it
     created: datetime  # when it was entered, by the infobase's clock
-    reserved: Decimal = ZERO
     version: int = 1
     external_id: str | None = None  # the first external id the bridge saved it under
     document: dict[str, object] | None = None  # as save_customer last stored it
+    profile: dict[str, str | None] | None = None  # the questionnaire (profiles.py)
+
+    @property
+    def balance(self) -> Decimal:
+        """The main card's points."""
+        return self.main.balance
+
+    @balance.setter
+    def balance(self, value: Decimal) -> None:
+        self.main.balance = value
+
+    @property
+    def reserved(self) -> Decimal:
+        """Held on the main card by open reservations."""
+        return self.main.reserved
+
+    @reserved.setter
+    def reserved(self, value: Decimal) -> None:
+        self.main.reserved = value
 
     @property
     def available(self) -> Decimal:
         """Points that may be reserved: balance - reserved."""
-        return self.balance - self.reserved
+        return self.main.available
 
 
 def normalize_phone(raw: str) -> str | None:
@@ -100,8 +139,8 @@ class CustomerDirectory:
 
     def __init__(self) -> None:
         self.accounts: dict[str, BonusAccount] = {}
+        self.cards: dict[str, Card] = {}  # every numbered card, owned or not, by number
         self._by_phone: dict[str, str] = {}
-        self._by_card: dict[str, str] = {}
         self._by_external: dict[str, str] = {}
 
     def by_phone(self, e164: str) -> BonusAccount | None:
@@ -110,7 +149,31 @@ class CustomerDirectory:
 
     def by_card(self, card: str) -> BonusAccount | None:
         """The account holding this card."""
-        return self.accounts.get(self._by_card.get(card, ""))
+        held = self.cards.get(card)
+        return None if held is None or held.owner is None else self.accounts.get(held.owner)
+
+    def cards_of(self, account: BonusAccount) -> list[Card]:
+        """The customer's numbered cards, the main one first, the others as issued."""
+        cid = account.customer.customer_id
+        others = [c for c in self.cards.values() if c.owner == cid and c is not account.main]
+        return ([account.main] if account.main.number is not None else []) + others
+
+    def issue(self, number: str, points: Decimal, owner: BonusAccount | None) -> Card:
+        """A new card (its number free: the caller checked), for ``owner`` or no one."""
+        card = Card(number, points, owner=None if owner is None else owner.customer.customer_id)
+        self.cards[number] = card
+        return card
+
+    def make_main(self, account: BonusAccount, card: Card) -> None:
+        """``card`` (the account's) becomes its main card; points held without a card move
+        onto it (a card-less customer's first card)."""
+        old = account.main
+        if old.number is None:
+            card.balance += old.balance
+            card.reserved += old.reserved
+            old.balance = old.reserved = ZERO
+        account.main = card
+        account.customer = replace(account.customer, card=card.number)
 
     def find(self, key: str) -> BonusAccount | None:
         """The account saved under this external id, else with this 1C id."""
@@ -131,19 +194,33 @@ class CustomerDirectory:
         # Customers are never deleted here, so the counter is also their creation order.
         seq = len(self.accounts) + 1
         customer = Customer(str(uuid.UUID(int=seq)), e164, card, name)
-        account = BonusAccount(customer, points, level, seq, now)
+        main = Card(card, points, owner=customer.customer_id)
+        account = BonusAccount(customer, main, level, seq, now)
         self.accounts[customer.customer_id] = account
-        self._index(customer)
+        if card is not None:
+            self.cards[card] = main
+        self._by_phone[e164] = customer.customer_id
         return account
 
     def update(self, account: BonusAccount, phone: str, card: str | None, name: str | None) -> None:
-        """New phone, card or name for an account; the phone and card must be free."""
+        """New phone, card (the main card's number) or name for an account; the phone and
+        card must be free. A number of another of its cards makes that one main; a new
+        number renumbers the main card (its points stay)."""
         old = account.customer
         self._by_phone.pop(old.phone, None)
-        if old.card is not None:
-            self._by_card.pop(old.card, None)
+        self._by_phone[phone] = old.customer_id
+        main = account.main
+        if card != main.number:
+            held = None if card is None else self.cards.get(card)
+            if held is not None:  # one of its own cards (free() let no other through)
+                self.make_main(account, held)
+            else:
+                if main.number is not None:
+                    self.cards.pop(main.number, None)
+                main.number = card
+                if card is not None:
+                    self.cards[card] = main
         account.customer = replace(old, phone=phone, card=card, name=name)
-        self._index(account.customer)
 
     def link(self, account: BonusAccount, external_id: str) -> None:
         """Remember that the bridge saved this customer under ``external_id``."""
@@ -157,12 +234,14 @@ class CustomerDirectory:
         ``prefix`` places the fields in error messages (``customer.`` inside a document)."""
         e164 = check_phone(phone, f"{prefix}phone")
         card_no = None if is_blank(card) else check_text(card, f"{prefix}card").strip()
-        for field, holder in (
-            ("phone", self.by_phone(e164)),
-            ("card", None if card_no is None else self.by_card(card_no)),
-        ):
-            if holder is not None and holder is not owner:
-                raise invalid(f"{prefix}{field}", "already on file for another customer")
+        holder = self.by_phone(e164)
+        if holder is not None and holder is not owner:
+            raise invalid(f"{prefix}phone", "already on file for another customer")
+        held = None if card_no is None else self.cards.get(card_no)
+        mine = None if owner is None else owner.customer.customer_id
+        if held is not None and (held.owner is None or held.owner != mine):
+            # An ownerless card is given to someone by AttachCard, never by a customer's edit.
+            raise invalid(f"{prefix}card", "already on file for another customer")
         return e164, card_no
 
     def in_creation_order(self) -> list[BonusAccount]:
@@ -184,8 +263,3 @@ class CustomerDirectory:
         return CustomerDocument(
             c.customer_id, account.external_id, c.phone, c.card, c.name, str(account.version), text
         )
-
-    def _index(self, customer: Customer) -> None:
-        self._by_phone[customer.phone] = customer.customer_id
-        if customer.card is not None:
-            self._by_card[customer.card] = customer.customer_id

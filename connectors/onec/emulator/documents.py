@@ -29,13 +29,20 @@ from connectors.onec.emulator.checks import (
 from connectors.onec.emulator.customers import (
     ZERO,
     BonusAccount,
+    Customer,
     CustomerDirectory,
     CustomerDocument,
     SavedCustomer,
     check_phone,
 )
 from connectors.onec.emulator.listing import DocumentList, check_listing, page
-from connectors.onec.emulator.operations import MAX_LIMIT, Clock, InfobaseOperation
+from connectors.onec.emulator.operations import (
+    MAX_LIMIT,
+    CardRecord,
+    Clock,
+    InfobaseOperation,
+    ProfileRecord,
+)
 from connectors.onec.emulator.orders import (
     ACTIONS,
     ENTITIES,
@@ -48,8 +55,10 @@ from connectors.onec.emulator.orders import (
     StoredOrder,
 )
 
-R = TypeVar("R", InfobaseOperation, SavedOrder, SavedCustomer)
-Result: TypeAlias = InfobaseOperation | SavedOrder | SavedCustomer
+R = TypeVar("R", InfobaseOperation, SavedOrder, SavedCustomer, CardRecord, ProfileRecord, Customer)
+Result: TypeAlias = (
+    InfobaseOperation | SavedOrder | SavedCustomer | CardRecord | ProfileRecord | Customer
+)
 
 
 def known(account: BonusAccount | None, by: str) -> BonusAccount:
@@ -262,8 +271,10 @@ class InfobaseDocuments:
         self._done[op] = (params, result)
         return result
 
-    def _touch(self, acc: BonusAccount) -> None:
+    def _touch(self, acc: BonusAccount, origin: str | None = None) -> None:
         # Decision: a change of Balance (commit, accrue, reverse) is a customer change, as 1C
         # registers the partner when its points move; reserve and release only move holds.
+        # ``origin``: the bridge's own write of the customer's data (CONTRACT.md "No echoes").
         acc.version += 1
-        self._feed.record("customer", acc.customer.customer_id, "changed", str(acc.version))
+        cid = acc.customer.customer_id
+        self._feed.record("customer", cid, "changed", str(acc.version), origin)

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, cast
 
+from connectors.onec.emulator.cards import InfobaseCards
 from connectors.onec.emulator.checks import (
     CENT,
     ERROR_CODES,
@@ -24,12 +25,14 @@ from connectors.onec.emulator.checks import (
 from connectors.onec.emulator.customers import (
     ZERO,
     BonusAccount,
+    Card,
     Customer,
     check_phone,
     normalize_phone,
 )
-from connectors.onec.emulator.documents import InfobaseDocuments, known, utc_now
+from connectors.onec.emulator.documents import known, utc_now
 from connectors.onec.emulator.operations import (
+    SANDBOX_CARDS,
     SANDBOX_CUSTOMERS,
     STATUS_OF,
     Balance,
@@ -40,8 +43,8 @@ from connectors.onec.emulator.operations import (
 )
 
 
-class OnecLedger(InfobaseDocuments):
-    """One 1C infobase: bonus ledger, customer directory, order book and change feed."""
+class OnecLedger(InfobaseCards):
+    """One 1C infobase: bonus ledger, customers and their cards, order book, change feed."""
 
     def __init__(self, *, clock: Clock = utc_now, max_share: Decimal | str = "0.5") -> None:
         super().__init__(clock=clock)
@@ -52,12 +55,15 @@ class OnecLedger(InfobaseDocuments):
         self._left: dict[str, tuple[Kind, str, Decimal]] = {}  # accrue/commit -> left to reverse
 
     def seed_sandbox(self) -> None:
-        """Add SANDBOX_CUSTOMERS, as data entered before the exchange began (not in the feed)."""
+        """Add SANDBOX_CUSTOMERS and SANDBOX_CARDS, as data entered before the exchange
+        began (not in the feed)."""
         now = self._now()
         with self._lock:
             for phone, card, name, points, level in SANDBOX_CUSTOMERS:
                 e164, card_no = self._customers.free(phone, card)
                 self._customers.add(e164, card_no, name, Decimal(points), level, now)
+        for number, value, owner in SANDBOX_CARDS:
+            self.issue_card(number, value, owner)
 
     def find_customer(
         self, phone: str | None = None, card: str | None = None, customer_id: str | None = None
@@ -116,11 +122,14 @@ class OnecLedger(InfobaseDocuments):
             if (known := self._recall(op, params, InfobaseOperation)) is not None:
                 return known
             acc = self._account(cid)
+            # Decision: only an active main card spends (CONTRACT.md "Cards, ...").
+            if acc.main.status != "active":
+                raise LedgerError("card_blocked", f"the main card is {acc.main.status}")
             if points > acc.available:
                 raise LedgerError("insufficient_balance", f"{points} > available {acc.available}")
             acc.reserved += points
-            self._reservations[op] = PointsHold(cid, points)
-            return self._settle(op, params, op, points, acc)
+            self._reservations[op] = PointsHold(cid, points, acc.main)
+            return self._settle(op, params, op, points, acc.main)
 
     def commit(
         self, operation_id: str, reservation_id: str, amount: Decimal | str | None = None
@@ -136,13 +145,13 @@ class OnecLedger(InfobaseDocuments):
             written = res.amount if points is None else points
             if written > res.amount:
                 raise LedgerError("amount_exceeds_reservation", f"{written} > {res.amount} held")
-            acc = self._customers.accounts[res.customer_id]
-            acc.reserved -= res.amount
-            acc.balance -= written
+            acc, card = self._customers.accounts[res.customer_id], res.card
+            card.reserved -= res.amount
+            card.balance -= written
             res.closed = "committed"
             self._left[op] = ("commit", res.customer_id, written)
             self._touch(acc)
-            return self._settle(op, params, rid, written, acc)
+            return self._settle(op, params, rid, written, card)
 
     def release(self, operation_id: str, reservation_id: str) -> InfobaseOperation:
         """Close a reservation without a write-off; the result's amount is what was held."""
@@ -151,10 +160,9 @@ class OnecLedger(InfobaseDocuments):
             if (known := self._recall(op, ("release", rid), InfobaseOperation)) is not None:
                 return known
             res = self._open(rid)
-            acc = self._customers.accounts[res.customer_id]
-            acc.reserved -= res.amount
+            res.card.reserved -= res.amount
             res.closed = "released"
-            return self._settle(op, ("release", rid), rid, res.amount, acc)
+            return self._settle(op, ("release", rid), rid, res.amount, res.card)
 
     def accrue(
         self, operation_id: str, customer_id: str, amount: Decimal | str, order_id: str
@@ -170,10 +178,12 @@ class OnecLedger(InfobaseDocuments):
             if (known := self._recall(op, params, InfobaseOperation)) is not None:
                 return known
             acc = self._account(cid)
+            if acc.main.status == "blocked":  # Decision: accumulate_only accrues
+                raise LedgerError("card_blocked", "the main card is blocked")
             acc.balance += points
             self._left[op] = ("accrue", cid, points)
             self._touch(acc)
-            return self._settle(op, params, None, points, acc)
+            return self._settle(op, params, None, points, acc.main)
 
     def reverse(
         self, operation_id: str, original_operation_id: str, amount: Decimal | str
@@ -199,7 +209,7 @@ class OnecLedger(InfobaseDocuments):
             # debt): the contract gives reverse no insufficient_balance, and a return must pass.
             acc.balance += points if kind == "commit" else -points
             self._touch(acc)
-            return self._settle(op, params, None, points, acc)
+            return self._settle(op, params, None, points, acc.main)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything an operation can change, as plain values to compare in tests (a JSON
@@ -211,6 +221,10 @@ class OnecLedger(InfobaseDocuments):
                 "customers": {
                     k: (a.customer.phone, a.customer.card, a.customer.name, a.version, a.document)
                     for k, a in accounts.items()
+                },
+                "cards": {
+                    n: (c.balance, c.reserved, c.status, c.owner)
+                    for n, c in self._customers.cards.items()
                 },
                 "open": {k: r.amount for k, r in self._reservations.items() if r.closed is None},
                 "left_to_reverse": {k: left for k, (_, _, left) in self._left.items()},
@@ -238,11 +252,11 @@ class OnecLedger(InfobaseDocuments):
         params: tuple[object, ...],
         rid: str | None,
         amount: Decimal,
-        acc: BonusAccount,
+        card: Card,
     ) -> InfobaseOperation:
         kind = cast(Kind, params[0])
         result = InfobaseOperation(
-            op, kind, STATUS_OF[kind], rid, amount, acc.balance, acc.available
+            op, kind, STATUS_OF[kind], rid, amount, card.balance, card.available
         )
         return self._remember(op, params, result)
 

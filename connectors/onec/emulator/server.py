@@ -10,7 +10,7 @@ spellings (``faults.py``, over the shared ``connectors/_emulator/faults.py``) at
 Changes "made in 1C" — an order entered or its status changed, a customer edited — go
 through ``POST /__emulator__/orders`` and ``/__emulator__/customers`` (or the ledger's
 ``enter_order``, ``change_order``, ``change_customer``); ``/__emulator__/changes`` appends a
-bare change to the feed.
+bare change to the feed; ``/__emulator__/cards`` issues a loyalty card (``issue_card``).
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class OnecEmulator(ServedEmulator):
         app.router.add_route("POST", f"{ADMIN}/changes", self._push_change)
         app.router.add_route("POST", f"{ADMIN}/orders", self._order_in_1c)
         app.router.add_route("POST", f"{ADMIN}/customers", self._customer_in_1c)
+        app.router.add_route("POST", f"{ADMIN}/cards", self._card_in_1c)
         self._runner, self.port, base = await serve(app, self.host, self.port)
         root = f"{base}/{self.publication}"
         self.url = f"{root}/ws/{quote(self.naming.service)}.1cws"
@@ -277,6 +278,17 @@ class OnecEmulator(ServedEmulator):
         try:
             customer = self.ledger.change_customer(**_json_object(await request.read()))
             return web.json_response(asdict(customer), dumps=_dumps)
+        except LedgerError as exc:
+            return _json_error(ErrorCode(exc.code).http_status, exc.code, exc.message)
+        except (TypeError, ValueError) as exc:
+            return _json_error(400, "invalid_request", str(exc))
+
+    async def _card_in_1c(self, request: web.Request) -> web.Response:
+        """``{"number", "points"?, "phone"?}`` issues a card in 1C: ownerless without a
+        phone, else the phone's (a new customer's first, main card, or one more)."""
+        try:
+            card = self.ledger.issue_card(**_json_object(await request.read()))
+            return web.json_response(asdict(card), dumps=_dumps)
         except LedgerError as exc:
             return _json_error(ErrorCode(exc.code).http_status, exc.code, exc.message)
         except (TypeError, ValueError) as exc:
