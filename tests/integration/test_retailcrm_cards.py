@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import retailcrm
 
 from bridge.errors import PermanentError
 from bridge.ledger import (
@@ -313,12 +314,33 @@ async def test_register_gives_a_known_customer_an_account(
 async def test_register_resumes_after_a_lost_answer(
     master: RetailcrmConnector, crm: RetailcrmEmulator
 ) -> None:
-    # The create landed but its answer was lost: the customer exists without an account.
+    # The create landed but its answer was lost, and the phone search does not find the
+    # customer (its matching is undocumented, §9.4): here it has no phone to find it by.
     client = RetailcrmClient(crm.url, MANAGER, site="shop")
-    data = {"externalId": "bridge-op-r7", "phones": [{"number": "+79000000044"}]}
+    data = {"externalId": "bridge-op-r7", "firstName": "Лев"}
     made = await asyncio.to_thread(client.customer_create, data)
     customers = crm.state.entities[CUSTOMER.name]
     before = len(customers)
     registered = await master.register_customer("op-r7", "+79000000044")
     assert crm.loyalty.account(registered.customer_id).customer_id == made["id"]
     assert len(customers) == before
+
+
+async def test_a_merge_made_in_retailcrm_shows_in_the_cards(
+    master: RetailcrmConnector, crm: RetailcrmEmulator
+) -> None:
+    """Cards are merged in RetailCRM itself (customers/combine): the bridge reads the result."""
+    ids = await three_cards(crm)
+    survivor = crm.loyalty.account(str(ids["second"])).customer_id
+    absorbed = crm.loyalty.account(str(ids["first"])).customer_id
+    official = retailcrm.v5(crm.url, MANAGER)  # the official package, as a manager's script
+    answer = await asyncio.to_thread(
+        lambda: official.customers_combine([{"id": absorbed}], {"id": survivor}).get_response()
+    )
+    assert answer["success"] is True
+    cards = {c.number: c for c in await master.cards(SHARED)}
+    assert cards["4000000000028"].main is True
+    assert cards["4000000000011"].status is CardStatus.BLOCKED
+    assert cards["4000000000011"].balance == Decimal("120.50")  # RetailCRM moved nothing
+    blocked = await master.set_card_status("op-b1", "4000000000011", CardStatus.BLOCKED)
+    assert blocked.status is CardStatus.BLOCKED  # already so: as it is
