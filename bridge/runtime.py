@@ -15,6 +15,7 @@ from bridge.bonus.mirror import BalanceChanges, BalanceReader
 from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
 from bridge.connector import BalanceMirror, DocumentMapper, Emulator, Lifecycle, Sink
+from bridge.customers.service import CustomerService, build_customers
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
 from bridge.logs import get_logger
@@ -35,6 +36,7 @@ from bridge.sms.factory import build_gateway
 from bridge.store import Store, open_store
 from bridge.store.leases import Leases
 from bridge.store.owed import owed_store_of
+from bridge.store.records import InboundEvent
 
 log = get_logger("bridge.runtime")
 
@@ -53,6 +55,7 @@ class Runtime:
     backfiller: Backfiller | None = None
     bonus: BonusService | None = None
     reservations: ReservationService | None = None
+    customers: CustomerService | None = None  # /api/v1/customers (issue 17)
     emulators: dict[str, Emulator] = field(default_factory=dict)
     # Each route's mapping file, compiled, by (source, entity, target).
     mappers: dict[tuple[str, str, str], DocumentMapper] = field(default_factory=dict)
@@ -106,6 +109,9 @@ class Runtime:
             self.bonus = BonusService(self.settings.bonus, master, ledger, self.store, self.metrics)
             self.reservations = self._reservation_service(self.bonus, ledger)
             await self.reservations.start()
+            self.customers = await self._customer_service(self.bonus)
+            if self.settings.customers.accumulate_only_until_profile:
+                self.reservations.spend_gate = self.customers.profiles.spend_blocked
             await self.owed.start()  # after its handlers are registered: calls owed before
         if not dispatch:
             return
@@ -152,6 +158,17 @@ class Runtime:
                 if isinstance(c, BalanceMirror) and c.mirrors_balances
             )
         )
+
+    async def _customer_service(self, bonus: BonusService) -> CustomerService:
+        sms = self.settings.bonus.sms
+        # Codes that prove a phone go through the bridge's gateway (a master that sends its
+        # own codes does so only for write-offs): without one, verify answers 501.
+        gateway = build_gateway(sms, self.store) if sms.sender == "bridge" else None
+
+        async def mirror(event: InboundEvent) -> None:
+            await self.intake.receive(bonus.master, [event])
+
+        return await build_customers(self.settings, bonus, self.store, self.owed, gateway, mirror)
 
     def _reservation_service(self, bonus: BonusService, ledger: Ledger) -> ReservationService:
         sms = self.settings.bonus.sms

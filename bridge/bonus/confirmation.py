@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bridge.bonus.balance import BonusService
@@ -48,6 +48,9 @@ class CodeSteps:
     _metrics: Metrics | None
     _clock: Callable[[], float]
     _codes: CodeBook | None
+    # Which required questionnaire fields keep a customer from spending (issue 17;
+    # None: nothing gates spending).
+    spend_gate: Callable[[str], Awaitable[list[str]]] | None
 
     @property
     def codes(self) -> CodeBook:

@@ -51,6 +51,16 @@ class CreationSteps(ExpirySteps):
         # Asked of the master, not the look-ups' memory (which it refreshes): the code goes
         # to the phone the master has on file now (PRODUCT 3.2), not minutes ago.
         customer = await self.bonus.resolve(req.customer, fresh=True)
+        if self.spend_gate is not None:
+            lacking = await self.spend_gate(customer.customer_id)
+            if lacking:  # customers.accumulate_only_until_profile (issue 17)
+                raise ReservationProblem(
+                    "profile_incomplete",
+                    "the questionnaire misses "
+                    + ", ".join(lacking)
+                    + ": the card accrues but spends nothing until it is complete",
+                    missing=lacking,
+                )
         now = self._clock()
         if customer.phone is None:
             raise ReservationProblem(

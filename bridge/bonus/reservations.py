@@ -104,6 +104,7 @@ class ReservationService(CreationSteps):
         self._clock = clock
         self._randbelow = randbelow
         self._codes: CodeBook | None = None
+        self.spend_gate = None
         self._sweeper: asyncio.Task[None] | None = None
         if self.sender == "master" and verifier is None:
             raise BridgeError(

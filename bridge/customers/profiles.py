@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Any
 
-from bridge.bonus.balance import BonusService
+from bridge.bonus.balance import BonusService, MasterUnavailable
 from bridge.bonus.reservation_rules import ReservationProblem
 from bridge.customers.merges import cards_of
-from bridge.ledger import LedgerCustomer
+from bridge.ledger import LedgerCustomer, LedgerErrorCode, LedgerRefused
 from bridge.logs import get_logger
 from bridge.lru import LruCache
 from bridge.settings_customers import PROFILE_FIELDS, CustomerSettings
@@ -96,6 +96,11 @@ class Profiles:
         self._complete: LruCache[str, float] = LruCache(100_000)
         self._clock = clock
 
+    @property
+    def gates(self) -> bool:
+        """Whether an incomplete questionnaire keeps a customer from spending."""
+        return self.settings.accumulate_only_until_profile
+
     async def customer(self, phone: str) -> LedgerCustomer:
         """The master's customer of a proven phone (unknown_customer when none)."""
         from bridge.bonus.balance import CustomerRef
@@ -136,3 +141,16 @@ class Profiles:
         if not lacking:
             self._complete.put(customer_id, self._clock())
         return lacking
+
+    async def spend_reason(self, customer_id: str) -> tuple[str, list[str]] | None:
+        """Why a balance is shown not spendable: (``profile_incomplete``, the missing
+        fields), (``profile_unavailable``, []) when the master did not say; None to spend."""
+        try:
+            lacking = await self.spend_blocked(customer_id)
+        except MasterUnavailable:
+            return ("profile_unavailable", [])
+        except LedgerRefused as exc:
+            if exc.code is LedgerErrorCode.NOT_SUPPORTED:
+                return None  # a master without questionnaires gates nothing
+            return ("profile_unavailable", [])
+        return ("profile_incomplete", lacking) if lacking else None

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.bonus.phones import normalize_phone
 from bridge.errors import StoreError
-from bridge.http import admin, bonus, hooks, reservations
+from bridge.http import admin, bonus, customers, hooks, reservations
 from bridge.http.auth import ClientAuth
 from bridge.http.problems import Problem, http_problem, json_response, problem_response
 from bridge.http.protocol import (
@@ -141,6 +141,7 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     app.router.add_post("/hooks/{system}", hooks.receive_webhook)
     app.router.add_post("/api/v1/bonus/balance", bonus.balance)
     reservations.add_routes(app)
+    customers.add_routes(app)
     if runtime.settings.sandbox.enabled:
         app.router.add_get("/sandbox/messages", sandbox_messages)
     app.router.add_get("/api/v1/events", admin.list_events)

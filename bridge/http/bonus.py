@@ -211,4 +211,12 @@ async def balance(request: web.Request) -> web.Response:
     except LedgerRefused as exc:
         status = _REFUSAL_STATUS.get(exc.code, 422)
         raise Problem(status, str(exc.code), exc.detail) from exc
-    return json_response(balance_view(answer))
+    view = balance_view(answer)
+    customers = request.app[RUNTIME].customers
+    if customers is not None and answer.spendable and customers.profiles.gates:
+        reason = await customers.profiles.spend_reason(answer.customer.customer_id)
+        if reason is not None:  # customers.accumulate_only_until_profile (issue 17)
+            view |= {"spendable": False, "reason": reason[0]}
+            if reason[1]:
+                view["missing"] = reason[1]
+    return json_response(view)

@@ -162,6 +162,7 @@ def test_example_config_is_valid_with_its_variables_set() -> None:
         "BRIDGE_RETAILCRM_API_KEY": "crm-api-key-0123",
         "BRIDGE_SMSRU_API_ID": "0123ABCD-0123-ABCD-0123-0123456789AB",
         "BRIDGE_CODE_KEY": "0123456789abcdef0123456789abcdef",
+        "BRIDGE_PROOF_KEY": "fedcba9876543210fedcba9876543210",
     }
     s = read_settings(Path("config.example.yaml"), env=env).settings
     assert sorted(s.systems) == ["bitrix", "onec", "retailcrm"]
