@@ -22,7 +22,8 @@ set_main_card          the phone's main card already: as it is; another: not_sup
 move_points            not_supported (below)
 register_customer      the phone's account if any; else its customer (``filter[name]``), else the
                        customer with ``externalId`` ``bridge-<operation id>``, else
-                       ``/customers/create``; then ``/loyalty/account/create`` and ``/activate``
+                       ``/customers/create``; then ``/loyalty/account/create``, and
+                       ``/activate`` for an account with no SMS check started (``lastCheckId``)
 =====================  ==========================================================================
 
 Status: ``activated`` is ``active``, ``deactivated`` is ``blocked`` and ``not_confirmed``
@@ -195,16 +196,17 @@ class LoyaltyCards:
     ) -> LedgerCustomer:
         """The phone's account, creating what is missing of customer and account; each
         step finds what an earlier try made, so a repeat for a phone makes nothing new."""
-        main = main_account(await self._by_phone(phone))
-        if main is not None:
-            return as_customer(main)
-        e164 = "+" + phone_digits(phone)
-        customer_id = await self._customer_for(operation_id, e164, name)
-        account = await self._account_of(customer_id, e164)
-        if account.get("status") == "not_confirmed":
+        account = main_account(await self._by_phone(phone))
+        if account is None:
+            e164 = "+" + phone_digits(phone)
+            customer_id = await self._customer_for(operation_id, e164, name)
+            account = await self._account_of(customer_id, e164)
+        # Activation ends a registration; an account that never had it (a try cut short
+        # before /activate) gets it now. One with a check (`lastCheckId`, §4.1) waits for
+        # the code RetailCRM sent (confirmSmsRegistration): a repeat sends no second SMS.
+        if account.get("status") == "not_confirmed" and not account.get("lastCheckId"):
             aid = int(account["id"])
             answer = await self._write(aid, lambda: self._client.loyalty_account_activate(aid))
-            # With confirmSmsRegistration the account stays not_confirmed (accumulate_only).
             account = answer.get("loyaltyAccount") or account
         return as_customer(account)
 

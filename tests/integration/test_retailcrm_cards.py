@@ -326,6 +326,19 @@ async def test_register_resumes_after_a_lost_answer(
     assert len(customers) == before
 
 
+async def test_register_activates_an_account_a_cut_short_try_left(
+    master: RetailcrmConnector, crm: RetailcrmEmulator
+) -> None:
+    made = Manager(crm)  # the create landed, the process died before /activate
+    customer = await made.customer("Ия", "+79000000045")
+    aid = await made.account(customer, phone="+79000000045", activate=False)
+    customers = len(crm.state.entities[CUSTOMER.name])
+    registered = await master.register_customer("op-r8", "+79000000045")
+    assert registered.customer_id == str(aid)
+    assert crm.loyalty.account(str(aid)).status == "activated"
+    assert len(crm.state.entities[CUSTOMER.name]) == customers
+
+
 async def test_a_merge_made_in_retailcrm_shows_in_the_cards(
     master: RetailcrmConnector, crm: RetailcrmEmulator
 ) -> None:
@@ -344,3 +357,36 @@ async def test_a_merge_made_in_retailcrm_shows_in_the_cards(
     assert cards["4000000000011"].balance == Decimal("120.50")  # RetailCRM moved nothing
     blocked = await master.set_card_status("op-b1", "4000000000011", CardStatus.BLOCKED)
     assert blocked.status is CardStatus.BLOCKED  # already so: as it is
+
+
+async def test_registration_confirmed_by_retailcrm_sms() -> None:
+    """With confirmSmsRegistration RetailCRM texts its own code on /activate (§4.3): the new
+    account stays accumulate_only, and the bridge cannot activate it for the customer."""
+    crm = RetailcrmEmulator(rate_limit=100, confirm_sms_registration=True)
+    await crm.start()
+    system = SystemSettings(type="retailcrm", delivery=DeliverySettings(timeout_seconds=5))
+    options = RETAILCRM.options_model.model_validate(
+        {"url": crm.url, "api_key": KEY, "rate_limit": 100, "site": "shop"}
+    )
+    master = RETAILCRM.create("crm", system, options)
+    try:
+        made = await master.register_customer("op-sms-1", "+79000000033")
+        assert await master.register_customer("op-sms-2", "+79000000033") == made
+        [card] = await master.cards("+79000000033")
+        assert card.status is CardStatus.ACCUMULATE_ONLY
+        sent = [m for m in crm.checkout.sms if m["actionType"] == "register"]
+        assert [m["phone"] for m in sent] == ["+79000000033"]  # once: the repeat found it
+        why = await refused(master.set_card_status("op-sms-3", card.number, CardStatus.ACTIVE))
+        assert why.code is LedgerErrorCode.NOT_SUPPORTED
+        assert "confirmSmsRegistration" in why.detail
+        official = retailcrm.v5(crm.url, MANAGER)
+        code = crm.checkout.sms[-1]
+        verification = {"code": code["code"], "checkId": code["checkId"]}
+        answer = await asyncio.to_thread(
+            lambda: official.verification_sms_confirm(verification).get_response()
+        )
+        assert answer["success"] is True
+        assert (await master.card(card.number)).status is CardStatus.ACTIVE
+    finally:
+        await master.close()
+        await crm.stop()

@@ -164,6 +164,7 @@ class Check:
     action_type: str
     order_id: int | None = None
     verified_at: datetime | None = None
+    account_id: int | None = None  # whose code it is (a registration's account)
 
     def render(self) -> Json:
         """The `verification` block."""

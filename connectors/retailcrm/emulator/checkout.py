@@ -31,6 +31,7 @@ from connectors.retailcrm.emulator.wire import ApiError, Json, invalid, json_fie
 CHARGE_SHARE = Decimal("0.5")
 CHECK_TTL = timedelta(minutes=5)  # Decision: how long an SMS code stays valid
 ACTION_CHARGE = "charge_bonuses"  # Decision: the order-charge actionType is [unconfirmed] (§4.3)
+ACTION_REGISTER = "register"  # §4.3 step 4: `actionType` seen for an account's registration
 
 
 class LoyaltyCheckout:
@@ -101,6 +102,17 @@ class LoyaltyCheckout:
         account = self.loyalty.participant(order.get("customer", {}).get("id"), activated=False)
         return {"success": True, "order": self._view(order, account)}
 
+    def activate(self, ref: str) -> Json:
+        """`POST /loyalty/account/{id}/activate`: with confirmSmsRegistration a `not_confirmed`
+        account stays so and the answer carries the `verification` of the code sent (§4.3
+        "Registration"); the account activates when the code is confirmed."""
+        account = self.loyalty.account(ref)
+        if not self.loyalty.confirm_sms_registration or account.status != "not_confirmed":
+            return self.loyalty.account_activate(ref)
+        check = self._send_code(account, None, ACTION_REGISTER)
+        shown = self.loyalty.render(account)
+        return {"success": True, "loyaltyAccount": shown, "verification": check.render()}
+
     def sms_confirm(self, params: Mapping[str, Any], change: HistoryChange) -> Json:
         """`POST /verification/sms/confirm` (`verification` = {code, checkId})."""
         data = json_field(params, "verification")
@@ -113,6 +125,10 @@ class LoyaltyCheckout:
             raise invalid({"checkId": "The verification has expired."})
         if str(data.get("code", "")) != check.code:
             raise invalid({"code": "Invalid verification code."})
+        if check.action_type == ACTION_REGISTER and check.account_id is not None:
+            self.loyalty.account_activate(str(check.account_id))
+            check.verified_at = self.state.clock()
+            return {"success": True, "verification": check.render()}
         held = self.held.get(check.order_id or 0)
         if held is None or held.check_id != check.check_id:
             raise invalid({"checkId": "The verification is no longer valid."})
@@ -219,13 +235,16 @@ class LoyaltyCheckout:
         today = self.loyalty.today()
         self.loyalty.operation("credit_for_order", amount, account, order=order, activation=today)
 
-    def _send_code(self, account: LoyaltyAccount, order_id: int) -> Check:
+    def _send_code(
+        self, account: LoyaltyAccount, order_id: int | None, action: str = ACTION_CHARGE
+    ) -> Check:
         now = self.state.clock()
         code = f"{secrets.randbelow(10000):04d}"
         check_id = str(uuid.uuid4())
-        check = Check(check_id, code, account.phone, now, now + CHECK_TTL, ACTION_CHARGE, order_id)
+        check = Check(check_id, code, account.phone, now, now + CHECK_TTL, action, order_id)
+        check.account_id = account.id
         self.checks[check_id] = check
         account.last_check_id = check_id
         sent = {"phone": account.phone, "checkId": check_id, "code": code}
-        self.sms.append(sent | {"actionType": ACTION_CHARGE, "createdAt": self.state.now()})
+        self.sms.append(sent | {"actionType": action, "createdAt": self.state.now()})
         return check

@@ -3,7 +3,8 @@
 retailcrm-api.md §4.1 (concepts) and §4.2 (endpoints); the order side (calculate, apply,
 SMS confirmation, cancel) is checkout.py. Decisions where the reference is silent:
 - accounts start `not_confirmed` and need `/activate` (PHP fixtures show both states); with
-  confirmSmsRegistration off, activation needs no SMS;
+  confirmSmsRegistration off, activation needs no SMS; with it on, `/activate` sends a code
+  and the account activates when it is confirmed (checkout.py, §4.3 "Registration");
 - charge and apply need an activated account; a credit needs only an account;
 - manual `bonus/charge` never asks for an SMS code (§9.7 open; no client has such a step);
 - `burn_soon` looks `BURN_SOON` ahead unless `filter[date]` says up to when.
@@ -52,9 +53,16 @@ FEED_LIMITS = (20, 50, 100, 250)  # §1.7 PaginationLimit, for the cursor feed
 class LoyaltyState:
     """One loyalty programme (id 1) over the account's customers and orders."""
 
-    def __init__(self, state: RetailcrmState, *, confirm_sms_charge: bool = False) -> None:
+    def __init__(
+        self,
+        state: RetailcrmState,
+        *,
+        confirm_sms_charge: bool = False,
+        confirm_sms_registration: bool = False,
+    ) -> None:
         self.state = state
         self.confirm_sms_charge = confirm_sms_charge
+        self.confirm_sms_registration = confirm_sms_registration
         self.accounts: dict[int, LoyaltyAccount] = {}
         self.operations: list[BonusOperation] = []
 
@@ -74,7 +82,7 @@ class LoyaltyState:
             "name": "Бонусная программа",
             "currency": "RUB",
             "confirmSmsCharge": self.confirm_sms_charge,
-            "confirmSmsRegistration": False,
+            "confirmSmsRegistration": self.confirm_sms_registration,
             "createdAt": "2025-01-01 09:00:00",
             "activatedAt": "2025-01-01 09:05:00",
         }
@@ -173,7 +181,7 @@ class LoyaltyState:
         return {"success": True, "loyaltyAccount": self.render(account), "warnings": []}
 
     def account_activate(self, ref: str) -> Json:
-        """`POST /loyalty/account/{id}/activate`; no SMS step (confirmSmsRegistration off)."""
+        """`POST /loyalty/account/{id}/activate` without the SMS step (checkout.py has it)."""
         account = self.account(ref)
         if account.status != "activated":
             account.status, account.activated_at = "activated", self.state.now()

@@ -88,6 +88,7 @@ class RetailcrmEmulator(ServedEmulator):
         sites: Sequence[str] = ("shop",),
         rate_limit: float = 10.0,
         confirm_sms_charge: bool = False,
+        confirm_sms_registration: bool = False,
         seed: bool = True,
         clock: Clock | None = None,
     ) -> None:
@@ -97,7 +98,11 @@ class RetailcrmEmulator(ServedEmulator):
         if isinstance(sites, str):
             raise TypeError("sites is a sequence of store codes, e.g. ('shop',)")
         self.state = RetailcrmState(tuple(sites), clock)
-        self.loyalty = LoyaltyState(self.state, confirm_sms_charge=confirm_sms_charge)
+        self.loyalty = LoyaltyState(
+            self.state,
+            confirm_sms_charge=confirm_sms_charge,
+            confirm_sms_registration=confirm_sms_registration,
+        )
         self.checkout = LoyaltyCheckout(self.loyalty)
         self.corporate = CorporateBook(self.state)
         self.faults = EmulatorFaults()
@@ -230,7 +235,7 @@ class RetailcrmEmulator(ServedEmulator):
             ("POST", "v5/loyalty/account/create", lambda c: lo.account_create(c.params)),
             ("GET", acc, lambda c: lo.account_get(c.ref)),
             ("POST", f"{acc}/edit", lambda c: lo.account_edit(c.ref, c.params)),
-            ("POST", f"{acc}/activate", lambda c: lo.account_activate(c.ref)),
+            ("POST", f"{acc}/activate", lambda c: co.activate(c.ref)),
             ("POST", f"{acc}/bonus/credit", lambda c: lo.credit(c.ref, c.params)),
             ("POST", f"{acc}/bonus/charge", lambda c: lo.charge(c.ref, c.params)),
             ("GET", f"{acc}/bonus/operations", lambda c: lo.account_operations(c.ref, c.params)),
