@@ -1,0 +1,101 @@
+"""The seed journey against the 1C sandbox (issue 17): a phone with three cards (one an
+ownerless card attached first) → verify → list → merge into the second → the others
+blocked at 1C, the main card holds 200.50 exactly; a proof of one phone never reads or
+moves another's cards."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.support.bonus import Bonus, BonusFactory, bonus_factory
+from tests.support.customers import BASE, customers_bridge, prove, with_proof
+
+__all__ = ["bonus_factory"]  # the fixture, used by name
+
+MARIA = "+79000000005"  # the sandbox's phone with two cards (120.50 main, 80.00)
+OWNERLESS = "2000000000077"  # issued, never registered (0.00)
+IVAN = "+79000000001"  # the sandbox's first customer, one card
+
+
+async def cards(bonus: Bonus, proof: str) -> dict[str, dict[str, Any]]:
+    status, body = await bonus.call("GET", f"{BASE}/cards", None, with_proof(proof))
+    assert status == 200, body
+    return {c["card"]: c for c in body["cards"]}
+
+
+async def merged(bonus: Bonus, proof: str, merge_id: str, seconds: float = 15) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        status, body = await bonus.call("GET", f"{BASE}/merges/{merge_id}", None, with_proof(proof))
+        assert status == 200, body
+        if body["status"] != "running":
+            return dict(body)
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.1)
+
+
+async def test_the_seed_journey_merges_three_cards_into_the_second_to_the_kopeck(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await customers_bridge(bonus_factory, tmp_path)
+    proof = await prove(bonus, MARIA)
+    before = await cards(bonus, proof)
+    assert {n: (c["balance"], c["status"]) for n, c in before.items()} == {
+        "2000000000053": ("120.50", "active"),
+        "2000000000060": ("80.00", "active"),
+    }
+    status, attached = await bonus.call(
+        "POST", f"{BASE}/cards/attach", {"card": OWNERLESS}, with_proof(proof)
+    )
+    assert (status, attached["card"], attached["balance"]) == (200, OWNERLESS, "0.00"), attached
+    listed = await cards(bonus, proof)
+    assert sorted(listed) == ["2000000000053", "2000000000060", OWNERLESS]
+
+    status, started = await bonus.call(
+        "POST", f"{BASE}/cards/merge", {"main_card": "2000000000060"}, with_proof(proof)
+    )
+    assert (status, started["status"]) == (202, "running"), started
+    done = await merged(bonus, proof, started["merge_id"])
+    assert done["status"] == "done", done
+    assert {c["card"]: c["state"] for c in done["cards"]} == {
+        "2000000000053": "moved",
+        OWNERLESS: "empty",
+    }
+    after = await cards(bonus, proof)
+    assert {n: (c["balance"], c["status"], c["main"]) for n, c in after.items()} == {
+        "2000000000053": ("0.00", "blocked", False),
+        "2000000000060": ("200.50", "active", True),
+        OWNERLESS: ("0.00", "blocked", False),
+    }
+    # The balance look-up by phone now reads the main card.
+    status, balance = await bonus.balance({"customer": {"phone": MARIA}})
+    assert (status, balance["balance"]) == (200, "200.50"), balance
+
+
+async def test_a_proof_of_one_phone_never_reads_or_moves_anothers_cards(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await customers_bridge(bonus_factory, tmp_path)
+    maria = await prove(bonus, MARIA)
+    ivan = await prove(bonus, IVAN)
+    assert sorted(await cards(bonus, ivan)) == ["2000000000015"]  # Ivan's own only
+    status, refused = await bonus.call(
+        "POST", f"{BASE}/cards/merge", {"main_card": "2000000000053"}, with_proof(ivan)
+    )
+    assert (status, refused["code"]) == (404, "unknown_card")  # Maria's card: not Ivan's
+    status, taken = await bonus.call(
+        "POST", f"{BASE}/cards/attach", {"card": "2000000000060"}, with_proof(ivan)
+    )
+    assert (status, taken["code"]) == (409, "card_taken")
+    status, started = await bonus.call(
+        "POST", f"{BASE}/cards/merge", {"main_card": "2000000000053"}, with_proof(maria)
+    )
+    assert status == 202, started
+    status, hidden = await bonus.call(
+        "GET", f"{BASE}/merges/{started['merge_id']}", None, with_proof(ivan)
+    )
+    assert (status, hidden["code"]) == (404, "merge_not_found")
+    assert (await cards(bonus, maria))["2000000000060"]["balance"] in ("80.00", "0.00")
+    assert (await cards(bonus, ivan))["2000000000015"]["balance"] == "1000.00"  # untouched
