@@ -94,6 +94,7 @@ def as_card(account: Mapping[str, Any], main: bool) -> LedgerCard:
     owned = phone not in (None, "")
     return LedgerCard(
         number=card_number(account),
+        # A status RetailCRM may add later: neither spent nor accrued on until it is known.
         status=STATUSES.get(str(account.get("status")), CardStatus.BLOCKED),
         balance=money(account.get("amount")),
         main=main and owned,
