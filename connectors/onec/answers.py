@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from bridge.ledger import LedgerBalance, LedgerCustomer, LedgerOperation
-from connectors.onec.contract import OPERATIONS
+from connectors.onec.contract import OPERATION_STATUSES, OPERATIONS
 from connectors.onec.errors import classify
 from connectors.onec.values import (
     OnecBadValue,
@@ -26,6 +26,8 @@ from connectors.onec.values import (
 
 CENT = Decimal("0.01")
 T = TypeVar("T")
+_STATUS = {"reserve": "reserved", "commit": "committed", "release": "released"}
+_STATUS |= {"accrue": "accrued", "reverse": "reversed", "move": "moved"}
 
 
 def text(value: Any) -> str | None:
@@ -73,6 +75,26 @@ def operation(r: Mapping[str, Any]) -> LedgerOperation:
         available=_maybe_amount(r, "available"),
         reservation_id=text(r.get("reservation_id")),
     )
+
+
+def filled_operation(
+    kind: str,
+    r: Mapping[str, Any],
+    operation_id: str,
+    given: Decimal | None,
+    logical: str | None = None,
+) -> LedgerOperation:
+    """An answer to ``logical`` (default: ``kind``) as an ``Operation`` of ``kind``; what a
+    service leaves out is filled from the request (its id, kind, the amount asked) or stays
+    unknown (balances)."""
+    record = dict(r)
+    record.setdefault("operation_id", operation_id)
+    record.setdefault("kind", kind)
+    if record.get("status") not in OPERATION_STATUSES:
+        record["status"] = _STATUS[kind]
+    if record.get("amount") in (None, ""):
+        record["amount"] = given if given is not None else Decimal(0)
+    return read_answer(logical or kind, operation, record)
 
 
 @dataclass(frozen=True)

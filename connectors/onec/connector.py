@@ -122,6 +122,16 @@ class OnecConnector:
         self.release = self.master.release
         self.accrue = self.master.accrue
         self.reverse = self.master.reverse
+        # CardsAtMaster (issue 17): not_supported for what the service does not declare.
+        self.cards = self.master.cards
+        self.card = self.master.card
+        self.attach_card = self.master.attach_card
+        self.set_card_status = self.master.set_card_status
+        self.set_main_card = self.master.set_main_card
+        self.move_points = self.master.move_points
+        self.profile = self.master.profile
+        self.save_profile = self.master.save_profile
+        self.register_customer = self.master.register_customer
         # Pushes to /hooks/onec (WebhookParser).
         self.parse_webhook = parse_onec_webhook
 

@@ -244,8 +244,9 @@ CUSTOMER_LIST = Record("CustomerList", (
 CARD = Record("Card", (
     _f("number", _S), _f("status", _S), _f("balance", _D), _f("reserved", _D), _f("main", _B),
     _f("customer_id", _S, True), _f("phone", _S, True)))
+# Total beside Items: zeep hands a record of one repeated element back as a bare list.
 CARD_LIST = Record("CardList", (
-    RecordField("items", "Items", CARD, optional=True, repeated=True),))
+    RecordField("items", "Items", CARD, optional=True, repeated=True), _f("total", _N)))
 PROFILE = Record("Profile", (
     _f("customer_id", _S), *(_f(name, _S, True) for name in PROFILE_FIELDS)))
 RECORDS: Mapping[str, Record] = MappingProxyType(

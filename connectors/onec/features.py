@@ -34,7 +34,11 @@ def features(declaration: Declaration) -> list[str]:
         ("customers into 1C", ("save_customer",)),
         ("changes from 1C", ("get_changes", "get_order", "get_customer")),
         ("backfill", ("list_orders", "list_customers")),
-    ):
+        ("customers' cards", ("find_cards", "get_card", "attach_card", "set_card_status",
+                              "set_main_card", "move_points")),
+        ("questionnaire", ("get_profile", "save_profile")),
+        ("registration", ("register_customer",)),
+    ):  # fmt: skip
         declared = [c for c in capabilities if has(c) is not None]
         if declared:
             lines.append(f"{feature}: on ({', '.join(declared)})")

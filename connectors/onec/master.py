@@ -25,7 +25,7 @@ from bridge.ledger import (
 from bridge.logs import get_logger
 from connectors.onec import answers
 from connectors.onec.answers import read_answer
-from connectors.onec.contract import OPERATION_STATUSES
+from connectors.onec.cards import OnecCards
 from connectors.onec.declared.model import Declaration
 from connectors.onec.declared.vocabulary import HOLD_CONTEXT
 
@@ -42,11 +42,12 @@ class LedgerCall(Protocol):
         ...
 
 
-class OnecMaster:
-    """The bonus ledger of one 1C infobase, as its service is declared."""
+class OnecMaster(OnecCards):
+    """The bonus ledger of one 1C infobase, as its service is declared, with its customers'
+    cards, questionnaires and registration (``CardsAtMaster``, cards.py)."""
 
     def __init__(self, call: LedgerCall, declaration: Declaration) -> None:
-        self._call = call
+        super().__init__(call, self.missing)
         self._declared = declaration
         commit, release = declaration.calls("commit"), declaration.calls("release")
         reads = (commit.reads if commit else frozenset()) | (release.reads if release else set())
@@ -210,16 +211,8 @@ class OnecMaster:
     def _operation(
         self, kind: str, r: Mapping[str, Any], operation_id: str, amount: Decimal | None
     ) -> LedgerOperation:
-        """The answer as an ``Operation``; what a service leaves out is filled from the
-        request (its id, kind, the amount asked) or stays unknown (balances)."""
-        record = dict(r)
-        record.setdefault("operation_id", operation_id)
-        record.setdefault("kind", kind)
-        if record.get("status") not in OPERATION_STATUSES:
-            record["status"] = _STATUS[kind]
-        if record.get("amount") in (None, ""):
-            record["amount"] = amount if amount is not None else Decimal(0)
-        return read_answer(kind, answers.operation, record)
+        """The answer as an ``Operation`` (``answers.filled_operation``)."""
+        return answers.filled_operation(kind, r, operation_id, amount)
 
 
 def _filled(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,10 @@ PROBES: dict[str, dict[str, Any]] = {
     "get_changes": {"since_message_no": 0, "limit": 1},
     "list_orders": {"created_from": _FAR, "limit": 1},
     "list_customers": {"created_from": _FAR, "limit": 1},
+    # The card reads: no one has the phone (an empty list), the card or the customer.
+    "find_cards": {"phone": _WHO["phone"]},
+    "get_card": {"card": _WHO["card"]},
+    "get_profile": {"customer_id": _WHO["customer_id"]},
 }  # fmt: skip
 Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 

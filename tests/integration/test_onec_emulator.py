@@ -204,7 +204,7 @@ def every_operation(emu: OnecEmulator) -> list[str]:
         assert ([c.ExternalId for c in rest.Items], rest.Next) == (["crm-c9"], None)
 
         # Cards, the questionnaire, registration (tests/integration/test_onec_cards_master.py).
-        cards = svc.FindCards(Phone="+79000000005")  # zeep unwraps a record of one list
+        cards = svc.FindCards(Phone="+79000000005").Items
         assert [(c.Number, c.Balance, c.Main) for c in cards] == [
             ("2000000000053", D("120.50"), True), ("2000000000060", D("80.00"), False),
         ]  # fmt: skip

@@ -94,6 +94,11 @@ class CardList:
 
     items: tuple[CardRecord, ...]
 
+    @property
+    def total(self) -> int:
+        """How many cards."""
+        return len(self.items)
+
 
 @dataclass(frozen=True, slots=True)
 class ProfileRecord:
