@@ -25,7 +25,7 @@ from typing import Any
 from bridge.bonus.balance import BonusService, MasterUnavailable
 from bridge.bonus.reservation_rules import ReservationProblem
 from bridge.errors import DeliveryError, TransientError
-from bridge.ledger import CardsAtMaster, CardStatus, LedgerCard
+from bridge.ledger import CardsAtMaster, CardStatus, LedgerCard, not_supported
 from bridge.logs import get_logger
 from bridge.owed.calls import NewOwedCall, OwedCall
 from bridge.owed.handlers import Handlers
@@ -78,6 +78,10 @@ class Merges:
     async def start(self, phone: str, main_card: str) -> CustomerRecord:
         """A merge of ``phone``'s other cards into ``main_card``, its steps owed."""
         ledger = cards_of(self.bonus)
+        for capability in ("set_card_status", "move_points", "set_main_card"):
+            refused = not_supported(ledger, capability)
+            if refused is not None:  # refused now, rather than failed at its first step
+                raise refused
         cards = await self.bonus.call_master("cards", lambda: ledger.cards(phone))
         main = next((c for c in cards if c.number == main_card), None)
         if main is None:  # not this phone's (another's, or none): never said which

@@ -99,3 +99,18 @@ async def test_a_proof_of_one_phone_never_reads_or_moves_anothers_cards(
     assert (status, hidden["code"]) == (404, "merge_not_found")
     assert (await cards(bonus, maria))["2000000000060"]["balance"] in ("80.00", "0.00")
     assert (await cards(bonus, ivan))["2000000000015"]["balance"] == "1000.00"  # untouched
+
+
+async def test_a_master_that_cannot_move_points_refuses_a_merge_at_once(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await customers_bridge(bonus_factory, tmp_path, master="retailcrm")
+    proof = await prove(bonus, IVAN)
+    listed = await cards(bonus, proof)
+    assert listed, "RetailCRM's sandbox customer has a loyalty account"
+    main = next(iter(listed))
+    status, refused = await bonus.call(
+        "POST", f"{BASE}/cards/merge", {"main_card": main}, with_proof(proof)
+    )
+    assert (status, refused["code"]) == (501, "not_supported"), refused
+    assert "operation id" in refused["detail"] or "RetailCRM" in refused["detail"], refused
