@@ -15,6 +15,8 @@ from bridge.bonus.mirror import BalanceChanges, BalanceReader
 from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
 from bridge.connector import BalanceMirror, DocumentMapper, Emulator, Lifecycle, Sink
+from bridge.customers.outbox import sent_check
+from bridge.customers.registration import RegistrationSink
 from bridge.customers.service import CustomerService, build_customers
 from bridge.errors import BridgeError, SettingsError
 from bridge.ledger import Ledger, MasterVerification
@@ -30,10 +32,11 @@ from bridge.mirror.router import Router
 from bridge.owed.handlers import Handlers
 from bridge.owed.sweeper import OwedSweeper
 from bridge.registry import Connectors, build_connectors
-from bridge.settings import BONUS_TARGET, DeliverySettings, Settings
+from bridge.settings import BONUS_TARGET, REGISTRATION_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway
 from bridge.store import Store, open_store
+from bridge.store.customer_records import customer_records_of
 from bridge.store.leases import Leases
 from bridge.store.owed import owed_store_of
 from bridge.store.records import InboundEvent
@@ -120,17 +123,9 @@ class Runtime:
         if self.bonus is not None and self.reservations is not None and mirrors:
             self.reservations.balance_changes = BalanceChanges(self.store, mirrors, self._wake)
             readers[BONUS_TARGET] = BalanceReader(self.bonus)
-        lanes: dict[str, tuple[Sink, DeliverySettings]] = {}
-        for target in sorted((self.router.all_targets() | set(mirrors)) - {BONUS_TARGET}):
-            sink = self.connectors.sink(target)
-            if sink is not None:
-                lanes[target] = (sink, self.settings.systems[target].delivery)
-        if self.reservations is not None and BONUS_TARGET in self.router.all_targets():
-            rules = self.settings.bonus.order_statuses
-            lanes[BONUS_TARGET] = (OrderStatusSink(self.reservations, rules), DeliverySettings())
         self.dispatcher = Dispatcher(
             self.store,
-            lanes,
+            self._lanes(mirrors),
             self.owner,
             lease_seconds=self.settings.store.lease_seconds,
             metrics=self.metrics,
@@ -148,6 +143,23 @@ class Runtime:
         listers = self.connectors.listers()
         self.backfiller = Backfiller(self.store, listers, self.router, systems, self.intake)
         self.backfiller.start()
+
+    def _lanes(self, mirrors: tuple[str, ...]) -> dict[str, tuple[Sink, DeliverySettings]]:
+        """A lane per target: the systems' sinks, and the internal ``_bonus`` (order
+        statuses move reservations) and ``_customers`` (orders register customers)."""
+        lanes: dict[str, tuple[Sink, DeliverySettings]] = {}
+        internal = {BONUS_TARGET, REGISTRATION_TARGET}
+        for target in sorted((self.router.all_targets() | set(mirrors)) - internal):
+            sink = self.connectors.sink(target)
+            if sink is not None:
+                lanes[target] = (sink, self.settings.systems[target].delivery)
+        if self.reservations is not None and BONUS_TARGET in self.router.all_targets():
+            rules = self.settings.bonus.order_statuses
+            lanes[BONUS_TARGET] = (OrderStatusSink(self.reservations, rules), DeliverySettings())
+        if self.customers is not None and REGISTRATION_TARGET in self.router.all_targets():
+            sink = self._registration_sink(self.customers)
+            lanes[REGISTRATION_TARGET] = (sink, DeliverySettings())
+        return lanes
 
     def _balance_mirrors(self) -> tuple[str, ...]:
         """Systems that show the master's balance (a Bitrix contact field)."""
@@ -169,6 +181,20 @@ class Runtime:
             await self.intake.receive(bonus.master, [event])
 
         return await build_customers(self.settings, bonus, self.store, self.owed, gateway, mirror)
+
+    def _registration_sink(self, customers: CustomerService) -> RegistrationSink:
+        """Welcome texts of automatic registration go through the bridge's own gateway
+        (``bonus.sms.gateway``), whoever sends the write-off codes."""
+        gateway = build_gateway(self.settings.bonus.sms, self.store)
+        return RegistrationSink(
+            self.settings.customers.registration,
+            {name: system.type for name, system in self.settings.systems.items()},
+            customers.bonus,
+            customer_records_of(self.store),
+            gateway,
+            customers.proofs,
+            sent_check(gateway, self.store),
+        )
 
     def _reservation_service(self, bonus: BonusService, ledger: Ledger) -> ReservationService:
         sms = self.settings.bonus.sms

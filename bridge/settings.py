@@ -366,6 +366,8 @@ class ReturnSettings(Strict):
 
 
 BONUS_TARGET = "_bonus"  # the internal target of order changes that move reservations
+# The internal target of orders that register their first-time customer (issue 17).
+REGISTRATION_TARGET = "_customers"
 
 
 class BonusSettings(Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.settings import BONUS_TARGET, Settings
+from bridge.settings import BONUS_TARGET, REGISTRATION_TARGET, Settings
 from bridge.store.records import InboundEvent, NewEvent
 
 
@@ -24,6 +24,11 @@ class Router:
             # releases the reservation of the order when its status says so.
             for source in settings.bonus.order_statuses:
                 table.setdefault((source, "order"), []).append(BONUS_TARGET)
+            # Orders that register their first-time customer there (issue 17).
+            for registration in settings.customers.registration.sources:
+                targets = table.setdefault((registration.system, "order"), [])
+                if REGISTRATION_TARGET not in targets:
+                    targets.append(REGISTRATION_TARGET)
         self._table = {key: tuple(value) for key, value in table.items()}
 
     def targets(self, source: str, entity: str) -> tuple[str, ...]:
