@@ -1,7 +1,8 @@
 """The sandbox 1C and the test double of a real infobase: ``OnecEmulator`` serves one
 ``OnecLedger`` over SOAP and the HTTP service (``server.py``, ``soap.py``), with faults
 injected through ``faults.py``. The infobase itself is plain state: the bonus ledger
-(``ledger.py``, ``operations.py``) over the documents (``documents.py``: customers, orders,
+(``ledger.py``, ``operations.py``) over customers' cards, questionnaires and registration
+(``cards.py``, ``profiles.py``) over the documents (``documents.py``: customers, orders,
 the change feed and listings, kept in ``customers.py``, ``orders.py``, ``listing.py``), and
 the module's parameter checks (``checks.py``)."""
 
