@@ -20,6 +20,7 @@ from bridge.ledger import LedgerRefused
 from connectors.onec.client import OnecFault, SoapClient
 from connectors.onec.declared.calls import DeclaredService
 from connectors.onec.declared.vocabulary import CAPABILITIES
+from connectors.onec.errors import is_unpublished
 
 AVAILABLE = "available"
 NOT_DECLARED = "not declared"
@@ -102,11 +103,14 @@ async def _probe(service: DeclaredService, capability: str, call: Call) -> Row:
         request = {key: _WHO[key]}
     if request is None:
         return Row(capability, NOT_TRIED, label)
-    state, detail = await _tried(capability, request, call)
+    optional = capability in declaration.optional
+    state, detail = await _tried(capability, request, call, optional)
     return Row(capability, state, label, detail)
 
 
-async def _tried(capability: str, request: dict[str, Any], call: Call) -> tuple[str, str]:
+async def _tried(
+    capability: str, request: dict[str, Any], call: Call, optional: bool = False
+) -> tuple[str, str]:
     """(state, detail) of one harmless call."""
     try:
         await call(capability, request)
@@ -118,6 +122,10 @@ async def _tried(capability: str, request: dict[str, Any], call: Call) -> tuple[
         cause = exc.__cause__
         if isinstance(cause, OnecFault) and cause.code is not None:
             return AVAILABLE, f"refused the probe: {cause.code}"
+        if optional and is_unpublished(cause):
+            # An HTTP service without the template (a bare 404), as a WSDL without the
+            # operation above: one published before the optional calls existed.
+            return UNPUBLISHED, "optional: the service may lack it"
         return FAILING, str(exc)
     if CAPABILITIES[capability].changes_state:
         # The probe's customer, hold and operation exist nowhere: a service that says "done"

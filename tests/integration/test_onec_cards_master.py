@@ -11,6 +11,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -313,3 +314,51 @@ def test_the_emulator_state_page_shows_cards_as_json() -> None:
     ledger.seed_sandbox()
     cards = json.loads(json.dumps(ledger.snapshot()["cards"], default=str))
     assert cards[LOOSE] == ["0.00", "0.00", "active", None]
+
+
+@pytest.mark.parametrize("transport", ["soap", "http"])
+async def test_the_probe_tries_the_card_reads_and_passes_an_older_1c(transport: str) -> None:
+    onec = await start(transport)
+    older = await start(transport, unpublished=CARDS)
+    try:
+        rows = {line.split()[0]: line for line in (await onec.connector.probe()).splitlines()[1:]}
+        assert "available" in rows["find_cards"]
+        assert "refused the probe: unknown_card" in rows["get_card"]
+        assert "refused the probe: unknown_customer" in rows["get_profile"]
+        assert "not tried (it writes)" in rows["move_points"]
+        text = await older.connector.probe()  # raises ProbeFailed on a failing row
+        rows = {line.split()[0]: line for line in text.splitlines()[1:]}
+        # SOAP: the WSDL tells for every call; HTTP: only a call tells, and writes are not tried.
+        told = CARDS if transport == "soap" else {"find_cards", "get_card", "get_profile"}
+        assert all("not published" in rows[name] for name in told), text
+    finally:
+        for started in (onec, older):
+            await started.connector.close()
+            await started.emulator.stop()
+
+
+async def test_a_test_issues_cards_through_the_emulator_s_admin_route() -> None:
+    onec = await start("http")
+    admin = f"http://{onec.emulator.host}:{onec.emulator.port}/__emulator__/cards"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for body in (
+                {"number": "2000000000091", "points": "15.00"},
+                {"number": "2000000000107", "points": "5.25", "phone": MARIA},
+                {"number": "2000000000114", "phone": "+79000000046"},
+            ):
+                async with http.post(admin, json=body) as answer:
+                    assert answer.status == 200, await answer.text()
+            async with http.post(admin, json={"number": FIRST}) as answer:
+                assert answer.status == 422  # a number is unique
+                assert (await answer.json())["error"]["code"] == "invalid_request"
+        loose = await onec.connector.card("2000000000091")
+        assert (loose.balance, loose.customer_id) == (D("15.00"), None)
+        assert [c.number for c in await onec.connector.cards(MARIA)] == [
+            FIRST, SECOND, "2000000000107",
+        ]  # fmt: skip
+        new = await onec.connector.cards("+79000000046")
+        assert [(c.number, c.main) for c in new] == [("2000000000114", True)]
+    finally:
+        await onec.connector.close()
+        await onec.emulator.stop()
