@@ -22,6 +22,7 @@ from connectors.onec.contract import CARDS
 from connectors.onec.declared.reference import reference_document
 from connectors.onec.emulator import OnecEmulator, naming_from_yaml
 from connectors.onec.emulator.ledger import OnecLedger
+from tests.support.daemon import free_port
 from tests.support.onec import onec_options
 
 MARIA = "+79000000005"  # the sandbox's seed journey: three cards, one of them ownerless
@@ -362,3 +363,37 @@ async def test_a_test_issues_cards_through_the_emulator_s_admin_route() -> None:
     finally:
         await onec.connector.close()
         await onec.emulator.stop()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "onec"
+
+
+@pytest.mark.parametrize(
+    ("folder", "where"),
+    [
+        ("cyrillic_soap", {"transport": "soap", "address": "/base/ws/bonus.1cws"}),
+        ("http_json", {"transport": "http", "url": "/base/hs/bonus"}),
+    ],
+)
+async def test_a_retailer_s_own_service_declares_no_cards_so_they_are_not_supported(
+    folder: str, where: dict[str, str]
+) -> None:
+    base = f"http://127.0.0.1:{free_port()}"
+    options = ONEC.options_model.model_validate(
+        {k: base + v if k in ("address", "url") else v for k, v in where.items()}
+        | {"username": "bridge", "password": "sandbox"}
+        | {"service": str(EXAMPLES / folder / "declaration.yaml")}
+        | {"emulator": str(EXAMPLES / folder / "emulator.yaml")}
+    )
+    system = SystemSettings(type="onec", delivery=DeliverySettings(timeout_seconds=2.0))
+    emulator = ONEC.create_emulator("onec", system, options)
+    await emulator.start()
+    connector = ONEC.create("onec", system, options)
+    await connector.start()
+    try:
+        for method, args in CALLS.items():
+            error = await refused(LedgerErrorCode.NOT_SUPPORTED, getattr(connector, method)(*args))
+            assert "declares no" in str(error), error
+    finally:
+        await connector.close()
+        await emulator.stop()
