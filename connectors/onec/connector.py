@@ -112,7 +112,7 @@ class OnecConnector:
         self._loaded: str | None = None
         self._listing = OnecListing(self._request, self.service, options.list_page)
         # The Ledger protocol (bonus.master: onec), answered by the declared capabilities.
-        self.master = OnecMaster(self._call, self.declaration)
+        self.master = OnecMaster(self._call, self.declaration, self.service.publishes)
         self.missing = self.master.missing
         self.find_customer = self.master.find_customer
         self.balance = self.master.balance

@@ -10,7 +10,7 @@ are taken from the request (what was held) or left unknown, never made up.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -46,9 +46,17 @@ class OnecMaster(OnecCards):
     """The bonus ledger of one 1C infobase, as its service is declared, with its customers'
     cards, questionnaires and registration (``CardsAtMaster``, cards.py)."""
 
-    def __init__(self, call: LedgerCall, declaration: Declaration) -> None:
+    def __init__(
+        self,
+        call: LedgerCall,
+        declaration: Declaration,
+        publishes: Callable[[str], bool | None] | None = None,
+    ) -> None:
         super().__init__(call, self.missing)
         self._declared = declaration
+        # Whether the service has a declared operation (False: its WSDL lacks it; None: only
+        # a call can tell): an optional one an older service lacks is missing too.
+        self._publishes = publishes
         commit, release = declaration.calls("commit"), declaration.calls("release")
         reads = (commit.reads if commit else frozenset()) | (release.reads if release else set())
         # What the calls on a hold read besides its id: kept with it (in the reservation_id
@@ -56,10 +64,19 @@ class OnecMaster(OnecCards):
         self._context = sorted(reads & HOLD_CONTEXT)
 
     def missing(self, capability: str) -> str | None:
-        """None when ``capability`` is declared (or done by 1C), else why the bridge cannot."""
-        if self._declared.calls(capability) or self._declared.done_by_1c(capability):
+        """None when ``capability`` is declared (or done by 1C) and, for an optional call, not
+        known to be unpublished; else why the bridge cannot."""
+        if self._declared.done_by_1c(capability):
             return None
-        return f"the 1C service declares no {capability} ({self._declared.source})"
+        if self._declared.calls(capability) is None:
+            return f"the 1C service declares no {capability} ({self._declared.source})"
+        if (
+            capability in self._declared.optional
+            and self._publishes is not None
+            and self._publishes(capability) is False
+        ):
+            return f"the 1C service does not publish {capability} (an optional call, CONTRACT.md)"
+        return None
 
     async def find_customer(
         self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None
