@@ -61,6 +61,13 @@ class RegistrationSettings(Strict):
         return value
 
 
+class NoticeSettings(Strict):
+    """Programme notices (``bridge notify``): one SMS per phone per notice, throttled."""
+
+    # SMS per second unless --rate says otherwise; providers throttle or ban bursts.
+    rate_per_second: float = Field(default=20.0, gt=0, le=1000)
+
+
 class CustomerSettings(Strict):
     """Proofs of a phone, the questionnaire and what it gates, automatic registration.
 
@@ -78,6 +85,7 @@ class CustomerSettings(Strict):
     # nothing (a reservation is refused 409 profile_incomplete) until it is complete.
     accumulate_only_until_profile: bool = False
     registration: RegistrationSettings = RegistrationSettings()
+    notices: NoticeSettings = NoticeSettings()
 
     @field_validator("verify_text")
     @classmethod

@@ -10,7 +10,9 @@ from bridge import __version__
 from bridge.cli import (
     backfill,
     check,
+    customers,
     events,
+    notify,
     purge,
     replay,
     reservations,
@@ -33,6 +35,8 @@ EXAMPLES = """examples:
   bridge backfill orders --from retailcrm --to onec --since 2026-01-01
   bridge map mappings/retailcrm_order_to_onec.yaml examples/retailcrm_order.json
   bridge reservations list --status held
+  bridge customers show +79000000005    a phone's cards, merges, registration, notices
+  bridge notify --template t.txt --phones p.txt --dry-run
   bridge sandbox                        run the emulators of the configured systems
   bridge sandbox messages --json        the SMS codes the sandbox gateway "sent"
 """
@@ -71,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         backfill,
         map_command,
         reservations,
+        customers,
+        notify,
         sandbox,
     )
     for module in modules:
