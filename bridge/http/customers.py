@@ -154,10 +154,10 @@ async def verify(request: web.Request) -> web.Response:
 async def confirm(request: web.Request) -> web.Response:
     """``POST /api/v1/customers/verify/{id}/confirm``: the code for a proof."""
     svc = service(request)
+    body: ConfirmIn = parse_model(await request.read(), ConfirmIn)
     verification_id = request.match_info["id"]
     if not VERIFICATION_ID.match(verification_id) or svc.verifications is None:
         raise Problem(404, "verification_not_found", f"no verification {verification_id[:40]!r}")
-    body: ConfirmIn = parse_model(await request.read(), ConfirmIn)
     try:
         proof, expires = await svc.verifications.confirm(verification_id, body.code)
     except ReservationProblem as exc:

@@ -31,6 +31,7 @@ async def bonus(tmp_path: Path) -> AsyncIterator[Bonus]:
     config = bonus_config(tmp_path, "onec")
     config["systems"]["onec"]["webhook"] = {"auth": "bearer", "token": HOOK_TOKEN}
     config["http"] = {"max_body_bytes": 4096}
+    config["clients"]["till"]["scopes"].append("customers")  # /api/v1/customers too
     bridge, stop = await start_bonus(tmp_path / "hostile.yaml", config)
     yield bridge
     await stop()
@@ -57,6 +58,7 @@ def auth_for(path: str) -> dict[str, str]:
     return TILL
 
 
+PHONE = "+79000000001"
 NOT_GZIP = b'{"customer": {"card": "2000000000015"}}'
 ENCODED_LIES = [
     ("gzip", NOT_GZIP),
@@ -143,6 +145,9 @@ async def test_every_route_answers_hostile_bodies_with_problems_never_5xx(
     with capture_logs() as logs, caplog.at_level(logging.WARNING):
         for method, path in posts:
             auth = auth_for(path) | {"Content-Type": "application/json"}
+            if path.startswith("/api/v1/customers/cards"):  # they act for a proven phone
+                assert bonus.runtime.customers is not None
+                auth["X-Customer-Proof"] = bonus.runtime.customers.proofs.issue(PHONE)[0]
             for encoding, body in ENCODED_LIES:
                 status, problem = await send(
                     bonus, method, path, body, auth | {"Content-Encoding": encoding}
