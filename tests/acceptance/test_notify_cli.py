@@ -19,7 +19,13 @@ from typing import Any
 
 import yaml
 
-from tests.support.daemon import cli_env, run_cli
+from bridge.settings import StoreSettings
+from bridge.store import open_store
+from bridge.store.customer_records import RecordKind, customer_records_of
+from connectors.onec.emulator import OnecEmulator
+from tests.support.bonus import outside_onec_config
+from tests.support.daemon import cli_env, free_port, run_cli
+from tests.support.sms import sms_provider
 
 TEMPLATE = "Весенние баллы ×2 до 31 мая. Ваша программа лояльности."
 
@@ -147,3 +153,48 @@ async def test_mistakes_are_named(tmp_path: Path) -> None:
         config, "notify", "--template", str(template), "--status", "accumulate_only"
     )
     assert code == 1 and "bonus.master is not set" in err, err
+
+
+async def test_status_accumulate_only_texts_the_known_phones_with_incomplete_questionnaires(
+    tmp_path: Path,
+) -> None:
+    onec = OnecEmulator(port=free_port())
+    await onec.start()
+    incomplete, complete, unknown = "+79002220001", "+79002220002", "+79002220003"
+    verified = "+79000000001"  # the sandbox seed's, never asked its birth date
+    for phone in (incomplete, complete):
+        onec.ledger.register_customer(f"reg-{phone}", phone, "Анна Новикова")
+    cid = onec.ledger.find_customer(phone=complete).customer_id
+    filled = {"last_name": "Новикова", "first_name": "Анна", "birth_date": "1990-05-01"}
+    onec.ledger.save_profile("profile-1", cid, json.dumps(filled))
+    try:
+        async with sms_provider() as provider:
+            settings = outside_onec_config(tmp_path, onec.url, timeout_seconds=2)
+            settings["bonus"]["sms"] = provider.gateway()
+            config = tmp_path / "config.yaml"
+            config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+            store = open_store(StoreSettings(url=settings["store"]["url"]))
+            await store.open()
+            records = customer_records_of(store)
+            for phone in (incomplete, complete, unknown):
+                await records.add_record(RecordKind.REGISTRATION, phone, phone, "notified", {})
+            await records.add_record(RecordKind.VERIFICATION, "vrf_1", verified, "confirmed", {})
+            await records.add_record(RecordKind.VERIFICATION, "vrf_2", complete, "sent", {})
+            await store.close()
+            template = tmp_path / "fill-in.txt"
+            template.write_text("Заполните анкету: {link}\n", encoding="utf-8")
+            code, out, err = await run_cli(
+                config, "notify", "--template", str(template), "--status", "accumulate_only",
+                "--json",
+            )  # fmt: skip
+            assert code == 0, err
+            assert json.loads(out)["counts"] == {"sent": 2}
+            assert len(provider.texts) == 2
+            assert all("proof=" in text for text in provider.texts)
+            onec.faults.set(outage=True)
+            code, _out, err = await run_cli(
+                config, "notify", "--template", str(template), "--status", "accumulate_only"
+            )
+            assert code == 1 and "--status accumulate_only:" in err and "onec" in err, err
+    finally:
+        await onec.stop()
