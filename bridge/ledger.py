@@ -189,6 +189,7 @@ class LedgerCard:
     main: bool = False
     customer_id: str | None = None
     phone: str | None = None
+    reserved: Decimal = Decimal("0.00")  # held for write-offs: not free to move
 
 
 @runtime_checkable

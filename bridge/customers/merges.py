@@ -98,6 +98,14 @@ class Merges:
             )
         merge_id = f"mrg_{secrets.token_hex(10)}"
         others = [c for c in cards if c.number != main_card and c.status is not CardStatus.BLOCKED]
+        holding = [c.number for c in others if c.reserved > 0]
+        if holding:  # points held at the master (a till's hold the bridge did not make)
+            raise ReservationProblem(
+                "open_reservation",
+                f"card {holding[0]} has points held for a write-off: settle it before the"
+                " cards are merged",
+                cards=holding,
+            )
         body = {"main": main_card, "main_set": False, "cards": {c.number: {"state": "owed"}
                 for c in others}}  # fmt: skip
         record, _ = await self.records.add_record(RecordKind.MERGE, merge_id, phone, RUNNING, body)

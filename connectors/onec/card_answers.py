@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from bridge.ledger import CardStatus, LedgerCard
@@ -39,7 +40,13 @@ def card(r: Mapping[str, Any]) -> LedgerCard:
         main=False if text(main) is None else read_bool(main, "main"),
         customer_id=text(r.get("customer_id")),
         phone=text(r.get("phone")),
+        reserved=_maybe_reserved(r),
     )
+
+
+def _maybe_reserved(r: Mapping[str, Any]) -> Decimal:
+    """The card's held points (a service that does not say: none known)."""
+    return Decimal("0.00") if text(r.get("reserved")) is None else amount(r, "reserved")
 
 
 def card_list(r: Mapping[str, Any]) -> list[LedgerCard]:

@@ -114,3 +114,26 @@ async def test_a_master_that_cannot_move_points_refuses_a_merge_at_once(
     )
     assert (status, refused["code"]) == (501, "not_supported"), refused
     assert "operation id" in refused["detail"] or "RetailCRM" in refused["detail"], refused
+
+
+async def test_a_card_with_points_held_refuses_the_merge_and_nothing_moves(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await customers_bridge(bonus_factory, tmp_path)
+    proof = await prove(bonus, MARIA)
+    main = bonus.emulator.ledger.get_card("2000000000053")
+    bonus.emulator.ledger.reserve("till-hold-1", main.customer_id, "20.00", "till-9")  # a till's
+    status, refused = await bonus.call(
+        "POST", f"{BASE}/cards/merge", {"main_card": "2000000000060"}, with_proof(proof)
+    )
+    assert (status, refused["code"], refused["cards"]) == (
+        409,
+        "open_reservation",
+        ["2000000000053"],
+    )
+    after = await cards(bonus, proof)
+    assert (after["2000000000053"]["balance"], after["2000000000053"]["status"]) == (
+        "120.50",
+        "active",
+    )
+    assert after["2000000000060"]["balance"] == "80.00"
