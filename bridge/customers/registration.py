@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.bonus.balance import BonusService, MasterUnavailable
+from bridge.bonus.balance import BonusService, CustomerRef, MasterUnavailable
 from bridge.bonus.phones import PhoneError, mask, normalize_phone
 from bridge.connector import DeliveryJob
 from bridge.customers.merges import cards_of
@@ -173,13 +173,16 @@ class RegistrationSink:
         return None
 
     async def _known(self, phone: str) -> bool:
-        ledger = self.bonus.ledger
+        """Whether the master knows the phone (a known customer is remembered for
+        ``bonus.customer_cache_seconds``: a regular's orders cost no look-up each)."""
         try:
-            await self._master("find_customer", lambda: ledger.find_customer(phone=phone))
+            await self.bonus.resolve(CustomerRef(phone=phone))
         except LedgerRefused as exc:
             if exc.code is LedgerErrorCode.UNKNOWN_CUSTOMER:
                 return False
             raise
+        except MasterUnavailable as exc:
+            raise TransientError(str(exc)) from exc
         return True
 
     async def _step(self, record: CustomerRecord, contact: Contact) -> CustomerRecord:
