@@ -25,7 +25,7 @@ from bridge.customers.outbox import sent_check
 from bridge.customers.proofs import ProofBook
 from bridge.logs import configure_logging
 from bridge.settings_loader import LoadedSettings
-from bridge.settings_sms import check_template
+from bridge.settings_sms import SandboxGatewaySettings, check_template
 from bridge.sms.factory import build_gateway
 from bridge.store import Store
 from bridge.store.customer_records import customer_records_of
@@ -108,6 +108,14 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return FAILURE
     configure_logging(loaded.settings.log)  # to stderr: stdout holds the count
+    sms = loaded.settings.bonus.sms
+    if isinstance(sms.gateway, SandboxGatewaySettings) and not loaded.settings.sandbox.enabled:
+        # The sandbox gateway only keeps texts in the store: every phone would be marked
+        # sent and the real notice could never go out under this template.
+        return fail(
+            "bonus.sms.gateway is the sandbox's and sandbox.enabled is off: no text would"
+            " reach anyone; configure bonus.sms.gateway (smsru, smsc or http)"
+        )
     rate = args.rate or loaded.settings.customers.notices.rate_per_second
     counts = asyncio.run(
         with_store(loaded, lambda store: _notify(loaded, store, args, template, listed, rate))

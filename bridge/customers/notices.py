@@ -201,7 +201,8 @@ class Notice:
                 return FAILED
             except SmsUnavailable as exc:
                 log.warning("notice_sms_retry", notice=self.id, phone=mask(phone), error=str(exc))
-                await self._sleep(2.0**attempt)
+                if attempt + 1 < SEND_TRIES:
+                    await self._sleep(2.0**attempt)
                 continue
             body = dict(record.body) | {"message_id": sent.message_id, "sent_at": time.time()}
             await self.records.update_record(record, SENT, body)

@@ -33,7 +33,7 @@ TEMPLATE = "Весенние баллы ×2 до 31 мая. Ваша прогр�
 def setup(tmp_path: Path, count: int) -> tuple[Path, Path, Path]:
     """config.yaml (SQLite, the sandbox gateway), the template and a phone file with
     ``count`` phones in mixed spellings, a repeat and two bad lines."""
-    config = {"store": {"url": f"sqlite:///{tmp_path / 'bridge.db'}"}}
+    config = {"store": {"url": f"sqlite:///{tmp_path / 'bridge.db'}"}, "sandbox": {"enabled": True}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     template = tmp_path / "spring.txt"
@@ -153,6 +153,12 @@ async def test_mistakes_are_named(tmp_path: Path) -> None:
         config, "notify", "--template", str(template), "--status", "accumulate_only"
     )
     assert code == 1 and "bonus.master is not set" in err, err
+    production = tmp_path / "production.yaml"
+    production.write_text(f"store: {{url: 'sqlite:///{tmp_path / 'p.db'}'}}\n", encoding="utf-8")
+    code, _out, err = await run_cli(
+        production, "notify", "--template", str(template), "--phones", str(phones)
+    )
+    assert code == 1 and "no text would reach anyone" in err, err
 
 
 async def test_status_accumulate_only_texts_the_known_phones_with_incomplete_questionnaires(
