@@ -204,6 +204,7 @@ def cross_checks(doc: Document) -> list[Finding]:
         for system in statuses
         if system not in systems
     )
+    problems.extend(_registration_sources(doc, data, systems))
     sms = _as_dict(_as_dict(data.get("bonus")).get("sms"))
     gateway = _as_dict(sms.get("gateway")).get("type", "sandbox")
     sandbox = _as_dict(data.get("sandbox")).get("enabled") is True
@@ -237,6 +238,18 @@ def cross_checks(doc: Document) -> list[Finding]:
                 message = "a route cannot target its own source"
                 problems.append(doc.problem((*base, "targets", j), message))
     return problems
+
+
+def _registration_sources(doc: Document, data: Any, systems: Any) -> list[Finding]:
+    """``customers.registration.sources`` must name configured systems."""
+    sources = _as_dict(_as_dict(data.get("customers")).get("registration")).get("sources")
+    found = []
+    for index, source in enumerate(sources if isinstance(sources, list) else []):
+        system = _as_dict(source).get("system")
+        if isinstance(system, str) and system not in systems:
+            where: KeyPath = ("customers", "registration", "sources", index, "system")
+            found.append(doc.problem(where, f"unknown system {system!r}"))
+    return found
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

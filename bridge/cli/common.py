@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from bridge.cli.output import err
 from bridge.errors import SettingsError
-from bridge.settings import BONUS_TARGET
+from bridge.settings import BONUS_TARGET, REGISTRATION_TARGET
 from bridge.settings_loader import LoadedSettings, read_settings
 from bridge.store import Store, open_store
 
@@ -65,7 +65,8 @@ def unknown_system_problems(loaded: LoadedSettings, args: argparse.Namespace) ->
     names that exist (a typo like ``--target crm`` would otherwise match nothing, quietly)."""
     systems = set(loaded.settings.systems)
     problems = []
-    for option, known in (("source", systems), ("target", systems | {BONUS_TARGET})):
+    internal = {BONUS_TARGET, REGISTRATION_TARGET}
+    for option, known in (("source", systems), ("target", systems | internal)):
         value = getattr(args, option, None)
         if value is not None and value not in known:
             problems.append(

@@ -174,3 +174,12 @@ def test_example_config_is_valid_with_its_variables_set() -> None:
 def test_unknown_yaml_tag_is_a_problem_with_a_line(tmp_path: Path) -> None:
     (found,) = problems(write(tmp_path, "http:\n  host: 127.0.0.1\n  port: !env 8080\n"))
     assert found.startswith(f"{tmp_path / 'config.yaml'}:3: http.port: YAML:")
+
+
+def test_a_registration_source_must_be_a_configured_system(tmp_path: Path) -> None:
+    sources = "    sources:\n      - {system: crm, channel: phone}\n"
+    text = GOOD + "customers:\n  registration:\n" + sources
+    found = problems(write(tmp_path, text), env={"SHOP_TOKEN": "shop-token-1234567890"})
+    assert any(
+        "customers.registration.sources[0].system: unknown system 'crm'" in p for p in found
+    ), found
