@@ -25,6 +25,7 @@ from bridge.customers.service import CustomerService
 from bridge.http.bonus import parse_model, unavailable
 from bridge.http.problems import Problem, json_response
 from bridge.http.reservation_bodies import ConfirmIn
+from bridge.http.reservations import refused
 from bridge.http.state import AUTH, RUNTIME
 from bridge.http.text import plain_text
 from bridge.ledger import LedgerErrorCode, LedgerRefused
@@ -67,6 +68,13 @@ class PhoneIn(BaseModel):
             raise ValueError(str(exc)) from exc
 
 
+def card_number(value: str) -> str:
+    """A card number as given: 1 to 64 characters of plain text."""
+    if not 1 <= len(value) <= 64:
+        raise ValueError("must be 1 to 64 characters")
+    return plain_text(value)
+
+
 class CardIn(BaseModel):
     """``POST …/cards/attach``."""
 
@@ -74,12 +82,7 @@ class CardIn(BaseModel):
 
     card: str
 
-    @field_validator("card")
-    @classmethod
-    def _card(cls, value: str) -> str:
-        if not 1 <= len(value) <= 64:
-            raise ValueError("must be 1 to 64 characters")
-        return plain_text(value)
+    _card = field_validator("card")(card_number)
 
 
 class MergeIn(BaseModel):
@@ -89,12 +92,7 @@ class MergeIn(BaseModel):
 
     main_card: str
 
-    @field_validator("main_card")
-    @classmethod
-    def _card(cls, value: str) -> str:
-        if not 1 <= len(value) <= 64:
-            raise ValueError("must be 1 to 64 characters")
-        return plain_text(value)
+    _card = field_validator("main_card")(card_number)
 
 
 def service(request: web.Request) -> CustomerService:
@@ -117,13 +115,7 @@ def proven_phone(request: web.Request, svc: CustomerService) -> str:
 def problem(exc: Exception) -> Problem:
     """The problem document of a refusal."""
     if isinstance(exc, ReservationProblem):
-        headers = {}
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        extra = dict(exc.extra)
-        if exc.field is not None:
-            extra["field"] = exc.field
-        return Problem(STATUS.get(exc.code, 409), exc.code, exc.detail, headers=headers, **extra)
+        return refused(exc, STATUS)
     if isinstance(exc, MasterUnavailable):
         return unavailable(exc)
     if isinstance(exc, LedgerRefused):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -99,16 +99,22 @@ async def answer(svc: ReservationService, rsv: Reservation, created: bool = Fals
     return json_response(reservation_view(rsv, svc.rules.max_attempts, None, later), status)
 
 
+def refused(exc: ReservationProblem, status: Mapping[str, int]) -> Problem:
+    """A service's refusal as a problem: its status by ``status`` (else 409), ``Retry-After``,
+    the field named and whatever else the refusal carries (shared with the customer API)."""
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    extra = dict(exc.extra)
+    if exc.field is not None:
+        extra["field"] = exc.field
+    return Problem(status.get(exc.code, 409), exc.code, exc.detail, headers=headers, **extra)
+
+
 def problem(exc: Exception) -> Problem:
     """The problem document of a refusal."""
     if isinstance(exc, ReservationProblem):
-        headers = {}
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        extra = dict(exc.extra)
-        if exc.field is not None:
-            extra["field"] = exc.field
-        return Problem(STATUS.get(exc.code, 409), exc.code, exc.detail, headers=headers, **extra)
+        return refused(exc, STATUS)
     if isinstance(exc, MasterUnavailable):
         return unavailable(exc)
     if isinstance(exc, LedgerRefused):
