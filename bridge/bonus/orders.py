@@ -49,7 +49,7 @@ class OrderStatusSink:
         """Commit or release the order's reservations as its status says, and give back what
         a return after the commit is worth; else nothing."""
         rule = self._rules.get(job.source)
-        order = _order_state(job)
+        order = order_state(job)
         raw = order.get("status")
         status = raw if isinstance(raw, str) else None
         if rule is None:
@@ -134,7 +134,8 @@ class OrderStatusSink:
         await self._reservations.note_return(rsv.id, target, reason)
 
 
-def _order_state(job: DeliveryJob) -> Mapping[str, Any]:
+def order_state(job: DeliveryJob) -> Mapping[str, Any]:
+    """The order a delivery is about: as re-read from its source, else the change's data."""
     if job.state is not None:
         return job.state
     payload = job.events[-1].payload if job.events else None

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.bonus.balance import BonusService, CustomerRef, MasterUnavailable
+from bridge.bonus.orders import order_state
 from bridge.bonus.phones import PhoneError, mask, normalize_phone
 from bridge.connector import DeliveryJob
 from bridge.customers.merges import cards_of
@@ -148,7 +149,7 @@ class RegistrationSink:
         paths = CONTACT_PATHS.get(self._types.get(job.source, ""))
         if paths is None or job.source not in self._channels:
             return None
-        contact = read_contact(paths, _order_state(job))
+        contact = read_contact(paths, order_state(job))
         wanted = self._channels[job.source]
         if contact is None or (wanted is not None and contact.channel != wanted):
             return None
@@ -243,13 +244,3 @@ class RegistrationSink:
 
 def _ref(phone: str) -> str:
     return f"registration:{phone}"
-
-
-def _order_state(job: DeliveryJob) -> Mapping[str, Any]:
-    if job.state is not None:
-        return job.state
-    payload = job.events[-1].payload if job.events else None
-    if isinstance(payload, Mapping):
-        data = payload.get("data")
-        return data if isinstance(data, Mapping) else payload
-    return {}
