@@ -50,7 +50,13 @@ async def test_an_unreachable_source_is_logged_once_and_recovers(
     url = f"http://127.0.0.1:{port}"
     with capture_logs() as logs:
         bridge = await start_bridge(target_url=target.url, source_type="feed", source_url=url)
-        await asyncio.sleep(0.5)  # polls fail: nothing listens there yet
+        # Polls fail: nothing listens there yet (waited for, not slept: a loaded machine
+        # may take longer than a fixed half second to make the first poll).
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any(entry["event"] == "system_unavailable" for entry in logs):
+            assert asyncio.get_running_loop().time() < deadline, logs
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # a few more failed polls: still logged once
         assert await bridge.runtime.store.get_cursor("shop", CURSOR_NAME) is None
         source = TargetEmulator(url)
         source.state.feed.append({"no": 1, "entity": "order", "id": "1", "data": {}})
