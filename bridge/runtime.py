@@ -32,6 +32,8 @@ from bridge.mirror.router import Router
 from bridge.owed.handlers import Handlers
 from bridge.owed.sweeper import OwedSweeper
 from bridge.registry import Connectors, build_connectors
+from bridge.rules.book import RuleBook
+from bridge.rules.loader import config_rules_problems, load_rules, rules_path
 from bridge.settings import BONUS_TARGET, REGISTRATION_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway
@@ -59,6 +61,7 @@ class Runtime:
     bonus: BonusService | None = None
     reservations: ReservationService | None = None
     customers: CustomerService | None = None  # /api/v1/customers (issue 17)
+    rules: RuleBook | None = None  # bonus.rules.file: /api/v1/bonus/calculate (issue 18)
     emulators: dict[str, Emulator] = field(default_factory=dict)
     # Each route's mapping file, compiled, by (source, entity, target).
     mappers: dict[tuple[str, str, str], DocumentMapper] = field(default_factory=dict)
@@ -299,15 +302,17 @@ def build_runtime(loaded: LoadedSettings) -> Runtime:
     found = [str(loaded.document.problem(p.path, p.message)) for p in problems]
     config_file = Path(loaded.document.file)
     mapping_problems, compiled = inspect_route_mappings(config_file, loaded.document)
-    found += mapping_problems
+    found += mapping_problems + config_rules_problems(config_file, loaded.document)
     if found:
         raise SettingsError(found)
+    rules = loaded.settings.bonus.rules.file
     return Runtime(
         loaded=loaded,
         store=open_store(loaded.settings.store),
         connectors=connectors,
         router=Router(loaded.settings),
         mappers=route_mappers(loaded, compiled),
+        rules=load_rules(rules_path(config_file, rules))[0] if rules else None,
     )
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 
 from bridge.settings_base import Strict
 from bridge.settings_customers import CustomerSettings
+from bridge.settings_rules import RulesSettings
 from bridge.settings_sms import (
     SmsSettings,
 )
@@ -395,6 +396,7 @@ class BonusSettings(Strict):
     order_statuses: dict[str, OrderStatusRule] = Field(default_factory=dict)
     # Returns seen in those systems' order changes after a commit (PRODUCT 3.4).
     returns: ReturnSettings = ReturnSettings()
+    rules: RulesSettings = RulesSettings()  # points per line (issue 18)
 
 
 class SandboxSettings(Strict):

@@ -1,5 +1,5 @@
-"""``bridge check``: validate config.yaml (and, with connectors, their options) and every
-mapping file its routes name."""
+"""``bridge check``: validate config.yaml (and, with connectors, their options), every
+mapping file its routes name, and the bonus rules file it names."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bridge.connector import Emulator, Features, Lifecycle, Probe
 from bridge.errors import BridgeError, SettingsError
 from bridge.mapping import check_route_mappings
 from bridge.registry import Connectors, build_connectors, option_problems
+from bridge.rules.loader import config_rules_problems
 from bridge.settings import Settings
 from bridge.settings_loader import prepare_document, read_settings
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(connector, Features)
         }
         problems += check_route_mappings(config, loaded.document)
+        problems += config_rules_problems(config, loaded.document)
         s = loaded.settings
         summary = (
             f"{len(s.systems)} systems, {len(s.mirror.routes)} routes, {len(s.clients)} clients"
@@ -102,7 +104,11 @@ def _other_problems(config: Path) -> list[str]:
         return []  # not a mapping of sections: nothing more to read
     data = document.data if isinstance(document.data, dict) else {}
     found = [document.problem(p.path, p.message) for p in option_problems(data.get("systems"))]
-    return sorted({str(p) for p in found}) + check_route_mappings(config, document)
+    return (
+        sorted({str(p) for p in found})
+        + check_route_mappings(config, document)
+        + config_rules_problems(config, document)
+    )
 
 
 IN_USE = (
