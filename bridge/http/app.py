@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.bonus.phones import normalize_phone
 from bridge.errors import StoreError
-from bridge.http import admin, bonus, customers, hooks, reservations
+from bridge.http import adjustments, admin, bonus, calculate, customers, hooks, reservations
 from bridge.http.auth import ClientAuth
 from bridge.http.problems import Problem, http_problem, json_response, problem_response
 from bridge.http.protocol import (
@@ -140,7 +140,9 @@ def build_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Applicati
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/hooks/{system}", hooks.receive_webhook)
     app.router.add_post("/api/v1/bonus/balance", bonus.balance)
+    app.router.add_post("/api/v1/bonus/calculate", calculate.calculate)
     reservations.add_routes(app)
+    adjustments.add_routes(app)
     customers.add_routes(app)
     if runtime.settings.sandbox.enabled:
         app.router.add_get("/sandbox/messages", sandbox_messages)
