@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge import budgets
+from bridge.bonus.adjustments import Adjustments
 from bridge.bonus.balance import BonusService
+from bridge.bonus.master_calls import retry_policy
 from bridge.bonus.mirror import BalanceChanges, BalanceReader
 from bridge.bonus.orders import OrderStatusSink
 from bridge.bonus.reservations import ReservationService
@@ -61,6 +63,7 @@ class Runtime:
     bonus: BonusService | None = None
     reservations: ReservationService | None = None
     customers: CustomerService | None = None  # /api/v1/customers (issue 17)
+    adjustments: Adjustments | None = None  # /api/v1/bonus/operations (issue 18)
     rules: RuleBook | None = None  # bonus.rules.file: /api/v1/bonus/calculate (issue 18)
     emulators: dict[str, Emulator] = field(default_factory=dict)
     # Each route's mapping file, compiled, by (source, entity, target).
@@ -115,6 +118,7 @@ class Runtime:
             self.bonus = BonusService(self.settings.bonus, master, ledger, self.store, self.metrics)
             self.reservations = self._reservation_service(self.bonus, ledger)
             await self.reservations.start()
+            self.adjustments = self._adjustments(self.bonus)
             self.customers = await self._customer_service(self.bonus)
             if self.settings.customers.accumulate_only_until_profile:
                 self.reservations.spend_gate = self.customers.profiles.spend_blocked
@@ -184,6 +188,14 @@ class Runtime:
             await self.intake.receive(bonus.master, [event])
 
         return await build_customers(self.settings, bonus, self.store, self.owed, gateway, mirror)
+
+    def _adjustments(self, bonus: BonusService) -> Adjustments:
+        """Manual adjustments, their owed calls retried like a reservation's commit."""
+        policy = retry_policy(self.settings.bonus.reservations.retry_max_seconds)
+        records = customer_records_of(self.store)
+        made = Adjustments(bonus, records, self.owed, policy, self.store, self.metrics)
+        made.register(self.owed.handlers)
+        return made
 
     def _registration_sink(self, customers: CustomerService) -> RegistrationSink:
         """Welcome texts of automatic registration go through the bridge's own gateway

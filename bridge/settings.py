@@ -31,7 +31,8 @@ from bridge.settings_sms import (
 
 SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # customers: act for a customer who proved their phone (issue 17: a web shop's back end).
-SCOPES = frozenset({"bonus:read", "bonus:reserve", "customers", "admin"})
+# bonus:adjust: manual accruals and write-offs (/api/v1/bonus/operations, issue 18).
+SCOPES = frozenset({"bonus:read", "bonus:reserve", "bonus:adjust", "customers", "admin"})
 
 
 class Synchronous(StrEnum):

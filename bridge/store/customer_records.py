@@ -28,6 +28,7 @@ class RecordKind:
     MERGE = "merge"
     REGISTRATION = "registration"
     NOTICE = "notice"
+    ADJUSTMENT = "adjustment"  # manual accruals and write-offs (issue 18)
 
 
 @dataclass(frozen=True)

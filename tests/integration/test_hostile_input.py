@@ -32,6 +32,7 @@ async def bonus(tmp_path: Path) -> AsyncIterator[Bonus]:
     config["systems"]["onec"]["webhook"] = {"auth": "bearer", "token": HOOK_TOKEN}
     config["http"] = {"max_body_bytes": 4096}
     config["clients"]["till"]["scopes"].append("customers")  # /api/v1/customers too
+    config["clients"]["till"]["scopes"].append("bonus:adjust")  # /api/v1/bonus/operations
     bridge, stop = await start_bonus(tmp_path / "hostile.yaml", config)
     yield bridge
     await stop()
