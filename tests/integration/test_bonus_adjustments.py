@@ -40,7 +40,7 @@ async def start(bonus_factory: BonusFactory, tmp_path: Path, **bonus: Any) -> Bo
     return await bonus_factory("onec", config=adjust_config(tmp_path, **bonus))
 
 
-def body(kind: str = "accrue", amount: str = "150.00", **more: Any) -> dict[str, Any]:
+def body(kind: str = "accrue", amount: Any = "150.00", **more: Any) -> dict[str, Any]:
     return {
         "customer": {"phone": PHONE},
         "kind": kind,
