@@ -12,6 +12,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from tests.support.bonus import ADMIN, TILL, Bonus, BonusFactory, bonus_config, bonus_factory
+from tests.support.daemon import free_port
 from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -20,6 +21,8 @@ OPS = "/api/v1/bonus/operations"
 PHONE = "+79000000001"  # seeded in the 1C sandbox with 1,000 points
 ADJUSTER = {"Authorization": "Bearer adjuster-token-0000000000001"}
 OTHER = {"Authorization": "Bearer other-adjuster-token-000000001"}
+# A 1C service that shows a balance by card and can do nothing else (issue 14's fixture).
+LOOKUP_ONLY = Path(__file__).resolve().parents[1] / "fixtures/onec_services/lookup_only"
 
 
 def adjust_config(tmp_path: Path, **bonus: Any) -> dict[str, Any]:
@@ -230,3 +233,55 @@ async def test_bad_input_is_a_422_naming_the_field(
             field,
         ), (data, key, problem)
     assert await balance(bonus) == "1000.00"
+
+
+async def test_hostile_text_with_a_key_is_refused_at_the_boundary(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    """The hostile-input sweep sends no Idempotency-Key; with one, the body is read too."""
+    bonus = await start(bonus_factory, tmp_path)
+    headers = ADJUSTER | {"Idempotency-Key": "h-1", "Content-Type": "application/json"}
+    raws = [
+        b'{"customer": {"phone": "+7900000000\\udfff1"}, "kind": "accrue",'
+        b' "amount": "1.00", "reason": "r"}',
+        b'{"customer": {"card": "2000000000015"}, "kind": "accrue", "amount": "1.00",'
+        b' "reason": "\\ud800"}',
+        b'{"customer": {"card": "2000000000015"}, "kind": "accrue", "amount": NaN, "reason": "r"}',
+        b"[1, 2]",
+        b"not json",
+    ]
+    for raw in raws:
+        async with bonus.http.post(bonus.url + OPS, data=raw, headers=headers) as resp:
+            problem = await resp.json(content_type=None)
+            assert resp.status in (400, 422), (raw, resp.status, problem)
+            assert resp.headers["Content-Type"].startswith("application/problem+json")
+    assert await balance(bonus) == "1000.00"
+
+
+async def test_a_1c_service_that_cannot_hold_points_refuses_a_write_off_with_501(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = adjust_config(tmp_path)
+    folder = LOOKUP_ONLY
+    endpoint = f"http://127.0.0.1:{free_port()}/base/ws/cards.1cws"
+    config["systems"] = {
+        "onec": {
+            "type": "onec",
+            "options": {
+                "transport": "soap",
+                "address": endpoint,
+                "username": "bridge",
+                "password": "sandbox",
+                "poll_interval": 0,
+                "service": str(folder / "declaration.yaml"),
+                "emulator": str(folder / "emulator.yaml"),
+            },
+        }
+    }
+    bonus = await bonus_factory("onec", config=config)
+    data = body("write_off", "10.00") | {"customer": {"card": "2000000000015"}}
+    status, refused = await adjust(bonus, data, "cannot")
+    assert (status, refused["code"]) == (501, "not_supported"), refused
+    assert "reserve" in refused["detail"]
+    status, refused = await adjust(bonus, data | {"kind": "accrue"}, "cannot-2")
+    assert (status, refused["code"]) == (501, "not_supported"), refused
