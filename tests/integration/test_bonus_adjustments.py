@@ -104,6 +104,10 @@ async def test_an_accrual_raises_the_balance_once_however_often_it_is_asked(
     assert status == 202, theirs
     assert theirs["operation_id"] != made["operation_id"]
     assert await balance(bonus) == "1160.00"
+    async with bonus.http.get(bonus.url + "/metrics") as resp:
+        metrics = await resp.text()
+    assert 'bridge_bonus_requests_total{operation="adjust",outcome="done"} 2.0' in metrics
+    assert 'operation="adjust",outcome="idempotency_key_reused"} 1.0' in metrics
 
     events = {e["event"]: e for e in logs}
     assert {"adjustment_requested", "adjustment_done"} <= set(events)
