@@ -12,7 +12,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from tests.support.bonus import ADMIN, TILL, Bonus, BonusFactory, bonus_config, bonus_factory
-from tests.support.daemon import free_port
+from tests.support.daemon import free_port, run_cli
 from tests.support.waiting import eventually
 
 __all__ = ["bonus_factory"]  # the fixture, used by name
@@ -289,3 +289,20 @@ async def test_a_1c_service_that_cannot_hold_points_refuses_a_write_off_with_501
     assert "reserve" in refused["detail"]
     status, refused = await adjust(bonus, data | {"kind": "accrue"}, "cannot-2")
     assert (status, refused["code"]) == (501, "not_supported"), refused
+
+
+async def test_support_replays_a_refused_write_off_once_the_points_are_there(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await start(bonus_factory, tmp_path)
+    status, refused = await adjust(bonus, body("write_off", "1100.00"), "replay-me")
+    assert (status, refused["status"]) == (202, "failed"), refused
+    status, topped = await adjust(bonus, body(amount="100.00"), "top-up")
+    assert (status, topped["status"]) == (202, "done"), topped
+
+    call = refused["master_call"]["id"]
+    code, out, err = await run_cli(tmp_path / "onec-0.yaml", "replay", call)
+    assert code == 0, (out, err)
+    done = await settled(bonus, refused["operation_id"], "done")
+    assert "error" not in done
+    assert await balance(bonus) == "0.00"
