@@ -110,6 +110,8 @@ def write_config(tmp: Path, port: int, urls: dict[str, str], rate_limit: float) 
     config["sandbox"] = {"enabled": False}
     # The sandbox SMS gateway needs the sandbox; no order sends a code, so: nowhere.
     config["bonus"]["sms"]["gateway"] = {"type": "http", "url": "http://127.0.0.1:9/sms"}
+    rules = config["bonus"]["rules"]  # read relative to the config: name the committed one
+    rules["file"] = str(ROOT / rules["file"])
     onec = config["systems"]["onec"]["options"]
     onec |= {"address": urls["onec"], "username": "bridge", "password": "sandbox"}
     crm = config["systems"]["retailcrm"]["options"]

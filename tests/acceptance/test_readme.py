@@ -71,12 +71,12 @@ class Shell:
 
 
 def scratch(folder: Path) -> Path:
-    """A copy of what `make run` reads (config.yaml, mappings/, examples/, .venv)."""
+    """A copy of what `make run` reads (config.yaml, mappings/, rules/, examples/, .venv)."""
     folder.mkdir()
     (folder / "config.yaml").write_text(
         (ROOT / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8"
     )
-    for name in ("mappings", "examples", ".venv"):
+    for name in ("mappings", "rules", "examples", ".venv"):
         (folder / name).symlink_to(ROOT / name)
     return folder
 
