@@ -69,6 +69,20 @@ def cross_checks(doc: Document) -> list[Finding]:
     if isinstance(rules, list) and rules and not always:
         message = "needs a rule for group default with no dates (lines that match no group)"
         problems.append(doc.problem(("rules",), message))
+    return problems + _skus_listed_twice(doc, _as_dict(data.get("product_groups")))
+
+
+def _skus_listed_twice(doc: Document, groups: dict[str, Any]) -> list[Finding]:
+    """A SKU in two groups' ``skus`` would be in whichever the bridge read last."""
+    seen: dict[str, str] = {}
+    problems: list[Finding] = []
+    for name, group in groups.items():
+        skus = _as_dict(group).get("skus")
+        for index, sku in enumerate(skus if isinstance(skus, list) else []):
+            first = seen.setdefault(str(sku), name)
+            if first != name:
+                where = ("product_groups", name, "skus", index)
+                problems.append(doc.problem(where, f"SKU {sku!r} is listed in group {first!r} too"))
     return problems
 
 

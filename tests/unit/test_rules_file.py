@@ -176,3 +176,19 @@ def test_the_document_cap_and_refusals(tmp_path: Path) -> None:
             rules, [big[0], CartLine("C", Decimal(1), Decimal(1), Decimal(2))], None, None, DAY
         )
     assert (bad.value.index, bad.value.field) == (1, "discount")
+
+
+def test_a_sku_listed_in_two_groups_is_a_mistake(tmp_path: Path) -> None:
+    found = problems_of(
+        tmp_path,
+        """\
+product_groups:
+  a: {skus: [X1, X2]}
+  b:
+    skus: [X3, X2]
+rules:
+  - {group: default}
+""",
+    )
+    where = f"{tmp_path / 'rules.yaml'}:4: product_groups.b.skus[1]"
+    assert found == [f"{where}: SKU 'X2' is listed in group 'a' too"]
