@@ -18,7 +18,7 @@ from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.http.text import plain_text
 from bridge.ledger import LedgerRefused
-from bridge.rules.engine import CartLine, LineError, Priced, price_cart
+from bridge.rules.engine import CartLine, LineError, Priced, line_amount, price_cart
 from bridge.rules.spread import SpendTooLarge
 
 MAX_LINES = 1000
@@ -120,6 +120,12 @@ def priced_view(priced: Priced) -> dict[str, Any]:
     return {"lines": lines, "totals": totals, "customer_group": priced.customer_group}
 
 
+def line_problem(exc: LineError) -> Problem:
+    """422 naming the line's field, e.g. ``cart.items.3.discount``."""
+    field = f"cart.items.{exc.index}.{exc.field}"
+    return Problem(422, "invalid_request", f"{field}: {exc}", field=field)
+
+
 async def calculate(request: web.Request) -> web.Response:
     """``POST /api/v1/bonus/calculate``."""
     request.app[AUTH].require(request, "bonus:read")
@@ -133,13 +139,17 @@ async def calculate(request: web.Request) -> web.Response:
     if runtime.settings.bonus.rules.source == "master":
         detail = "bonus.rules.source: master — no master calculates carts yet; use bridge"
         raise Problem(501, "not_supported", detail)
+    lines = [item.line() for item in body.cart.items]
     try:
+        for index, line in enumerate(lines):
+            line_amount(index, line)  # a bad line costs no master call
         answer = await service.balance(body.customer.ref(), None)
     except MasterUnavailable as exc:
         raise unavailable(exc) from exc
     except LedgerRefused as exc:
         raise Problem(_REFUSAL_STATUS.get(exc.code, 422), str(exc.code), exc.detail) from exc
-    lines = [item.line() for item in body.cart.items]
+    except LineError as exc:
+        raise line_problem(exc) from exc
     # Rules are in force by date; the bridge's day is UTC's (rules files say dates only).
     today = datetime.now(UTC).date()
     try:
@@ -150,8 +160,7 @@ async def calculate(request: web.Request) -> web.Response:
             422, "invalid_request", detail, field="spend", max_spend=str(exc.largest)
         ) from exc
     except LineError as exc:
-        field = f"cart.items.{exc.index}.{exc.field}"
-        raise Problem(422, "invalid_request", f"{field}: {exc}", field=field) from exc
+        raise line_problem(exc) from exc
     c = answer.customer
     customer = {
         "id": c.customer_id,

@@ -46,8 +46,8 @@ def line_cap(
 ) -> Decimal:
     """The most points a line may take: min(share × amount, amount − least price ×
     quantity), floored to kopecks, never below 0."""
-    cap = min(max_share * amount, amount - min_unit_price * quantity)
-    return max(cap.quantize(CENT, ROUND_FLOOR), Decimal(0)).quantize(CENT)
+    cap = min(max_share * amount, amount - min_unit_price * quantity).quantize(CENT, ROUND_FLOOR)
+    return cap if cap > 0 else Decimal("0.00")  # never "-0.00"
 
 
 def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
