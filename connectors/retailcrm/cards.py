@@ -75,6 +75,11 @@ NO_MOVE = (
     " operations carry neither an id nor the comment, so a step retried after a crash could"
     " charge or credit twice"
 )
+NO_CREDIT = (
+    "RetailCRM cannot credit points exactly once: its manual credit"
+    " (/loyalty/account/{id}/bonus/credit) takes no operation id, so a credit retried after"
+    " an answer lost in transit could land twice; credit the points in RetailCRM itself"
+)
 NO_SMS_ACTIVATION = (
     "the programme confirms registration by SMS (confirmSmsRegistration): RetailCRM sent the"
     " customer its own code, and the account stays not_confirmed until it is confirmed there"

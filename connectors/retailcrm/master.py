@@ -58,7 +58,7 @@ from connectors.retailcrm.accounts import (
     LoyaltyAccounts,
     money,
 )
-from connectors.retailcrm.cards import NO_MOVE, LoyaltyCards
+from connectors.retailcrm.cards import NO_CREDIT, NO_MOVE, LoyaltyCards
 from connectors.retailcrm.client import RetailcrmClient
 from connectors.retailcrm.profiles import Profiles
 
@@ -85,8 +85,10 @@ class RetailcrmMaster:
         self.profiles = Profiles(client, run, self.accounts)
 
     def missing(self, capability: str) -> str | None:
-        """Why RetailCRM cannot do ``capability`` at all (only ``move_points``), else None."""
-        return NO_MOVE if capability == "move_points" else None
+        """Why RetailCRM cannot do ``capability`` at all (moving or crediting points), else None."""
+        # Calls made through the owed-calls mechanism are retried after a lost answer: one
+        # RetailCRM cannot make exactly once is refused before it is owed.
+        return {"move_points": NO_MOVE, "accrue": NO_CREDIT}.get(capability)
 
     async def find_customer(
         self, *, phone: str | None = None, card: str | None = None, customer_id: str | None = None

@@ -306,3 +306,17 @@ async def test_support_replays_a_refused_write_off_once_the_points_are_there(
     done = await settled(bonus, refused["operation_id"], "done")
     assert "error" not in done
     assert await balance(bonus) == "0.00"
+
+
+async def test_retailcrm_refuses_an_accrual_it_cannot_make_exactly_once(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = bonus_config(tmp_path, "retailcrm")
+    config["clients"]["crm"] = {
+        "token": ADJUSTER["Authorization"].split()[1],
+        "scopes": ["bonus:adjust"],
+    }
+    bonus = await bonus_factory("retailcrm", config=config)
+    status, refused = await adjust(bonus, body("accrue", "10.00"), "crm-credit-1")
+    assert (status, refused["code"]) == (501, "not_supported"), refused
+    assert "operation id" in refused["detail"], refused
