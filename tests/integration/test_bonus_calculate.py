@@ -145,6 +145,9 @@ async def test_scope_unknown_customer_master_down_and_no_rules(
     assert (await bonus.call("POST", CALC, body, headers=ADMIN))[0] == 403
     status, problem = await bonus.call("POST", CALC, body)
     assert (status, problem["code"]) == (404, "unknown_customer")
+    bad = {"items": [item("A", "1", "1.00", discount="2.00")]}
+    status, problem = await bonus.call("POST", CALC, body | {"cart": bad})
+    assert (status, problem["field"]) == (422, "cart.items.0.discount")  # the master not asked
     bonus.emulator.faults.set(outage=True)
     status, problem = await bonus.call("POST", CALC, body | {"customer": IVAN})
     assert (status, problem["code"]) == (503, "master_unavailable")
