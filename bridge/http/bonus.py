@@ -181,7 +181,8 @@ def balance_view(answer: BalanceAnswer) -> dict[str, Any]:
     return out
 
 
-_REFUSAL_STATUS = {LedgerErrorCode.UNKNOWN_CUSTOMER: 404, LedgerErrorCode.NOT_SUPPORTED: 501}
+# The status of a look-up the master refused (shared with /calculate); others are 422.
+REFUSAL_STATUS = {LedgerErrorCode.UNKNOWN_CUSTOMER: 404, LedgerErrorCode.NOT_SUPPORTED: 501}
 
 
 def unavailable(exc: MasterUnavailable) -> Problem:
@@ -209,7 +210,7 @@ async def balance(request: web.Request) -> web.Response:
     except MasterUnavailable as exc:
         raise unavailable(exc) from exc
     except LedgerRefused as exc:
-        status = _REFUSAL_STATUS.get(exc.code, 422)
+        status = REFUSAL_STATUS.get(exc.code, 422)
         raise Problem(status, str(exc.code), exc.detail) from exc
     view = balance_view(answer)
     customers = request.app[RUNTIME].customers

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bridge.bonus.balance import MasterUnavailable
 from bridge.bonus.phones import mask
-from bridge.http.bonus import _REFUSAL_STATUS, CustomerIn, money, read_model, unavailable
+from bridge.http.bonus import REFUSAL_STATUS, CustomerIn, money, read_model, unavailable
 from bridge.http.problems import Problem, json_response
 from bridge.http.state import AUTH, RUNTIME
 from bridge.http.text import plain_text
@@ -147,7 +147,7 @@ async def calculate(request: web.Request) -> web.Response:
     except MasterUnavailable as exc:
         raise unavailable(exc) from exc
     except LedgerRefused as exc:
-        raise Problem(_REFUSAL_STATUS.get(exc.code, 422), str(exc.code), exc.detail) from exc
+        raise Problem(REFUSAL_STATUS.get(exc.code, 422), str(exc.code), exc.detail) from exc
     except LineError as exc:
         raise line_problem(exc) from exc
     # Rules are in force by date; the bridge's day is UTC's (rules files say dates only).
