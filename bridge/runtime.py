@@ -21,6 +21,10 @@ from bridge.customers.outbox import sent_check
 from bridge.customers.registration import RegistrationSink
 from bridge.customers.service import CustomerService, build_customers
 from bridge.errors import BridgeError, SettingsError
+from bridge.files.accruals import SaleAccruals
+from bridge.files.checks import files_problems
+from bridge.files.source import ReportFiles
+from bridge.files.watcher import FileWatcher
 from bridge.ledger import Ledger, MasterVerification
 from bridge.logs import get_logger
 from bridge.mapping import Compiled, inspect_route_mappings, mapping_path
@@ -65,6 +69,7 @@ class Runtime:
     customers: CustomerService | None = None  # /api/v1/customers (issue 17)
     adjustments: Adjustments | None = None  # /api/v1/bonus/operations (issue 18)
     rules: RuleBook | None = None  # bonus.rules.file: /api/v1/bonus/calculate (issue 18)
+    file_watchers: list[FileWatcher] = field(default_factory=list)  # type: files (issue 18)
     emulators: dict[str, Emulator] = field(default_factory=dict)
     # Each route's mapping file, compiled, by (source, entity, target).
     mappers: dict[tuple[str, str, str], DocumentMapper] = field(default_factory=dict)
@@ -119,10 +124,13 @@ class Runtime:
             self.reservations = self._reservation_service(self.bonus, ledger)
             await self.reservations.start()
             self.adjustments = self._adjustments(self.bonus)
+            self.file_watchers = self._file_watchers(self.bonus)
             self.customers = await self._customer_service(self.bonus)
             if self.settings.customers.accumulate_only_until_profile:
                 self.reservations.spend_gate = self.customers.profiles.spend_blocked
             await self.owed.start()  # after its handlers are registered: calls owed before
+            for watcher in self.file_watchers:
+                watcher.start()
         if not dispatch:
             return
         mirrors = self._balance_mirrors()
@@ -197,6 +205,17 @@ class Runtime:
         made.register(self.owed.handlers)
         return made
 
+    def _file_watchers(self, bonus: BonusService) -> list[FileWatcher]:
+        """A watcher per files source, their accruals owed calls (build_runtime refused a
+        files source without rules or with a master that cannot accrue once)."""
+        sources = [c for c in self.connectors.by_system.values() if isinstance(c, ReportFiles)]
+        if not sources or self.rules is None:
+            return []
+        policy = retry_policy(self.settings.bonus.reservations.retry_max_seconds)
+        SaleAccruals(bonus, self.rules, policy, self.metrics).register(self.owed.handlers)
+        records = customer_records_of(self.store)
+        return [FileWatcher(source, bonus.master, records, self.owed) for source in sources]
+
     def _registration_sink(self, customers: CustomerService) -> RegistrationSink:
         """Welcome texts of automatic registration go through the bridge's own gateway
         (``bonus.sms.gateway``), whoever sends the write-off codes."""
@@ -262,6 +281,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop in reverse order; queued writes commit before the store closes."""
         await self.pruner.stop()
+        for watcher in self.file_watchers:
+            await watcher.stop()
         await self.owed.stop()
         if self.reservations is not None:
             await self.reservations.stop()
@@ -315,6 +336,10 @@ def build_runtime(loaded: LoadedSettings) -> Runtime:
     config_file = Path(loaded.document.file)
     mapping_problems, compiled = inspect_route_mappings(config_file, loaded.document)
     found += mapping_problems + config_rules_problems(config_file, loaded.document)
+    found += [
+        str(loaded.document.problem(path, message))
+        for path, message in files_problems(loaded.settings, connectors.by_system)
+    ]
     if found:
         raise SettingsError(found)
     rules = loaded.settings.bonus.rules.file

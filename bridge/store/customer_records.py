@@ -29,6 +29,7 @@ class RecordKind:
     REGISTRATION = "registration"
     NOTICE = "notice"
     ADJUSTMENT = "adjustment"  # manual accruals and write-offs (issue 18)
+    REPORT_FILE = "report_file"  # a sales report read by a files source (issue 18)
 
 
 @dataclass(frozen=True)
