@@ -12,6 +12,7 @@ from bridge.cli import (
     check,
     customers,
     events,
+    files,
     notify,
     purge,
     replay,
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         map_command,
         reservations,
         customers,
+        files,
         notify,
         sandbox,
     )
