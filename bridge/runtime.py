@@ -214,7 +214,10 @@ class Runtime:
         policy = retry_policy(self.settings.bonus.reservations.retry_max_seconds)
         SaleAccruals(bonus, self.rules, policy, self.metrics).register(self.owed.handlers)
         records = customer_records_of(self.store)
-        return [FileWatcher(source, bonus.master, records, self.owed) for source in sources]
+        return [
+            FileWatcher(source, bonus.master, records, self.owed, self.leases, self.owner)
+            for source in sources
+        ]
 
     def _registration_sink(self, customers: CustomerService) -> RegistrationSink:
         """Welcome texts of automatic registration go through the bridge's own gateway

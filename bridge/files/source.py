@@ -22,6 +22,7 @@ class ReportFiles(Protocol):
 
     name: str
     poll_interval: float
+    settle_seconds: float  # a file whose size changes within this is still being written
 
     async def list_reports(self) -> list[ReportFile]:
         """The files matching the pattern, not yet put aside, oldest name first."""

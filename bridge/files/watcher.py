@@ -26,6 +26,7 @@ from bridge.files.source import ReportFile, ReportFiles
 from bridge.logs import get_logger
 from bridge.owed.sweeper import OwedSweeper
 from bridge.store.customer_records import CustomerRecord, CustomerRecords, RecordKind
+from bridge.store.leases import LEASE_SECONDS, Leases
 from bridge.store.reservations import VersionConflict
 
 log = get_logger("bridge.files")
@@ -44,9 +45,18 @@ class FileWatcher:
     """One files source, polled in the background."""
 
     def __init__(
-        self, source: ReportFiles, master: str, records: CustomerRecords, owed: OwedSweeper
+        self,
+        source: ReportFiles,
+        master: str,
+        records: CustomerRecords,
+        owed: OwedSweeper,
+        leases: Leases | None = None,
+        owner: str = "bridge",
     ) -> None:
         self.source, self.master, self.records, self.owed = source, master, records, owed
+        # Several instances on one store (PostgreSQL): one polls a source at a time. Two
+        # would still owe each document once; they would only race to move the file.
+        self.leases, self.owner = leases, owner
         self._task: asyncio.Task[None] | None = None
         self._down = False  # "unavailable" logged once, "recovered" once
 
@@ -61,11 +71,15 @@ class FileWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.leases is not None:
+            with contextlib.suppress(Exception):  # it lapses by itself otherwise
+                await self.leases.let_go(f"files:{self.source.name}", self.owner)
 
     async def _poll_forever(self) -> None:
         while True:
             try:
-                await self.poll_once()
+                if await self._leading():
+                    await self.poll_once()
                 if self._down:
                     self._down = False
                     log.info("system_recovered", system=self.source.name)
@@ -77,9 +91,25 @@ class FileWatcher:
                 log.exception("files_poll_failed", system=self.source.name)
             await asyncio.sleep(self.source.poll_interval)
 
+    async def _leading(self) -> bool:
+        if self.leases is None:
+            return True
+        lease = f"files:{self.source.name}"
+        return await self.leases.hold(lease, self.owner, LEASE_SECONDS + self.source.poll_interval)
+
     async def poll_once(self) -> list[str]:
-        """Take every file now matching the pattern; the keys of the files finished."""
-        return [await self.take(found) for found in await self.source.list_reports()]
+        """Take every file matching the pattern whose size held for ``settle_seconds``;
+        the keys of the files finished."""
+        found = await self.source.list_reports()
+        if found and self.source.settle_seconds > 0:
+            await asyncio.sleep(self.source.settle_seconds)
+            sizes = {f.name: f.size for f in found}
+            later = await self.source.list_reports()
+            for f in later:
+                if f.name in sizes and sizes[f.name] != f.size:
+                    log.info("report_file_growing", system=self.source.name, file=f.name)
+            found = [f for f in later if sizes.get(f.name) == f.size]
+        return [await self.take(f) for f in found]
 
     async def take(self, found: ReportFile) -> str:
         """Read one file, owe its documents, put it aside; its record's key."""

@@ -28,6 +28,7 @@ class FilesConnector:
         self.name = name
         self.options = options
         self.poll_interval = options.poll_interval
+        self.settle_seconds = options.settle_seconds
         parts = urlsplit(options.url)
         password = None if options.password is None else options.password.get_secret_value()
         self._folder: LocalFolder | FtpFolder = (

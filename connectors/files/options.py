@@ -42,6 +42,9 @@ class FilesOptions(BaseModel):
     format: Literal["csv", "xml"] = "csv"
     # Seconds between looks at the folder.
     poll_interval: float = Field(default=60.0, gt=0, le=86400)
+    # A file is taken only once its size holds for this long (one still being uploaded is
+    # left for the next poll); 0: at once (uploads are renamed into the pattern when done).
+    settle_seconds: float = Field(default=2.0, ge=0, le=600)
     # A finished file is moved to this folder (relative to the url's folder) …
     done_dir: str | None = "done"
     # … or, with done_dir null, renamed with this suffix (which the pattern must not match).

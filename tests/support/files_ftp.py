@@ -145,5 +145,11 @@ def files_system(ftp: FtpServer, **options: Any) -> dict[str, Any]:
     """``systems.shop`` reading ``ftp``'s reports folder."""
     return {
         "type": "files",
-        "options": {"url": ftp.url(), "password": FTP_PASSWORD, "poll_interval": 3600, **options},
+        "options": {
+            "url": ftp.url(),
+            "password": FTP_PASSWORD,
+            "poll_interval": 3600,
+            "settle_seconds": 0.2,
+            **options,
+        },
     }
