@@ -12,6 +12,7 @@ from bridge.cli.common import Commands, add_command
 from bridge.cli.output import FAILURE, OK, err, out, print_json
 from bridge.connector import Emulator, Features, Lifecycle, Probe
 from bridge.errors import BridgeError, SettingsError
+from bridge.files.checks import files_problems
 from bridge.mapping import check_route_mappings
 from bridge.registry import Connectors, build_connectors, option_problems
 from bridge.rules.loader import config_rules_problems
@@ -60,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         }
         problems += check_route_mappings(config, loaded.document)
         problems += config_rules_problems(config, loaded.document)
+        problems += [
+            str(loaded.document.problem(path, message))
+            for path, message in files_problems(loaded.settings, connectors.by_system)
+        ]
         s = loaded.settings
         summary = (
             f"{len(s.systems)} systems, {len(s.mirror.routes)} routes, {len(s.clients)} clients"
