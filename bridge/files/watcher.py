@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.errors import DeliveryError, TransientError
+from bridge.errors import DeliveryError, PermanentError, TransientError
 from bridge.files.accruals import accrual_call
 from bridge.files.documents import ParsedReport
 from bridge.files.source import ReportFile, ReportFiles
@@ -109,7 +109,15 @@ class FileWatcher:
                 if f.name in sizes and sizes[f.name] != f.size:
                     log.info("report_file_growing", system=self.source.name, file=f.name)
             found = [f for f in later if sizes.get(f.name) == f.size]
-        return [await self.take(f) for f in found]
+        finished = []
+        for f in found:
+            try:
+                finished.append(await self.take(f))
+            except PermanentError as exc:  # this file only (no permission): the others go on
+                log.warning(
+                    "report_file_refused", system=self.source.name, file=f.name, error=str(exc)
+                )
+        return finished
 
     async def take(self, found: ReportFile) -> str:
         """Read one file, owe its documents, put it aside; its record's key."""
