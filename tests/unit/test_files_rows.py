@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +131,10 @@ def test_a_missing_column_or_a_wrong_encoding_keeps_the_whole_file_out() -> None
     parsed = parse_csv((HEAD + "D1;1;2026-12-01;Сок;;1;1\n").encode("cp1251"), options())
     assert parsed.bad_lines == (BadLine(2, "encoding", "not utf-8 text"),)
     assert parse_csv(b"", options()).documents == ()
+
+
+def test_the_shipped_example_parses_in_the_default_columns() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "files" / "sales.csv"
+    parsed = parse_csv(example.read_bytes(), options())
+    assert parsed.bad_lines == ()
+    assert len(parsed.documents) == 6
