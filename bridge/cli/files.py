@@ -83,10 +83,14 @@ def run_list(args: argparse.Namespace) -> int:
         return OK
     rows = [
         (v["system"], v["name"], v["status"], v["size"], v["documents"], v["owed"],
-         v["owed_before"], v["bad_line_count"], short_time(v["updated_at"]))
+         v["accruals"]["done"], v["accruals"]["dead"], v["owed_before"], v["bad_line_count"],
+         short_time(v["updated_at"]))
         for v in views
     ]  # fmt: skip
-    columns = ["SYSTEM", "FILE", "STATUS", "SIZE", "DOCS", "OWED", "SEEN BEFORE", "BAD", "UPDATED"]
+    columns = [
+        "SYSTEM", "FILE", "STATUS", "SIZE", "DOCS", "OWED", "ACCRUED", "DEAD", "SEEN BEFORE",
+        "BAD", "UPDATED",
+    ]  # fmt: skip
     print_table("Report files", columns, rows)
     return OK
 
@@ -117,13 +121,10 @@ async def _files(store: Store, systems: list[str], name: str | None) -> list[dic
     for system in systems:
         found += await records.list_records(RecordKind.REPORT_FILE, subject=system, limit=LISTED)
     views = [_view(r) for r in found if name is None or r.body.get("name") == name]
-    if name is not None:
-        owed = owed_store_of(store)
-        for view in views:
-            calls = Counter(str(c.status) for c in await owed.owed_for(view["key"]))
-            view["accruals"] = {
-                s: calls.get(s, 0) for s in ("done", "pending", "in_flight", "dead")
-            }
+    owed = owed_store_of(store)
+    for view in views:  # a source takes a few files a day: one look-up each is cheap
+        calls = Counter(str(c.status) for c in await owed.owed_for(view["key"]))
+        view["accruals"] = {s: calls.get(s, 0) for s in ("done", "pending", "in_flight", "dead")}
     return views
 
 

@@ -91,10 +91,13 @@ class SaleAccruals:
         try:
             customer = await self.bonus.resolve(ref)
             ledger = self.bonus.ledger
-            balance = await self.bonus.call_master(
-                "balance", lambda: ledger.balance(customer.customer_id)
-            )
-            amount = document_accrual(self.book, args, balance.level)
+            level = None
+            if self.book.file.customer_groups:  # the level matters only to customer groups
+                balance = await self.bonus.call_master(
+                    "balance", lambda: ledger.balance(customer.customer_id)
+                )
+                level = balance.level
+            amount = document_accrual(self.book, args, level)
             if amount <= 0:
                 return f"document {args['document']}: the rules give no points"
             order = f"{args['system']}:{args['document']}"

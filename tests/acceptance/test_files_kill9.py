@@ -76,9 +76,12 @@ async def test_a_file_cut_short_by_kill9_accrues_each_document_once(tmp_path: Pa
             assert all_in(), rose
 
             listed = await cli_json(path, "files", "list", "--system", "shop")
-            assert [(f["name"], f["status"], f["documents"]) for f in listed] == [
-                (NAME, "done", 200)
-            ]
+            assert [
+                (f["name"], f["status"], f["documents"], f["accruals"]["done"]) for f in listed
+            ] == [(NAME, "done", 200, 200)]
+            code, out, _err = await run_cli(path, "files", "list")
+            assert code == 0
+            assert NAME in out
             (shown,) = await cli_json(path, "files", "show", NAME)
             assert shown["accruals"]["done"] == 200
             assert shown["bad_line_count"] == 0
