@@ -18,6 +18,7 @@ from bridge.errors import AuthError
 from bridge.settings import SystemSettings, WebhookAuth, WebhookSettings
 from bridge.store.records import InboundEvent
 from connectors.bitrix.connector import BITRIX
+from connectors.files.connector import FILES
 from connectors.onec.connector import ONEC
 from connectors.retailcrm.connector import RETAILCRM
 
@@ -88,14 +89,14 @@ def bitrix_form(**overrides: str | None) -> str:
 # -- wiring ---------------------------------------------------------------------------------
 
 
-def test_entry_points_declared_in_pyproject_name_the_three_connectors() -> None:
+def test_entry_points_declared_in_pyproject_name_the_four_connectors() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     declared = pyproject["project"]["entry-points"]["bridge.connectors"]
     found = {}
     for name, target in declared.items():
         module, _, attr = target.partition(":")
         found[name] = getattr(importlib.import_module(module), attr)
-    assert found == {"onec": ONEC, "retailcrm": RETAILCRM, "bitrix": BITRIX}
+    assert found == {"onec": ONEC, "retailcrm": RETAILCRM, "bitrix": BITRIX, "files": FILES}
 
 
 @pytest.mark.parametrize("ctype", [ONEC, RETAILCRM, BITRIX])
