@@ -171,3 +171,38 @@ async def _until_done(runtime: Runtime, name: str, seconds: float = 60) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, "the file was never finished"
         await asyncio.sleep(0.1)
+
+
+async def test_an_unknown_card_leaves_its_accrual_dead_until_the_file_comes_again(
+    tmp_path: Path,
+) -> None:
+    onec = OnecEmulator(port=free_port())
+    await onec.start()
+    known, later = card_number(1), card_number(2)
+    onec.ledger.issue_card(known, "0.00", phone=card_phone(1))
+    docs = sales(4, [known, later], seed=3, prefix="U")
+    book, _problems = load_rules(ROOT / "rules" / "sandbox.yaml")
+    assert book is not None
+    expected = expected_by_card(book, docs, {})
+    with ftp_server(tmp_path / "ftp") as ftp:
+        (ftp.reports / "first.csv").write_text(csv_text(docs), encoding="utf-8")
+        runtime = build_runtime(read_settings(config_file(tmp_path, onec.url, ftp), env={}))
+        await runtime.start()
+        try:
+            (watcher,) = runtime.file_watchers
+            await _until_done(runtime, "first.csv")
+            await settled(runtime)
+            assert onec.ledger.get_card(known).balance == expected[known]
+            first = await file_record(runtime, "first.csv")
+            calls = await runtime.owed.store.owed_for(first.key)
+            assert sorted(str(c.status) for c in calls) == ["dead", "dead", "done", "done"]
+
+            onec.ledger.issue_card(later, "0.00", phone=card_phone(2))  # the card is entered
+            (ftp.reports / "again.csv").write_text(csv_text(docs), encoding="utf-8")
+            await watcher.poll_once()
+            await settled(runtime)
+            assert onec.ledger.get_card(known).balance == expected[known]  # not twice
+            assert onec.ledger.get_card(later).balance == expected[later]
+        finally:
+            await runtime.stop()
+    await onec.stop()
