@@ -9,7 +9,8 @@ reply or a socket error is transient, a 5xx one a permanent refusal.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from bridge.errors import DeliveryError, PermanentError, TransientError
@@ -19,6 +20,8 @@ from bridge.settings import SystemSettings
 from connectors.files.client import FolderError, FtpFolder, LocalFolder
 from connectors.files.options import FilesOptions
 from connectors.files.rows import parse_csv
+
+T = TypeVar("T")
 
 
 class FilesConnector:
@@ -45,8 +48,7 @@ class FilesConnector:
 
     async def read_report(self, name: str) -> bytes:
         """One file's bytes."""
-        data: bytes = await self._call(self._folder.read, name)
-        return data
+        return await self._call(self._folder.read, name)
 
     def parse_report(self, name: str, data: bytes) -> ParsedReport:
         """Rows → documents (only CSV: the options refuse xml)."""
@@ -64,7 +66,20 @@ class FilesConnector:
         found = await self.list_reports()
         return f"{len(found)} file(s) matching {self.options.pattern!r}"
 
-    async def _call(self, call: Any, *args: Any) -> Any:
+    def features(self) -> list[str]:
+        """``bridge check``: what this source does (the url carries no password)."""
+        aside = (
+            f"moved to {self.options.done_dir}/"
+            if self.options.done_dir
+            else (f"renamed with {self.options.mark}")
+        )
+        return [
+            f"sales reports {self.options.pattern!r} at {self.options.url} every"
+            f" {self.options.poll_interval:g} s: each document accrues at the bonus master"
+            f" by the rules; finished files {aside}"
+        ]
+
+    async def _call(self, call: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.to_thread(call, *args)
         except FolderError as exc:

@@ -79,3 +79,13 @@ async def test_a_password_in_the_url_is_refused(tmp_path: Path) -> None:
     assert code == 1, out + err
     assert "systems.shop.options.url: Value error, no password in the url" in err
     assert "secret" not in err.replace("options.password", "")
+
+
+async def test_check_says_what_a_files_source_does(tmp_path: Path) -> None:
+    config = write(tmp_path, "onec", {"url": f"file://{tmp_path}", "poll_interval": 30})
+    code, out, err = await run_cli(config, "check")
+    assert code == 0, out + err
+    assert (
+        f"shop: sales reports '*.csv' at file://{tmp_path} every 30 s: each document accrues"
+        " at the bonus master by the rules; finished files moved to done/"
+    ) in out
