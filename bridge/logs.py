@@ -23,8 +23,12 @@ _SHARED: list[Any] = [
 ]
 
 
-def configure_logging(settings: LogSettings, stream: Any = None) -> None:
-    """Configure structlog and the stdlib root logger once for this process."""
+def configure_logging(settings: LogSettings, stream: Any = None, *, cache: bool = True) -> None:
+    """Configure structlog and the stdlib root logger once for this process. ``cache``:
+    each logger binds to this configuration on first use (the daemon); a test that
+    configures logging for a while passes False, or the loggers it touched would keep this
+    configuration for the rest of the process (``structlog.testing.capture_logs`` in a later
+    test would see nothing of them)."""
     stream = stream or sys.stderr
     use_json = settings.format is LogFormat.JSON or (
         settings.format is LogFormat.AUTO and not stream.isatty()
@@ -61,7 +65,7 @@ def configure_logging(settings: LogSettings, stream: Any = None) -> None:
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
 
 

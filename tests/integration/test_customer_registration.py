@@ -80,7 +80,7 @@ async def test_a_new_phone_order_registers_once_and_texts_one_link(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     stream = io.StringIO()
-    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream)
+    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream, cache=False)
     try:
         bonus = await started(bonus_factory, registration_config(tmp_path))
         assert not onec_knows(bonus, NEW)

@@ -32,7 +32,7 @@ async def test_a_right_code_gives_a_proof_once_and_the_proof_opens_the_cards(
     bonus_factory: BonusFactory, tmp_path: Path
 ) -> None:
     stream = io.StringIO()
-    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream)
+    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream, cache=False)
     try:
         bonus = await customers_bridge(bonus_factory, tmp_path)
         status, started = await bonus.call(

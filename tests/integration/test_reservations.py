@@ -198,7 +198,7 @@ async def test_five_wrong_codes_lock_and_the_right_one_then_fails_and_no_log_hol
     bonus_factory: BonusFactory, master: str
 ) -> None:
     stream = io.StringIO()
-    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream)
+    configure_logging(LogSettings(level="debug", format=LogFormat.JSON), stream=stream, cache=False)
     try:
         bonus = await bonus_factory(master)
         _, rsv = await reserve(bonus, "100.00", master)

@@ -48,7 +48,7 @@ def _json_lines(stream: io.StringIO) -> list[dict[str, object]]:
 def test_structlog_and_stdlib_records_are_redacted_json() -> None:
     stream = io.StringIO()
     try:
-        configure_logging(LogSettings(format=LogFormat.JSON), stream=stream)
+        configure_logging(LogSettings(format=LogFormat.JSON), stream=stream, cache=False)
         get_logger("t").info("code_sent", phone="+7 900 000-00-01", code="654321", api_key="k-123")
         logging.getLogger("aiohttp.server").warning("peer +79000000001 sent token=abc")
         lines = _json_lines(stream)
