@@ -11,6 +11,7 @@ logged; phones only masked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from bridge.store.reservations import VersionConflict
 log = get_logger("bridge.customers")
 
 SENT, CONFIRMED, LOCKED, EXPIRED, FAILED = "sent", "confirmed", "locked", "expired", "failed"
+SUPERSEDED = "superseded"  # a newer code went to the phone
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Verifications:
     async def start(self, phone: str) -> Started:
         """Send a code to ``phone`` (E.164); refusals as ReservationProblem."""
         now = self._clock()
-        await self._cooldown(phone, now)
+        earlier = await self._cooldown(phone, now)
         verification_id = f"vrf_{secrets.token_hex(10)}"
         key = self._codes.phone_key(phone)
         window, cap = self._rules.phone_window_seconds, self._rules.max_codes_per_phone
@@ -98,6 +100,7 @@ class Verifications:
             ) from exc
         log.info("verify_code_sent", verification=verification_id, phone=mask(phone),
                  gateway=sent.gateway)  # fmt: skip
+        await self._supersede(earlier)
         return Started(verification_id, mask(phone), expires)
 
     async def confirm(self, verification_id: str, code: str) -> tuple[str, float]:
@@ -139,19 +142,28 @@ class Verifications:
         log.info("phone_verified", verification=record.key, phone=mask(record.subject))
         return self.proofs.issue(record.subject)
 
-    async def _cooldown(self, phone: str, now: float) -> None:
-        """A new code to this phone only after ``resend_cooldown_seconds``."""
+    async def _cooldown(self, phone: str, now: float) -> list[CustomerRecord]:
+        """A new code to this phone only after ``resend_cooldown_seconds``; the phone's
+        codes still open (the new one supersedes them once it is sent)."""
         recent = await self._records.list_records(
             RecordKind.VERIFICATION, subject=phone, status=SENT, limit=1000
         )
-        if not recent:
-            return
-        last = max(float(r.body.get("sent_at", 0)) for r in recent)
-        wait = last + self._rules.resend_cooldown_seconds - now
-        if wait > 0:
-            raise ReservationProblem(
-                "resend_too_soon", "a code was sent to this phone moments ago", retry_after=wait
-            )
+        if recent:
+            last = max(float(r.body.get("sent_at", 0)) for r in recent)
+            wait = last + self._rules.resend_cooldown_seconds - now
+            if wait > 0:
+                raise ReservationProblem(
+                    "resend_too_soon", "a code was sent to this phone moments ago",
+                    retry_after=wait,
+                )  # fmt: skip
+        return recent
+
+    async def _supersede(self, earlier: list[CustomerRecord]) -> None:
+        """Close the phone's older codes: only the newest one proves the phone (and a phone
+        keeps at most one open verification, so the cooldown's look-up stays small)."""
+        for record in earlier:
+            with contextlib.suppress(VersionConflict):  # confirmed or closed meanwhile
+                await self._records.update_record(record, SUPERSEDED, _without_digest(record.body))
 
 
 def _closed(status: str) -> ReservationProblem:
@@ -161,8 +173,10 @@ def _closed(status: str) -> ReservationProblem:
         LOCKED: "too many wrong codes: verify the phone again",
         EXPIRED: "the code has expired: verify the phone again",
         FAILED: "the code was never sent: verify the phone again",
+        SUPERSEDED: "a newer code was sent to this phone: use that one",
     }.get(status, "the verification is closed")
     code = {CONFIRMED: "verification_used", LOCKED: "locked", EXPIRED: "expired"}
+    code[SUPERSEDED] = "superseded"
     return ReservationProblem(code.get(status, "verification_closed"), detail)
 
 

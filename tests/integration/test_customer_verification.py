@@ -132,3 +132,24 @@ async def test_missing_altered_expired_proofs_and_a_missing_scope_are_refused(
     assert (status, forbidden["code"]) == (403, "forbidden")  # the till lacks the scope
     status, bad_phone = await bonus.call("POST", f"{BASE}/verify", {"phone": "12"}, SITE)
     assert (status, bad_phone["field"]) == (422, "phone")
+
+
+async def test_a_newer_code_supersedes_the_older_one(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    config = customers_config(tmp_path)
+    config["bonus"]["reservations"] = {"resend_cooldown_seconds": 0}
+    bonus = await bonus_factory("onec", config=config)
+    status, first = await bonus.call("POST", f"{BASE}/verify", {"phone": PHONE}, SITE)
+    first_code = code_in(await last_text(bonus, PHONE))
+    status, second = await bonus.call("POST", f"{BASE}/verify", {"phone": PHONE}, SITE)
+    assert status == 201, second
+    second_code = code_in(await last_text(bonus, PHONE))
+    status, old = await bonus.call(
+        "POST", f"{BASE}/verify/{first['verification_id']}/confirm", {"code": first_code}, SITE
+    )
+    assert (status, old["code"]) == (409, "superseded")
+    status, proved = await bonus.call(
+        "POST", f"{BASE}/verify/{second['verification_id']}/confirm", {"code": second_code}, SITE
+    )
+    assert status == 200, proved
