@@ -18,6 +18,7 @@ every card is moved or was empty, ``failed`` (with the reason) when a step is gi
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,7 @@ log = get_logger("bridge.customers")
 
 BLOCK, MOVE, MAIN = "card_block", "card_move", "card_main"
 RUNNING, DONE, FAILED = "running", "done", "failed"
+STARTING_SECONDS = 60.0  # a lock naming a merge not yet stored: another start under way
 OPEN_RESERVATIONS = frozenset(
     {RsvStatus.CREATING, RsvStatus.AWAITING_CODE, RsvStatus.HELD}
     | {RsvStatus.COMMIT_PENDING, RsvStatus.RELEASE_PENDING}
@@ -106,6 +108,7 @@ class Merges:
                 " cards are merged",
                 cards=holding,
             )
+        await self._take_phone(phone, merge_id)  # last: a refusal above leaves no lock
         body = {"main": main_card, "main_set": False, "cards": {c.number: {"state": "owed"}
                 for c in others}}  # fmt: skip
         record, _ = await self.records.add_record(RecordKind.MERGE, merge_id, phone, RUNNING, body)
@@ -120,6 +123,30 @@ class Merges:
         self.owed.wake()
         log.info("merge_started", merge=merge_id, cards=len(others))
         return record
+
+    async def _take_phone(self, phone: str, merge_id: str) -> None:
+        """One running merge per phone (two at once would each block the other's main
+        card): the phone's lock record names its merge and is taken by compare-and-set, so
+        a double click or two instances cannot both start one."""
+        lock, added = await self.records.add_record(
+            RecordKind.MERGE_LOCK, phone, phone, "held", {"merge": merge_id}
+        )
+        if added:
+            return
+        current = str(lock.body.get("merge") or "")
+        other = await self.records.get_record(RecordKind.MERGE, current) if current else None
+        starting = other is None and time.time() - lock.updated_at < STARTING_SECONDS
+        if (other is not None and other.status == RUNNING) or starting:
+            raise ReservationProblem(
+                "merge_running", f"merge {current} of this phone is still running",
+                merge_id=current,
+            )  # fmt: skip
+        try:
+            await self.records.update_record(lock, "held", {"merge": merge_id})
+        except VersionConflict:
+            raise ReservationProblem(
+                "merge_running", "another merge of this phone is starting"
+            ) from None
 
     async def get(self, merge_id: str, phone: str) -> CustomerRecord:
         """One merge of ``phone``; another phone's is not found, as one that never was."""
@@ -143,7 +170,7 @@ class Merges:
                 await self.bonus.call_master(
                     "set_main_card", lambda: ledger.set_main_card(call.operation_id, main)
                 )
-                await self._note(merge.key, lambda b: b | {"main_set": True})
+                await self._note(merge.key, _main_set)
                 return f"{main} is the main card"
             card = str(args["card"])
             if call.operation == BLOCK:
@@ -186,8 +213,9 @@ class Merges:
         if decision.retry:
             return
         merge_id = str(call.arguments.get("merge"))
+        step = str(call.arguments.get("card") or "main")
         reason = f"{call.operation} {call.arguments.get('card', '')}: {error}".strip()
-        await self._note(merge_id, lambda b: b | {"error": reason}, status=FAILED)
+        await self._note(merge_id, lambda b: _failed(b, step, reason))
         log.warning("merge_failed", merge=merge_id, error=reason)
 
     async def _note(
@@ -205,10 +233,10 @@ class Merges:
             body = change(_copy(record.body))
             if status is not None:
                 new_status = status
-            elif record.status == FAILED and "error" not in body:
-                new_status = RUNNING
+            elif body.get("errors"):
+                new_status = FAILED  # until each failed step went through (a replay)
             else:
-                new_status = DONE if _finished(body) else record.status
+                new_status = DONE if _finished(body) else RUNNING
             try:
                 await self.records.update_record(record, new_status, body)
             except VersionConflict:
@@ -219,9 +247,16 @@ class Merges:
         raise TransientError(f"merge {merge_id} is being changed by others; trying again")
 
 
+def _main_set(body: dict[str, Any]) -> dict[str, Any]:
+    body["main_set"] = True
+    body.get("errors", {}).pop("main", None)
+    return body
+
+
 def _copy(body: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(body)
     out["cards"] = {k: dict(v) for k, v in dict(body.get("cards", {})).items()}
+    out["errors"] = dict(body.get("errors", {}))
     return out
 
 
@@ -232,7 +267,14 @@ def _card(body: dict[str, Any], card: str, state: str, amount: str) -> dict[str,
     if entry.get("state") == "moved" and state != "moved":
         return body
     body["cards"][card] = entry | {"state": state, "amount": amount}
-    body.pop("error", None)  # the step went through after all (a replay)
+    body.get("errors", {}).pop(card, None)  # this card's step went through (a replay)
+    return body
+
+
+def _failed(body: dict[str, Any], step: str, reason: str) -> dict[str, Any]:
+    """The body with ``step`` (a card, or ``main``) given up for ``reason``: a step of
+    another card going through later does not hide it."""
+    body["errors"] = dict(body.get("errors", {})) | {step: reason}
     return body
 
 
@@ -255,6 +297,8 @@ def merge_view(record: CustomerRecord) -> dict[str, Any]:
             for number, entry in sorted(dict(body.get("cards", {})).items())
         ],
     }
-    if body.get("error"):
-        out["error"] = body["error"]
+    errors = dict(body.get("errors", {}))
+    if errors:
+        out["error"] = next(iter(errors.values()))
+        out["errors"] = errors
     return out

@@ -67,7 +67,9 @@ class ProofBook:
             raise ProofRefused("proof_required", "X-Customer-Proof is required: verify the phone")
         token = token.strip()
         parts = token.split(".")
-        if len(token) > MAX_PROOF_CHARACTERS or len(parts) != 3 or parts[0] != _VERSION:
+        # Only ASCII can be one of ours (compare_digest refuses other text with a TypeError).
+        bad_shape = len(token) > MAX_PROOF_CHARACTERS or not token.isascii()
+        if bad_shape or len(parts) != 3 or parts[0] != _VERSION:
             raise ProofRefused("proof_invalid", "X-Customer-Proof is not a proof of this bridge")
         signed = f"{parts[0]}.{parts[1]}"
         if not hmac.compare_digest(self._sign(signed), parts[2]):

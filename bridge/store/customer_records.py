@@ -26,6 +26,7 @@ class RecordKind:
 
     VERIFICATION = "verification"
     MERGE = "merge"
+    MERGE_LOCK = "merge_lock"  # per phone: the merge running (one at a time)
     REGISTRATION = "registration"
     NOTICE = "notice"
     ADJUSTMENT = "adjustment"  # manual accruals and write-offs (issue 18)

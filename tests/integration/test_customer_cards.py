@@ -137,3 +137,33 @@ async def test_a_card_with_points_held_refuses_the_merge_and_nothing_moves(
         "active",
     )
     assert after["2000000000060"]["balance"] == "80.00"
+
+
+async def test_two_merges_of_one_phone_at_once_one_runs_the_other_is_refused(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    bonus = await customers_bridge(bonus_factory, tmp_path)
+    proof = await prove(bonus, MARIA)
+    answers = await asyncio.gather(
+        bonus.call(
+            "POST", f"{BASE}/cards/merge", {"main_card": "2000000000060"}, with_proof(proof)
+        ),
+        bonus.call(
+            "POST", f"{BASE}/cards/merge", {"main_card": "2000000000053"}, with_proof(proof)
+        ),
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [202, 409], answers
+    started = next(body for status, body in answers if status == 202)
+    refused = next(body for status, body in answers if status == 409)
+    assert refused["code"] == "merge_running", refused
+    done = await merged(bonus, proof, started["merge_id"])
+    assert done["status"] == "done", done
+    after = await cards(bonus, proof)
+    active = [n for n, c in after.items() if c["status"] == "active"]
+    assert len(active) == 1 and after[active[0]]["balance"] == "200.50", after
+    # Once it is done, the phone may merge again (into the same card: nothing to move).
+    status, again = await bonus.call(
+        "POST", f"{BASE}/cards/merge", {"main_card": active[0]}, with_proof(proof)
+    )
+    assert status == 202, again

@@ -120,7 +120,7 @@ async def test_missing_altered_expired_proofs_and_a_missing_scope_are_refused(
     good, _ = customers.proofs.issue(PHONE)
     head, body, signature = good.split(".")
     altered = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{signature}"
-    for bad in (altered, "v1.x.y", "not-a-proof", good + "x"):
+    for bad in (altered, "v1.x.y", "not-a-proof", good + "x", f"{head}.{body}.é"):
         status, refused = await bonus.call("GET", f"{BASE}/cards", None, with_proof(bad))
         assert (status, refused["code"]) == (401, "proof_invalid"), bad
     expired, _ = customers.proofs.issue(PHONE, ttl_seconds=-1)
