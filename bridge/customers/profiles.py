@@ -25,6 +25,9 @@ _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")  # letters, single inner 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
 Profile = dict[str, str | None]
+# A complete questionnaire is trusted this long without asking the master again (it may be
+# cleared at the master or through another instance; then spending stops within this).
+COMPLETE_SECONDS = 300.0
 
 
 def check_profile(given: Mapping[str, Any]) -> Profile:
@@ -91,8 +94,8 @@ class Profiles:
     ) -> None:
         self.bonus, self.settings = bonus, settings
         self._mirror = mirror
-        # Complete questionnaires stay complete: remembered for the balance hot path; an
-        # incomplete one is asked again each time (it may have been filled meanwhile).
+        # Complete questionnaires are remembered for COMPLETE_SECONDS (the balance hot
+        # path); an incomplete one is asked again each time (it may have been filled).
         self._complete: LruCache[str, float] = LruCache(100_000)
         self._clock = clock
 
@@ -135,7 +138,8 @@ class Profiles:
         the setting is off, or the questionnaire is complete)."""
         if not self.settings.accumulate_only_until_profile:
             return []
-        if self._complete.get(customer_id) is not None:
+        seen = self._complete.get(customer_id)
+        if seen is not None and self._clock() - seen < COMPLETE_SECONDS:
             return []
         lacking = missing(await self.read(customer_id), list(self.settings.profile.required))
         if not lacking:

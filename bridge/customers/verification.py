@@ -94,9 +94,12 @@ class Verifications:
             reason = str(exc) or "no answer in time"
             await self._records.update_record(record, FAILED, _without_digest(record.body))
             log.warning("verify_sms_failed", verification=verification_id, error=reason)
-            retry = None if isinstance(exc, SmsRejected) else 5.0
+            if isinstance(exc, SmsRejected):  # the provider refused this text: no retry
+                raise ReservationProblem(
+                    "sms_refused", f"the code could not be sent: {reason}", field="phone"
+                ) from exc
             raise ReservationProblem(
-                "sms_unavailable", f"the code could not be sent: {reason}", retry_after=retry
+                "sms_unavailable", f"the code could not be sent: {reason}", retry_after=5.0
             ) from exc
         log.info("verify_code_sent", verification=verification_id, phone=mask(phone),
                  gateway=sent.gateway)  # fmt: skip

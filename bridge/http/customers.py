@@ -47,6 +47,7 @@ STATUS = {
     "resend_too_soon": 429,
     "too_many_codes": 429,
     "sms_unavailable": 503,
+    "sms_refused": 422,  # the provider refused the text (a blocked number): not a retry
     "not_supported": 501,
     "insufficient_balance": 422,
 }

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import structlog
+from aiohttp import web
 
 from bridge.logs import configure_logging
 from bridge.settings import LogFormat, LogSettings
@@ -153,3 +154,28 @@ async def test_a_newer_code_supersedes_the_older_one(
         "POST", f"{BASE}/verify/{second['verification_id']}/confirm", {"code": second_code}, SITE
     )
     assert status == 200, proved
+
+
+async def test_a_code_the_provider_refuses_is_422_not_a_retry(
+    bonus_factory: BonusFactory, tmp_path: Path
+) -> None:
+    app = web.Application()
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "number blocked"}, status=400)
+
+    app.router.add_post("/send", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        config = customers_config(tmp_path)
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/send"
+        gateway = {"type": "http", "url": url, "json_body": {"to": "{phone}", "text": "{text}"}}
+        config["bonus"]["sms"] = {"gateway": gateway}
+        bonus = await bonus_factory("onec", config=config)
+        status, refused = await bonus.call("POST", f"{BASE}/verify", {"phone": PHONE}, SITE)
+        assert (status, refused["code"], refused["field"]) == (422, "sms_refused", "phone")
+        assert refused["_retry_after"] is None
+    finally:
+        await runner.cleanup()
