@@ -221,15 +221,28 @@ class Adjustments:
 
     async def _order_at_master(self, record: CustomerRecord) -> str:
         """The master's order id: the given order (mapped to the master's id when another
-        system's and known), else the adjustment's own id."""
+        system's and known), else the adjustment's own id. Worked out once and kept with
+        the adjustment: a retry after the id map learnt the order must not send the same
+        operation id with another order (the master would refuse it as a conflict)."""
+        fixed = record.body.get("master_order")
+        if fixed:
+            return str(fixed)
         order = record.body.get("order")
-        if not order:
-            return record.key
-        system, local = str(order["system"]), str(order["id"])
-        if system == self.bonus.master:
-            return local
-        mapped = await self.store.lookup_id("order", system, local, self.bonus.master)
-        return mapped or local
+        found = record.key
+        if order:
+            system, local = str(order["system"]), str(order["id"])
+            mapped = None
+            if system != self.bonus.master:
+                mapped = await self.store.lookup_id("order", system, local, self.bonus.master)
+            found = mapped or local
+        try:
+            body = dict(record.body) | {"master_order": found}
+            await self.records.update_record(record, record.status, body)
+        except VersionConflict:  # moved meanwhile: whatever it kept wins
+            again = await self.records.get_record(RecordKind.ADJUSTMENT, record.key)
+            if again is not None and again.body.get("master_order"):
+                return str(again.body["master_order"])
+        return found
 
     async def _write_off(
         self, adj_id: str, customer_id: str, amount: Decimal, order: str
