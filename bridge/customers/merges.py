@@ -112,17 +112,37 @@ class Merges:
         body = {"main": main_card, "main_set": False, "cards": {c.number: {"state": "owed"}
                 for c in others}}  # fmt: skip
         record, _ = await self.records.add_record(RecordKind.MERGE, merge_id, phone, RUNNING, body)
-        system = self.bonus.master
-        calls = [NewOwedCall(system, MAIN, f"{merge_id}:main", {"merge": merge_id}, merge_id)]
-        calls += [
-            NewOwedCall(system, BLOCK, f"{merge_id}:block:{c.number}",
-                        {"merge": merge_id, "card": c.number}, merge_id)
-            for c in others
-        ]  # fmt: skip
-        await self.owed.store.owe(calls)
+        await self.owed.store.owe(self._first_steps(record))
         self.owed.wake()
         log.info("merge_started", merge=merge_id, cards=len(others))
         return record
+
+    def _first_steps(self, record: CustomerRecord) -> list[NewOwedCall]:
+        """The calls a merge starts with: its main card, and a block of each card still
+        owed one (operation ids from the merge: owing them again is owing the same)."""
+        merge_id, system = record.key, self.bonus.master
+        calls = [NewOwedCall(system, MAIN, f"{merge_id}:main", {"merge": merge_id}, merge_id)]
+        cards = dict(record.body.get("cards", {}))
+        calls += [
+            NewOwedCall(system, BLOCK, f"{merge_id}:block:{number}",
+                        {"merge": merge_id, "card": number}, merge_id)
+            for number, entry in sorted(cards.items())
+            if dict(entry).get("state") == "owed"
+        ]  # fmt: skip
+        return calls
+
+    async def recover(self) -> int:
+        """At start: a running merge whose steps were never owed (the process died between
+        storing the merge and owing its calls) has them owed now; the number recovered."""
+        recovered = 0
+        for record in await self.records.list_records(
+            RecordKind.MERGE, status=RUNNING, limit=10_000
+        ):
+            if not await self.owed.store.owed_for(record.key):
+                await self.owed.store.owe(self._first_steps(record))
+                recovered += 1
+                log.warning("merge_recovered", merge=record.key)
+        return recovered
 
     async def _take_phone(self, phone: str, merge_id: str) -> None:
         """One running merge per phone (two at once would each block the other's main

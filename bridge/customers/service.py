@@ -123,5 +123,6 @@ async def build_customers(
 
     merges = Merges(bonus, records, owed, retry_policy(rules.retry_max_seconds), open_reservations)
     merges.register(owed.handlers)
+    await merges.recover()  # before the sweeper starts: a merge cut short is owed again
     profiles = Profiles(bonus, settings.customers, mirror_customer)
     return CustomerService(bonus, verifications, merges, profiles, proofs)
