@@ -15,7 +15,7 @@ from bridge.bonus.adjustments import Adjustments, NewAdjustment
 from bridge.bonus.phones import mask
 from bridge.bonus.reservation_rules import ReservationProblem, request_digest
 from bridge.http.auth import Client
-from bridge.http.bonus import CustomerIn, money, parse_model
+from bridge.http.bonus import CustomerIn, parse_model, positive_money
 from bridge.http.problems import Problem, json_response
 from bridge.http.reservations import IDEMPOTENCY_KEY, refused
 from bridge.http.state import AUTH, RUNTIME
@@ -57,13 +57,7 @@ class AdjustIn(BaseModel):
     reason: str
     order: AdjustOrderIn | None = None
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount(cls, value: Any) -> Decimal:
-        amount = money(value)
-        if amount <= 0:
-            raise ValueError("must be more than 0")
-        return amount
+    _amount = field_validator("amount", mode="before")(positive_money)
 
     @field_validator("reason")
     @classmethod

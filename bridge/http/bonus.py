@@ -81,6 +81,14 @@ def money(value: Any) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def positive_money(value: Any) -> Decimal:
+    """``money`` above 0 (an amount to hold, commit or adjust)."""
+    amount = money(value)
+    if amount <= 0:
+        raise ValueError("must be more than 0")
+    return amount
+
+
 class CartIn(BaseModel):
     """The cart a write-off would apply to; only its total matters to the master today."""
 

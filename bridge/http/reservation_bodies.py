@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from bridge.http.bonus import CustomerIn, money
+from bridge.http.bonus import CustomerIn, money, positive_money
 from bridge.http.text import plain_text
 
 
@@ -45,13 +45,7 @@ class ReserveIn(BaseModel):
     order: OrderIn
     channel: str | None = None
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount(cls, value: Any) -> Decimal:
-        amount = money(value)
-        if amount <= 0:
-            raise ValueError("must be more than 0")
-        return amount
+    _amount = field_validator("amount", mode="before")(positive_money)
 
     @field_validator("channel")
     @classmethod
