@@ -84,7 +84,7 @@ async def test_auth_and_scope(bonus_factory: BonusFactory) -> None:
 async def test_a_master_that_hangs_opens_the_breaker_and_lookups_fail_fast(
     bonus_factory: BonusFactory, master: str
 ) -> None:
-    bonus = await bonus_factory(master)
+    bonus = await bonus_factory(master, timeout_seconds=0.5)
     body = {"customer": {"card": "2000000000015"}}
     bonus.emulator.faults.set(hang=5)
     for _ in range(3):  # each waits out the 0.5 s budget, never the master's 5 s

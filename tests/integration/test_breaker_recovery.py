@@ -15,7 +15,7 @@ from tests.support.bonus import MASTERS, Bonus, BonusFactory, bonus_factory
 __all__ = ["bonus_factory"]  # the fixture, used by name
 
 CARD = {"customer": {"card": "2000000000015"}}
-BUDGET = 0.5  # bonus.timeout_seconds in tests/support/bonus.py
+BUDGET = 0.5  # bonus.timeout_seconds, given to each bridge here
 
 
 def state(breaker: Breaker) -> BreakerState:
@@ -44,7 +44,7 @@ async def bring_back(bonus: Bonus, fault: str) -> None:
 async def test_lookups_recover_within_seconds_of_the_master(
     bonus_factory: BonusFactory, master: str, fault: str
 ) -> None:
-    bonus = await bonus_factory(master)  # failures: 3, reset_seconds: 30
+    bonus = await bonus_factory(master, timeout_seconds=BUDGET)  # failures: 3, reset: 30 s
     service = bonus.runtime.bonus
     assert service is not None
     await take_down(bonus, fault)
@@ -81,7 +81,7 @@ async def test_lookups_recover_within_seconds_of_the_master(
 async def test_a_master_asking_to_slow_down_does_not_open_the_breaker(
     bonus_factory: BonusFactory,
 ) -> None:
-    bonus = await bonus_factory("retailcrm")  # failures: 3
+    bonus = await bonus_factory("retailcrm", timeout_seconds=BUDGET)  # failures: 3
     service = bonus.runtime.bonus
     assert service is not None
     bonus.emulator.faults.set(http_status=503, count=4)  # RetailCRM's rate limit answer

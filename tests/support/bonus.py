@@ -94,7 +94,10 @@ def bonus_config(tmp_path: Path, master: str, **bonus: Any) -> dict[str, Any]:
         },
         "bonus": {
             "master": master,
-            "timeout_seconds": 0.5,
+            # RetailCRM's client makes a thread hop per request: with two test workers on a
+            # 2-core machine 0.5 s was missed now and then; a test about the budget itself
+            # passes its own timeout_seconds.
+            "timeout_seconds": 2.0 if master == "retailcrm" else 0.5,
             "breaker": {"failures": 3, "reset_seconds": 30},
             **bonus,
         },
