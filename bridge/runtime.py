@@ -43,6 +43,7 @@ from bridge.rules.loader import config_rules_problems, load_rules, rules_path
 from bridge.settings import BONUS_TARGET, REGISTRATION_TARGET, DeliverySettings, Settings
 from bridge.settings_loader import LoadedSettings
 from bridge.sms.factory import build_gateway
+from bridge.sms.gateway import SmsGateway
 from bridge.store import Store, open_store
 from bridge.store.customer_records import customer_records_of
 from bridge.store.leases import Leases
@@ -83,6 +84,7 @@ class Runtime:
     owed: OwedSweeper = field(init=False)
     # Done events pruned past store.retention.done_after, in small batches beside intake.
     pruner: Pruner = field(init=False)
+    _gateway: SmsGateway | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Webhooks, pollers and backfills store changes through it; it wakes the lanes.
@@ -187,15 +189,30 @@ class Runtime:
         )
 
     async def _customer_service(self, bonus: BonusService) -> CustomerService:
-        sms = self.settings.bonus.sms
-        # Codes that prove a phone go through the bridge's gateway (a master that sends its
-        # own codes does so only for write-offs): without one, verify answers 501.
-        gateway = build_gateway(sms, self.store) if sms.sender == "bridge" else None
+        assert self.reservations is not None
+        # Codes that prove a phone follow the reservations' code book and go through their
+        # gateway (a master that sends its own codes does so only for write-offs): without
+        # one, verify answers 501.
+        reservations = self.reservations
 
         async def mirror(event: InboundEvent) -> None:
             await self.intake.receive(bonus.master, [event])
 
-        return await build_customers(self.settings, bonus, self.store, self.owed, gateway, mirror)
+        return await build_customers(
+            self.settings,
+            bonus,
+            self.store,
+            self.owed,
+            (reservations.gateway, reservations.codes),
+            mirror,
+        )
+
+    def _sms_gateway(self) -> SmsGateway:
+        """The bridge's SMS gateway (``bonus.sms.gateway``): one per process, shared by the
+        write-off codes, the codes that prove a phone and the welcome texts."""
+        if self._gateway is None:
+            self._gateway = build_gateway(self.settings.bonus.sms, self.store)
+        return self._gateway
 
     def _adjustments(self, bonus: BonusService) -> Adjustments:
         """Manual adjustments, their owed calls retried like a reservation's commit."""
@@ -222,7 +239,7 @@ class Runtime:
     def _registration_sink(self, customers: CustomerService) -> RegistrationSink:
         """Welcome texts of automatic registration go through the bridge's own gateway
         (``bonus.sms.gateway``), whoever sends the write-off codes."""
-        gateway = build_gateway(self.settings.bonus.sms, self.store)
+        gateway = self._sms_gateway()
         return RegistrationSink(
             self.settings.customers.registration,
             {name: system.type for name, system in self.settings.systems.items()},
@@ -253,12 +270,11 @@ class Runtime:
                 owed=self.owed,
                 owed_store=self.owed.store,
             )
-        gateway = build_gateway(sms, self.store)
         return ReservationService(
             bonus,
             self.store,
             self.settings.bonus,
-            gateway,
+            self._sms_gateway(),
             metrics=self.metrics,
             owed=self.owed,
             owed_store=self.owed.store,
@@ -295,6 +311,8 @@ class Runtime:
             await self.poller.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self._gateway is not None:  # after every user of it: codes, welcome texts
+            await self._gateway.close()
         for connector in self.connectors.by_system.values():
             if isinstance(connector, Lifecycle):
                 await connector.close()

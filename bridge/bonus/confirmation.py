@@ -53,6 +53,11 @@ class CodeSteps:
     spend_gate: Callable[[str], Awaitable[list[str]]] | None
 
     @property
+    def gateway(self) -> SmsGateway | None:
+        """The gateway the bridge's codes go through (None: the master sends its own)."""
+        return self._gateway
+
+    @property
     def codes(self) -> CodeBook:
         """The code book (after start)."""
         if self._codes is None:

@@ -149,14 +149,12 @@ class ReservationService(CreationSteps):
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="reservation-sweeper")
 
     async def stop(self) -> None:
-        """Stop the sweeper and close the gateway."""
+        """Stop the sweeper (the gateway is the runtime's, shared, closed by it)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        if self._gateway is not None:
-            await self._gateway.close()
 
     # -- API ---------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Any
 
-from bridge.bonus.balance import BonusService, MasterUnavailable
+from bridge.bonus.balance import BonusService, CustomerRef, MasterUnavailable
 from bridge.bonus.reservation_rules import ReservationProblem
 from bridge.customers.merges import cards_of
 from bridge.ledger import LedgerCustomer, LedgerErrorCode, LedgerRefused
@@ -106,8 +106,6 @@ class Profiles:
 
     async def customer(self, phone: str) -> LedgerCustomer:
         """The master's customer of a proven phone (unknown_customer when none)."""
-        from bridge.bonus.balance import CustomerRef
-
         return await self.bonus.resolve(CustomerRef(phone=phone))
 
     async def read(self, customer_id: str) -> Profile:

@@ -75,11 +75,12 @@ async def build_customers(
     bonus: BonusService,
     store: Store,
     owed: OwedSweeper,
-    gateway: SmsGateway | None,
+    sms: tuple[SmsGateway | None, CodeBook],
     mirror: Callable[[InboundEvent], Any],
     clock: Callable[[], float] = time.time,
 ) -> CustomerService:
-    """The service, keys read (or made and kept) in the store, merge steps registered."""
+    """The service, merge steps registered. ``sms``: the reservations' gateway (None: no
+    codes are sent by the bridge) and code book, which codes that prove a phone share."""
     records = customer_records_of(store)
     rules = settings.bonus.reservations
     proof_key = settings.customers.proof_key
@@ -89,13 +90,7 @@ async def build_customers(
         else await store.secret("proof_hmac_key", lambda: secrets.token_hex(32))
     )
     proofs = ProofBook(key.encode(), settings.customers.proof_ttl_seconds, clock)
-    code_key = rules.code_key
-    code_secret = (
-        code_key.get_secret_value()
-        if code_key is not None
-        else await store.secret("code_hmac_key", lambda: secrets.token_hex(32))
-    )
-    codes = CodeBook(code_secret.encode(), rules.code_length)
+    gateway, codes = sms
     verifications = None
     if gateway is not None:
         verifications = Verifications(
